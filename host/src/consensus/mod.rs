@@ -1,0 +1,1 @@
+//! `consensus`: the seam between the server and the replicated log.

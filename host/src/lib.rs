@@ -1,0 +1,20 @@
+//! zkw: a coordination service that speaks the Apache ZooKeeper client protocol.
+//!
+//! The modules follow the map in `docs/architecture.md`:
+//! - [`proto`]: the wire protocol, pure.
+//! - [`tree`]: znodes, Stat, ACLs, node kinds, the watch registry; pure.
+//! - [`txn`]: the replicated entry and the deterministic `apply`.
+//! - [`consensus`]: the replicated log behind a seam (standalone committer today).
+//! - [`session`]: session liveness and expiry.
+//! - [`server`]: listeners, connections, dispatch, four-letter words.
+//! - [`config`]: zoo.cfg / zkw.toml.
+//! - [`cli`]: the `zkw` command tree.
+
+pub mod cli;
+pub mod config;
+pub mod consensus;
+pub mod proto;
+pub mod server;
+pub mod session;
+pub mod tree;
+pub mod txn;

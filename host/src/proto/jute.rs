@@ -1,0 +1,1 @@
+//! Jute binary archive primitives. (skeleton)

@@ -1,0 +1,21 @@
+//! `proto`: the ZooKeeper client wire protocol. Jute encoding, records, op and error codes,
+//! frames. Pure: no I/O, no knowledge of sockets or of the tree.
+//!
+//! Entry points: [`take_frame`] cuts frames off a read buffer; [`decode_connect_request`] and
+//! [`decode_request`] turn payloads into typed records; [`encode_connect_response`],
+//! [`encode_reply`] and [`encode_notification`] write whole frames. The client-side mirror
+//! ([`encode_connect_request`], [`encode_request`], [`decode_connect_response`],
+//! [`decode_reply`], [`decode_notification`]) serves our own client and the round-trip tests.
+
+mod codec;
+mod frame;
+mod jute;
+mod message;
+mod records;
+mod types;
+
+pub use codec::*;
+pub use frame::*;
+pub use message::*;
+pub use records::*;
+pub use types::*;

@@ -1,0 +1,1 @@
+//! `server`: listeners, connections, dispatch, 4lw.

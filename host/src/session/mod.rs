@@ -1,0 +1,1 @@
+//! `session`: session liveness and expiry decisions.
