@@ -114,7 +114,7 @@ fn start_status_stop_cycle() {
     let port = free_port();
     let config = sandbox.write_config(
         "zoo.cfg",
-        &format!("tickTime=2000\ndataDir=data\nclientPort={port}\nclientPortAddress=127.0.0.1\n"),
+        &format!("tickTime=2000\ndataDir=./data\nclientPort={port}\nclientPortAddress=127.0.0.1\n"),
     );
     let args = |action: &'static str| ["server", action, "--config", config.as_str()];
     let dir = sandbox.dir.as_path();
@@ -160,7 +160,7 @@ fn start_status_stop_cycle() {
 
     let nothing = zkw(&args("stop"), dir);
     assert_eq!(nothing.code, Some(0));
-    let pid_file = Path::new("data").join("zkw_server.pid");
+    let pid_file = Path::new("./data").join("zkw_server.pid");
     assert_eq!(
         nothing.stdout.trim(),
         format!(
@@ -173,7 +173,7 @@ fn start_status_stop_cycle() {
 #[test]
 fn bad_config_value_refuses_to_start() {
     let sandbox = Sandbox::new("bad");
-    let config = sandbox.write_config("bad.cfg", "dataDir=data\n# comment\ntickTime=abc\n");
+    let config = sandbox.write_config("bad.cfg", "dataDir=./data\n# comment\ntickTime=abc\n");
     for action in ["start-foreground", "start"] {
         let outcome = zkw(&["server", action, "--config", &config], &sandbox.dir);
         assert_ne!(outcome.code, Some(0), "{action}");

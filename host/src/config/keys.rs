@@ -149,8 +149,8 @@ impl Builder<'_> {
                 self.config.sync_limit_ticks =
                     self.check(entry, whole(value, 1, LIMIT_TICKS_MAX))?;
             }
-            "dataDir" => self.config.data_dir = self.check(entry, path(value))?,
-            "dataLogDir" => self.config.data_log_dir = Some(self.check(entry, path(value))?),
+            "dataDir" => self.config.data_dir = self.checked_path(entry)?,
+            "dataLogDir" => self.config.data_log_dir = Some(self.checked_path(entry)?),
             "clientPort" => {
                 self.config.client_port = self.check(entry, port(value))?;
                 self.client_port_set = true;
@@ -311,6 +311,17 @@ impl Builder<'_> {
         };
         self.warn(entry, message.to_owned());
         Ok(())
+    }
+
+    /// A directory path. Like ZooKeeper's `VerifyingFileFactory`, a relative path is accepted
+    /// (resolved against the current directory) but warned about unless it starts with `./`.
+    fn checked_path(&mut self, entry: &Entry) -> Result<PathBuf, ConfigError> {
+        let directory = self.check(entry, path(&entry.value))?;
+        if directory.is_relative() && !entry.value.starts_with("./") {
+            let message = "is relative to the current directory; prepend ./ to show you mean it";
+            self.warn(entry, message.to_owned());
+        }
+        Ok(directory)
     }
 
     fn apply_snap_retain_count(&mut self, entry: &Entry) -> Result<(), ConfigError> {

@@ -82,20 +82,40 @@ fn defaults_are_standalone_on_2181_in_data() {
     assert_eq!(config.log_dir(), Path::new("./data"));
 }
 
+/// ZooKeeper's own sample (Debian package). Other tools on a dev machine may edit it, so only
+/// "it loads" is asserted here; the sample's values are checked on the shipped copy below.
 #[test]
 fn zookeeper_sample_config_loads() {
     let sample = Path::new("/etc/zookeeper/conf_example/zoo.cfg");
-    let text = match std::fs::read_to_string(sample) {
-        Ok(text) => text,
-        // The Debian zookeeper package is not everywhere; the shipped copy below covers it.
-        Err(_) => include_str!("../../../conf/zoo.cfg").to_owned(),
-    };
-    let config = load_ok(&text);
+    if sample.exists() {
+        let (config, _warnings) = Config::load(sample).unwrap();
+        assert!(config.tick_time_ms >= TICK_TIME_MS_MIN);
+    }
+}
+
+#[test]
+fn shipped_zoo_cfg_has_the_sample_values() {
+    let config = load_ok(include_str!("../../../conf/zoo.cfg"));
     assert_eq!(config.tick_time_ms, 2000);
     assert_eq!(config.init_limit_ticks, 10);
     assert_eq!(config.sync_limit_ticks, 5);
+    assert_eq!(config.data_dir, PathBuf::from("./data"));
     assert_eq!(config.client_port, 2181);
     assert!(config.servers.is_empty());
+}
+
+/// The sample's exact text as ZooKeeper 3.8 ships it (comments trimmed), with its odd spots:
+/// trailing spaces on comment lines and an absolute /tmp dataDir.
+#[test]
+fn zookeeper_sample_text_loads() {
+    let text = "# The number of milliseconds of each tick\ntickTime=2000\n\
+                # The number of ticks that the initial \n# synchronization phase can take\n\
+                initLimit=10\nsyncLimit=5\ndataDir=/tmp/zookeeper\nclientPort=2181\n\
+                #maxClientCnxns=60\n#autopurge.snapRetainCount=3\n#autopurge.purgeInterval=1\n\
+                #metricsProvider.httpPort=7000\n";
+    let config = load_ok(text);
+    assert_eq!((config.tick_time_ms, config.client_port), (2000, 2181));
+    assert_eq!(config.data_dir, PathBuf::from("/tmp/zookeeper"));
 }
 
 #[test]
@@ -314,8 +334,13 @@ fn properties_syntax_details_reach_the_config() {
 
 #[test]
 fn relative_data_dir_stays_relative_to_the_current_dir() {
-    let config = load_ok("dataDir=zkdata\n");
+    let (config, warnings) = load_text("zoo.cfg", "dataDir=zkdata\n").unwrap();
     assert_eq!(config.data_dir, PathBuf::from("zkdata"));
+    assert!(warnings[0].message.contains("relative"), "{warnings:?}");
+    assert_eq!(
+        load_ok("dataDir=./zkdata\n").data_dir,
+        PathBuf::from("./zkdata")
+    );
 }
 
 #[test]
