@@ -105,7 +105,8 @@ pub(crate) fn start(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create dataDir {}", config.data_dir.display()))?;
     let pid_path = pid_file(&config);
-    if let Some(pid) = read_pid(&pid_path)? {
+    // Like zkServer.sh, an unreadable or stale pid file does not block a start.
+    if let Some(pid) = read_pid(&pid_path).ok().flatten() {
         if is_running(pid) {
             println!("already running as process {pid}.");
             return Ok(ExitCode::FAILURE);
