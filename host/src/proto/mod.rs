@@ -19,3 +19,7 @@ pub use frame::*;
 pub use message::*;
 pub use records::*;
 pub use types::*;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap (style.md)
+mod tests;
