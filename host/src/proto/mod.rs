@@ -22,4 +22,7 @@ pub use types::*;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // tests may unwrap (style.md)
+mod java_fixtures;
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap (style.md)
 mod tests;
