@@ -1,25 +1,270 @@
-//! The watch registry. (skeleton)
+//! The watch registry: which session watches which path, and how. Local to each server (the
+//! server that holds a session's connection holds its watches), not replicated, not in the
+//! digest. Entry points: `add`, `trigger` (turns a txn's triggers into notifications),
+//! `remove`/`contains` (removeWatches/checkWatches), `remove_session`, and the listings for
+//! the wchs/wchc/wchp four-letter words.
+//!
+//! Model, after ZooKeeper's two watch tables (data and child): a session's registration on a
+//! path is a set of bits. Data and exist watches are one bit (ZooKeeper stores both as data
+//! watches); a persistent watch sits in both tables (two bits), a persistent-recursive one in
+//! the data table only. One event notifies each session at most once, however many of its
+//! registrations match (checked on ZooKeeper 3.8.0: a data watch plus a persistent watch give
+//! one NodeDataChanged; data + child watch give one NodeDeleted). Deviation kept on purpose:
+//! 3.8.0 keeps one mode per (session, path, table), so a later one-shot watch silently
+//! downgrades a persistent one (ZOOKEEPER-4466); here the kinds coexist, as in 3.9.
+//! Notifications come out in trigger order, then session id order.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::path::parent_of;
 use crate::proto::{EventType, SessionId, WatcherType, Zxid};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum WatchKind { Data, Exist, Child, Persistent, PersistentRecursive }
+pub enum WatchKind {
+    Data,
+    Exist,
+    Child,
+    Persistent,
+    PersistentRecursive,
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WatchTrigger { pub path: String, pub event: EventType }
+pub struct WatchTrigger {
+    pub path: String,
+    pub event: EventType,
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Notification { pub session_id: SessionId, pub zxid: Zxid, pub path: String, pub event: EventType }
+pub struct Notification {
+    pub session_id: SessionId,
+    pub zxid: Zxid,
+    pub path: String,
+    pub event: EventType,
+}
+
+/// One-shot data or exist watch (data table).
+const DATA: u8 = 1;
+/// Persistent watch, data-table half.
+const PERSISTENT_DATA: u8 = 1 << 1;
+/// Persistent-recursive watch (data table only).
+const RECURSIVE: u8 = 1 << 2;
+/// One-shot child watch (child table).
+const CHILD: u8 = 1 << 3;
+/// Persistent watch, child-table half.
+const PERSISTENT_CHILD: u8 = 1 << 4;
+
+const DATA_TABLE: u8 = DATA | PERSISTENT_DATA | RECURSIVE;
+const CHILD_TABLE: u8 = CHILD | PERSISTENT_CHILD;
+const ONE_SHOT: u8 = DATA | CHILD;
 
 #[derive(Debug, Default)]
-pub struct WatchRegistry {}
+pub struct WatchRegistry {
+    by_path: BTreeMap<String, BTreeMap<SessionId, u8>>,
+    by_session: BTreeMap<SessionId, BTreeSet<String>>,
+    /// Registrations holding RECURSIVE; when zero, ancestors need not be searched.
+    recursive_count: usize,
+}
+
+fn kind_bits(kind: WatchKind) -> u8 {
+    match kind {
+        WatchKind::Data | WatchKind::Exist => DATA,
+        WatchKind::Child => CHILD,
+        WatchKind::Persistent => PERSISTENT_DATA | PERSISTENT_CHILD,
+        WatchKind::PersistentRecursive => RECURSIVE,
+    }
+}
+
+/// The bits a checkWatches/removeWatches type names (ZooKeeper 3.8 answers types 4 and 5
+/// with MarshallingError; here they name the persistent kinds).
+fn watcher_type_bits(watcher_type: WatcherType) -> u8 {
+    match watcher_type {
+        WatcherType::Children => CHILD_TABLE,
+        WatcherType::Data => DATA_TABLE,
+        WatcherType::Any => DATA_TABLE | CHILD_TABLE,
+        WatcherType::Persistent => PERSISTENT_DATA | PERSISTENT_CHILD,
+        WatcherType::PersistentRecursive => RECURSIVE,
+    }
+}
+
+/// Bits that fire for `event` on the event's own path.
+fn matching_bits(event: EventType) -> u8 {
+    match event {
+        EventType::NodeCreated | EventType::NodeDataChanged => DATA_TABLE,
+        EventType::NodeDeleted => DATA_TABLE | CHILD_TABLE,
+        EventType::NodeChildrenChanged => CHILD_TABLE,
+        _ => 0,
+    }
+}
 
 impl WatchRegistry {
-    pub fn add(&mut self, session_id: SessionId, path: &str, kind: WatchKind) { let _ = (session_id, path, kind); todo!() }
-    pub fn trigger(&mut self, zxid: Zxid, triggers: &[WatchTrigger]) -> Vec<Notification> { let _ = (zxid, triggers); todo!() }
-    pub fn remove(&mut self, session_id: SessionId, path: &str, watcher_type: WatcherType) -> bool { let _ = (session_id, path, watcher_type); todo!() }
-    pub fn contains(&self, session_id: SessionId, path: &str, watcher_type: WatcherType) -> bool { let _ = (session_id, path, watcher_type); todo!() }
-    pub fn remove_session(&mut self, session_id: SessionId) { let _ = session_id; todo!() }
-    pub fn count(&self) -> usize { todo!() }
-    pub fn by_session(&self) -> Vec<(SessionId, Vec<String>)> { todo!() }
-    pub fn by_path(&self) -> Vec<(String, Vec<SessionId>)> { todo!() }
+    pub fn new() -> WatchRegistry {
+        WatchRegistry::default()
+    }
+
+    pub fn add(&mut self, session_id: SessionId, path: &str, kind: WatchKind) {
+        let bits = kind_bits(kind);
+        let entry = self
+            .by_path
+            .entry(path.to_owned())
+            .or_default()
+            .entry(session_id)
+            .or_insert(0);
+        if bits & RECURSIVE != 0 && *entry & RECURSIVE == 0 {
+            self.recursive_count += 1;
+        }
+        *entry |= bits;
+        self.by_session
+            .entry(session_id)
+            .or_default()
+            .insert(path.to_owned());
+    }
+
+    /// Notifications for `triggers` (in order), removing the one-shot watches that fire.
+    pub fn trigger(&mut self, zxid: Zxid, triggers: &[WatchTrigger]) -> Vec<Notification> {
+        let mut notifications = Vec::new();
+        for trigger in triggers {
+            let sessions = self.fire(&trigger.path, trigger.event);
+            notifications.extend(sessions.into_iter().map(|session_id| Notification {
+                session_id,
+                zxid,
+                path: trigger.path.clone(),
+                event: trigger.event,
+            }));
+        }
+        notifications
+    }
+
+    /// The sessions to notify of one event, sorted; one-shot bits that matched are cleared.
+    fn fire(&mut self, path: &str, event: EventType) -> BTreeSet<SessionId> {
+        let bits = matching_bits(event);
+        let mut sessions = BTreeSet::new();
+        let mut emptied = Vec::new();
+        if let Some(watchers) = self.by_path.get_mut(path) {
+            for (session_id, held) in watchers.iter_mut() {
+                if *held & bits != 0 {
+                    sessions.insert(*session_id);
+                    *held &= !(bits & ONE_SHOT);
+                    if *held == 0 {
+                        emptied.push(*session_id);
+                    }
+                }
+            }
+        }
+        for session_id in emptied {
+            self.forget(session_id, path);
+        }
+        // Recursive watches on ancestors see every event except NodeChildrenChanged.
+        if bits & RECURSIVE != 0 && self.recursive_count > 0 && path != "/" {
+            let mut current = parent_of(path);
+            while let Some(ancestor) = current {
+                if let Some(watchers) = self.by_path.get(ancestor) {
+                    let recursive = watchers.iter().filter(|(_, held)| **held & RECURSIVE != 0);
+                    sessions.extend(recursive.map(|(session_id, _)| *session_id));
+                }
+                current = if ancestor == "/" {
+                    None
+                } else {
+                    parent_of(ancestor)
+                };
+            }
+        }
+        sessions
+    }
+
+    /// removeWatches: false when the session had none of that type on the path (NoWatcher).
+    pub fn remove(&mut self, session_id: SessionId, path: &str, watcher_type: WatcherType) -> bool {
+        let bits = watcher_type_bits(watcher_type);
+        let Some(held) = self
+            .by_path
+            .get_mut(path)
+            .and_then(|watchers| watchers.get_mut(&session_id))
+        else {
+            return false;
+        };
+        if *held & bits == 0 {
+            return false;
+        }
+        if *held & bits & RECURSIVE != 0 {
+            self.recursive_count -= 1;
+        }
+        *held &= !bits;
+        if *held == 0 {
+            self.forget(session_id, path);
+        }
+        true
+    }
+
+    /// checkWatches.
+    pub fn contains(&self, session_id: SessionId, path: &str, watcher_type: WatcherType) -> bool {
+        let bits = watcher_type_bits(watcher_type);
+        self.by_path
+            .get(path)
+            .and_then(|watchers| watchers.get(&session_id))
+            .is_some_and(|held| held & bits != 0)
+    }
+
+    pub fn remove_session(&mut self, session_id: SessionId) {
+        let Some(paths) = self.by_session.remove(&session_id) else {
+            return;
+        };
+        for path in paths {
+            if let Some(watchers) = self.by_path.get_mut(&path) {
+                if let Some(held) = watchers.remove(&session_id) {
+                    if held & RECURSIVE != 0 {
+                        self.recursive_count -= 1;
+                    }
+                }
+                if watchers.is_empty() {
+                    self.by_path.remove(&path);
+                }
+            }
+        }
+    }
+
+    /// Watch count as ZooKeeper's wchs "Total watches": entries of the data table plus entries
+    /// of the child table (a persistent watch counts twice).
+    pub fn count(&self) -> usize {
+        self.by_path
+            .values()
+            .flat_map(|watchers| watchers.values())
+            .map(|held| usize::from(held & DATA_TABLE != 0) + usize::from(held & CHILD_TABLE != 0))
+            .sum()
+    }
+
+    /// Number of watched paths.
+    pub fn path_count(&self) -> usize {
+        self.by_path.len()
+    }
+
+    /// Sessions with their sorted watched paths (wchc), sorted by session id.
+    pub fn by_session(&self) -> Vec<(SessionId, Vec<String>)> {
+        self.by_session
+            .iter()
+            .map(|(id, paths)| (*id, paths.iter().cloned().collect()))
+            .collect()
+    }
+
+    /// Paths with their sorted watching sessions (wchp), sorted by path.
+    pub fn by_path(&self) -> Vec<(String, Vec<SessionId>)> {
+        self.by_path
+            .iter()
+            .map(|(path, watchers)| (path.clone(), watchers.keys().copied().collect()))
+            .collect()
+    }
+
+    /// Drops the (session, path) registration whose bits became empty.
+    fn forget(&mut self, session_id: SessionId, path: &str) {
+        if let Some(watchers) = self.by_path.get_mut(path) {
+            watchers.remove(&session_id);
+            if watchers.is_empty() {
+                self.by_path.remove(path);
+            }
+        }
+        if let Some(paths) = self.by_session.get_mut(&session_id) {
+            paths.remove(path);
+            if paths.is_empty() {
+                self.by_session.remove(&session_id);
+            }
+        }
+    }
 }

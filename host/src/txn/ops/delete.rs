@@ -1,0 +1,88 @@
+//! delete (op 2). Checks in ZooKeeper 3.8's order: session; no '/', a NUL, or one of the
+//! special paths ("/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config") ->
+//! BadArguments (checked on 3.8.0; other nodes under /zookeeper can be deleted); parent ->
+//! NoNode; DELETE on the parent -> NoAuth; node -> NoNode; version -> BadVersion; children ->
+//! NotEmpty. The path itself is not validated further: a malformed one simply does not exist.
+
+use crate::proto::{perms, DeleteRequest, EventType};
+use crate::tree::path::parent_of;
+use crate::tree::watch::WatchTrigger;
+use crate::tree::{acl, Tree, TreeError, CONFIG_PATH, QUOTA_PATH, ROOT_PATH, ZOOKEEPER_PATH};
+use crate::txn::Ctx;
+
+use super::check_and_increment;
+
+pub(crate) struct Plan {
+    path: String,
+}
+
+pub(crate) fn apply(
+    tree: &mut Tree,
+    ctx: &Ctx<'_>,
+    request: &DeleteRequest,
+    triggers: &mut Vec<WatchTrigger>,
+) -> Result<(), TreeError> {
+    let plan = check(tree, ctx, request)?;
+    execute(tree, ctx, plan, triggers);
+    Ok(())
+}
+
+pub(crate) fn check(
+    tree: &Tree,
+    ctx: &Ctx<'_>,
+    request: &DeleteRequest,
+) -> Result<Plan, TreeError> {
+    ctx.require_session(tree)?;
+    let path = request.path.as_str();
+    let bad = || TreeError::BadArguments(path.to_owned());
+    if path.contains('\0') || [ROOT_PATH, ZOOKEEPER_PATH, QUOTA_PATH, CONFIG_PATH].contains(&path) {
+        return Err(bad());
+    }
+    let parent = parent_of(path).ok_or_else(bad)?;
+    let parent_node = tree
+        .node(parent)
+        .ok_or_else(|| TreeError::NoNode(parent.to_owned()))?;
+    acl::check(&parent_node.acl, ctx.auth, perms::DELETE)?;
+    let node = tree
+        .node(path)
+        .ok_or_else(|| TreeError::NoNode(path.to_owned()))?;
+    check_and_increment(node.meta.version, request.version, path)?;
+    if !node.children.is_empty() {
+        return Err(TreeError::NotEmpty(path.to_owned()));
+    }
+    Ok(Plan {
+        path: path.to_owned(),
+    })
+}
+
+pub(crate) fn execute(
+    tree: &mut Tree,
+    ctx: &Ctx<'_>,
+    plan: Plan,
+    triggers: &mut Vec<WatchTrigger>,
+) {
+    remove_leaf(tree, ctx, plan.path, triggers);
+}
+
+/// Removes a checked leaf: the parent's pzxid moves (its cversion counts creations only, so
+/// it stays), then NodeDeleted and the parent's NodeChildrenChanged fire. Shared with
+/// closeSession and the reaper.
+pub(crate) fn remove_leaf(
+    tree: &mut Tree,
+    ctx: &Ctx<'_>,
+    path: String,
+    triggers: &mut Vec<WatchTrigger>,
+) {
+    let parent = parent_of(&path).unwrap_or(ROOT_PATH).to_owned();
+    tree.remove_node(&path);
+    let zxid = ctx.zxid;
+    tree.update_meta(&parent, |meta| meta.pzxid = zxid);
+    triggers.push(WatchTrigger {
+        path,
+        event: EventType::NodeDeleted,
+    });
+    triggers.push(WatchTrigger {
+        path: parent,
+        event: EventType::NodeChildrenChanged,
+    });
+}
