@@ -23,3 +23,21 @@ pub(crate) fn apply(
     check_and_increment(node.meta.version, request.version, &request.path)?;
     Ok(node.stat())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::proto::{ErrorCode, Response};
+    use crate::txn::testing::*;
+
+    #[test]
+    fn check_versions() {
+        let mut h = Harness::new();
+        h.op(create("/a", 0));
+        let stat = h.tree.stat("/a").unwrap();
+        assert_eq!(h.op(check("/a", 0)).reply, Ok(Response::Stat(stat)));
+        assert_eq!(h.op(check("/a", -1)).reply, Ok(Response::Stat(stat)));
+        assert_eq!(h.op(check("/a", 1)).reply, Err(ErrorCode::BadVersion));
+        assert_eq!(h.op(check("/b", 0)).reply, Err(ErrorCode::NoNode));
+        assert_eq!(h.tree.stat("/a"), Some(stat));
+    }
+}

@@ -86,3 +86,52 @@ pub(crate) fn remove_leaf(
         event: EventType::NodeChildrenChanged,
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::proto::{op, perms, Acl, ErrorCode, EventType, Id, Response};
+    use crate::tree::watch::WatchTrigger;
+    use crate::txn::testing::*;
+    use crate::txn::TxnOp;
+
+    #[test]
+    fn delete_updates_parent_and_fires() {
+        let mut h = Harness::new();
+        h.op(create("/a", 0));
+        h.op(create("/a/b", 0));
+        let applied = h.op(delete("/a/b", 0));
+        assert_eq!(applied.reply, Ok(Response::Empty));
+        assert_eq!(
+            applied.triggers,
+            vec![
+                WatchTrigger { path: "/a/b".into(), event: EventType::NodeDeleted },
+                WatchTrigger { path: "/a".into(), event: EventType::NodeChildrenChanged },
+            ]
+        );
+        let parent = h.tree.stat("/a").unwrap();
+        assert_eq!((parent.pzxid, parent.num_children, parent.cversion), (applied.zxid, 0, 2));
+        assert_eq!(h.tree.stat("/a/b"), None);
+        assert_eq!(h.tree.digest(), h.tree.digest_full());
+    }
+
+    #[test]
+    fn delete_errors() {
+        let mut h = Harness::new();
+        for special in ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config", "abc"] {
+            assert_eq!(h.op(delete(special, -1)).reply, Err(ErrorCode::BadArguments), "{special}");
+        }
+        h.op(create("/zookeeper/x", 0));
+        assert_eq!(h.op(delete("/zookeeper/x", -1)).reply, Ok(Response::Empty));
+        h.op(create("/a", 0));
+        h.op(create("/a/b", 0));
+        assert_eq!(h.op(delete("/a", 5)).reply, Err(ErrorCode::BadVersion));
+        assert_eq!(h.op(delete("/a", 0)).reply, Err(ErrorCode::NotEmpty));
+        assert_eq!(h.op(delete("/a/", -1)).reply, Err(ErrorCode::NoNode));
+        assert_eq!(h.op(delete("/x/y", -1)).reply, Err(ErrorCode::NoNode));
+        let acl = vec![Acl { perms: perms::ALL & !perms::DELETE, id: Id::anyone() }];
+        h.op(TxnOp::Create { op: op::CREATE, request: create_request("/p", b"", 0, acl) });
+        h.op(create("/p/c", 0));
+        assert_eq!(h.op(delete("/p/c", -1)).reply, Err(ErrorCode::NoAuth));
+        assert_eq!(h.run(0x999, delete("/a/b", -1)).reply, Err(ErrorCode::SessionExpired));
+    }
+}

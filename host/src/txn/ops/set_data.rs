@@ -64,3 +64,50 @@ pub(crate) fn execute(
     });
     stat
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::proto::{op, perms, Acl, ErrorCode, EventType, Id, Response};
+    use crate::tree::watch::WatchTrigger;
+    use crate::txn::testing::*;
+    use crate::txn::TxnOp;
+
+    #[test]
+    fn set_data_bumps_version_and_fires() {
+        let mut h = Harness::new();
+        h.op(create("/a", 0));
+        h.time_ms += 5;
+        let applied = h.op(set_data("/a", b"xyz", 0));
+        let stat = h.tree.stat("/a").unwrap();
+        assert_eq!(applied.reply, Ok(Response::Stat(stat)));
+        assert_eq!((stat.version, stat.mzxid, stat.mtime, stat.data_length), (1, applied.zxid, TIME_MS + 5, 3));
+        assert_eq!(applied.triggers, vec![WatchTrigger { path: "/a".into(), event: EventType::NodeDataChanged }]);
+        assert_eq!(h.tree.get_data("/a", &[]).unwrap().0, b"xyz");
+        // Paths plus data of every node but the root: 10 + 16 + 17 + 2 + 3.
+        assert_eq!(h.tree.data_size_bytes(), 48);
+        assert_eq!(h.tree.digest(), h.tree.digest_full());
+    }
+
+    #[test]
+    fn version_skips_minus_one() {
+        let mut h = Harness::new();
+        h.op(create("/a", 0));
+        h.tree.update_meta("/a", |meta| meta.version = -2);
+        h.op(set_data("/a", b"", -2));
+        assert_eq!(h.tree.stat("/a").unwrap().version, 0);
+    }
+
+    #[test]
+    fn set_data_errors() {
+        let mut h = Harness::new();
+        h.op(create("/a", 0));
+        assert_eq!(h.op(set_data("/a", b"", 3)).reply, Err(ErrorCode::BadVersion));
+        assert_eq!(h.op(set_data("/b", b"", -1)).reply, Err(ErrorCode::NoNode));
+        assert_eq!(h.op(set_data("/a/", b"", -1)).reply, Err(ErrorCode::BadArguments));
+        assert_eq!(h.op(set_data("/zookeeper/config", b"", -1)).reply, Err(ErrorCode::NoAuth));
+        let acl = vec![Acl { perms: perms::READ, id: Id::anyone() }];
+        h.op(TxnOp::Create { op: op::CREATE, request: create_request("/r", b"", 0, acl) });
+        assert_eq!(h.op(set_data("/r", b"", -1)).reply, Err(ErrorCode::NoAuth));
+        assert!(h.op(set_data("/zookeeper", b"x", -1)).reply.is_ok());
+    }
+}
