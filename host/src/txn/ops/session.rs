@@ -40,3 +40,50 @@ pub(crate) fn close(
     tree.drop_session(ctx.session_id);
     Ok(Response::Empty)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::proto::{ErrorCode, EventType, Response};
+    use crate::txn::testing::*;
+    use crate::txn::TxnOp;
+
+    #[test]
+    fn close_deletes_ephemerals_in_order() {
+        let mut h = Harness::new();
+        h.op(create("/b", 0));
+        h.op(create("/b/e", 1));
+        h.op(create("/a", 1));
+        h.op(create("/keep", 0));
+        assert_eq!(h.tree.ephemerals(SESSION, "/b"), vec!["/b/e".to_owned()]);
+        let applied = h.op(TxnOp::CloseSession);
+        assert_eq!(applied.reply, Ok(Response::Empty));
+        let fired: Vec<(&str, EventType)> = applied.triggers.iter().map(|t| (t.path.as_str(), t.event)).collect();
+        assert_eq!(
+            fired,
+            vec![
+                ("/a", EventType::NodeDeleted),
+                ("/", EventType::NodeChildrenChanged),
+                ("/b/e", EventType::NodeDeleted),
+                ("/b", EventType::NodeChildrenChanged),
+            ]
+        );
+        assert_eq!(h.tree.session(SESSION), None);
+        assert_eq!((h.tree.ephemeral_count(), h.tree.stat("/keep").is_some()), (0, true));
+        assert_eq!(h.tree.digest(), h.tree.digest_full());
+        assert_eq!(h.op(create("/x", 0)).reply, Err(ErrorCode::SessionExpired));
+        assert_eq!(h.op(TxnOp::CloseSession).reply, Ok(Response::Empty));
+    }
+
+    #[test]
+    fn sessions_are_listed_and_in_the_digest() {
+        let mut h = Harness::new();
+        let before = h.tree.digest();
+        h.run(7, TxnOp::CreateSession { timeout_ms: 4000, password: [1; 16] });
+        assert_ne!(h.tree.digest(), before);
+        let ids: Vec<i64> = h.tree.sessions().into_iter().map(|(id, _)| id).collect();
+        assert_eq!(ids, vec![7, SESSION]);
+        assert_eq!(h.tree.session(7).map(|record| record.timeout_ms), Some(4000));
+        h.run(7, TxnOp::CloseSession);
+        assert_eq!(h.tree.digest(), before);
+    }
+}
