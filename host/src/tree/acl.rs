@@ -207,6 +207,7 @@ fn ip_matches(caller: &str, acl_id: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

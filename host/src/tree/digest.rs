@@ -84,6 +84,7 @@ pub(super) fn session_hash(session_id: SessionId, record: &SessionRecord) -> u64
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -474,3 +474,169 @@ fn node_hash(path: &str, node: &Node) -> u64 {
         .wrapping_add(digest::data_hash(path, &node.data))
         .wrapping_add(digest::acl_hash(path, &node.acl))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initial_tree_matches_zookeeper_3_8() {
+        let tree = Tree::new();
+        let root = tree.stat("/").unwrap();
+        assert_eq!(
+            (root.cversion, root.num_children, root.czxid, root.pzxid),
+            (-1, 1, 0, 0)
+        );
+        let zookeeper = tree.stat("/zookeeper").unwrap();
+        assert_eq!((zookeeper.cversion, zookeeper.num_children), (-2, 2));
+        let quota = tree.stat("/zookeeper/quota").unwrap();
+        assert_eq!(
+            (quota.cversion, quota.aversion, quota.num_children),
+            (0, 0, 0)
+        );
+        let config = tree.stat("/zookeeper/config").unwrap();
+        assert_eq!(
+            (config.aversion, config.data_length, config.version),
+            (-1, 0, 0)
+        );
+        assert_eq!(tree.acl("/zookeeper/config"), Some(Acl::read_unsafe()));
+        assert_eq!(tree.acl("/"), Some(Acl::open_unsafe()));
+        assert_eq!(
+            tree.get_children("/zookeeper", &[]).unwrap().0,
+            vec!["config", "quota"]
+        );
+        assert_eq!(
+            (tree.node_count(), tree.last_zxid(), tree.ephemeral_count()),
+            (4, 0, 0)
+        );
+        assert_eq!(tree.all_children_number("/", &[]), Ok(3));
+        assert_eq!(tree.all_children_number("/zookeeper", &[]), Ok(2));
+        assert_eq!(tree.digest(), tree.digest_full());
+        assert_eq!(Tree::new().digest(), tree.digest());
+    }
+
+    #[test]
+    fn error_codes() {
+        let cases = [
+            (TreeError::NoNode("/a".into()), ErrorCode::NoNode),
+            (TreeError::NodeExists("/a".into()), ErrorCode::NodeExists),
+            (TreeError::NoAuth, ErrorCode::NoAuth),
+            (TreeError::BadVersion("/a".into()), ErrorCode::BadVersion),
+            (TreeError::NotEmpty("/a".into()), ErrorCode::NotEmpty),
+            (
+                TreeError::NoChildrenForEphemerals("/a".into()),
+                ErrorCode::NoChildrenForEphemerals,
+            ),
+            (
+                TreeError::BadArguments("/a".into()),
+                ErrorCode::BadArguments,
+            ),
+            (TreeError::InvalidAcl, ErrorCode::InvalidAcl),
+            (TreeError::SessionExpired, ErrorCode::SessionExpired),
+            (TreeError::Unimplemented, ErrorCode::Unimplemented),
+        ];
+        for (error, code) in cases {
+            assert_eq!(error.code(), code, "{error}");
+        }
+        assert_eq!(TreeError::NoNode("/a".into()).code().code(), -101);
+    }
+
+    #[test]
+    fn reads_check_acls_like_3_8() {
+        let mut tree = Tree::new();
+        let bob = Id::new("digest", &acl::digest_id("bob:pw"));
+        let read_only = vec![Acl {
+            perms: perms::READ,
+            id: bob.clone(),
+        }];
+        tree.advance_zxid(1);
+        tree.insert_node(
+            "/r".into(),
+            Meta::created(1, 0, 0),
+            b"d".to_vec(),
+            read_only,
+        );
+        let write_only = vec![Acl {
+            perms: perms::WRITE,
+            id: Id::anyone(),
+        }];
+        tree.insert_node("/w".into(), Meta::created(1, 0, 0), Vec::new(), write_only);
+        assert_eq!(tree.get_data("/r", &[]), Err(TreeError::NoAuth));
+        assert_eq!(
+            tree.get_data("/r", std::slice::from_ref(&bob)).unwrap().0,
+            b"d"
+        );
+        assert_eq!(tree.get_children("/w", &[]), Err(TreeError::NoAuth));
+        assert!(
+            tree.exists("/w", &[]).is_ok(),
+            "3.8 exists has no ACL check"
+        );
+        assert_eq!(tree.get_acl("/w", &[]), Err(TreeError::NoAuth));
+        let masked = tree.get_acl("/r", std::slice::from_ref(&bob)).unwrap().0;
+        assert_eq!(masked[0].id, Id::new("digest", "bob:x"));
+        assert_eq!(
+            tree.get_data("/none", &[]),
+            Err(TreeError::NoNode("/none".into()))
+        );
+        assert_eq!(
+            tree.all_children_number("/r", std::slice::from_ref(&bob)),
+            Ok(0)
+        );
+    }
+
+    #[test]
+    fn acl_cache_shares_and_forgets() {
+        let mut tree = Tree::new();
+        tree.advance_zxid(1);
+        let acl = vec![Acl {
+            perms: 3,
+            id: Id::new("digest", "u:h"),
+        }];
+        tree.insert_node("/a".into(), Meta::created(1, 0, 0), Vec::new(), acl.clone());
+        tree.insert_node("/b".into(), Meta::created(1, 0, 0), Vec::new(), acl.clone());
+        assert_eq!(tree.acl_cache.len(), 3);
+        tree.remove_node("/a");
+        assert_eq!(tree.acl_cache.len(), 3);
+        tree.replace_acl("/b", Acl::open_unsafe());
+        assert_eq!(tree.acl_cache.len(), 2);
+        assert_eq!(tree.digest(), tree.digest_full());
+    }
+
+    #[test]
+    fn journal_rollback_restores_everything() {
+        let mut tree = Tree::new();
+        tree.advance_zxid(1);
+        tree.insert_node(
+            "/a".into(),
+            Meta::created(1, 0, 0),
+            b"x".to_vec(),
+            Acl::open_unsafe(),
+        );
+        let digest = tree.digest();
+        let bytes = tree.data_size_bytes();
+        tree.begin_journal();
+        tree.insert_node(
+            "/a/e".into(),
+            Meta::created(2, 0, 9),
+            Vec::new(),
+            Acl::read_unsafe(),
+        );
+        tree.replace_data("/a", b"yyy".to_vec());
+        tree.update_meta("/a", |meta| meta.version = 4);
+        tree.put_session(
+            9,
+            SessionRecord {
+                timeout_ms: 1,
+                password: [0; 16],
+            },
+        );
+        tree.remove_node("/a/e");
+        tree.replace_acl("/a", vec![]);
+        tree.rollback_journal();
+        assert_eq!((tree.digest(), tree.data_size_bytes()), (digest, bytes));
+        assert_eq!(tree.get_data("/a", &[]).unwrap().0, b"x");
+        assert_eq!((tree.ephemeral_count(), tree.sessions().len()), (0, 0));
+        assert_eq!(tree.digest(), tree.digest_full());
+    }
+}

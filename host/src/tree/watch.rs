@@ -268,3 +268,163 @@ impl WatchRegistry {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn fire(
+        registry: &mut WatchRegistry,
+        path: &str,
+        event: EventType,
+    ) -> Vec<(SessionId, String, EventType)> {
+        let trigger = WatchTrigger {
+            path: path.into(),
+            event,
+        };
+        let notifications = registry.trigger(9, &[trigger]);
+        assert!(notifications.iter().all(|n| n.zxid == 9));
+        notifications
+            .into_iter()
+            .map(|n| (n.session_id, n.path, n.event))
+            .collect()
+    }
+
+    #[test]
+    fn data_and_persistent_give_one_notification() {
+        let mut registry = WatchRegistry::new();
+        registry.add(1, "/a", WatchKind::Data);
+        registry.add(1, "/a", WatchKind::Persistent);
+        registry.add(1, "/", WatchKind::PersistentRecursive);
+        assert_eq!(
+            fire(&mut registry, "/a", EventType::NodeDataChanged),
+            vec![(1, "/a".into(), EventType::NodeDataChanged)]
+        );
+        assert_eq!(
+            fire(&mut registry, "/a", EventType::NodeDataChanged).len(),
+            1,
+            "persistent stays"
+        );
+    }
+
+    #[test]
+    fn one_shot_watches_fire_once() {
+        let mut registry = WatchRegistry::new();
+        registry.add(2, "/a", WatchKind::Data);
+        registry.add(1, "/a", WatchKind::Exist);
+        registry.add(1, "/a", WatchKind::Child);
+        let fired = fire(&mut registry, "/a", EventType::NodeDeleted);
+        assert_eq!(
+            fired,
+            vec![
+                (1, "/a".into(), EventType::NodeDeleted),
+                (2, "/a".into(), EventType::NodeDeleted)
+            ]
+        );
+        assert!(fire(&mut registry, "/a", EventType::NodeDeleted).is_empty());
+        assert_eq!(registry.count(), 0);
+        assert!(registry.by_path().is_empty() && registry.by_session().is_empty());
+    }
+
+    #[test]
+    fn events_reach_the_right_kinds() {
+        let mut registry = WatchRegistry::new();
+        registry.add(1, "/a", WatchKind::Child);
+        registry.add(2, "/a", WatchKind::Data);
+        assert_eq!(
+            fire(&mut registry, "/a", EventType::NodeChildrenChanged),
+            vec![(1, "/a".into(), EventType::NodeChildrenChanged)]
+        );
+        assert_eq!(
+            fire(&mut registry, "/a", EventType::NodeCreated),
+            vec![(2, "/a".into(), EventType::NodeCreated)]
+        );
+        registry.add(3, "/a", WatchKind::PersistentRecursive);
+        registry.add(4, "/", WatchKind::PersistentRecursive);
+        registry.add(5, "/a", WatchKind::Persistent);
+        let children = fire(&mut registry, "/a", EventType::NodeChildrenChanged);
+        assert_eq!(
+            children,
+            vec![(5, "/a".into(), EventType::NodeChildrenChanged)],
+            "never recursive"
+        );
+        let created: Vec<SessionId> = fire(&mut registry, "/a/b/c", EventType::NodeCreated)
+            .iter()
+            .map(|n| n.0)
+            .collect();
+        assert_eq!(created, vec![3, 4]);
+        let deleted: Vec<SessionId> = fire(&mut registry, "/a", EventType::NodeDeleted)
+            .iter()
+            .map(|n| n.0)
+            .collect();
+        assert_eq!(deleted, vec![3, 4, 5]);
+        let root: Vec<SessionId> = fire(&mut registry, "/", EventType::NodeDataChanged)
+            .iter()
+            .map(|n| n.0)
+            .collect();
+        assert_eq!(root, vec![4]);
+    }
+
+    #[test]
+    fn remove_contains_and_listings() {
+        let mut registry = WatchRegistry::new();
+        registry.add(1, "/w", WatchKind::Persistent);
+        registry.add(1, "/w", WatchKind::Child);
+        registry.add(2, "/w", WatchKind::Data);
+        registry.add(2, "/v", WatchKind::PersistentRecursive);
+        assert_eq!(registry.count(), 4);
+        assert!(registry.contains(1, "/w", WatcherType::Data));
+        assert!(!registry.contains(1, "/w", WatcherType::PersistentRecursive));
+        assert!(!registry.remove(1, "/v", WatcherType::Any));
+        // As in 3.8: removing the data side leaves the child side of a persistent watch.
+        assert!(registry.remove(1, "/w", WatcherType::Data));
+        assert!(registry.contains(1, "/w", WatcherType::Any));
+        assert!(!registry.contains(1, "/w", WatcherType::Data));
+        assert!(registry.remove(1, "/w", WatcherType::Any));
+        assert!(!registry.contains(1, "/w", WatcherType::Any));
+        assert_eq!(
+            registry.by_session(),
+            vec![(2, vec!["/v".to_owned(), "/w".to_owned()])]
+        );
+        assert_eq!(
+            registry.by_path(),
+            vec![("/v".to_owned(), vec![2]), ("/w".to_owned(), vec![2])]
+        );
+        registry.remove_session(2);
+        assert_eq!(
+            (
+                registry.count(),
+                registry.path_count(),
+                registry.recursive_count
+            ),
+            (0, 0, 0)
+        );
+    }
+
+    #[test]
+    fn notifications_follow_trigger_order() {
+        let mut registry = WatchRegistry::new();
+        registry.add(1, "/", WatchKind::Child);
+        registry.add(1, "/a", WatchKind::Exist);
+        let triggers = [
+            WatchTrigger {
+                path: "/a".into(),
+                event: EventType::NodeCreated,
+            },
+            WatchTrigger {
+                path: "/".into(),
+                event: EventType::NodeChildrenChanged,
+            },
+        ];
+        let events: Vec<EventType> = registry
+            .trigger(3, &triggers)
+            .iter()
+            .map(|n| n.event)
+            .collect();
+        assert_eq!(
+            events,
+            vec![EventType::NodeCreated, EventType::NodeChildrenChanged]
+        );
+    }
+}

@@ -136,3 +136,7 @@ fn create_result(created: ops::create::Created) -> MultiResult {
 
 #[cfg(test)]
 pub(crate) mod testing;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod model_tests;

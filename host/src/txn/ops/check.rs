@@ -25,6 +25,7 @@ pub(crate) fn apply(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use crate::proto::{ErrorCode, Response};
     use crate::txn::testing::*;

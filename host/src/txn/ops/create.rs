@@ -160,6 +160,7 @@ pub(crate) fn execute(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use crate::proto::{op, perms, Acl, ErrorCode, EventType, Id, Response};
     use crate::tree::watch::WatchTrigger;
@@ -179,18 +180,33 @@ mod tests {
         assert_eq!(
             applied.triggers,
             vec![
-                WatchTrigger { path: "/a".into(), event: EventType::NodeCreated },
-                WatchTrigger { path: "/".into(), event: EventType::NodeChildrenChanged },
+                WatchTrigger {
+                    path: "/a".into(),
+                    event: EventType::NodeCreated
+                },
+                WatchTrigger {
+                    path: "/".into(),
+                    event: EventType::NodeChildrenChanged
+                },
             ]
         );
         let stat = h.tree.stat("/a").unwrap();
         assert_eq!((stat.czxid, stat.mzxid, stat.pzxid), (2, 2, 2));
-        assert_eq!((stat.ctime, stat.mtime, stat.data_length), (TIME_MS, TIME_MS, 2));
+        assert_eq!(
+            (stat.ctime, stat.mtime, stat.data_length),
+            (TIME_MS, TIME_MS, 2)
+        );
         let root = h.tree.stat("/").unwrap();
         assert_eq!((root.pzxid, root.num_children, root.cversion), (2, 2, 0));
         let applied = h.op(create_op(op::CREATE2, "/b", b"", 0));
         let stat = h.tree.stat("/b").unwrap();
-        assert_eq!(applied.reply, Ok(Response::Create2 { path: "/b".into(), stat }));
+        assert_eq!(
+            applied.reply,
+            Ok(Response::Create2 {
+                path: "/b".into(),
+                stat
+            })
+        );
         assert_eq!(h.tree.digest(), h.tree.digest_full());
     }
 
@@ -199,10 +215,20 @@ mod tests {
         let mut h = Harness::new();
         h.op(create("/q", 0));
         let first = h.op(create("/q/item-", 2)).reply;
-        assert_eq!(first, Ok(Response::Create { path: "/q/item-0000000000".into() }));
+        assert_eq!(
+            first,
+            Ok(Response::Create {
+                path: "/q/item-0000000000".into()
+            })
+        );
         h.op(delete("/q/item-0000000000", -1));
         let second = h.op(create("/q/", 2)).reply;
-        assert_eq!(second, Ok(Response::Create { path: "/q/0000000001".into() }));
+        assert_eq!(
+            second,
+            Ok(Response::Create {
+                path: "/q/0000000001".into()
+            })
+        );
         // Client cversion = 2 * creations - children = 2 * 2 - 1.
         assert_eq!(h.tree.stat("/q").unwrap().cversion, 3);
     }
@@ -212,7 +238,10 @@ mod tests {
         let mut h = Harness::new();
         h.op(create("/a", 0));
         assert_eq!(h.op(create("/a", 0)).reply, err(ErrorCode::NodeExists));
-        let empty_acl = TxnOp::Create { op: op::CREATE, request: create_request("/missing/x", b"", 0, vec![]) };
+        let empty_acl = TxnOp::Create {
+            op: op::CREATE,
+            request: create_request("/missing/x", b"", 0, vec![]),
+        };
         assert_eq!(h.op(empty_acl).reply, err(ErrorCode::InvalidAcl));
         assert_eq!(h.op(create("/missing/x", 0)).reply, err(ErrorCode::NoNode));
         assert_eq!(h.op(create("/missing/", 0)).reply, err(ErrorCode::NoNode));
@@ -232,46 +261,87 @@ mod tests {
         let mut h = Harness::new();
         let ttl = |flags, ttl_ms| TxnOp::Create {
             op: op::CREATE_TTL,
-            request: crate::proto::CreateRequest { ttl_ms: Some(ttl_ms), ..create_request("/t", b"", flags, Acl::open_unsafe()) },
+            request: crate::proto::CreateRequest {
+                ttl_ms: Some(ttl_ms),
+                ..create_request("/t", b"", flags, Acl::open_unsafe())
+            },
         };
         assert_eq!(h.op(ttl(5, 1000)).reply, err(ErrorCode::Unimplemented));
         assert_eq!(h.op(create("/t", 5)).reply, err(ErrorCode::Unimplemented));
         h.tree.set_extended_types_enabled(true);
         assert_eq!(h.op(create("/t", 5)).reply, err(ErrorCode::BadArguments));
-        assert_eq!(h.op(create_op(op::CREATE2, "/t", b"", 6)).reply, err(ErrorCode::BadArguments));
+        assert_eq!(
+            h.op(create_op(op::CREATE2, "/t", b"", 6)).reply,
+            err(ErrorCode::BadArguments)
+        );
         assert_eq!(h.op(ttl(5, 0)).reply, err(ErrorCode::BadArguments));
         assert_eq!(h.op(ttl(5, 1 << 40)).reply, err(ErrorCode::BadArguments));
         assert_eq!(h.op(ttl(0, 1000)).reply, err(ErrorCode::BadArguments));
         let applied = h.op(ttl(5, (1 << 40) - 1));
         let stat = h.tree.stat("/t").unwrap();
-        assert_eq!(applied.reply, Ok(Response::Create2 { path: "/t".into(), stat }));
+        assert_eq!(
+            applied.reply,
+            Ok(Response::Create2 {
+                path: "/t".into(),
+                stat
+            })
+        );
         assert_eq!(stat.ephemeral_owner, 0, "ZooKeeper hides the TTL marker");
-        assert_eq!(h.tree.kind("/t"), Some(NodeKind::Ttl { ttl_ms: (1 << 40) - 1 }));
-        assert_eq!(NodeKind::Ttl { ttl_ms: 5 }.owner(), (0xffu64 << 56) as i64 | 5);
+        assert_eq!(
+            h.tree.kind("/t"),
+            Some(NodeKind::Ttl {
+                ttl_ms: (1 << 40) - 1
+            })
+        );
+        assert_eq!(
+            NodeKind::Ttl { ttl_ms: 5 }.owner(),
+            (0xffu64 << 56) as i64 | 5
+        );
     }
 
     #[test]
     fn containers_and_ephemerals() {
         let mut h = Harness::new();
-        assert_eq!(h.op(create_op(op::CREATE_CONTAINER, "/c", b"", 0)).reply, err(ErrorCode::BadArguments));
-        assert!(h.op(create_op(op::CREATE_CONTAINER, "/c", b"", 4)).reply.is_ok());
+        assert_eq!(
+            h.op(create_op(op::CREATE_CONTAINER, "/c", b"", 0)).reply,
+            err(ErrorCode::BadArguments)
+        );
+        assert!(h
+            .op(create_op(op::CREATE_CONTAINER, "/c", b"", 4))
+            .reply
+            .is_ok());
         assert_eq!(h.tree.kind("/c"), Some(NodeKind::Container));
         assert_eq!(h.tree.stat("/c").unwrap().ephemeral_owner, 0);
         assert!(h.op(create("/c/e", 1)).reply.is_ok());
         assert_eq!(h.tree.stat("/c/e").unwrap().ephemeral_owner, SESSION);
-        assert_eq!(h.op(create("/c/e/x", 0)).reply, err(ErrorCode::NoChildrenForEphemerals));
+        assert_eq!(
+            h.op(create("/c/e/x", 0)).reply,
+            err(ErrorCode::NoChildrenForEphemerals)
+        );
         assert_eq!(h.tree.ephemerals(SESSION, "/"), vec!["/c/e".to_owned()]);
         assert_eq!(h.tree.ephemeral_count(), 1);
-        assert_eq!(h.run(0x999, create("/x", 0)).reply, err(ErrorCode::SessionExpired));
-        assert_eq!(h.run(0, create("/x", 1)).reply, err(ErrorCode::SessionExpired));
+        assert_eq!(
+            h.run(0x999, create("/x", 0)).reply,
+            err(ErrorCode::SessionExpired)
+        );
+        assert_eq!(
+            h.run(0, create("/x", 1)).reply,
+            err(ErrorCode::SessionExpired)
+        );
         assert!(h.run(0, create("/x", 0)).reply.is_ok());
     }
 
     #[test]
     fn create_needs_create_permission_on_parent() {
         let mut h = Harness::new();
-        let acl = vec![Acl { perms: perms::ALL & !perms::CREATE, id: Id::anyone() }];
-        h.op(TxnOp::Create { op: op::CREATE, request: create_request("/p", b"", 0, acl) });
+        let acl = vec![Acl {
+            perms: perms::ALL & !perms::CREATE,
+            id: Id::anyone(),
+        }];
+        h.op(TxnOp::Create {
+            op: op::CREATE,
+            request: create_request("/p", b"", 0, acl),
+        });
         assert_eq!(h.op(create("/p/x", 0)).reply, err(ErrorCode::NoAuth));
         h.auth = vec![Id::new("super", "super")];
         assert!(h.op(create("/p/x", 0)).reply.is_ok());

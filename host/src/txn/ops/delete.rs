@@ -88,6 +88,7 @@ pub(crate) fn remove_leaf(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use crate::proto::{op, perms, Acl, ErrorCode, EventType, Id, Response};
     use crate::tree::watch::WatchTrigger;
@@ -104,12 +105,21 @@ mod tests {
         assert_eq!(
             applied.triggers,
             vec![
-                WatchTrigger { path: "/a/b".into(), event: EventType::NodeDeleted },
-                WatchTrigger { path: "/a".into(), event: EventType::NodeChildrenChanged },
+                WatchTrigger {
+                    path: "/a/b".into(),
+                    event: EventType::NodeDeleted
+                },
+                WatchTrigger {
+                    path: "/a".into(),
+                    event: EventType::NodeChildrenChanged
+                },
             ]
         );
         let parent = h.tree.stat("/a").unwrap();
-        assert_eq!((parent.pzxid, parent.num_children, parent.cversion), (applied.zxid, 0, 2));
+        assert_eq!(
+            (parent.pzxid, parent.num_children, parent.cversion),
+            (applied.zxid, 0, 2)
+        );
         assert_eq!(h.tree.stat("/a/b"), None);
         assert_eq!(h.tree.digest(), h.tree.digest_full());
     }
@@ -117,8 +127,18 @@ mod tests {
     #[test]
     fn delete_errors() {
         let mut h = Harness::new();
-        for special in ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config", "abc"] {
-            assert_eq!(h.op(delete(special, -1)).reply, Err(ErrorCode::BadArguments), "{special}");
+        for special in [
+            "/",
+            "/zookeeper",
+            "/zookeeper/quota",
+            "/zookeeper/config",
+            "abc",
+        ] {
+            assert_eq!(
+                h.op(delete(special, -1)).reply,
+                Err(ErrorCode::BadArguments),
+                "{special}"
+            );
         }
         h.op(create("/zookeeper/x", 0));
         assert_eq!(h.op(delete("/zookeeper/x", -1)).reply, Ok(Response::Empty));
@@ -128,10 +148,19 @@ mod tests {
         assert_eq!(h.op(delete("/a", 0)).reply, Err(ErrorCode::NotEmpty));
         assert_eq!(h.op(delete("/a/", -1)).reply, Err(ErrorCode::NoNode));
         assert_eq!(h.op(delete("/x/y", -1)).reply, Err(ErrorCode::NoNode));
-        let acl = vec![Acl { perms: perms::ALL & !perms::DELETE, id: Id::anyone() }];
-        h.op(TxnOp::Create { op: op::CREATE, request: create_request("/p", b"", 0, acl) });
+        let acl = vec![Acl {
+            perms: perms::ALL & !perms::DELETE,
+            id: Id::anyone(),
+        }];
+        h.op(TxnOp::Create {
+            op: op::CREATE,
+            request: create_request("/p", b"", 0, acl),
+        });
         h.op(create("/p/c", 0));
         assert_eq!(h.op(delete("/p/c", -1)).reply, Err(ErrorCode::NoAuth));
-        assert_eq!(h.run(0x999, delete("/a/b", -1)).reply, Err(ErrorCode::SessionExpired));
+        assert_eq!(
+            h.run(0x999, delete("/a/b", -1)).reply,
+            Err(ErrorCode::SessionExpired)
+        );
     }
 }

@@ -31,6 +31,7 @@ pub(crate) fn check_and_increment(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

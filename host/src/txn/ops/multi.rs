@@ -74,8 +74,11 @@ fn failed_results(count: usize, failed_index: usize, code: ErrorCode) -> Vec<Mul
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
-    use crate::proto::{op, Acl, CheckVersionRequest, DeleteRequest, MultiOp, MultiResult, Response};
+    use crate::proto::{
+        op, Acl, CheckVersionRequest, DeleteRequest, MultiOp, MultiResult, Response,
+    };
     use crate::proto::{EventType, SetDataRequest};
     use crate::txn::testing::*;
     use crate::txn::TxnOp;
@@ -86,11 +89,22 @@ mod tests {
         let digest = h.tree.digest();
         let ops = vec![
             multi_create("/m1"),
-            MultiOp::Delete(DeleteRequest { path: "/nonexist".into(), version: -1 }),
-            MultiOp::SetData(SetDataRequest { path: "/m1".into(), data: b"x".to_vec(), version: -1 }),
+            MultiOp::Delete(DeleteRequest {
+                path: "/nonexist".into(),
+                version: -1,
+            }),
+            MultiOp::SetData(SetDataRequest {
+                path: "/m1".into(),
+                data: b"x".to_vec(),
+                version: -1,
+            }),
         ];
         let applied = h.op(TxnOp::Multi(ops));
-        let expected = vec![MultiResult::Error(0), MultiResult::Error(-101), MultiResult::Error(-2)];
+        let expected = vec![
+            MultiResult::Error(0),
+            MultiResult::Error(-101),
+            MultiResult::Error(-2),
+        ];
         assert_eq!(applied.reply, Ok(Response::Multi(expected)));
         assert!(applied.triggers.is_empty());
         assert_eq!(h.tree.stat("/m1"), None);
@@ -105,22 +119,42 @@ mod tests {
         let seq = crate::txn::testing::create_request("/m/s", b"", 2, Acl::open_unsafe());
         let ops = vec![
             multi_create("/m"),
-            MultiOp::Create { op: op::CREATE2, request: seq },
-            MultiOp::SetData(SetDataRequest { path: "/m".into(), data: b"x".to_vec(), version: -1 }),
-            MultiOp::Check(CheckVersionRequest { path: "/m".into(), version: 1 }),
-            MultiOp::Delete(DeleteRequest { path: "/m/s0000000000".into(), version: -1 }),
+            MultiOp::Create {
+                op: op::CREATE2,
+                request: seq,
+            },
+            MultiOp::SetData(SetDataRequest {
+                path: "/m".into(),
+                data: b"x".to_vec(),
+                version: -1,
+            }),
+            MultiOp::Check(CheckVersionRequest {
+                path: "/m".into(),
+                version: 1,
+            }),
+            MultiOp::Delete(DeleteRequest {
+                path: "/m/s0000000000".into(),
+                version: -1,
+            }),
         ];
         let applied = h.op(TxnOp::Multi(ops));
-        let Ok(Response::Multi(results)) = &applied.reply else { panic!("{:?}", applied.reply) };
+        let Ok(Response::Multi(results)) = &applied.reply else {
+            panic!("{:?}", applied.reply)
+        };
         assert_eq!(results[0], MultiResult::Create { path: "/m".into() });
-        assert!(matches!(&results[1], MultiResult::Create2 { path, .. } if path == "/m/s0000000000"));
+        assert!(
+            matches!(&results[1], MultiResult::Create2 { path, .. } if path == "/m/s0000000000")
+        );
         assert!(matches!(results[2], MultiResult::SetData { stat } if stat.version == 1));
         assert_eq!(results[3..], [MultiResult::Check, MultiResult::Delete]);
         let events: Vec<EventType> = applied.triggers.iter().map(|t| t.event).collect();
         assert_eq!(events.len(), 7);
         assert_eq!(events[4], EventType::NodeDataChanged);
         let stat = h.tree.stat("/m").unwrap();
-        assert_eq!((stat.version, stat.num_children, stat.cversion, stat.pzxid), (1, 0, 2, applied.zxid));
+        assert_eq!(
+            (stat.version, stat.num_children, stat.cversion, stat.pzxid),
+            (1, 0, 2, applied.zxid)
+        );
     }
 
     #[test]
@@ -131,22 +165,43 @@ mod tests {
         let before = h.tree.digest();
         let seq = crate::txn::testing::create_request("/q/s", b"", 2, Acl::open_unsafe());
         let ops = vec![
-            MultiOp::Create { op: op::CREATE, request: seq },
-            MultiOp::Delete(DeleteRequest { path: "/q/x".into(), version: -1 }),
-            MultiOp::Check(CheckVersionRequest { path: "/q".into(), version: 9 }),
+            MultiOp::Create {
+                op: op::CREATE,
+                request: seq,
+            },
+            MultiOp::Delete(DeleteRequest {
+                path: "/q/x".into(),
+                version: -1,
+            }),
+            MultiOp::Check(CheckVersionRequest {
+                path: "/q".into(),
+                version: 9,
+            }),
         ];
         let applied = h.op(TxnOp::Multi(ops));
-        let expected = vec![MultiResult::Error(0), MultiResult::Error(0), MultiResult::Error(-103)];
+        let expected = vec![
+            MultiResult::Error(0),
+            MultiResult::Error(0),
+            MultiResult::Error(-103),
+        ];
         assert_eq!(applied.reply, Ok(Response::Multi(expected)));
         assert_eq!(h.tree.digest(), before);
         assert!(h.tree.stat("/q/x").is_some());
         let again = h.op(create("/q/s", 2)).reply;
-        assert_eq!(again, Ok(Response::Create { path: "/q/s0000000001".into() }));
+        assert_eq!(
+            again,
+            Ok(Response::Create {
+                path: "/q/s0000000001".into()
+            })
+        );
     }
 
     #[test]
     fn empty_multi() {
         let mut h = Harness::new();
-        assert_eq!(h.op(TxnOp::Multi(vec![])).reply, Ok(Response::Multi(vec![])));
+        assert_eq!(
+            h.op(TxnOp::Multi(vec![])).reply,
+            Ok(Response::Multi(vec![]))
+        );
     }
 }

@@ -24,6 +24,7 @@ pub(crate) fn apply(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use crate::proto::{op, Acl, CreateRequest, EventType, Response};
     use crate::txn::testing::*;
@@ -44,8 +45,16 @@ mod tests {
         assert_eq!(applied.triggers[0].event, EventType::NodeDeleted);
         assert_eq!(h.tree.stat("/c"), None);
         // No longer qualifies: a no-op.
-        let applied = h.run(0, TxnOp::Reap { path: "/never".into() });
-        assert_eq!((applied.reply, applied.triggers.len()), (Ok(Response::Empty), 0));
+        let applied = h.run(
+            0,
+            TxnOp::Reap {
+                path: "/never".into(),
+            },
+        );
+        assert_eq!(
+            (applied.reply, applied.triggers.len()),
+            (Ok(Response::Empty), 0)
+        );
         assert!(h.tree.stat("/never").is_some());
     }
 
@@ -53,15 +62,24 @@ mod tests {
     fn ttl_nodes_expire_after_mtime_plus_ttl() {
         let mut h = Harness::new();
         h.tree.set_extended_types_enabled(true);
-        let request = CreateRequest { ttl_ms: Some(100), ..create_request("/t", b"", 5, Acl::open_unsafe()) };
-        h.op(TxnOp::Create { op: op::CREATE_TTL, request });
+        let request = CreateRequest {
+            ttl_ms: Some(100),
+            ..create_request("/t", b"", 5, Acl::open_unsafe())
+        };
+        h.op(TxnOp::Create {
+            op: op::CREATE_TTL,
+            request,
+        });
         assert!(h.tree.reapable(TIME_MS + 100).is_empty());
         assert_eq!(h.tree.reapable(TIME_MS + 101), vec!["/t".to_owned()]);
         h.time_ms = TIME_MS + 50;
         h.op(set_data("/t", b"x", -1));
         assert!(h.tree.reapable(TIME_MS + 101).is_empty());
         h.time_ms = TIME_MS + 100;
-        assert!(h.run(0, TxnOp::Reap { path: "/t".into() }).triggers.is_empty());
+        assert!(h
+            .run(0, TxnOp::Reap { path: "/t".into() })
+            .triggers
+            .is_empty());
         h.time_ms = TIME_MS + 151;
         h.run(0, TxnOp::Reap { path: "/t".into() });
         assert_eq!(h.tree.stat("/t"), None);

@@ -42,6 +42,7 @@ pub(crate) fn close(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use crate::proto::{ErrorCode, EventType, Response};
     use crate::txn::testing::*;
@@ -57,7 +58,11 @@ mod tests {
         assert_eq!(h.tree.ephemerals(SESSION, "/b"), vec!["/b/e".to_owned()]);
         let applied = h.op(TxnOp::CloseSession);
         assert_eq!(applied.reply, Ok(Response::Empty));
-        let fired: Vec<(&str, EventType)> = applied.triggers.iter().map(|t| (t.path.as_str(), t.event)).collect();
+        let fired: Vec<(&str, EventType)> = applied
+            .triggers
+            .iter()
+            .map(|t| (t.path.as_str(), t.event))
+            .collect();
         assert_eq!(
             fired,
             vec![
@@ -68,7 +73,10 @@ mod tests {
             ]
         );
         assert_eq!(h.tree.session(SESSION), None);
-        assert_eq!((h.tree.ephemeral_count(), h.tree.stat("/keep").is_some()), (0, true));
+        assert_eq!(
+            (h.tree.ephemeral_count(), h.tree.stat("/keep").is_some()),
+            (0, true)
+        );
         assert_eq!(h.tree.digest(), h.tree.digest_full());
         assert_eq!(h.op(create("/x", 0)).reply, Err(ErrorCode::SessionExpired));
         assert_eq!(h.op(TxnOp::CloseSession).reply, Ok(Response::Empty));
@@ -78,11 +86,20 @@ mod tests {
     fn sessions_are_listed_and_in_the_digest() {
         let mut h = Harness::new();
         let before = h.tree.digest();
-        h.run(7, TxnOp::CreateSession { timeout_ms: 4000, password: [1; 16] });
+        h.run(
+            7,
+            TxnOp::CreateSession {
+                timeout_ms: 4000,
+                password: [1; 16],
+            },
+        );
         assert_ne!(h.tree.digest(), before);
         let ids: Vec<i64> = h.tree.sessions().into_iter().map(|(id, _)| id).collect();
         assert_eq!(ids, vec![7, SESSION]);
-        assert_eq!(h.tree.session(7).map(|record| record.timeout_ms), Some(4000));
+        assert_eq!(
+            h.tree.session(7).map(|record| record.timeout_ms),
+            Some(4000)
+        );
         h.run(7, TxnOp::CloseSession);
         assert_eq!(h.tree.digest(), before);
     }

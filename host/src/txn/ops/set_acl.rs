@@ -51,6 +51,7 @@ pub(crate) fn execute(tree: &mut Tree, plan: Plan) -> Stat {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use crate::proto::{perms, Acl, ErrorCode, Id, Response};
     use crate::tree::acl::digest_id;
@@ -62,29 +63,68 @@ mod tests {
         h.op(create("/a", 0));
         let bob = Id::new("digest", &digest_id("bob:pw"));
         h.auth = vec![Id::new("ip", "127.0.0.1"), bob.clone()];
-        let given = vec![Acl { perms: perms::ALL, id: Id::new("auth", "") }, Acl { perms: perms::READ, id: Id::anyone() }];
+        let given = vec![
+            Acl {
+                perms: perms::ALL,
+                id: Id::new("auth", ""),
+            },
+            Acl {
+                perms: perms::READ,
+                id: Id::anyone(),
+            },
+        ];
         let applied = h.op(set_acl("/a", given, 0));
         let stat = h.tree.stat("/a").unwrap();
         assert_eq!(applied.reply, Ok(Response::Stat(stat)));
         assert_eq!(stat.aversion, 1);
         assert!(applied.triggers.is_empty());
-        let expected = vec![Acl { perms: perms::ALL, id: bob }, Acl { perms: perms::READ, id: Id::anyone() }];
+        let expected = vec![
+            Acl {
+                perms: perms::ALL,
+                id: bob,
+            },
+            Acl {
+                perms: perms::READ,
+                id: Id::anyone(),
+            },
+        ];
         assert_eq!(h.tree.get_acl("/a", &h.auth).unwrap().0, expected);
         assert_eq!(h.tree.digest(), h.tree.digest_full());
         h.auth.clear();
-        assert_eq!(h.op(set_acl("/a", Acl::open_unsafe(), -1)).reply, Err(ErrorCode::NoAuth));
+        assert_eq!(
+            h.op(set_acl("/a", Acl::open_unsafe(), -1)).reply,
+            Err(ErrorCode::NoAuth)
+        );
     }
 
     #[test]
     fn set_acl_errors_in_order() {
         let mut h = Harness::new();
         h.op(create("/a", 0));
-        assert_eq!(h.op(set_acl("/missing", vec![], -1)).reply, Err(ErrorCode::InvalidAcl));
-        assert_eq!(h.op(set_acl("/missing", Acl::open_unsafe(), -1)).reply, Err(ErrorCode::NoNode));
-        assert_eq!(h.op(set_acl("/a", Acl::open_unsafe(), 4)).reply, Err(ErrorCode::BadVersion));
-        assert_eq!(h.op(set_acl("/a/", Acl::open_unsafe(), -1)).reply, Err(ErrorCode::BadArguments));
-        let zero = vec![Acl { perms: 0, id: Id::anyone() }];
+        assert_eq!(
+            h.op(set_acl("/missing", vec![], -1)).reply,
+            Err(ErrorCode::InvalidAcl)
+        );
+        assert_eq!(
+            h.op(set_acl("/missing", Acl::open_unsafe(), -1)).reply,
+            Err(ErrorCode::NoNode)
+        );
+        assert_eq!(
+            h.op(set_acl("/a", Acl::open_unsafe(), 4)).reply,
+            Err(ErrorCode::BadVersion)
+        );
+        assert_eq!(
+            h.op(set_acl("/a/", Acl::open_unsafe(), -1)).reply,
+            Err(ErrorCode::BadArguments)
+        );
+        let zero = vec![Acl {
+            perms: 0,
+            id: Id::anyone(),
+        }];
         assert!(h.op(set_acl("/a", zero, -1)).reply.is_ok());
-        assert_eq!(h.tree.get_data("/a", &[]), Err(crate::tree::TreeError::NoAuth));
+        assert_eq!(
+            h.tree.get_data("/a", &[]),
+            Err(crate::tree::TreeError::NoAuth)
+        );
     }
 }

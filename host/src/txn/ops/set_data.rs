@@ -66,6 +66,7 @@ pub(crate) fn execute(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use crate::proto::{op, perms, Acl, ErrorCode, EventType, Id, Response};
     use crate::tree::watch::WatchTrigger;
@@ -80,8 +81,17 @@ mod tests {
         let applied = h.op(set_data("/a", b"xyz", 0));
         let stat = h.tree.stat("/a").unwrap();
         assert_eq!(applied.reply, Ok(Response::Stat(stat)));
-        assert_eq!((stat.version, stat.mzxid, stat.mtime, stat.data_length), (1, applied.zxid, TIME_MS + 5, 3));
-        assert_eq!(applied.triggers, vec![WatchTrigger { path: "/a".into(), event: EventType::NodeDataChanged }]);
+        assert_eq!(
+            (stat.version, stat.mzxid, stat.mtime, stat.data_length),
+            (1, applied.zxid, TIME_MS + 5, 3)
+        );
+        assert_eq!(
+            applied.triggers,
+            vec![WatchTrigger {
+                path: "/a".into(),
+                event: EventType::NodeDataChanged
+            }]
+        );
         assert_eq!(h.tree.get_data("/a", &[]).unwrap().0, b"xyz");
         // Paths plus data of every node but the root: 10 + 16 + 17 + 2 + 3.
         assert_eq!(h.tree.data_size_bytes(), 48);
@@ -101,12 +111,27 @@ mod tests {
     fn set_data_errors() {
         let mut h = Harness::new();
         h.op(create("/a", 0));
-        assert_eq!(h.op(set_data("/a", b"", 3)).reply, Err(ErrorCode::BadVersion));
+        assert_eq!(
+            h.op(set_data("/a", b"", 3)).reply,
+            Err(ErrorCode::BadVersion)
+        );
         assert_eq!(h.op(set_data("/b", b"", -1)).reply, Err(ErrorCode::NoNode));
-        assert_eq!(h.op(set_data("/a/", b"", -1)).reply, Err(ErrorCode::BadArguments));
-        assert_eq!(h.op(set_data("/zookeeper/config", b"", -1)).reply, Err(ErrorCode::NoAuth));
-        let acl = vec![Acl { perms: perms::READ, id: Id::anyone() }];
-        h.op(TxnOp::Create { op: op::CREATE, request: create_request("/r", b"", 0, acl) });
+        assert_eq!(
+            h.op(set_data("/a/", b"", -1)).reply,
+            Err(ErrorCode::BadArguments)
+        );
+        assert_eq!(
+            h.op(set_data("/zookeeper/config", b"", -1)).reply,
+            Err(ErrorCode::NoAuth)
+        );
+        let acl = vec![Acl {
+            perms: perms::READ,
+            id: Id::anyone(),
+        }];
+        h.op(TxnOp::Create {
+            op: op::CREATE,
+            request: create_request("/r", b"", 0, acl),
+        });
         assert_eq!(h.op(set_data("/r", b"", -1)).reply, Err(ErrorCode::NoAuth));
         assert!(h.op(set_data("/zookeeper", b"x", -1)).reply.is_ok());
     }
