@@ -114,15 +114,21 @@ impl Server {
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(SERVER_START_SECS_MAX);
         while Instant::now() < deadline {
-            if let Ok(answer) = self.four_letter("ruok") {
-                if answer == "imok" {
-                    return;
-                }
+            if self.four_letter("ruok").is_ok_and(|a| a == "imok") && self.serving() {
+                return;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
         self.dump_log();
         panic!("server did not answer ruok within {SERVER_START_SECS_MAX}s");
+    }
+
+    /// ZooKeeper answers `ruok` before it serves sessions; `srvr` tells when it does.
+    fn serving(&self) -> bool {
+        if !target_is_zookeeper() {
+            return true;
+        }
+        self.four_letter("srvr").is_ok_and(|a| a.contains("Mode:"))
     }
 
     /// Sends a four-letter word and returns the whole answer.
@@ -138,7 +144,11 @@ impl Server {
     /// A connected client with the given requested session timeout.
     pub async fn client_with_timeout(&self, timeout: Duration) -> zk::Client {
         let addr = self.addr();
-        let connector = zk::Client::connector().with_session_timeout(timeout);
+        // The connect attempt itself is bounded by the connection timeout, which defaults to a
+        // fraction of the requested session timeout: keep it workable for tiny requests.
+        let connector = zk::Client::connector()
+            .with_session_timeout(timeout)
+            .with_connection_timeout(Duration::from_millis(2 * TICK_MS));
         bounded("client connect", connector.connect(&addr))
             .await
             .unwrap()
@@ -240,9 +250,15 @@ pub async fn event(w: zk::OneshotWatcher) -> zk::WatchedEvent {
     bounded("watch event", w.changed()).await
 }
 
-/// Waits for the next event of a persistent watch, bounded.
+/// Waits for the next node event of a persistent watch, bounded, skipping the session state
+/// events (Disconnected, SyncConnected) the client library also delivers there.
 pub async fn next_event(w: &mut zk::PersistentWatcher) -> zk::WatchedEvent {
-    bounded("persistent watch event", w.changed()).await
+    loop {
+        let ev = bounded("persistent watch event", w.changed()).await;
+        if ev.event_type != zk::EventType::Session {
+            return ev;
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -296,17 +312,23 @@ impl RawConn {
 
     /// Opens a connection and completes the connect handshake (4 s session).
     pub fn connect(port: u16) -> RawConn {
+        Self::connect_with_timeout(port, 4000).0
+    }
+
+    /// Opens a connection asking for `timeout_ms`; returns it and the negotiated timeout.
+    pub fn connect_with_timeout(port: u16, timeout_ms: i32) -> (RawConn, i32) {
         let mut stream = Self::open(port);
-        stream.write_all(&frame(&connect_body(4000))).unwrap();
+        stream.write_all(&frame(&connect_body(timeout_ms))).unwrap();
         let resp = read_frame(&mut stream).expect("connect response");
         assert!(
             resp.len() >= 36,
             "short connect response: {} bytes",
             resp.len()
         );
+        let negotiated = i32::from_be_bytes(resp[4..8].try_into().unwrap());
         let session_id = i64::from_be_bytes(resp[8..16].try_into().unwrap());
         assert_ne!(session_id, 0, "server refused the session");
-        RawConn { stream, session_id }
+        (RawConn { stream, session_id }, negotiated)
     }
 
     /// Sends one request (xid, op, body) and returns the reply frame of that xid, skipping
@@ -381,4 +403,82 @@ pub fn expect_closed(s: &mut TcpStream) -> Vec<i32> {
         }
     }
     errs
+}
+
+// ---------------------------------------------------------------------------------------------
+// A loopback TCP proxy the tests can cut, to force a client to reconnect (and resend its
+// watches with SetWatches) without touching the server.
+
+/// Proxy in front of a server port. `cut` drops every open connection; `pause` refuses new
+/// ones (accept then close) until `resume`.
+pub struct Proxy {
+    pub port: u16,
+    generation: tokio::sync::watch::Sender<u64>,
+    paused: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    pub async fn start(target_port: u16) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (generation, _) = tokio::sync::watch::channel(0u64);
+        let paused = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (gen_tx, paused2) = (generation.clone(), paused.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                if paused2.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue; // dropping `inbound` closes it
+                }
+                tokio::spawn(pipe(inbound, target_port, gen_tx.subscribe()));
+            }
+        });
+        Proxy {
+            port,
+            generation,
+            paused,
+            task,
+        }
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn cut(&self) {
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    pub fn pause(&self) {
+        self.paused.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn resume(&self) {
+        self.paused
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+async fn pipe(
+    mut inbound: tokio::net::TcpStream,
+    port: u16,
+    mut cut: tokio::sync::watch::Receiver<u64>,
+) {
+    let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return;
+    };
+    tokio::select! {
+        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+        _ = cut.changed() => {}
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.cut();
+    }
 }
