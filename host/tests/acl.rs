@@ -1,6 +1,7 @@
 //! Black-box tests of ACLs: world, digest, ip and auth schemes, getACL/setACL with aversion,
 //! NoAuth, InvalidACL, AuthFailed, and the super user from
 //! DigestAuthenticationProvider.superDigest.
+#![allow(clippy::unwrap_used)] // tests may unwrap (style.md)
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Black-box tests of the plain node requests (create/create2, delete, exists, getData,
 //! setData, getChildren/getChildren2, sync, getAllChildrenNumber, getEphemerals, whoAmI) and
 //! of the Stat fields each of them must report, as Apache ZooKeeper 3.8 does.
+#![allow(clippy::unwrap_used)] // tests may unwrap (style.md)
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! a negative length, a garbage or truncated record and an unknown op code each close THAT
 //! connection while an already-open session keeps working; maxClientCnxns caps connections
 //! per client IP.
+#![allow(clippy::unwrap_used)] // tests may unwrap (style.md)
 
 mod common;
 

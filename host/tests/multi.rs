@@ -1,5 +1,6 @@
 //! Black-box tests of multi (atomic writes with check), multiRead, and the per-op results of a
 //! failed multi on the raw protocol.
+#![allow(clippy::unwrap_used)] // tests may unwrap (style.md)
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Black-box tests of the special node kinds: containers (createContainer, reaped once their
 //! last child goes, never-used ones kept) and TTL nodes (createTTL, reaped after the TTL),
 //! whose internal ephemeralOwner markers ZooKeeper 3.8 does not show to clients (Stat says 0).
+#![allow(clippy::unwrap_used)] // tests may unwrap (style.md)
 
 mod common;
 

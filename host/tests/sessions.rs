@@ -1,6 +1,7 @@
 //! Black-box tests of sessions: timeout negotiation, expiry (ephemerals removed, watchers
 //! notified), resumption of a live session, refusal of an expired one, and watch re-registration
 //! (SetWatches) after a reconnect, including events that happened while disconnected.
+#![allow(clippy::unwrap_used)] // tests may unwrap (style.md)
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Black-box tests of watches: one-shot data, exists and child watches, persistent and
 //! persistent-recursive watches (addWatch), their exact event types, paths and order, and
 //! checkWatches/removeWatches over the raw protocol.
+#![allow(clippy::unwrap_used)] // tests may unwrap (style.md)
 
 mod common;
 
