@@ -95,7 +95,7 @@ impl Server {
         std::fs::write(&cfg_path, text).unwrap();
         let log = dir.path().join("server.log");
         let child = spawn_process(&cfg_path, &cfg, &log);
-        let server = Server {
+        let mut server = Server {
             child,
             port,
             dir,
@@ -110,16 +110,19 @@ impl Server {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// Blocks until `ruok` answers `imok`, bounded by [`SERVER_START_SECS_MAX`].
-    fn wait_ready(&self) {
+    /// Blocks until `ruok` answers `imok`, bounded by [`SERVER_START_SECS_MAX`]; fails at once
+    /// if the process exits. The log is printed by `Drop` as the panic unwinds.
+    fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(SERVER_START_SECS_MAX);
         while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("server exited before serving: {status}");
+            }
             if self.four_letter("ruok").is_ok_and(|a| a == "imok") && self.serving() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        self.dump_log();
         panic!("server did not answer ruok within {SERVER_START_SECS_MAX}s");
     }
 
