@@ -10,6 +10,9 @@
 //!
 //! Entry points: [`Standalone::start`], [`Proposer::propose`].
 
+pub mod network;
+pub mod types;
+
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
