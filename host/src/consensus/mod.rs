@@ -10,6 +10,9 @@
 //!
 //! Entry points: [`Standalone::start`], [`Proposer::propose`].
 
+pub mod log;
+pub mod meta;
+
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
