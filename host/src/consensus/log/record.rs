@@ -178,7 +178,7 @@ mod tests {
         assert_eq!(decode_record(&out[..10], 1024), Err(RecordFault::Short));
         assert_eq!(decode_record(&out, 3), Err(RecordFault::TooLong(6)));
         let mut bad = out.clone();
-        bad[30] ^= 0x40;
+        bad[27] ^= 0x40;
         assert_eq!(decode_record(&bad, 1024), Err(RecordFault::Crc));
         assert_eq!(decode_record(&[0u8; 64], 1024), Err(RecordFault::Crc));
     }
