@@ -274,3 +274,173 @@ fn a_failed_write_or_sync_poisons_until_reopen() {
         assert_eq!(recovered[..2], durable[..]);
     }
 }
+
+/// A step of a crash-test workload.
+#[derive(Debug, Clone)]
+enum Op {
+    Append(Vec<Entry>),
+    Truncate(Option<u64>),
+    /// `meta.save_purged` then `purge_upto`, as the openraft adapter does.
+    Purge(LogId),
+}
+
+/// What the log should hold: every entry by index (purged ones too) and the purge mark.
+#[derive(Debug, Clone, Default)]
+struct Model {
+    entries: Vec<Entry>,
+    purged: Option<LogId>,
+}
+
+impl Model {
+    fn apply(&mut self, op: &Op) {
+        match op {
+            Op::Append(entries) => self.entries.extend(entries.iter().cloned()),
+            Op::Truncate(last_kept) => self.entries.truncate(last_kept.map_or(0, |i| i + 1) as usize),
+            Op::Purge(log_id) => self.purged = Some(*log_id),
+        }
+    }
+}
+
+/// Outcome of a workload run on a disk that may crash.
+struct Run {
+    /// The model after the last operation that returned Ok.
+    acknowledged: Model,
+    /// The model had the failed operation succeeded.
+    attempted: Option<Model>,
+    /// What `meta` would hold: the purge mark is saved before `purge_upto` runs.
+    meta_purged: Option<LogId>,
+}
+
+fn run_workload(disk: &TestDisk, ops: &[Op]) -> Run {
+    let mut log = open(disk, None);
+    let mut run = Run {
+        acknowledged: Model::default(),
+        attempted: None,
+        meta_purged: None,
+    };
+    for op in ops {
+        let mut next = run.acknowledged.clone();
+        next.apply(op);
+        let result = match op {
+            Op::Append(entries) => log.append(entries),
+            Op::Truncate(last_kept) => log.truncate_after(*last_kept),
+            Op::Purge(log_id) => {
+                run.meta_purged = Some(*log_id);
+                log.purge_upto(*log_id)
+            }
+        };
+        if result.is_err() {
+            run.attempted = Some(next);
+            return run;
+        }
+        run.acknowledged = next;
+    }
+    run
+}
+
+/// Reopens a crash image and checks it holds a prefix of the acknowledged or the attempted
+/// log that keeps everything both agree on (so every acknowledged write that was not being
+/// truncated), and that it takes new appends.
+fn check_recovered(image: &TestDisk, run: &Run, context: &str) {
+    let mut log = SegmentLog::open(image.clone(), small_options(), run.meta_purged)
+        .unwrap_or_else(|error| panic!("{context}: reopen failed: {error}"));
+    let got = read_all(&log);
+    let first = run.meta_purged.map_or(0, |purged| purged.index + 1) as usize;
+    let acknowledged = &run.acknowledged.entries;
+    let candidates: Vec<&Vec<Entry>> = std::iter::once(acknowledged)
+        .chain(run.attempted.as_ref().map(|model| &model.entries))
+        .collect();
+    let agreed = candidates.iter().fold(acknowledged.len(), |agreed, model| {
+        let common = acknowledged.iter().zip(model.iter()).take_while(|(a, b)| a == b);
+        agreed.min(common.count())
+    });
+    let end = first + got.len();
+    let fits = candidates.iter().any(|model| {
+        end <= model.len() && got[..] == model[first..end] && end >= agreed.max(first)
+    });
+    assert!(
+        fits,
+        "{context}: recovered indexes {first}..{end}, acknowledged {}, agreed {agreed}",
+        acknowledged.len()
+    );
+    let term = got.last().map_or(1, |entry| entry.log_id.term).max(3);
+    log.append(&[entry(term, log.next_index(), 9)])
+        .unwrap_or_else(|error| panic!("{context}: append after reopen: {error}"));
+}
+
+/// Runs `ops` once to count the disk mutations, then again crashing at each one (whole or
+/// torn), checking both the synced-only and the everything-written image.
+fn crash_at_every_mutation(ops: &[Op]) {
+    let dry_run = TestDisk::new();
+    let run = run_workload(&dry_run, ops);
+    assert!(run.attempted.is_none(), "the workload runs clean without faults");
+    let mutations = dry_run.mutations();
+    for nth in 0..mutations {
+        for torn_bytes in [None, Some(7), Some(40)] {
+            let disk = TestDisk::new();
+            disk.arm(Fault::Crash { nth, torn_bytes });
+            let run = run_workload(&disk, ops);
+            for image in [Image::Synced, Image::Written] {
+                let context = format!("crash at mutation {nth}/{mutations} {torn_bytes:?} {image:?}");
+                check_recovered(&disk.power_cut_image(image), &run, &context);
+            }
+        }
+    }
+}
+
+#[test]
+fn crash_at_every_point_of_appends_keeps_every_acknowledged_batch() {
+    let mut ops = Vec::new();
+    let mut next_index = 0;
+    for round in 0..12u64 {
+        let count = [1, 3, 1, 5, 2, 4][round as usize % 6];
+        ops.push(Op::Append(batch(1 + round / 5, next_index, count)));
+        next_index += count;
+    }
+    crash_at_every_mutation(&ops);
+}
+
+#[test]
+fn crash_at_every_point_of_truncate_and_purge() {
+    let model_id = |ops: &[Op], index: u64| {
+        let mut model = Model::default();
+        ops.iter().for_each(|op| model.apply(op));
+        model.entries[index as usize].log_id
+    };
+    let mut ops = vec![
+        Op::Append(batch(1, 0, 6)),
+        Op::Append(batch(1, 6, 8)),
+        Op::Truncate(Some(8)),
+        Op::Append(batch(2, 9, 7)),
+    ];
+    ops.push(Op::Purge(model_id(&ops, 5)));
+    ops.push(Op::Append(batch(2, 16, 3)));
+    ops.push(Op::Truncate(Some(11)));
+    ops.push(Op::Append(batch(3, 12, 4)));
+    ops.push(Op::Purge(model_id(&ops, 13)));
+    ops.push(Op::Truncate(Some(14)));
+    ops.push(Op::Append(batch(4, 15, 2)));
+    crash_at_every_mutation(&ops);
+}
+
+#[test]
+fn purge_past_the_end_then_append_and_reopen() {
+    let disk = TestDisk::new();
+    let mut log = open(&disk, None);
+    log.append(&batch(1, 0, 5)).unwrap();
+    let snapshot = LogId { term: 3, index: 20 };
+    log.purge_upto(snapshot).unwrap();
+    assert!(segment_names(&disk).is_empty());
+    assert_eq!(log.last_log_id(), Some(snapshot));
+    assert_eq!(log.next_index(), 21);
+    assert_eq!(read_all(&log), Vec::new());
+    drop(log);
+    let mut log = open(&disk.power_cut_image(Image::Synced), Some(snapshot));
+    assert_eq!(log.last_log_id(), Some(snapshot));
+    log.append(&batch(3, 21, 2)).unwrap();
+    assert_eq!(read_all(&log), batch(3, 21, 2));
+    assert!(matches!(
+        log.truncate_after(Some(19)),
+        Err(LogError::TruncateBelowPurged { purged: 20, .. })
+    ));
+}
