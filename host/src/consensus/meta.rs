@@ -116,10 +116,14 @@ impl Meta {
                 meta.write(&[(MetaKey::FormatVersion, Some(&version[..]))])?;
             }
             Some(bytes) => {
-                let word: [u8; 4] = bytes.as_slice().try_into().map_err(|_| MetaError::Malformed {
-                    key: MetaKey::FormatVersion.as_str(),
-                    bytes: bytes.len(),
-                })?;
+                let word: [u8; 4] =
+                    bytes
+                        .as_slice()
+                        .try_into()
+                        .map_err(|_| MetaError::Malformed {
+                            key: MetaKey::FormatVersion.as_str(),
+                            bytes: bytes.len(),
+                        })?;
                 let found = u32::from_le_bytes(word);
                 if found != META_FORMAT_VERSION {
                     return Err(MetaError::Version { found });
@@ -216,6 +220,7 @@ impl Meta {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests may unwrap (COMMON.md).
 mod tests {
     use super::*;
 
@@ -228,10 +233,8 @@ mod tests {
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap()
                 .as_nanos();
-            let dir = std::env::temp_dir().join(format!(
-                "zkw-meta-{tag}-{}-{nanos}",
-                std::process::id()
-            ));
+            let dir =
+                std::env::temp_dir().join(format!("zkw-meta-{tag}-{}-{nanos}", std::process::id()));
             std::fs::create_dir_all(&dir).unwrap();
             TempDir(dir)
         }
@@ -252,7 +255,8 @@ mod tests {
             assert_eq!(meta.vote().unwrap(), None);
             assert_eq!(meta.committed().unwrap(), None);
             meta.save_vote(b"vote-1").unwrap();
-            meta.save_committed(Some(LogId { term: 2, index: 7 })).unwrap();
+            meta.save_committed(Some(LogId { term: 2, index: 7 }))
+                .unwrap();
             meta.save_purged(LogId { term: 1, index: 3 }).unwrap();
             meta.save_membership(b"members").unwrap();
             meta.save_snapshot_meta(b"snap").unwrap();
@@ -291,12 +295,18 @@ mod tests {
                 .unwrap();
             assert!(matches!(
                 meta.committed(),
-                Err(MetaError::Malformed { key: "committed", bytes: 5 })
+                Err(MetaError::Malformed {
+                    key: "committed",
+                    bytes: 5
+                })
             ));
             let future = (META_FORMAT_VERSION + 1).to_le_bytes();
             meta.write(&[(MetaKey::FormatVersion, Some(&future[..]))])
                 .unwrap();
         }
-        assert!(matches!(Meta::open(&path), Err(MetaError::Version { found: 2 })));
+        assert!(matches!(
+            Meta::open(&path),
+            Err(MetaError::Version { found: 2 })
+        ));
     }
 }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 /// One open file of the log.
 pub trait LogFile: Send + Sync + 'static {
     /// The current length in bytes.
-    fn len(&self) -> io::Result<u64>;
+    fn size_bytes(&self) -> io::Result<u64>;
     /// Fills `buf` from `offset`; an error if the file ends first.
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
     /// Writes all of `bytes` at `offset`.
@@ -60,7 +60,7 @@ impl FsDisk {
 }
 
 impl LogFile for File {
-    fn len(&self) -> io::Result<u64> {
+    fn size_bytes(&self) -> io::Result<u64> {
         Ok(self.metadata()?.len())
     }
 

@@ -108,8 +108,11 @@ impl Default for LogOptions {
 
 impl LogOptions {
     fn check(&self) -> Result<(), OpenError> {
-        let in_range = (LOG_SEGMENT_BYTES_MIN..=LOG_SEGMENT_BYTES_MAX).contains(&self.segment_bytes);
-        let room = self.segment_bytes.saturating_sub(SEGMENT_HEADER_BYTES + RECORD_HEADER_BYTES);
+        let in_range =
+            (LOG_SEGMENT_BYTES_MIN..=LOG_SEGMENT_BYTES_MAX).contains(&self.segment_bytes);
+        let room = self
+            .segment_bytes
+            .saturating_sub(SEGMENT_HEADER_BYTES + RECORD_HEADER_BYTES);
         if !in_range || self.payload_bytes_max > room {
             return Err(OpenError::Options {
                 reason: format!(
@@ -143,7 +146,9 @@ impl<F> Segment<F> {
     /// Byte offset where entry `index` starts, or the end for the index after the last.
     fn offset_of(&self, index: u64) -> u64 {
         let slot = (index - self.first_index) as usize;
-        self.offsets.get(slot).map_or(self.end, |&offset| u64::from(offset))
+        self.offsets
+            .get(slot)
+            .map_or(self.end, |&offset| u64::from(offset))
     }
 }
 

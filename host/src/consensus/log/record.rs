@@ -146,6 +146,7 @@ pub fn decode_record(bytes: &[u8], payload_bytes_max: u64) -> Result<RecordView<
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests may unwrap (COMMON.md).
 mod tests {
     use super::*;
 
@@ -174,7 +175,10 @@ mod tests {
     fn record_faults_are_named() {
         let mut out = Vec::new();
         encode_record(&mut out, LogId { term: 1, index: 1 }, b"abcdef");
-        assert_eq!(decode_record(&out[..out.len() - 1], 1024), Err(RecordFault::Short));
+        assert_eq!(
+            decode_record(&out[..out.len() - 1], 1024),
+            Err(RecordFault::Short)
+        );
         assert_eq!(decode_record(&out[..10], 1024), Err(RecordFault::Short));
         assert_eq!(decode_record(&out, 3), Err(RecordFault::TooLong(6)));
         let mut bad = out.clone();

@@ -15,7 +15,10 @@ pub const SEGMENT_SUFFIX: &str = ".seg";
 const SEGMENT_NAME_DIGITS: usize = 20;
 
 pub fn segment_name(first_index: u64) -> String {
-    format!("{first_index:0width$}{SEGMENT_SUFFIX}", width = SEGMENT_NAME_DIGITS)
+    format!(
+        "{first_index:0width$}{SEGMENT_SUFFIX}",
+        width = SEGMENT_NAME_DIGITS
+    )
 }
 
 /// The first index a segment file name carries, or `None` if the name is not a segment's.
@@ -76,9 +79,13 @@ pub fn scan_segment<D: LogDisk>(
     terms: &mut TermRuns,
 ) -> Result<Scanned<D::File>, OpenError> {
     let file = disk.open(name).map_err(io_error(name))?;
-    let file_bytes = file.len().map_err(io_error(name))?;
+    let file_bytes = file.size_bytes().map_err(io_error(name))?;
     if file_bytes > u64::from(u32::MAX) {
-        return Err(corrupt(name, 0, format!("segment is {file_bytes} bytes, above 4 GiB")));
+        return Err(corrupt(
+            name,
+            0,
+            format!("segment is {file_bytes} bytes, above 4 GiB"),
+        ));
     }
     let mut bytes = vec![0u8; file_bytes as usize];
     file.read_at(0, &mut bytes).map_err(io_error(name))?;
@@ -87,14 +94,22 @@ pub fn scan_segment<D: LogDisk>(
     let first_index = match header {
         Ok(first_index) => first_index,
         Err(_) if last && file_bytes <= SEGMENT_HEADER_BYTES => {
-            tracing::warn!(file = name, file_bytes, "removing a log segment with a torn header");
+            tracing::warn!(
+                file = name,
+                file_bytes,
+                "removing a log segment with a torn header"
+            );
             disk.remove(name).map_err(io_error(name))?;
             return Ok(Scanned::Removed);
         }
         Err(reason) => return Err(corrupt(name, 0, reason)),
     };
     if first_index != named_first_index {
-        return Err(corrupt(name, 16, format!("header says first index {first_index}")));
+        return Err(corrupt(
+            name,
+            16,
+            format!("header says first index {first_index}"),
+        ));
     }
     if let Some(previous) = previous {
         if first_index != previous.index + 1 {
@@ -111,7 +126,13 @@ pub fn scan_segment<D: LogDisk>(
         end: SEGMENT_HEADER_BYTES,
     };
     let mut last_term = previous.map_or(0, |log_id| log_id.term);
-    let fault = scan_records(&bytes, &mut segment, &mut last_term, payload_bytes_max, terms);
+    let fault = scan_records(
+        &bytes,
+        &mut segment,
+        &mut last_term,
+        payload_bytes_max,
+        terms,
+    );
     if let Some(reason) = fault {
         let offset = segment.end;
         if !last {
@@ -152,7 +173,10 @@ fn scan_records<F>(
         };
         let expected = segment.next_index();
         if view.log_id.index != expected {
-            return Some(format!("record has index {}, expected {expected}", view.log_id.index));
+            return Some(format!(
+                "record has index {}, expected {expected}",
+                view.log_id.index
+            ));
         }
         if view.log_id.term < *last_term {
             return Some(format!("term {} after term {last_term}", view.log_id.term));

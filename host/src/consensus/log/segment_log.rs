@@ -7,8 +7,8 @@ use bytes::Bytes;
 
 use super::recover::{self, Scanned};
 use super::{
-    record, range_bounds, Entry, LogDisk, LogError, LogFile, LogId, LogOptions, OpenError,
-    Segment, SegmentLog, TermRuns,
+    range_bounds, record, Entry, LogDisk, LogError, LogFile, LogId, LogOptions, OpenError, Segment,
+    SegmentLog, TermRuns,
 };
 
 fn io_error(file: &str) -> impl FnOnce(io::Error) -> LogError + '_ {
@@ -45,7 +45,10 @@ impl<D: LogDisk> SegmentLog<D> {
                     if let Some(last_index) = segment.next_index().checked_sub(1) {
                         if last_index >= segment.first_index {
                             let term = terms.term_of(last_index).unwrap_or(0);
-                            previous = Some(LogId { term, index: last_index });
+                            previous = Some(LogId {
+                                term,
+                                index: last_index,
+                            });
                         }
                     }
                     segments.push(segment);
@@ -376,7 +379,10 @@ impl<D: LogDisk> SegmentLog<D> {
             let view = record::decode_record(&buffer[at..], self.options.payload_bytes_max)
                 .map_err(|fault| corrupt(fault.to_string()))?;
             if view.log_id.index != index {
-                return Err(corrupt(format!("index {} where {index} belongs", view.log_id.index)));
+                return Err(corrupt(format!(
+                    "index {} where {index} belongs",
+                    view.log_id.index
+                )));
             }
             let payload_at = at + record::RECORD_HEADER_BYTES as usize;
             let payload_end = payload_at + view.payload.len();
@@ -437,10 +443,7 @@ impl<D: LogDisk> SegmentLog<D> {
                     .file
                     .set_len(new_end)
                     .map_err(io_error(&segment.name))?;
-                segment
-                    .file
-                    .sync_data()
-                    .map_err(io_error(&segment.name))?;
+                segment.file.sync_data().map_err(io_error(&segment.name))?;
                 segment
                     .offsets
                     .truncate((keep_next - segment.first_index) as usize);
@@ -459,11 +462,17 @@ impl<D: LogDisk> SegmentLog<D> {
     /// entry (after a snapshot install) empties the log; the next entry then follows `log_id`.
     pub fn purge_upto(&mut self, log_id: LogId) -> Result<(), LogError> {
         self.check_usable()?;
-        if self.purged.is_some_and(|purged| purged.index >= log_id.index) {
+        if self
+            .purged
+            .is_some_and(|purged| purged.index >= log_id.index)
+        {
             return Ok(());
         }
         if let Some(known) = self.log_id_at(log_id.index) {
-            assert_eq!(known, log_id, "purge_upto: log id differs from the log's entry");
+            assert_eq!(
+                known, log_id,
+                "purge_upto: log id differs from the log's entry"
+            );
         }
         let result = self.purge_segments(log_id);
         self.poison_on_io(result)

@@ -68,7 +68,10 @@ impl State {
         self.mutations += 1;
         match self.fault {
             Some(Fault::Fail { nth: at }) if at == nth => Verdict::Fail,
-            Some(Fault::Crash { nth: at, torn_bytes }) if at == nth => {
+            Some(Fault::Crash {
+                nth: at,
+                torn_bytes,
+            }) if at == nth => {
                 self.crashed = true;
                 Verdict::Tear(torn_bytes)
             }
@@ -101,7 +104,9 @@ impl TestDisk {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic in another test thread must not hide this test's result.
-        self.state.lock().unwrap_or_else(|poison| poison.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     /// Arms `fault` (replacing any earlier one).
@@ -159,12 +164,14 @@ impl TestDisk {
 
 impl TestFile {
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|poison| poison.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 }
 
 impl LogFile for TestFile {
-    fn len(&self) -> io::Result<u64> {
+    fn size_bytes(&self) -> io::Result<u64> {
         Ok(self.lock().inodes[self.inode].written.len() as u64)
     }
 
@@ -172,7 +179,9 @@ impl LogFile for TestFile {
         let state = self.lock();
         let bytes = &state.inodes[self.inode].written;
         let start = usize::try_from(offset).map_err(|_| io::ErrorKind::UnexpectedEof)?;
-        let end = start.checked_add(buf.len()).ok_or(io::ErrorKind::UnexpectedEof)?;
+        let end = start
+            .checked_add(buf.len())
+            .ok_or(io::ErrorKind::UnexpectedEof)?;
         let source = bytes.get(start..end).ok_or(io::ErrorKind::UnexpectedEof)?;
         buf.copy_from_slice(source);
         Ok(())

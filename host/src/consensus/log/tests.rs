@@ -2,6 +2,8 @@
 //! crash images from [`TestDisk`] at every mutation of a workload, checked against a model:
 //! what reopens is a prefix of the old or the new log, and never loses an acknowledged write.
 
+#![allow(clippy::unwrap_used)] // Tests may unwrap (COMMON.md).
+
 use bytes::Bytes;
 use proptest::prelude::*;
 
@@ -76,9 +78,15 @@ fn rejects_gaps_lower_terms_and_oversized_payloads() {
     let gap = log.append(&[entry(2, 4, 1)]);
     assert!(matches!(gap, Err(LogError::NotContiguous { index: 4, .. })));
     let lower = log.append(&[entry(1, 3, 1)]);
-    assert!(matches!(lower, Err(LogError::NotContiguous { term: 1, .. })));
+    assert!(matches!(
+        lower,
+        Err(LogError::NotContiguous { term: 1, .. })
+    ));
     let big = log.append(&[entry(2, 3, 201)]);
-    assert!(matches!(big, Err(LogError::PayloadTooLarge { bytes: 201, .. })));
+    assert!(matches!(
+        big,
+        Err(LogError::PayloadTooLarge { bytes: 201, .. })
+    ));
     // Refused batches are checked before any byte is written: the log is still usable.
     assert!(!log.is_poisoned());
     log.append(&[entry(2, 3, 200)]).unwrap();
@@ -116,7 +124,12 @@ fn newest_segment(disk: &TestDisk) -> (String, Vec<u8>) {
 
 #[test]
 fn torn_tail_record_is_cut_and_appends_continue() {
-    for cut_bytes in [1, 10, RECORD_HEADER_BYTES as usize, RECORD_HEADER_BYTES as usize + 3] {
+    for cut_bytes in [
+        1,
+        10,
+        RECORD_HEADER_BYTES as usize,
+        RECORD_HEADER_BYTES as usize + 3,
+    ] {
         let disk = TestDisk::new();
         let mut log = open(&disk, None);
         let entries = batch(1, 0, 4);
@@ -133,7 +146,11 @@ fn torn_tail_record_is_cut_and_appends_continue() {
         disk.overwrite_file(&name, damaged);
         let mut log = open(&disk, None);
         assert_eq!(read_all(&log), entries, "cut_bytes {cut_bytes}");
-        assert_eq!(disk.file_bytes(&name).unwrap(), bytes, "the torn bytes are cut");
+        assert_eq!(
+            disk.file_bytes(&name).unwrap(),
+            bytes,
+            "the torn bytes are cut"
+        );
         log.append(&batch(1, 4, 1)).unwrap();
         assert_eq!(log.last_log_id(), Some(LogId { term: 1, index: 4 }));
     }
@@ -202,7 +219,10 @@ fn damaged_length_in_newest_segment_refuses_to_open() {
     bytes[SEGMENT_HEADER_BYTES as usize + 1] = 0x7f;
     disk.overwrite_file(&name, bytes);
     let error = SegmentLog::open(disk.clone(), small_options(), None).unwrap_err();
-    assert!(matches!(error, OpenError::Corrupt { offset: 32, .. }), "{error}");
+    assert!(
+        matches!(error, OpenError::Corrupt { offset: 32, .. }),
+        "{error}"
+    );
     assert!(error.to_string().contains(&name), "{error}");
 }
 
@@ -219,13 +239,19 @@ fn damage_in_an_older_segment_refuses_to_open() {
     bytes[last] ^= 0x01;
     disk.overwrite_file(&oldest, bytes.clone());
     let error = SegmentLog::open(disk.clone(), small_options(), None).unwrap_err();
-    assert!(matches!(&error, OpenError::Corrupt { file, .. } if *file == oldest), "{error}");
+    assert!(
+        matches!(&error, OpenError::Corrupt { file, .. } if *file == oldest),
+        "{error}"
+    );
     // So is a torn (short) older segment.
     bytes[last] ^= 0x01;
     bytes.truncate(last);
     disk.overwrite_file(&oldest, bytes);
     let error = SegmentLog::open(disk.clone(), small_options(), None).unwrap_err();
-    assert!(matches!(&error, OpenError::Corrupt { file, .. } if *file == oldest), "{error}");
+    assert!(
+        matches!(&error, OpenError::Corrupt { file, .. } if *file == oldest),
+        "{error}"
+    );
 }
 
 #[test]
@@ -242,7 +268,10 @@ fn a_missing_segment_is_a_gap() {
     assert!(matches!(error, OpenError::Gap { .. }), "{error}");
     disk.remove(&names[0]).unwrap();
     let error = SegmentLog::open(disk.clone(), small_options(), None).unwrap_err();
-    assert!(matches!(error, OpenError::Gap { .. }), "nothing purged: {error}");
+    assert!(
+        matches!(error, OpenError::Gap { .. }),
+        "nothing purged: {error}"
+    );
 }
 
 #[test]
@@ -266,7 +295,10 @@ fn a_failed_write_or_sync_poisons_until_reopen() {
         assert!(log.is_poisoned());
         let again = log.append(&batch(1, log.next_index(), 1));
         assert!(matches!(again, Err(LogError::PreviousIo)));
-        assert!(matches!(log.truncate_after(Some(0)), Err(LogError::PreviousIo)));
+        assert!(matches!(
+            log.truncate_after(Some(0)),
+            Err(LogError::PreviousIo)
+        ));
         drop(log);
         let log = open(&disk, None);
         let recovered = read_all(&log);
@@ -295,7 +327,9 @@ impl Model {
     fn apply(&mut self, op: &Op) {
         match op {
             Op::Append(entries) => self.entries.extend(entries.iter().cloned()),
-            Op::Truncate(last_kept) => self.entries.truncate(last_kept.map_or(0, |i| i + 1) as usize),
+            Op::Truncate(last_kept) => self
+                .entries
+                .truncate(last_kept.map_or(0, |i| i + 1) as usize),
             Op::Purge(log_id) => self.purged = Some(*log_id),
         }
     }
@@ -351,7 +385,10 @@ fn check_recovered(image: &TestDisk, run: &Run, context: &str) {
         .chain(run.attempted.as_ref().map(|model| &model.entries))
         .collect();
     let agreed = candidates.iter().fold(acknowledged.len(), |agreed, model| {
-        let common = acknowledged.iter().zip(model.iter()).take_while(|(a, b)| a == b);
+        let common = acknowledged
+            .iter()
+            .zip(model.iter())
+            .take_while(|(a, b)| a == b);
         agreed.min(common.count())
     });
     let end = first + got.len();
@@ -373,7 +410,10 @@ fn check_recovered(image: &TestDisk, run: &Run, context: &str) {
 fn crash_at_every_mutation(ops: &[Op]) {
     let dry_run = TestDisk::new();
     let run = run_workload(&dry_run, ops);
-    assert!(run.attempted.is_none(), "the workload runs clean without faults");
+    assert!(
+        run.attempted.is_none(),
+        "the workload runs clean without faults"
+    );
     let mutations = dry_run.mutations();
     for nth in 0..mutations {
         for torn_bytes in [None, Some(7), Some(40)] {
@@ -381,7 +421,8 @@ fn crash_at_every_mutation(ops: &[Op]) {
             disk.arm(Fault::Crash { nth, torn_bytes });
             let run = run_workload(&disk, ops);
             for image in [Image::Synced, Image::Written] {
-                let context = format!("crash at mutation {nth}/{mutations} {torn_bytes:?} {image:?}");
+                let context =
+                    format!("crash at mutation {nth}/{mutations} {torn_bytes:?} {image:?}");
                 check_recovered(&disk.power_cut_image(image), &run, &context);
             }
         }
@@ -443,4 +484,132 @@ fn purge_past_the_end_then_append_and_reopen() {
         log.truncate_after(Some(19)),
         Err(LogError::TruncateBelowPurged { purged: 20, .. })
     ));
+}
+
+/// A step of the property test; sizes are fractions so every step is valid on any log.
+#[derive(Debug, Clone)]
+enum Step {
+    Append {
+        count: u64,
+        payload_bytes: usize,
+        new_term: bool,
+    },
+    /// Keep this fraction (per mille) of the entries above the purge mark.
+    Truncate { keep_per_mille: u64 },
+    /// Purge this fraction (per mille) of the entries; above 1000 purges past the end.
+    Purge { upto_per_mille: u64 },
+    /// Power cut after the step before (every step syncs, so nothing may be lost).
+    Reopen,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        4 => (1..6u64, 0..120usize, any::<bool>()).prop_map(|(count, payload_bytes, new_term)| {
+            Step::Append { count, payload_bytes, new_term }
+        }),
+        1 => (0..1000u64).prop_map(|keep_per_mille| Step::Truncate { keep_per_mille }),
+        1 => (0..1300u64).prop_map(|upto_per_mille| Step::Purge { upto_per_mille }),
+        1 => Just(Step::Reopen),
+    ]
+}
+
+/// The property test's model: the readable entries and the purge mark.
+#[derive(Debug, Default)]
+struct VecModel {
+    purged: Option<LogId>,
+    entries: Vec<Entry>,
+    term: u64,
+}
+
+impl VecModel {
+    fn first_index(&self) -> u64 {
+        self.purged.map_or(0, |purged| purged.index + 1)
+    }
+
+    fn next_index(&self) -> u64 {
+        self.first_index() + self.entries.len() as u64
+    }
+
+    fn last_log_id(&self) -> Option<LogId> {
+        self.entries
+            .last()
+            .map(|entry| entry.log_id)
+            .or(self.purged)
+    }
+}
+
+fn run_step(
+    disk: &mut TestDisk,
+    log: &mut SegmentLog<TestDisk>,
+    model: &mut VecModel,
+    step: &Step,
+) {
+    match *step {
+        Step::Append {
+            count,
+            payload_bytes,
+            new_term,
+        } => {
+            model.term = model.term.max(1) + u64::from(new_term);
+            let entries: Vec<Entry> = (model.next_index()..model.next_index() + count)
+                .map(|index| entry(model.term, index, payload_bytes))
+                .collect();
+            log.append(&entries).unwrap();
+            model.entries.extend(entries);
+        }
+        Step::Truncate { keep_per_mille } => {
+            let keep = model.entries.len() as u64 * keep_per_mille / 1000;
+            let last_kept = (model.first_index() + keep).checked_sub(1);
+            log.truncate_after(last_kept).unwrap();
+            model.entries.truncate(keep as usize);
+        }
+        Step::Purge { upto_per_mille } => {
+            // Up to 1000 per mille: within the log; above: that many fiftieths past its end.
+            let count = model.entries.len() as u64 * upto_per_mille.min(1000) / 1000
+                + upto_per_mille.saturating_sub(1000) / 50;
+            if count == 0 {
+                return;
+            }
+            let log_id = match model.entries.get(count as usize - 1) {
+                Some(entry) => entry.log_id,
+                None => {
+                    model.term = model.term.max(1);
+                    LogId {
+                        term: model.term,
+                        index: model.first_index() + count - 1,
+                    }
+                }
+            };
+            log.purge_upto(log_id).unwrap();
+            model
+                .entries
+                .drain(..(count as usize).min(model.entries.len()));
+            model.purged = Some(log_id);
+        }
+        Step::Reopen => {
+            *disk = disk.power_cut_image(Image::Synced);
+            *log = open(disk, model.purged);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn random_steps_match_a_vec_model(steps in proptest::collection::vec(step(), 1..40)) {
+        let mut disk = TestDisk::new();
+        let mut log = open(&disk, None);
+        let mut model = VecModel::default();
+        for step in &steps {
+            run_step(&mut disk, &mut log, &mut model, step);
+            prop_assert_eq!(read_all(&log), model.entries.clone());
+            prop_assert_eq!(log.last_log_id(), model.last_log_id());
+            prop_assert_eq!(log.first_index(), model.first_index());
+            prop_assert_eq!(log.next_index(), model.next_index());
+        }
+        disk = disk.power_cut_image(Image::Synced);
+        let log = open(&disk, model.purged);
+        prop_assert_eq!(read_all(&log), model.entries);
+    }
 }
