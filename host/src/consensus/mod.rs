@@ -10,6 +10,8 @@
 //!
 //! Entry points: [`Standalone::start`], [`Proposer::propose`].
 
+pub mod log;
+pub mod meta;
 pub mod network;
 pub mod types;
 
