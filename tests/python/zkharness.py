@@ -182,7 +182,10 @@ class Server:
                     f"{self.kind} exited with {self.proc.returncode}:\n{self.log_tail()}"
                 )
             try:
+                # imok only says the port is up; a session handshake says
+                # the request pipeline is running too.
                 if four_letter(self.port, "ruok", timeout=1.0) == "imok":
+                    RawSession(self.port, MIN_SESSION_TIMEOUT_MS).close_session()
                     return
             except OSError:
                 pass
@@ -421,6 +424,15 @@ class RawSession:
         xid, _zxid, err = struct.unpack_from("!iqi", reply, 0)
         assert xid == self.xid
         return err
+
+    def close_session(self):
+        """Send closeSession and wait for its reply, then drop the socket."""
+        self.xid += 1
+        self._send(struct.pack("!ii", self.xid, -11))
+        try:
+            self._recv()
+        finally:
+            self.sock.close()
 
     def closed_by_server(self, timeout):
         """True once the server has closed this socket (bounded wait)."""
