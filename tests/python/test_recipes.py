@@ -113,10 +113,10 @@ def test_queue(clients, base):
     qa = a.Queue(f"{base}/q")
     for item in (b"one", b"two", b"three"):
         qa.put(item)
-    qa.put(b"urgent", priority=10)
+    qa.put(b"urgent", priority=10)  # lower number = served first
     qb = b.Queue(f"{base}/q")
     assert len(qb) == 4
-    assert [qb.get() for _ in range(4)] == [b"one", b"two", b"three", b"urgent"]
+    assert [qb.get() for _ in range(4)] == [b"urgent", b"one", b"two", b"three"]
     assert qb.get() is None
 
 
