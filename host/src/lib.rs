@@ -11,6 +11,7 @@
 //! - [`cli`]: the `zkw` command tree.
 
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod consensus;
 pub mod proto;

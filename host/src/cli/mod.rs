@@ -1,2 +1,4 @@
 //! `cli`: the clap command tree of the `zkw` binary. (skeleton)
-pub fn main() -> anyhow::Result<std::process::ExitCode> { todo!() }
+pub fn main() -> anyhow::Result<std::process::ExitCode> {
+    todo!()
+}

@@ -4,10 +4,16 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum FourLetterWhitelist { All, Only(BTreeSet<String>) }
+pub enum FourLetterWhitelist {
+    All,
+    Only(BTreeSet<String>),
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PeerRole { Participant, Observer }
+pub enum PeerRole {
+    Participant,
+    Observer,
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerEntry {
@@ -21,10 +27,19 @@ pub struct ServerEntry {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AdminConfig { pub enable_server: bool, pub server_address: String, pub server_port: u16, pub command_url: String }
+pub struct AdminConfig {
+    pub enable_server: bool,
+    pub server_address: String,
+    pub server_port: u16,
+    pub command_url: String,
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MetricsConfig { pub provider_class_name: Option<String>, pub http_host: String, pub http_port: u16 }
+pub struct MetricsConfig {
+    pub provider_class_name: Option<String>,
+    pub http_host: String,
+    pub http_port: u16,
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -56,5 +71,7 @@ pub struct Config {
 }
 
 impl Default for Config {
-    fn default() -> Self { todo!() }
+    fn default() -> Self {
+        todo!()
+    }
 }

@@ -21,7 +21,11 @@ pub enum Frame {
 
 /// Take one complete frame off the front of `buf`; `Ok(None)` means "need more bytes".
 /// `first` is true before the handshake, when a 4lw may arrive instead of a length.
-pub fn take_frame(buf: &mut BytesMut, max_bytes: usize, first: bool) -> Result<Option<Frame>, FrameError> {
+pub fn take_frame(
+    buf: &mut BytesMut,
+    max_bytes: usize,
+    first: bool,
+) -> Result<Option<Frame>, FrameError> {
     let _ = (buf, max_bytes, first);
     todo!()
 }

@@ -9,16 +9,23 @@ pub enum Request {
     Ping,
     CloseSession,
     /// op is CREATE, CREATE2, CREATE_CONTAINER or CREATE_TTL.
-    Create { op: i32, request: CreateRequest },
+    Create {
+        op: i32,
+        request: CreateRequest,
+    },
     Delete(DeleteRequest),
     Exists(PathWatchRequest),
     GetData(PathWatchRequest),
     SetData(SetDataRequest),
-    GetAcl { path: String },
+    GetAcl {
+        path: String,
+    },
     SetAcl(SetAclRequest),
     GetChildren(PathWatchRequest),
     GetChildren2(PathWatchRequest),
-    Sync { path: String },
+    Sync {
+        path: String,
+    },
     Check(CheckVersionRequest),
     Multi(Vec<MultiOp>),
     MultiRead(Vec<MultiReadOp>),
@@ -29,9 +36,15 @@ pub enum Request {
     SetWatches(SetWatches),
     AddWatch(AddWatchRequest),
     Auth(AuthPacket),
-    Sasl { token: Vec<u8> },
-    GetEphemerals { prefix_path: String },
-    GetAllChildrenNumber { path: String },
+    Sasl {
+        token: Vec<u8>,
+    },
+    GetEphemerals {
+        prefix_path: String,
+    },
+    GetAllChildrenNumber {
+        path: String,
+    },
     WhoAmI,
 }
 
@@ -41,20 +54,44 @@ pub enum Request {
 pub enum Response {
     Empty,
     /// create (op 1).
-    Create { path: String },
+    Create {
+        path: String,
+    },
     /// create2 / createContainer / createTTL.
-    Create2 { path: String, stat: Stat },
+    Create2 {
+        path: String,
+        stat: Stat,
+    },
     /// exists, setData, setACL, check: a Stat alone.
     Stat(Stat),
-    GetData { data: Vec<u8>, stat: Stat },
-    GetAcl { acl: Vec<Acl>, stat: Stat },
-    GetChildren { children: Vec<String> },
-    GetChildren2 { children: Vec<String>, stat: Stat },
-    Sync { path: String },
+    GetData {
+        data: Vec<u8>,
+        stat: Stat,
+    },
+    GetAcl {
+        acl: Vec<Acl>,
+        stat: Stat,
+    },
+    GetChildren {
+        children: Vec<String>,
+    },
+    GetChildren2 {
+        children: Vec<String>,
+        stat: Stat,
+    },
+    Sync {
+        path: String,
+    },
     Multi(Vec<MultiResult>),
-    Sasl { token: Vec<u8> },
-    GetEphemerals { paths: Vec<String> },
-    GetAllChildrenNumber { total: i32 },
+    Sasl {
+        token: Vec<u8>,
+    },
+    GetEphemerals {
+        paths: Vec<String>,
+    },
+    GetAllChildrenNumber {
+        total: i32,
+    },
     WhoAmI(Vec<ClientInfo>),
     /// addWatch answers an ErrorResponse record with err 0.
     ErrorResponse(i32),

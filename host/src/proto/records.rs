@@ -141,7 +141,10 @@ pub struct ClientInfo {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MultiOp {
     /// op code 1, 15, 19 or 21 (kept so the result header type can follow ZooKeeper).
-    Create { op: i32, request: CreateRequest },
+    Create {
+        op: i32,
+        request: CreateRequest,
+    },
     Delete(DeleteRequest),
     SetData(SetDataRequest),
     Check(CheckVersionRequest),
@@ -158,13 +161,25 @@ pub enum MultiReadOp {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MultiResult {
     /// Result type 1: path only.
-    Create { path: String },
+    Create {
+        path: String,
+    },
     /// Result type 15 (create2, createContainer, createTTL): path and Stat.
-    Create2 { path: String, stat: Stat },
+    Create2 {
+        path: String,
+        stat: Stat,
+    },
     Delete,
-    SetData { stat: Stat },
+    SetData {
+        stat: Stat,
+    },
     Check,
-    GetData { data: Vec<u8>, stat: Stat },
-    GetChildren { children: Vec<String> },
+    GetData {
+        data: Vec<u8>,
+        stat: Stat,
+    },
+    GetChildren {
+        children: Vec<String>,
+    },
     Error(i32),
 }

@@ -25,7 +25,10 @@ pub struct Id {
 
 impl Id {
     pub fn new(scheme: &str, id: &str) -> Self {
-        Id { scheme: scheme.to_owned(), id: id.to_owned() }
+        Id {
+            scheme: scheme.to_owned(),
+            id: id.to_owned(),
+        }
     }
     /// `world:anyone`, the identity every client has.
     pub fn anyone() -> Self {
@@ -43,11 +46,17 @@ pub struct Acl {
 impl Acl {
     /// ZooKeeper's `OPEN_ACL_UNSAFE`: everything for everyone.
     pub fn open_unsafe() -> Vec<Acl> {
-        vec![Acl { perms: perms::ALL, id: Id::anyone() }]
+        vec![Acl {
+            perms: perms::ALL,
+            id: Id::anyone(),
+        }]
     }
     /// ZooKeeper's `READ_ACL_UNSAFE`.
     pub fn read_unsafe() -> Vec<Acl> {
-        vec![Acl { perms: perms::READ, id: Id::anyone() }]
+        vec![Acl {
+            perms: perms::READ,
+            id: Id::anyone(),
+        }]
     }
 }
 
@@ -113,12 +122,37 @@ impl ErrorCode {
     pub fn from_code(code: i32) -> Option<ErrorCode> {
         use ErrorCode::*;
         const ALL: [ErrorCode; 32] = [
-            Ok, SystemError, RuntimeInconsistency, DataInconsistency, ConnectionLoss,
-            MarshallingError, Unimplemented, OperationTimeout, BadArguments, UnknownSession,
-            NewConfigNoQuorum, ReconfigInProgress, ApiError, NoNode, NoAuth, BadVersion,
-            NoChildrenForEphemerals, NodeExists, NotEmpty, SessionExpired, InvalidCallback,
-            InvalidAcl, AuthFailed, SessionMoved, NotReadOnly, EphemeralOnLocalSession, NoWatcher,
-            RequestTimeout, ReconfigDisabled, SessionClosedRequireSaslAuth, QuotaExceeded,
+            Ok,
+            SystemError,
+            RuntimeInconsistency,
+            DataInconsistency,
+            ConnectionLoss,
+            MarshallingError,
+            Unimplemented,
+            OperationTimeout,
+            BadArguments,
+            UnknownSession,
+            NewConfigNoQuorum,
+            ReconfigInProgress,
+            ApiError,
+            NoNode,
+            NoAuth,
+            BadVersion,
+            NoChildrenForEphemerals,
+            NodeExists,
+            NotEmpty,
+            SessionExpired,
+            InvalidCallback,
+            InvalidAcl,
+            AuthFailed,
+            SessionMoved,
+            NotReadOnly,
+            EphemeralOnLocalSession,
+            NoWatcher,
+            RequestTimeout,
+            ReconfigDisabled,
+            SessionClosedRequireSaslAuth,
+            QuotaExceeded,
             ThrottledOp,
         ];
         ALL.into_iter().find(|c| c.code() == code)
@@ -263,7 +297,10 @@ impl CreateMode {
         }
     }
     pub fn is_ephemeral(self) -> bool {
-        matches!(self, CreateMode::Ephemeral | CreateMode::EphemeralSequential)
+        matches!(
+            self,
+            CreateMode::Ephemeral | CreateMode::EphemeralSequential
+        )
     }
     pub fn is_sequential(self) -> bool {
         matches!(
@@ -277,6 +314,9 @@ impl CreateMode {
         self == CreateMode::Container
     }
     pub fn is_ttl(self) -> bool {
-        matches!(self, CreateMode::PersistentWithTtl | CreateMode::PersistentSequentialWithTtl)
+        matches!(
+            self,
+            CreateMode::PersistentWithTtl | CreateMode::PersistentSequentialWithTtl
+        )
     }
 }

@@ -1,1 +1,390 @@
-//! `server`: listeners, connections, dispatch, 4lw.
+//! `server`: the client-facing half of zkw. Listeners, one task per client connection,
+//! per-session request order, four-letter words, and the apply-side routing of replies and
+//! watch notifications. It must not know how a txn is applied (that is `txn`) nor how the log
+//! is replicated (that is `consensus`).
+//!
+//! Entry points: [`serve`] binds the configured client port; [`run`] takes an already bound
+//! listener (tests use port 0).
+//!
+//! Shared state and its lock order (never take them in another order):
+//! `store` (tree + watches) → `connections` → `tracker`. All are std mutexes held briefly and
+//! never across an `.await`.
+
+mod apply;
+mod connection;
+mod dispatch;
+mod four_letter;
+mod outbound;
+mod stats;
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::consensus::{Proposal, Proposer, Standalone};
+use crate::proto::SessionId;
+use crate::session::SessionTracker;
+use crate::tree::watch::WatchRegistry;
+use crate::tree::Tree;
+use crate::txn::TxnOp;
+use apply::{Applier, Route};
+use outbound::Outbound;
+use stats::{ConnectionStats, ServerStats};
+
+/// Ceiling on simultaneous client connections, whatever maxClientCnxns says per IP.
+pub const CONNECTIONS_MAX: usize = 60_000;
+/// How long shutdown waits for connection tasks to finish.
+pub const SHUTDOWN_GRACE_MS: u64 = 2_000;
+/// The version reported by srvr/stat/envi: the ZooKeeper protocol level zkw speaks, then zkw's.
+pub const VERSION_STRING: &str = concat!("3.9.3-zkw-", env!("CARGO_PKG_VERSION"));
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot read the listener's address: {0}")]
+    LocalAddress(std::io::Error),
+}
+
+/// The replicated tree and this server's (unreplicated) watch registry.
+#[derive(Debug, Default)]
+pub struct Store {
+    pub tree: Tree,
+    pub watches: WatchRegistry,
+}
+
+/// One live client connection, for routing and for `cons`.
+#[derive(Debug)]
+pub struct ConnectionEntry {
+    pub peer: SocketAddr,
+    pub outbound: Outbound,
+    pub session_id: Option<SessionId>,
+    pub timeout_ms: i32,
+    pub established_wall_ms: i64,
+    pub stats: Arc<ConnectionStats>,
+}
+
+/// Every connection by id, the session attached to each, and counts per client IP.
+#[derive(Debug, Default)]
+pub struct Connections {
+    entries: BTreeMap<u64, ConnectionEntry>,
+    by_session: HashMap<SessionId, u64>,
+    per_ip: HashMap<IpAddr, u32>,
+}
+
+impl Connections {
+    pub fn outbound_of(&self, session_id: SessionId) -> Option<&Outbound> {
+        let id = self.by_session.get(&session_id)?;
+        self.entries.get(id).map(|entry| &entry.outbound)
+    }
+
+    /// Binds a session to a connection; returns the connection it was bound to before.
+    fn attach(
+        &mut self,
+        connection_id: u64,
+        session_id: SessionId,
+        timeout_ms: i32,
+    ) -> Option<u64> {
+        if let Some(entry) = self.entries.get_mut(&connection_id) {
+            entry.session_id = Some(session_id);
+            entry.timeout_ms = timeout_ms;
+        }
+        self.by_session
+            .insert(session_id, connection_id)
+            .filter(|old| *old != connection_id)
+    }
+
+    fn remove(&mut self, connection_id: u64) -> Option<ConnectionEntry> {
+        let entry = self.entries.remove(&connection_id)?;
+        if let Some(session_id) = entry.session_id {
+            if self.by_session.get(&session_id) == Some(&connection_id) {
+                self.by_session.remove(&session_id);
+            }
+        }
+        if let Some(count) = self.per_ip.get_mut(&entry.peer.ip()) {
+            *count -= 1;
+            if *count == 0 {
+                self.per_ip.remove(&entry.peer.ip());
+            }
+        }
+        Some(entry)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &ConnectionEntry> {
+        self.entries.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// State shared by all connection tasks and the applier.
+pub struct Shared {
+    pub config: Config,
+    pub clock: Arc<dyn Clock>,
+    pub local_address: SocketAddr,
+    store: Mutex<Store>,
+    connections: Mutex<Connections>,
+    tracker: Mutex<SessionTracker>,
+    pub stats: ServerStats,
+    next_session_id: AtomicI64,
+    next_connection_id: AtomicU64,
+    pub started_monotonic_ms: u64,
+}
+
+impl Shared {
+    pub fn lock_store(&self) -> MutexGuard<'_, Store> {
+        // A poisoned lock means a panic mid-apply: the tree may be half-changed, so stop.
+        self.store
+            .lock()
+            .unwrap_or_else(|_| panic!("tree lock poisoned: refusing to diverge"))
+    }
+
+    pub fn lock_connections(&self) -> MutexGuard<'_, Connections> {
+        self.connections
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn lock_tracker(&self) -> MutexGuard<'_, SessionTracker> {
+        self.tracker
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// ZooKeeper's session id layout: server id in the top byte, then the start time, then a
+    /// counter; never Long.MIN_VALUE (the container marker).
+    fn initial_session_id(server_id: u64, wall_ms: i64) -> i64 {
+        let time_part = ((wall_ms << 24) as u64 >> 8) as i64;
+        let id = time_part | ((server_id as i64) << 56);
+        if id == i64::MIN {
+            id + 1
+        } else {
+            id
+        }
+    }
+
+    pub fn new_session_id(&self) -> SessionId {
+        self.next_session_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The client port's advertised mode.
+    pub fn mode(&self) -> &'static str {
+        "standalone"
+    }
+}
+
+/// Everything a connection task needs.
+#[derive(Clone)]
+pub struct Context {
+    pub shared: Arc<Shared>,
+    pub proposer: Proposer<Route>,
+}
+
+/// Binds the configured client address and serves until `shutdown` completes.
+pub async fn serve(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let ip = config
+        .client_port_address
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let address = SocketAddr::new(ip, config.client_port);
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|source| ServerError::Bind { address, source })?;
+    run(config, listener, shutdown, Arc::new(SystemClock::new())).await
+}
+
+/// Serves clients on `listener` until `shutdown` completes.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    clock: Arc<dyn Clock>,
+) -> Result<(), ServerError> {
+    let local_address = listener.local_addr().map_err(ServerError::LocalAddress)?;
+    let server_id = config.my_id.unwrap_or(0);
+    let store = Store {
+        tree: Tree::new(),
+        watches: WatchRegistry::default(),
+    };
+    let last_zxid = store.tree.last_zxid();
+    let shared = Arc::new(Shared {
+        tracker: Mutex::new(SessionTracker::new(u64::from(config.tick_time_ms))),
+        next_session_id: AtomicI64::new(Shared::initial_session_id(server_id, clock.wall_ms())),
+        next_connection_id: AtomicU64::new(1),
+        started_monotonic_ms: clock.monotonic_ms(),
+        store: Mutex::new(store),
+        connections: Mutex::new(Connections::default()),
+        stats: ServerStats::default(),
+        local_address,
+        clock: Arc::clone(&clock),
+        config,
+    });
+    let applier = Arc::new(Applier {
+        shared: Arc::clone(&shared),
+    });
+    let (proposer, log_task) = Standalone::start(applier, last_zxid, clock);
+    let context = Context {
+        shared: Arc::clone(&shared),
+        proposer,
+    };
+    tracing::info!(address = %local_address, mode = shared.mode(), "zkw serving clients");
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let background = [
+        tokio::spawn(expire_sessions(context.clone(), stop_rx.clone())),
+        tokio::spawn(reap_nodes(context.clone(), stop_rx.clone())),
+    ];
+    let mut connection_tasks = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    if let Some(admitted) = admit(&shared, peer) {
+                        connection_tasks.spawn(connection::run(context.clone(), stream, admitted));
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed; backing off");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connection_tasks.join_next(), if !connection_tasks.is_empty() => {}
+        }
+    }
+    tracing::info!("shutting down: closing client connections");
+    let _ = stop_tx.send(true);
+    for entry in shared.lock_connections().iter() {
+        entry.outbound.close("server shutting down");
+    }
+    let grace = Duration::from_millis(SHUTDOWN_GRACE_MS);
+    let _ = tokio::time::timeout(grace, async {
+        while connection_tasks.join_next().await.is_some() {}
+    })
+    .await;
+    connection_tasks.abort_all();
+    for task in background {
+        let _ = task.await;
+    }
+    drop(context);
+    let _ = tokio::time::timeout(grace, log_task).await;
+    Ok(())
+}
+
+/// Applies maxClientCnxns and the global ceiling; registers the connection when admitted.
+fn admit(shared: &Shared, peer: SocketAddr) -> Option<connection::Admitted> {
+    let per_ip_max = shared.config.max_client_connections;
+    let mut connections = shared.lock_connections();
+    let count = connections.per_ip.get(&peer.ip()).copied().unwrap_or(0);
+    if (per_ip_max > 0 && count >= per_ip_max) || connections.len() >= CONNECTIONS_MAX {
+        shared
+            .stats
+            .connections_rejected
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            peer = %peer.ip(),
+            max = per_ip_max,
+            "too many connections from this address; closing the new one"
+        );
+        return None;
+    }
+    let connection_id = shared.next_connection_id.fetch_add(1, Ordering::Relaxed);
+    *connections.per_ip.entry(peer.ip()).or_insert(0) += 1;
+    let (outbound, receiver) = outbound::channel();
+    let stats = Arc::new(ConnectionStats::default());
+    connections.entries.insert(
+        connection_id,
+        ConnectionEntry {
+            peer,
+            outbound: outbound.clone(),
+            session_id: None,
+            timeout_ms: 0,
+            established_wall_ms: shared.clock.wall_ms(),
+            stats: Arc::clone(&stats),
+        },
+    );
+    Some(connection::Admitted {
+        id: connection_id,
+        peer,
+        outbound,
+        receiver,
+        stats,
+    })
+}
+
+/// Proposes a CloseSession txn for every session whose deadline passed.
+async fn expire_sessions(context: Context, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let tick_ms = u64::from(context.shared.config.tick_time_ms);
+    let period = Duration::from_millis((tick_ms / 4).clamp(10, 500));
+    let mut interval = tokio::time::interval(period);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let now_ms = context.shared.clock.monotonic_ms();
+        let expired = context.shared.lock_tracker().expired(now_ms);
+        for session_id in expired {
+            tracing::info!(
+                session = format_args!("0x{session_id:x}"),
+                "expiring session"
+            );
+            let proposal = Proposal {
+                session_id,
+                auth: Vec::new(),
+                op: TxnOp::CloseSession,
+                route: None,
+            };
+            if context.proposer.propose(proposal).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Proposes the deletion of containers left empty and TTL nodes past their time, every
+/// `znode.container.checkIntervalMs`, as ZooKeeper's ContainerManager does.
+async fn reap_nodes(context: Context, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let period_ms = context.shared.config.container_check_interval_ms.max(1);
+    let mut interval = tokio::time::interval(Duration::from_millis(period_ms));
+    interval.tick().await;
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let now_ms = context.shared.clock.wall_ms();
+        let paths = context.shared.lock_store().tree.reapable(now_ms);
+        for path in paths {
+            tracing::debug!(path, "reaping empty container or expired TTL node");
+            let proposal = Proposal {
+                session_id: 0,
+                auth: Vec::new(),
+                op: TxnOp::Reap { path },
+                route: None,
+            };
+            if context.proposer.propose(proposal).await.is_err() {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! The server's [`StateMachine`]: applies committed entries through `txn::apply`, fires the
+//! watches they trigger, and routes each reply to the connection that asked, all under the
+//! tree lock so that every client sees notifications before any reply that reflects a newer
+//! state (ZooKeeper's ordering guarantee).
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tokio::sync::{oneshot, watch};
+
+use super::outbound::Outbound;
+use super::stats::ConnectionStats;
+use super::Shared;
+use crate::consensus::StateMachine;
+use crate::proto::{
+    encode_notification, encode_reply, keeper_state, ErrorCode, ReplyHeader, Response, WatcherEvent,
+};
+use crate::tree::watch::Notification;
+use crate::txn::{self, TxnEntry, TxnOp};
+
+/// Where the outcome of a proposal goes.
+#[derive(Debug)]
+pub enum Route {
+    /// A client request: encode the reply onto this connection.
+    Reply(ReplyRoute),
+    /// A session being created by a handshake: tell the waiting connection.
+    Session(oneshot::Sender<Result<(), ErrorCode>>),
+}
+
+#[derive(Debug)]
+pub struct ReplyRoute {
+    pub outbound: Outbound,
+    pub xid: i32,
+    pub op_name: &'static str,
+    /// The connection's write sequence number of this request, published through `done` once
+    /// the reply is queued, so later reads of the same session wait for it (FIFO order).
+    pub seq: u64,
+    pub done: Arc<watch::Sender<u64>>,
+    pub received_ms: u64,
+    pub stats: Arc<ConnectionStats>,
+}
+
+/// Applies entries for the server that owns the connections.
+pub struct Applier {
+    pub shared: Arc<Shared>,
+}
+
+impl StateMachine for Applier {
+    type Route = Route;
+
+    fn apply_batch(&self, batch: Vec<(TxnEntry, Option<Route>)>) {
+        let shared = &self.shared;
+        let mut store = shared.lock_store();
+        for (entry, route) in batch {
+            let closing_session = matches!(entry.op, TxnOp::CloseSession);
+            if closing_session {
+                // The closing session's own watches die with it; others see its ephemerals go.
+                store.watches.remove_session(entry.session_id);
+            }
+            let applied = txn::apply(&mut store.tree, &entry);
+            let notifications = store.watches.trigger(applied.zxid, &applied.triggers);
+            let session_closed = closing_session && applied.reply.is_ok();
+            if session_closed {
+                tracing::info!(
+                    session = format_args!("0x{:x}", entry.session_id),
+                    zxid = applied.zxid,
+                    "session closed"
+                );
+            }
+            {
+                let connections = shared.lock_connections();
+                for notification in &notifications {
+                    if let Some(outbound) = connections.outbound_of(notification.session_id) {
+                        outbound.send(encode_event(notification));
+                    }
+                }
+                match route {
+                    Some(Route::Reply(reply)) => {
+                        send_reply(shared, reply, applied.zxid, applied.reply)
+                    }
+                    Some(Route::Session(waiter)) => {
+                        let _ = waiter.send(applied.reply.map(|_| ()));
+                    }
+                    None => {}
+                }
+                if session_closed {
+                    if let Some(outbound) = connections.outbound_of(entry.session_id) {
+                        outbound.close("session closed");
+                    }
+                }
+            }
+            if session_closed {
+                shared.lock_tracker().remove(entry.session_id);
+            }
+        }
+    }
+}
+
+pub fn encode_event(notification: &Notification) -> bytes::Bytes {
+    let event = WatcherEvent {
+        event_type: notification.event as i32,
+        state: keeper_state::SYNC_CONNECTED,
+        path: notification.path.clone(),
+    };
+    let mut frame = BytesMut::new();
+    encode_notification(notification.zxid, &event, &mut frame);
+    frame.freeze()
+}
+
+fn send_reply(shared: &Shared, route: ReplyRoute, zxid: i64, reply: Result<Response, ErrorCode>) {
+    let (err, body) = match reply {
+        Ok(body) => (ErrorCode::Ok, body),
+        Err(code) => (code, Response::Empty),
+    };
+    let header = ReplyHeader {
+        xid: route.xid,
+        zxid,
+        err: err.code(),
+    };
+    let mut frame = BytesMut::new();
+    encode_reply(&header, &body, &mut frame);
+    route.outbound.send(frame.freeze());
+    super::dispatch::record_reply(
+        shared,
+        &route.stats,
+        route.op_name,
+        route.xid,
+        zxid,
+        route.received_ms,
+    );
+    route.done.send_replace(route.seq);
+}

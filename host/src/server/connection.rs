@@ -1,0 +1,414 @@
+//! One client connection: the socket, its read buffer, the handshake and the request loop.
+//! A reader (this task) decodes frames and hands requests to `dispatch`; a writer task drains
+//! the connection's outbound queue. Bad input closes this connection only, with a logged reason.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use rand::RngCore;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{oneshot, watch};
+
+use super::apply::Route;
+use super::dispatch::{self, ConnectionState, Flow};
+use super::outbound::{Out, Outbound, OutboundReceiver};
+use super::stats::ConnectionStats;
+use super::{four_letter, Context};
+use crate::consensus::Proposal;
+use crate::proto::{
+    decode_connect_request, decode_request, encode_connect_response, encode_reply, take_frame,
+    ConnectRequest, ConnectResponse, DecodeError, ErrorCode, Frame, FrameError, Id, ReplyHeader,
+    Response,
+};
+use crate::txn::TxnOp;
+
+/// Initial read buffer; it grows up to one frame (jute.maxbuffer) as needed.
+pub const READ_BUFFER_BYTES: usize = 64 * 1024;
+/// Frames handed to the socket in one write.
+pub const WRITE_BATCH_FRAMES_MAX: usize = 256;
+/// How long a closing connection may take to flush what is queued.
+pub const CLOSE_FLUSH_MS: u64 = 1_000;
+/// Length of a session password.
+pub const SESSION_PASSWORD_BYTES: usize = 16;
+
+/// A connection the listener accepted and registered.
+pub struct Admitted {
+    pub id: u64,
+    pub peer: SocketAddr,
+    pub outbound: Outbound,
+    pub receiver: OutboundReceiver,
+    pub stats: Arc<ConnectionStats>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionError {
+    #[error("socket error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("bad frame: {0}")]
+    Frame(#[from] FrameError),
+    #[error("bad record: {0}")]
+    Decode(#[from] DecodeError),
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Runs the connection to its end and unregisters it.
+pub async fn run(context: Context, stream: TcpStream, admitted: Admitted) {
+    let _ = stream.set_nodelay(true);
+    let (reader, writer) = stream.into_split();
+    let (closed_tx, closed_rx) = watch::channel(false);
+    let writer_task = tokio::spawn(write_loop(
+        writer,
+        admitted.receiver,
+        Arc::clone(&admitted.stats),
+        Arc::clone(&context.shared),
+        closed_tx,
+    ));
+    let mut state = ConnectionState::new(
+        admitted.id,
+        admitted.peer,
+        admitted.outbound,
+        admitted.stats,
+    );
+    match read_loop(&context, reader, &mut state, closed_rx).await {
+        Ok(()) => tracing::debug!(peer = %state.peer, "connection closed"),
+        Err(ConnectionError::Io(error)) => {
+            tracing::debug!(peer = %state.peer, session = state.session_label(), %error, "connection dropped")
+        }
+        Err(error) => tracing::warn!(
+            peer = %state.peer,
+            session = state.session_label(),
+            %error,
+            "closing connection"
+        ),
+    }
+    state.outbound.close("connection ending");
+    let _ = tokio::time::timeout(Duration::from_millis(CLOSE_FLUSH_MS), writer_task).await;
+    detach(&context, &state);
+}
+
+/// Unregisters the connection; if its session is still bound to it, the session's watches go
+/// (ZooKeeper keeps watches per connection; the client re-sends them with setWatches).
+fn detach(context: &Context, state: &ConnectionState) {
+    let shared = &context.shared;
+    let mut store = shared.lock_store();
+    let mut connections = shared.lock_connections();
+    let still_bound = state
+        .session_id
+        .is_some_and(|session_id| connections.by_session.get(&session_id) == Some(&state.id));
+    if let (true, Some(session_id)) = (still_bound, state.session_id) {
+        store.watches.remove_session(session_id);
+    }
+    connections.remove(state.id);
+}
+
+async fn read_loop(
+    context: &Context,
+    mut reader: OwnedReadHalf,
+    state: &mut ConnectionState,
+    mut closed: watch::Receiver<bool>,
+) -> Result<(), ConnectionError> {
+    let max_bytes = context.shared.config.jute_max_buffer_bytes;
+    let mut buffer = BytesMut::with_capacity(READ_BUFFER_BYTES);
+    let Some(first) = next_frame(&mut reader, &mut buffer, max_bytes, true, &mut closed).await?
+    else {
+        return Ok(());
+    };
+    let payload = match first {
+        Frame::FourLetter(word) => {
+            let text = four_letter::answer(&context.shared, word);
+            state.outbound.send(Bytes::from(text));
+            state.outbound.close("four-letter word answered");
+            return Ok(());
+        }
+        Frame::Payload(payload) => payload,
+    };
+    let request = decode_connect_request(&payload)?;
+    if !handshake(context, state, &request).await? {
+        return Ok(());
+    }
+    while let Some(frame) =
+        next_frame(&mut reader, &mut buffer, max_bytes, false, &mut closed).await?
+    {
+        let Frame::Payload(payload) = frame else {
+            return Err(ConnectionError::Refused(
+                "four-letter word after the handshake".into(),
+            ));
+        };
+        let received_ms = context.shared.clock.monotonic_ms();
+        state.stats.packets_received.fetch_add(1, Ordering::Relaxed);
+        context
+            .shared
+            .stats
+            .packets_received
+            .fetch_add(1, Ordering::Relaxed);
+        let (header, request) = match decode_request(&payload) {
+            Ok(decoded) => decoded,
+            Err(DecodeError::UnknownOp { xid, op }) => {
+                // As ZooKeeper: answer Unimplemented, then close the connection.
+                dispatch::reply_now(
+                    context,
+                    state,
+                    xid,
+                    ErrorCode::Unimplemented,
+                    Response::Empty,
+                )
+                .await;
+                return Err(ConnectionError::Refused(format!("unknown op code {op}")));
+            }
+            Err(error) => return Err(error.into()),
+        };
+        if let Some(session_id) = state.session_id {
+            if !context.shared.lock_tracker().touch(session_id, received_ms) {
+                return Err(ConnectionError::Refused(
+                    "session expired or closing".into(),
+                ));
+            }
+        }
+        if dispatch::handle(context, state, header, request, received_ms).await == Flow::Close {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Reads until one whole frame is buffered; `None` when the peer closed cleanly or the
+/// connection is being closed from our side.
+async fn next_frame(
+    reader: &mut OwnedReadHalf,
+    buffer: &mut BytesMut,
+    max_bytes: usize,
+    first: bool,
+    closed: &mut watch::Receiver<bool>,
+) -> Result<Option<Frame>, ConnectionError> {
+    loop {
+        if let Some(frame) = take_frame(buffer, max_bytes, first)? {
+            return Ok(Some(frame));
+        }
+        if *closed.borrow() {
+            return Ok(None);
+        }
+        tokio::select! {
+            read = reader.read_buf(buffer) => {
+                if read? == 0 {
+                    if buffer.is_empty() {
+                        return Ok(None);
+                    }
+                    return Err(ConnectionError::Refused(format!(
+                        "peer closed mid-frame with {} bytes pending",
+                        buffer.len()
+                    )));
+                }
+            }
+            _ = closed.changed() => return Ok(None),
+        }
+    }
+}
+
+/// Creates or resumes the session; returns false when the connection must close.
+async fn handshake(
+    context: &Context,
+    state: &mut ConnectionState,
+    request: &ConnectRequest,
+) -> Result<bool, ConnectionError> {
+    let shared = &context.shared;
+    let config = &shared.config;
+    let last_zxid = shared.lock_store().tree.last_zxid();
+    if request.last_zxid_seen > last_zxid {
+        return Err(ConnectionError::Refused(format!(
+            "client has seen zxid 0x{:x}, this server only 0x{last_zxid:x}",
+            request.last_zxid_seen
+        )));
+    }
+    let timeout_ms = request.timeout_ms.clamp(
+        i32::try_from(config.min_session_timeout_ms).unwrap_or(i32::MAX),
+        i32::try_from(config.max_session_timeout_ms).unwrap_or(i32::MAX),
+    );
+    let (session_id, password) = if request.session_id == 0 {
+        match create_session(context, timeout_ms).await {
+            Some(created) => created,
+            None => return Ok(false),
+        }
+    } else {
+        match resume_session(context, request) {
+            Some(password) => (request.session_id, password),
+            None => {
+                tracing::info!(
+                    peer = %state.peer,
+                    session = format_args!("0x{:x}", request.session_id),
+                    "invalid session: expired or wrong password"
+                );
+                send_connect_response(state, 0, 0, vec![0; SESSION_PASSWORD_BYTES], request);
+                state.outbound.close("session expired");
+                return Ok(false);
+            }
+        }
+    };
+    attach(context, state, session_id, timeout_ms);
+    send_connect_response(state, timeout_ms, session_id, password.to_vec(), request);
+    tracing::info!(
+        peer = %state.peer,
+        session = format_args!("0x{session_id:x}"),
+        timeout_ms,
+        resumed = request.session_id != 0,
+        "session established"
+    );
+    Ok(true)
+}
+
+async fn create_session(context: &Context, timeout_ms: i32) -> Option<(i64, [u8; 16])> {
+    let session_id = context.shared.new_session_id();
+    let mut password = [0u8; SESSION_PASSWORD_BYTES];
+    rand::rng().fill_bytes(&mut password);
+    let (waiter, outcome) = oneshot::channel();
+    let proposal = Proposal {
+        session_id,
+        auth: Vec::new(),
+        op: TxnOp::CreateSession {
+            timeout_ms,
+            password,
+        },
+        route: Some(Route::Session(waiter)),
+    };
+    context.proposer.propose(proposal).await.ok()?;
+    match outcome.await {
+        Ok(Ok(())) => Some((session_id, password)),
+        Ok(Err(code)) => {
+            tracing::warn!(?code, "session creation failed");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+/// The session's password when the session exists, is not closing and the password matches.
+fn resume_session(context: &Context, request: &ConnectRequest) -> Option<[u8; 16]> {
+    let shared = &context.shared;
+    let password = {
+        let store = shared.lock_store();
+        store
+            .tree
+            .session(request.session_id)
+            .map(|record| record.password)?
+    };
+    if password.as_slice() != request.password.as_slice() {
+        return None;
+    }
+    shared
+        .lock_tracker()
+        .is_active(request.session_id)
+        .then_some(password)
+}
+
+/// Binds the session to this connection: an older connection of the same session is closed
+/// and its watches dropped; the client re-sends the watches it wants with setWatches.
+fn attach(context: &Context, state: &mut ConnectionState, session_id: i64, timeout_ms: i32) {
+    let shared = &context.shared;
+    let now_ms = shared.clock.monotonic_ms();
+    let mut store = shared.lock_store();
+    let mut connections = shared.lock_connections();
+    if let Some(previous) = connections.attach(state.id, session_id, timeout_ms) {
+        store.watches.remove_session(session_id);
+        if let Some(entry) = connections.entries.get(&previous) {
+            entry.outbound.close("session moved to another connection");
+        }
+    }
+    shared
+        .lock_tracker()
+        .add(session_id, u64::try_from(timeout_ms).unwrap_or(0), now_ms);
+    drop(connections);
+    drop(store);
+    state.session_id = Some(session_id);
+    state.timeout_ms = timeout_ms;
+    state.auth = vec![Id::new("ip", &state.peer.ip().to_string())];
+}
+
+fn send_connect_response(
+    state: &ConnectionState,
+    timeout_ms: i32,
+    session_id: i64,
+    password: Vec<u8>,
+    request: &ConnectRequest,
+) {
+    let response = ConnectResponse {
+        protocol_version: 0,
+        timeout_ms,
+        session_id,
+        password,
+        read_only: request.read_only.map(|_| false),
+    };
+    let mut frame = BytesMut::new();
+    encode_connect_response(&response, &mut frame);
+    state.outbound.send(frame.freeze());
+}
+
+/// Drains the outbound queue into the socket, a batch per write.
+async fn write_loop(
+    mut writer: OwnedWriteHalf,
+    mut receiver: OutboundReceiver,
+    stats: Arc<ConnectionStats>,
+    shared: Arc<super::Shared>,
+    closed: watch::Sender<bool>,
+) {
+    let mut batch = Vec::with_capacity(WRITE_BATCH_FRAMES_MAX);
+    let mut bytes = Vec::with_capacity(READ_BUFFER_BYTES);
+    'outer: while receiver
+        .queue
+        .recv_many(&mut batch, WRITE_BATCH_FRAMES_MAX)
+        .await
+        > 0
+    {
+        let mut closing = false;
+        let mut frames = 0u64;
+        for out in batch.drain(..) {
+            match out {
+                Out::Frame(frame) => {
+                    receiver
+                        .queued_bytes
+                        .fetch_sub(frame.len(), Ordering::Relaxed);
+                    bytes.extend_from_slice(&frame);
+                    frames += 1;
+                }
+                Out::Close(reason) => {
+                    tracing::debug!(reason, "closing the connection after flushing");
+                    closing = true;
+                    break;
+                }
+            }
+        }
+        stats.packets_sent.fetch_add(frames, Ordering::Relaxed);
+        shared
+            .stats
+            .packets_sent
+            .fetch_add(frames, Ordering::Relaxed);
+        if !bytes.is_empty() && writer.write_all(&bytes).await.is_err() {
+            break 'outer;
+        }
+        bytes.clear();
+        if closing {
+            break;
+        }
+    }
+    let _ = writer.shutdown().await;
+    let _ = closed.send(true);
+}
+
+/// Encodes a reply frame.
+pub fn encode_reply_frame(xid: i32, zxid: i64, err: ErrorCode, body: &Response) -> Bytes {
+    let mut frame = BytesMut::new();
+    encode_reply(
+        &ReplyHeader {
+            xid,
+            zxid,
+            err: err.code(),
+        },
+        body,
+        &mut frame,
+    );
+    frame.freeze()
+}

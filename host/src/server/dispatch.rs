@@ -1,0 +1,543 @@
+//! One `match` from a decoded request to its handling: reads are answered from the local tree,
+//! writes become txns proposed to the log, session-level requests (ping, auth, watches) are
+//! answered here. Per-session FIFO order: nothing is answered here before every earlier write
+//! of the same connection has been applied and answered.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use super::apply::{ReplyRoute, Route};
+use super::connection::encode_reply_frame;
+use super::outbound::Outbound;
+use super::stats::{ConnectionStats, LastRequest};
+use super::{Context, Shared, Store};
+use crate::consensus::Proposal;
+use crate::proto::{
+    op, xid, AddWatchMode, ClientInfo, CreateMode, ErrorCode, EventType, Id, MultiOp, MultiReadOp,
+    MultiResult, PathWatchRequest, Request, RequestHeader, Response, SessionId, SetWatches,
+    WatcherType,
+};
+use crate::tree::acl::digest_id;
+use crate::tree::watch::{Notification, WatchKind};
+use crate::txn::TxnOp;
+
+/// What the connection does after a request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Close,
+}
+
+/// Per-connection request state.
+pub struct ConnectionState {
+    pub id: u64,
+    pub peer: SocketAddr,
+    pub outbound: Outbound,
+    pub stats: Arc<ConnectionStats>,
+    pub session_id: Option<SessionId>,
+    pub timeout_ms: i32,
+    /// The caller's identities for ACL checks: `ip:<addr>` plus whatever addauth added.
+    pub auth: Vec<Id>,
+    writes_submitted: u64,
+    writes_done: Arc<watch::Sender<u64>>,
+    writes_done_seen: watch::Receiver<u64>,
+}
+
+impl ConnectionState {
+    pub fn new(id: u64, peer: SocketAddr, outbound: Outbound, stats: Arc<ConnectionStats>) -> Self {
+        let (writes_done, writes_done_seen) = watch::channel(0);
+        ConnectionState {
+            id,
+            peer,
+            outbound,
+            stats,
+            session_id: None,
+            timeout_ms: 0,
+            auth: Vec::new(),
+            writes_submitted: 0,
+            writes_done: Arc::new(writes_done),
+            writes_done_seen,
+        }
+    }
+
+    pub fn session_label(&self) -> String {
+        self.session_id
+            .map_or_else(|| "none".to_owned(), |id| format!("0x{id:x}"))
+    }
+
+    /// Waits until every write this connection proposed has been answered.
+    async fn wait_for_writes(&mut self) {
+        let submitted = self.writes_submitted;
+        if *self.writes_done_seen.borrow() >= submitted {
+            return;
+        }
+        let _ = self
+            .writes_done_seen
+            .wait_for(|done| *done >= submitted)
+            .await;
+    }
+}
+
+pub async fn handle(
+    context: &Context,
+    state: &mut ConnectionState,
+    header: RequestHeader,
+    request: Request,
+    received_ms: u64,
+) -> Flow {
+    let xid = header.xid;
+    let write = match request {
+        Request::Create { op, request } => {
+            if let Some(refused) = refuse_create(&context.shared, op, request.flags) {
+                reply_now(context, state, xid, refused, Response::Empty).await;
+                return Flow::Continue;
+            }
+            TxnOp::Create { op, request }
+        }
+        Request::Delete(request) => TxnOp::Delete(request),
+        Request::SetData(request) => TxnOp::SetData(request),
+        Request::SetAcl(request) => TxnOp::SetAcl(request),
+        Request::Check(request) => TxnOp::Check(request),
+        Request::Multi(ops) => {
+            if let Some(refused) = ops.iter().find_map(|sub| match sub {
+                MultiOp::Create { op, request } => {
+                    refuse_create(&context.shared, *op, request.flags)
+                }
+                _ => None,
+            }) {
+                reply_now(context, state, xid, refused, Response::Empty).await;
+                return Flow::Continue;
+            }
+            TxnOp::Multi(ops)
+        }
+        Request::CloseSession => {
+            if let Some(session_id) = state.session_id {
+                context.shared.lock_tracker().set_closing(session_id);
+            }
+            TxnOp::CloseSession
+        }
+        other => return answer_locally(context, state, xid, other).await,
+    };
+    propose(context, state, xid, op_name(&write), write, received_ms).await
+}
+
+/// TTL nodes only exist with extendedTypesEnabled; ZooKeeper answers Unimplemented otherwise.
+fn refuse_create(shared: &Shared, op: i32, flags: i32) -> Option<ErrorCode> {
+    let ttl = op == op::CREATE_TTL || CreateMode::from_flags(flags).is_some_and(CreateMode::is_ttl);
+    (ttl && !shared.config.extended_types_enabled).then_some(ErrorCode::Unimplemented)
+}
+
+async fn propose(
+    context: &Context,
+    state: &mut ConnectionState,
+    xid: i32,
+    op_name: &'static str,
+    op: TxnOp,
+    received_ms: u64,
+) -> Flow {
+    let Some(session_id) = state.session_id else {
+        return Flow::Close;
+    };
+    state.writes_submitted += 1;
+    let route = ReplyRoute {
+        outbound: state.outbound.clone(),
+        xid,
+        op_name,
+        seq: state.writes_submitted,
+        done: Arc::clone(&state.writes_done),
+        received_ms,
+        stats: Arc::clone(&state.stats),
+    };
+    let proposal = Proposal {
+        session_id,
+        auth: state.auth.clone(),
+        op,
+        route: Some(Route::Reply(route)),
+    };
+    if context.proposer.propose(proposal).await.is_err() {
+        return Flow::Close;
+    }
+    Flow::Continue
+}
+
+fn op_name(op: &TxnOp) -> &'static str {
+    match op {
+        TxnOp::CreateSession { .. } => "CREA",
+        TxnOp::CloseSession => "CLOS",
+        TxnOp::Create { .. } => "CREA",
+        TxnOp::Delete(_) => "DELE",
+        TxnOp::SetData(_) => "SETD",
+        TxnOp::SetAcl(_) => "SETA",
+        TxnOp::Check(_) => "CHEC",
+        TxnOp::Multi(_) => "MULT",
+        TxnOp::Reap { .. } => "DELE",
+    }
+}
+
+/// Requests that need no txn. They wait for the connection's earlier writes first.
+async fn answer_locally(
+    context: &Context,
+    state: &mut ConnectionState,
+    xid: i32,
+    request: Request,
+) -> Flow {
+    state.wait_for_writes().await;
+    let shared = &context.shared;
+    let (result, name, flow) = match request {
+        Request::Ping => (Ok(Response::Empty), "PING", Flow::Continue),
+        Request::Auth(packet) => {
+            let outcome = authenticate(shared, state, &packet.scheme, &packet.auth);
+            let flow = if outcome.is_ok() {
+                Flow::Continue
+            } else {
+                Flow::Close
+            };
+            if outcome.is_err() {
+                shared
+                    .stats
+                    .auth_failed_count
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            (outcome.map(|()| Response::Empty), "AUTH", flow)
+        }
+        // No SASL provider is configured: as ZooKeeper without JAAS, authentication fails.
+        Request::Sasl { .. } => (Err(ErrorCode::AuthFailed), "SASL", Flow::Close),
+        Request::Sync { path } => (Ok(Response::Sync { path }), "SYNC", Flow::Continue),
+        Request::Reconfig(_) => {
+            let code = if shared.config.reconfig_enabled {
+                ErrorCode::Unimplemented
+            } else {
+                ErrorCode::ReconfigDisabled
+            };
+            (Err(code), "RECO", Flow::Continue)
+        }
+        Request::WhoAmI => {
+            let infos = state
+                .auth
+                .iter()
+                .map(|id| ClientInfo {
+                    auth_scheme: id.scheme.clone(),
+                    user: id.id.clone(),
+                })
+                .collect();
+            (Ok(Response::WhoAmI(infos)), "WHOA", Flow::Continue)
+        }
+        read => {
+            let name = read_name(&read);
+            let mut store = shared.lock_store();
+            let result = read_op(&mut store, state, read);
+            let zxid = store.tree.last_zxid();
+            send(state, xid, zxid, result);
+            drop(store);
+            record_reply(
+                shared,
+                &state.stats,
+                name,
+                xid,
+                zxid,
+                shared.clock.monotonic_ms(),
+            );
+            return Flow::Continue;
+        }
+    };
+    let zxid = shared.lock_store().tree.last_zxid();
+    send(state, xid, zxid, result);
+    record_reply(
+        shared,
+        &state.stats,
+        name,
+        xid,
+        zxid,
+        shared.clock.monotonic_ms(),
+    );
+    flow
+}
+
+fn send(state: &ConnectionState, xid: i32, zxid: i64, result: Result<Response, ErrorCode>) {
+    let (err, body) = match result {
+        Ok(body) => (ErrorCode::Ok, body),
+        Err(code) => (code, Response::Empty),
+    };
+    state
+        .outbound
+        .send(encode_reply_frame(xid, zxid, err, &body));
+}
+
+/// Answers at once (after earlier writes), for refusals decided before any txn.
+pub async fn reply_now(
+    context: &Context,
+    state: &mut ConnectionState,
+    xid: i32,
+    err: ErrorCode,
+    body: Response,
+) {
+    state.wait_for_writes().await;
+    let zxid = context.shared.lock_store().tree.last_zxid();
+    state
+        .outbound
+        .send(encode_reply_frame(xid, zxid, err, &body));
+}
+
+/// Updates the server and connection counters after a reply was queued.
+pub fn record_reply(
+    shared: &Shared,
+    stats: &ConnectionStats,
+    op_name: &'static str,
+    cxid: i32,
+    zxid: i64,
+    received_ms: u64,
+) {
+    let latency_ms = shared.clock.monotonic_ms().saturating_sub(received_ms);
+    if cxid != xid::PING {
+        shared.stats.latency.record(latency_ms);
+        stats.latency.record(latency_ms);
+    }
+    if let Ok(mut last) = stats.last.lock() {
+        *last = LastRequest {
+            op: op_name,
+            cxid,
+            zxid,
+            response_wall_ms: shared.clock.wall_ms(),
+            latency_ms,
+        };
+    }
+}
+
+fn read_name(request: &Request) -> &'static str {
+    match request {
+        Request::Exists(_) => "EXIS",
+        Request::GetData(_) => "GETD",
+        Request::GetAcl { .. } => "GETA",
+        Request::GetChildren(_) => "GETC",
+        Request::GetChildren2(_) => "GETC",
+        Request::MultiRead(_) => "MLTR",
+        Request::CheckWatches(_) => "CHKW",
+        Request::RemoveWatches(_) => "REMW",
+        Request::SetWatches(_) => "SETW",
+        Request::AddWatch(_) => "ADDW",
+        Request::GetEphemerals { .. } => "GETE",
+        Request::GetAllChildrenNumber { .. } => "GETACN",
+        _ => "UNKN",
+    }
+}
+
+/// A read (or watch bookkeeping) against the local tree, under the store lock.
+fn read_op(
+    store: &mut Store,
+    state: &ConnectionState,
+    request: Request,
+) -> Result<Response, ErrorCode> {
+    let session_id = state.session_id.unwrap_or(0);
+    let auth = &state.auth;
+    match request {
+        Request::Exists(PathWatchRequest { path, watch }) => match store.tree.exists(&path, auth) {
+            Ok(stat) => {
+                if watch {
+                    store.watches.add(session_id, &path, WatchKind::Data);
+                }
+                Ok(Response::Stat(stat))
+            }
+            Err(error) => {
+                let code = error.code();
+                if watch && code == ErrorCode::NoNode {
+                    store.watches.add(session_id, &path, WatchKind::Exist);
+                }
+                Err(code)
+            }
+        },
+        Request::GetData(PathWatchRequest { path, watch }) => {
+            let (data, stat) = store
+                .tree
+                .get_data(&path, auth)
+                .map_err(|error| error.code())?;
+            if watch {
+                store.watches.add(session_id, &path, WatchKind::Data);
+            }
+            Ok(Response::GetData { data, stat })
+        }
+        Request::GetChildren(PathWatchRequest { path, watch }) => {
+            let (children, _) = store
+                .tree
+                .get_children(&path, auth)
+                .map_err(|error| error.code())?;
+            if watch {
+                store.watches.add(session_id, &path, WatchKind::Child);
+            }
+            Ok(Response::GetChildren { children })
+        }
+        Request::GetChildren2(PathWatchRequest { path, watch }) => {
+            let (children, stat) = store
+                .tree
+                .get_children(&path, auth)
+                .map_err(|error| error.code())?;
+            if watch {
+                store.watches.add(session_id, &path, WatchKind::Child);
+            }
+            Ok(Response::GetChildren2 { children, stat })
+        }
+        Request::GetAcl { path } => {
+            let (acl, stat) = store
+                .tree
+                .get_acl(&path, auth)
+                .map_err(|error| error.code())?;
+            Ok(Response::GetAcl { acl, stat })
+        }
+        Request::GetAllChildrenNumber { path } => {
+            let total = store
+                .tree
+                .all_children_number(&path, auth)
+                .map_err(|error| error.code())?;
+            Ok(Response::GetAllChildrenNumber { total })
+        }
+        Request::GetEphemerals { prefix_path } => Ok(Response::GetEphemerals {
+            paths: store.tree.ephemerals(session_id, &prefix_path),
+        }),
+        Request::MultiRead(ops) => Ok(Response::Multi(multi_read(store, auth, ops))),
+        Request::AddWatch(request) => {
+            let kind = match AddWatchMode::from_code(request.mode) {
+                Some(AddWatchMode::Persistent) => WatchKind::Persistent,
+                Some(AddWatchMode::PersistentRecursive) => WatchKind::PersistentRecursive,
+                None => return Err(ErrorCode::BadArguments),
+            };
+            store.watches.add(session_id, &request.path, kind);
+            Ok(Response::ErrorResponse(0))
+        }
+        Request::CheckWatches(request) => {
+            let watcher_type =
+                WatcherType::from_code(request.watcher_type).ok_or(ErrorCode::BadArguments)?;
+            if store
+                .watches
+                .contains(session_id, &request.path, watcher_type)
+            {
+                Ok(Response::Empty)
+            } else {
+                Err(ErrorCode::NoWatcher)
+            }
+        }
+        Request::RemoveWatches(request) => {
+            let watcher_type =
+                WatcherType::from_code(request.watcher_type).ok_or(ErrorCode::BadArguments)?;
+            if store
+                .watches
+                .remove(session_id, &request.path, watcher_type)
+            {
+                Ok(Response::Empty)
+            } else {
+                Err(ErrorCode::NoWatcher)
+            }
+        }
+        Request::SetWatches(watches) => {
+            set_watches(store, state, session_id, watches);
+            Ok(Response::Empty)
+        }
+        _ => Err(ErrorCode::Unimplemented),
+    }
+}
+
+fn multi_read(store: &Store, auth: &[Id], ops: Vec<MultiReadOp>) -> Vec<MultiResult> {
+    ops.into_iter()
+        .map(|op| match op {
+            MultiReadOp::GetChildren(path) => match store.tree.get_children(&path, auth) {
+                Ok((children, _)) => MultiResult::GetChildren { children },
+                Err(error) => MultiResult::Error(error.code().code()),
+            },
+            MultiReadOp::GetData(path) => match store.tree.get_data(&path, auth) {
+                Ok((data, stat)) => MultiResult::GetData { data, stat },
+                Err(error) => MultiResult::Error(error.code().code()),
+            },
+        })
+        .collect()
+}
+
+/// Re-registers watches after a reconnect; fires at once what the client missed, as
+/// ZooKeeper's DataTree.setWatches does.
+fn set_watches(
+    store: &mut Store,
+    state: &ConnectionState,
+    session_id: SessionId,
+    watches: SetWatches,
+) {
+    let relative_zxid = watches.relative_zxid;
+    let zxid = store.tree.last_zxid();
+    let mut missed = Vec::new();
+    for path in watches.data_watches {
+        match store.tree.stat(&path) {
+            None => missed.push((path, EventType::NodeDeleted)),
+            Some(stat) if stat.mzxid > relative_zxid => {
+                missed.push((path, EventType::NodeDataChanged))
+            }
+            Some(_) => store.watches.add(session_id, &path, WatchKind::Data),
+        }
+    }
+    for path in watches.exist_watches {
+        match store.tree.stat(&path) {
+            Some(_) => missed.push((path, EventType::NodeCreated)),
+            None => store.watches.add(session_id, &path, WatchKind::Exist),
+        }
+    }
+    for path in watches.child_watches {
+        match store.tree.stat(&path) {
+            None => missed.push((path, EventType::NodeDeleted)),
+            Some(stat) if stat.pzxid > relative_zxid => {
+                missed.push((path, EventType::NodeChildrenChanged))
+            }
+            Some(_) => store.watches.add(session_id, &path, WatchKind::Child),
+        }
+    }
+    for path in watches.persistent_watches {
+        store.watches.add(session_id, &path, WatchKind::Persistent);
+    }
+    for path in watches.persistent_recursive_watches {
+        store
+            .watches
+            .add(session_id, &path, WatchKind::PersistentRecursive);
+    }
+    for (path, event) in missed {
+        let notification = Notification {
+            session_id,
+            zxid,
+            path,
+            event,
+        };
+        state
+            .outbound
+            .send(super::apply::encode_event(&notification));
+    }
+}
+
+/// addauth: `digest` adds `digest:user:hash` (and `super` when it matches superDigest); `ip`
+/// adds the peer address; anything else fails with AuthFailed and closes the connection.
+fn authenticate(
+    shared: &Shared,
+    state: &mut ConnectionState,
+    scheme: &str,
+    auth: &[u8],
+) -> Result<(), ErrorCode> {
+    let id = match scheme {
+        "digest" => {
+            let user_password = std::str::from_utf8(auth).map_err(|_| ErrorCode::AuthFailed)?;
+            if !user_password.contains(':') {
+                return Err(ErrorCode::AuthFailed);
+            }
+            let digest = digest_id(user_password);
+            if shared.config.super_digest.as_deref() == Some(digest.as_str()) {
+                push_unique(&mut state.auth, Id::new("super", ""));
+            }
+            Id::new("digest", &digest)
+        }
+        "ip" => Id::new("ip", &state.peer.ip().to_string()),
+        _ => return Err(ErrorCode::AuthFailed),
+    };
+    tracing::info!(session = state.session_label(), scheme, "authenticated");
+    push_unique(&mut state.auth, id);
+    Ok(())
+}
+
+fn push_unique(ids: &mut Vec<Id>, id: Id) {
+    if !ids.contains(&id) {
+        ids.push(id);
+    }
+}

@@ -1,0 +1,329 @@
+//! Four-letter words on the client port (ruok, srvr, stat, mntr, ...): plain-text answers in
+//! ZooKeeper's formats, filtered by `4lw.commands.whitelist`. `srvr` is always allowed, as in
+//! ZooKeeper, because `zkServer.sh status` (and `zkw server status`) depend on it.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use super::Shared;
+use crate::config::FourLetterWhitelist;
+
+/// Answers one four-letter word; the connection closes afterwards.
+pub fn answer(shared: &Shared, word: [u8; 4]) -> String {
+    let command = String::from_utf8_lossy(&word).into_owned();
+    if !allowed(shared, &command) {
+        tracing::debug!(command, "four-letter word not in the whitelist");
+        return format!("{command} is not executed because it is not in the whitelist.\n");
+    }
+    match command.as_str() {
+        "ruok" => "imok".to_owned(),
+        "srvr" => server_stats(shared),
+        "stat" => stat(shared),
+        "conf" => conf(shared),
+        "cons" => connections(shared),
+        "crst" => {
+            for entry in shared.lock_connections().iter() {
+                entry.stats.reset();
+            }
+            "Connection stats reset.\n".to_owned()
+        }
+        "srst" => {
+            shared.stats.reset();
+            "Server stats reset.\n".to_owned()
+        }
+        "envi" => environment(shared),
+        "mntr" => monitor(shared),
+        "wchs" => watch_summary(shared),
+        "wchc" => watches_by_session(shared),
+        "wchp" => watches_by_path(shared),
+        "dump" => dump(shared),
+        "isro" => "rw".to_owned(),
+        "dirs" => "datadir_size: 0\nlogdir_size: 0\n".to_owned(),
+        "hash" => {
+            let store = shared.lock_store();
+            format!("0x{:x}: {}\n", store.tree.last_zxid(), store.tree.digest())
+        }
+        "gtmk" => "0".to_owned(),
+        _ => format!("{command} is not supported by zkw.\n"),
+    }
+}
+
+fn allowed(shared: &Shared, command: &str) -> bool {
+    command == "srvr"
+        || match &shared.config.four_letter_whitelist {
+            FourLetterWhitelist::All => true,
+            FourLetterWhitelist::Only(commands) => commands.contains(command),
+        }
+}
+
+fn version_line() -> String {
+    format!(
+        "Zookeeper version: {}, built on 1970-01-01 00:00 UTC\n",
+        super::VERSION_STRING
+    )
+}
+
+/// The body shared by srvr and stat (ZooKeeper's ServerStats.toString plus the node count).
+fn stats_body(shared: &Shared) -> String {
+    let stats = &shared.stats;
+    let (zxid, node_count) = {
+        let store = shared.lock_store();
+        (store.tree.last_zxid(), store.tree.node_count())
+    };
+    let connections = shared.lock_connections().len();
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
+        "Latency min/avg/max: {}/{:.4}/{}",
+        stats.latency.min_ms(),
+        stats.latency.avg_ms(),
+        stats.latency.max_ms()
+    );
+    let _ = writeln!(
+        text,
+        "Received: {}",
+        stats.packets_received.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(text, "Sent: {}", stats.packets_sent.load(Ordering::Relaxed));
+    let _ = writeln!(text, "Connections: {connections}");
+    let _ = writeln!(
+        text,
+        "Outstanding: {}",
+        stats.outstanding_requests.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(text, "Zxid: 0x{zxid:x}");
+    let _ = writeln!(text, "Mode: {}", shared.mode());
+    let _ = writeln!(text, "Node count: {node_count}");
+    text
+}
+
+fn server_stats(shared: &Shared) -> String {
+    version_line() + &stats_body(shared)
+}
+
+fn stat(shared: &Shared) -> String {
+    let mut text = version_line();
+    text.push_str("Clients:\n");
+    for entry in shared.lock_connections().iter() {
+        let _ = writeln!(
+            text,
+            " /{}[1](queued=0,recved={},sent={})",
+            entry.peer,
+            entry.stats.packets_received.load(Ordering::Relaxed),
+            entry.stats.packets_sent.load(Ordering::Relaxed)
+        );
+    }
+    text.push('\n');
+    text + &stats_body(shared)
+}
+
+fn conf(shared: &Shared) -> String {
+    let config = &shared.config;
+    let mut text = String::new();
+    let _ = writeln!(text, "clientPort={}", shared.local_address.port());
+    let _ = writeln!(text, "secureClientPort=-1");
+    let _ = writeln!(text, "dataDir={}", config.data_dir.display());
+    let _ = writeln!(text, "dataDirSize=0");
+    let log_dir = config.data_log_dir.as_ref().unwrap_or(&config.data_dir);
+    let _ = writeln!(text, "dataLogDir={}", log_dir.display());
+    let _ = writeln!(text, "dataLogSize=0");
+    let _ = writeln!(text, "tickTime={}", config.tick_time_ms);
+    let _ = writeln!(text, "maxClientCnxns={}", config.max_client_connections);
+    let _ = writeln!(text, "minSessionTimeout={}", config.min_session_timeout_ms);
+    let _ = writeln!(text, "maxSessionTimeout={}", config.max_session_timeout_ms);
+    let _ = writeln!(text, "clientPortListenBacklog=-1");
+    let _ = writeln!(text, "serverId={}", config.my_id.unwrap_or(0));
+    text
+}
+
+fn connections(shared: &Shared) -> String {
+    let mut text = String::new();
+    for entry in shared.lock_connections().iter() {
+        let stats = &entry.stats;
+        let last = stats
+            .last
+            .lock()
+            .map(|last| last.clone())
+            .unwrap_or_default();
+        let _ = writeln!(
+            text,
+            " /{}[1](queued=0,recved={},sent={},sid=0x{:x},lop={},est={},to={},lcxid=0x{:x},\
+             lzxid=0x{:x},lresp={},llat={},minlat={},avglat={:.4},maxlat={})",
+            entry.peer,
+            stats.packets_received.load(Ordering::Relaxed),
+            stats.packets_sent.load(Ordering::Relaxed),
+            entry.session_id.unwrap_or(0),
+            if last.op.is_empty() { "NA" } else { last.op },
+            entry.established_wall_ms,
+            entry.timeout_ms,
+            last.cxid,
+            last.zxid,
+            last.response_wall_ms,
+            last.latency_ms,
+            stats.latency.min_ms(),
+            stats.latency.avg_ms(),
+            stats.latency.max_ms()
+        );
+    }
+    text.push('\n');
+    text
+}
+
+fn environment(shared: &Shared) -> String {
+    let mut text = String::from("Environment:\n");
+    let _ = writeln!(text, "zookeeper.version={}", super::VERSION_STRING);
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".to_owned());
+    let _ = writeln!(text, "host.name={host}");
+    let _ = writeln!(text, "zkw.version={}", env!("CARGO_PKG_VERSION"));
+    let _ = writeln!(text, "os.name={}", std::env::consts::OS);
+    let _ = writeln!(text, "os.arch={}", std::env::consts::ARCH);
+    let cwd = std::env::current_dir()
+        .map(|dir| dir.display().to_string())
+        .unwrap_or_default();
+    let _ = writeln!(text, "user.dir={cwd}");
+    let _ = writeln!(
+        text,
+        "zookeeper.dataDir={}",
+        shared.config.data_dir.display()
+    );
+    text
+}
+
+fn monitor(shared: &Shared) -> String {
+    let stats = &shared.stats;
+    let (zxid, node_count, data_bytes, ephemerals, watch_count, sessions) = {
+        let store = shared.lock_store();
+        (
+            store.tree.last_zxid(),
+            store.tree.node_count(),
+            store.tree.data_size_bytes(),
+            store.tree.ephemeral_count(),
+            store.watches.count(),
+            store.tree.sessions().len(),
+        )
+    };
+    let uptime_ms = shared
+        .clock
+        .monotonic_ms()
+        .saturating_sub(shared.started_monotonic_ms);
+    let rows: Vec<(&str, String)> = vec![
+        (
+            "version",
+            format!("{}, built on 1970-01-01 00:00 UTC", super::VERSION_STRING),
+        ),
+        ("avg_latency", format!("{:.4}", stats.latency.avg_ms())),
+        ("max_latency", stats.latency.max_ms().to_string()),
+        ("min_latency", stats.latency.min_ms().to_string()),
+        (
+            "packets_received",
+            stats.packets_received.load(Ordering::Relaxed).to_string(),
+        ),
+        (
+            "packets_sent",
+            stats.packets_sent.load(Ordering::Relaxed).to_string(),
+        ),
+        (
+            "num_alive_connections",
+            shared.lock_connections().len().to_string(),
+        ),
+        (
+            "outstanding_requests",
+            stats
+                .outstanding_requests
+                .load(Ordering::Relaxed)
+                .to_string(),
+        ),
+        ("server_state", shared.mode().to_owned()),
+        ("znode_count", node_count.to_string()),
+        ("watch_count", watch_count.to_string()),
+        ("ephemerals_count", ephemerals.to_string()),
+        ("approximate_data_size", data_bytes.to_string()),
+        ("global_sessions", sessions.to_string()),
+        ("local_sessions", "0".to_owned()),
+        (
+            "open_file_descriptor_count",
+            open_file_descriptors().to_string(),
+        ),
+        ("max_file_descriptor_count", "0".to_owned()),
+        ("uptime", uptime_ms.to_string()),
+        ("last_processed_zxid", zxid.to_string()),
+        (
+            "auth_failed_count",
+            stats.auth_failed_count.load(Ordering::Relaxed).to_string(),
+        ),
+        (
+            "connection_rejected",
+            stats
+                .connections_rejected
+                .load(Ordering::Relaxed)
+                .to_string(),
+        ),
+        ("quorum_size", "1".to_owned()),
+        ("digest", shared.lock_store().tree.digest().to_string()),
+    ];
+    rows.into_iter()
+        .map(|(key, value)| format!("zk_{key}\t{value}\n"))
+        .collect()
+}
+
+fn open_file_descriptors() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|entries| entries.count())
+        .unwrap_or(0)
+}
+
+fn watch_summary(shared: &Shared) -> String {
+    let store = shared.lock_store();
+    let sessions = store.watches.by_session().len();
+    let paths = store.watches.by_path().len();
+    format!(
+        "{sessions} connections watching {paths} paths\nTotal watches:{}\n",
+        store.watches.count()
+    )
+}
+
+fn watches_by_session(shared: &Shared) -> String {
+    let mut text = String::new();
+    for (session_id, paths) in shared.lock_store().watches.by_session() {
+        let _ = writeln!(text, "0x{session_id:x}");
+        for path in paths {
+            let _ = writeln!(text, "\t{path}");
+        }
+    }
+    text
+}
+
+fn watches_by_path(shared: &Shared) -> String {
+    let mut text = String::new();
+    for (path, sessions) in shared.lock_store().watches.by_path() {
+        let _ = writeln!(text, "{path}");
+        for session_id in sessions {
+            let _ = writeln!(text, "\t0x{session_id:x}");
+        }
+    }
+    text
+}
+
+fn dump(shared: &Shared) -> String {
+    let store = shared.lock_store();
+    let sessions = store.tree.sessions();
+    let mut text = String::from("SessionTracker dump:\n");
+    let _ = writeln!(text, "Global Sessions({}):", sessions.len());
+    for (session_id, record) in &sessions {
+        let _ = writeln!(text, "0x{session_id:x}\t{}ms", record.timeout_ms);
+    }
+    text.push_str("ephemeral nodes dump:\n");
+    let owners: Vec<(i64, Vec<String>)> = sessions
+        .iter()
+        .map(|(session_id, _)| (*session_id, store.tree.ephemerals(*session_id, "/")))
+        .filter(|(_, paths)| !paths.is_empty())
+        .collect();
+    let _ = writeln!(text, "Sessions with Ephemerals ({}):", owners.len());
+    for (session_id, paths) in owners {
+        let _ = writeln!(text, "0x{session_id:x}:");
+        for path in paths {
+            let _ = writeln!(text, "\t{path}");
+        }
+    }
+    text
+}
