@@ -102,7 +102,7 @@ run cargo test --workspace
 export ZKW_BIN="${ZKW_BIN:-$ROOT/target/debug/zkw}"
 export ZKW_TARGET="${ZKW_TARGET:-zkw}"
 # shellcheck disable=SC2086
-run "$ROOT/.venv/bin/python" -m pytest -q -p no:cacheprovider ${PYTEST_ARGS:-} \
+run "$ROOT/.venv/bin/python" -m pytest -q -p no:cacheprovider --timeout=120 ${PYTEST_ARGS:-} \
     "$ROOT/tests/python" "$ROOT/tests/diff"
 
 if [ "$status" -ne 0 ]; then

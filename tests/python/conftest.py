@@ -27,6 +27,9 @@ def clients(server):
     made = []
 
     def make(**kwargs):
+        if server.proc.poll() is not None:
+            # Fail fast instead of every test waiting out connect timeouts.
+            pytest.fail(f"server died (exit {server.proc.returncode}):\n{server.log_tail()}")
         client = zkharness.new_client(server.hosts, **kwargs)
         made.append(client)
         return client

@@ -7,6 +7,7 @@ addWatch, getEphemerals, getAllChildrenNumber), a raw-event tap on a kazoo
 client, and a minimal raw-socket session that can be left idle to expire.
 """
 
+import atexit
 import os
 import queue
 import shutil
@@ -91,6 +92,16 @@ def four_letter(port, cmd, timeout=FOUR_LETTER_TIMEOUT_S):
     return b"".join(chunks).decode(errors="replace")
 
 
+_LIVE_SERVERS = set()
+
+
+@atexit.register
+def _stop_leftover_servers():
+    """Last resort: never leave a server behind if a test run aborts."""
+    for server in list(_LIVE_SERVERS):
+        server.stop()
+
+
 class Server:
     """One server process on a free port; `kind` is 'zkw' or 'zookeeper'."""
 
@@ -171,6 +182,7 @@ class Server:
             start_new_session=True,
         )
         log.close()
+        _LIVE_SERVERS.add(self)
         self._wait_ready()
         return self
 
@@ -208,6 +220,7 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=SERVER_STOP_TIMEOUT_S)
+        _LIVE_SERVERS.discard(self)
         if self.tmpdir:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
             self.tmpdir = None
