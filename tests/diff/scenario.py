@@ -8,7 +8,6 @@ names; times are reduced to the relation that must hold (mtime >= ctime, and
 mtime == ctime while version == 0).
 """
 
-from kazoo.exceptions import KazooException
 from kazoo.protocol.states import ZnodeStat
 from kazoo.security import (
     OPEN_ACL_UNSAFE,
@@ -73,11 +72,14 @@ class Recorder:
         """
         try:
             outcome = self.norm(fn())
-        except KazooException as exc:
+        except Exception as exc:  # any failure is part of the record, not a crash
             outcome = f"!{type(exc).__name__}"
         events = {}
         for name, (client, tap) in self.clients.items():
-            client.sync("/")
+            try:
+                client.sync("/")
+            except Exception as exc:  # keep recording so the diff shows the rest
+                events[f"{name} sync"] = f"!{type(exc).__name__}"
             got = tap.drain()
             if got:
                 events[name] = got
