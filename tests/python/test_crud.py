@@ -45,8 +45,9 @@ def test_sequential_numbering(zk, base):
     # The counter is the parent's cversion: a plain child bumps it too.
     zk.create(f"{base}/plain")
     assert zk.create(f"{base}/s-", sequence=True) == f"{base}/s-0000000004"
-    # A delete bumps the parent's cversion, but ZooKeeper's sequence
-    # counter does not see it: the suffix counts child creates only.
+    # ZooKeeper stores cversion as a count of child creates and shows
+    # clients 2 * creates - numChildren; the sequence suffix is the stored
+    # count, so a delete moves the visible cversion but not the suffix.
     zk.delete(f"{base}/plain")
     assert zk.get(base)[1].cversion == 6
     assert zk.create(f"{base}/x", sequence=True) == f"{base}/x0000000005"
