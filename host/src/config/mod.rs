@@ -1,20 +1,121 @@
-//! `config`: zoo.cfg / zkw.toml parsing and validation. (skeleton: to be implemented)
-use std::collections::BTreeSet;
-use std::net::IpAddr;
-use std::path::PathBuf;
+//! `config`: what a zkw server is told at startup, read from zoo.cfg or zkw.toml and validated.
+//!
+//! Owns the [`Config`] value, its defaults, and [`Config::load`], which picks the syntax by file
+//! extension (`.toml` = zkw.toml, anything else = Java-properties zoo.cfg), applies ZooKeeper's
+//! key names, checks every value against the hard ceilings below, reads `<dataDir>/myid` for an
+//! ensemble, and returns warnings (unknown keys, adjusted values) for the caller to log. A bad
+//! value is a [`ConfigError`] whose message names file, line and key, so the server refuses to
+//! start instead of guessing. It must not know about sockets, the tree or consensus; it does no
+//! I/O beyond reading the config file, an optional dynamic config file and `myid`.
+//!
+//! Defaults: with no file at all zkw runs standalone on port 2181 with dataDir `./data`.
+//! tickTime defaults to 2000 ms, the value of ZooKeeper's shipped sample zoo.cfg (ZooKeeper's
+//! code default is 3000 ms) so that "no config" and "the sample config" behave the same.
+//! Relative paths (dataDir, dataLogDir, dynamicConfigFile) are kept relative, which resolves them
+//! against the server's current directory exactly as ZooKeeper's `new File(value)` does.
 
+mod keys;
+mod properties;
+mod servers;
+mod toml_file;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+pub use servers::read_my_id;
+
+/// Smallest tickTime accepted, in milliseconds.
+pub const TICK_TIME_MS_MIN: u32 = 1;
+/// Largest tickTime accepted, in milliseconds (one minute; every timeout scales with it).
+pub const TICK_TIME_MS_MAX: u32 = 60_000;
+/// tickTime when none is configured, in milliseconds (ZooKeeper's sample zoo.cfg).
+pub const TICK_TIME_MS_DEFAULT: u32 = 2_000;
+/// Default minSessionTimeout, in ticks.
+pub const SESSION_TIMEOUT_TICKS_MIN_DEFAULT: u32 = 2;
+/// Default maxSessionTimeout, in ticks.
+pub const SESSION_TIMEOUT_TICKS_MAX_DEFAULT: u32 = 20;
+/// Smallest session timeout bound accepted, in milliseconds.
+pub const SESSION_TIMEOUT_MS_MIN: u32 = 1;
+/// Largest session timeout bound accepted, in milliseconds (one day).
+pub const SESSION_TIMEOUT_MS_MAX: u32 = 86_400_000;
+/// Largest initLimit / syncLimit accepted, in ticks.
+pub const LIMIT_TICKS_MAX: u32 = 100_000;
+/// Largest maxClientCnxns accepted (connections per client IP; 0 means unlimited).
+pub const CLIENT_CONNECTIONS_PER_IP_MAX: u32 = 1_000_000;
+/// ZooKeeper's default jute.maxbuffer, in bytes (0xfffff).
+pub const JUTE_MAX_BUFFER_BYTES_DEFAULT: usize = 0xfffff;
+/// Smallest jute.maxbuffer accepted, in bytes: a connect request must still fit.
+pub const JUTE_MAX_BUFFER_BYTES_MIN: usize = 1_024;
+/// Largest jute.maxbuffer accepted, in bytes (256 MiB).
+pub const JUTE_MAX_BUFFER_BYTES_MAX: usize = 256 * 1024 * 1024;
+/// Smallest snapCount accepted, in txns (ZooKeeper forces at least 2).
+pub const SNAP_COUNT_MIN: u64 = 2;
+/// Largest snapCount accepted, in txns.
+pub const SNAP_COUNT_MAX: u64 = 1_000_000_000;
+/// Fewest snapshots autopurge keeps; smaller values are raised to it, as ZooKeeper does.
+pub const AUTOPURGE_SNAP_RETAIN_COUNT_MIN: u32 = 3;
+/// Largest autopurge.purgeInterval accepted, in hours (one year).
+pub const AUTOPURGE_PURGE_INTERVAL_HOURS_MAX: u32 = 8_760;
+/// Smallest znode.container.checkIntervalMs accepted, in milliseconds.
+pub const CONTAINER_CHECK_INTERVAL_MS_MIN: u64 = 1;
+/// Largest znode.container.checkIntervalMs accepted, in milliseconds (one day).
+pub const CONTAINER_CHECK_INTERVAL_MS_MAX: u64 = 86_400_000;
+/// Largest admin.idleTimeout accepted, in milliseconds (one day).
+pub const ADMIN_IDLE_TIMEOUT_MS_MAX: u64 = 86_400_000;
+/// Smallest server id (`server.N`, `myid`).
+pub const SERVER_ID_MIN: u64 = 1;
+/// Largest server id: the id fills the top byte of every session id.
+pub const SERVER_ID_MAX: u64 = 255;
+/// Largest server id with extendedTypesEnabled: 255 is reserved to mark TTL nodes.
+pub const SERVER_ID_EXTENDED_TYPES_MAX: u64 = 254;
+/// Smallest TCP port accepted for a listener.
+pub const PORT_MIN: u16 = 1;
+/// The only leader election algorithm ZooKeeper 3.8 still accepts.
+pub const ELECTION_ALGORITHM_SUPPORTED: u32 = 3;
+/// Largest config file read, in bytes: a config is text, never this large.
+pub const CONFIG_FILE_BYTES_MAX: u64 = 16 * 1024 * 1024;
+
+const _: () = assert!(TICK_TIME_MS_DEFAULT >= TICK_TIME_MS_MIN);
+const _: () = assert!(TICK_TIME_MS_DEFAULT <= TICK_TIME_MS_MAX);
+const _: () = assert!(
+    TICK_TIME_MS_MAX as u64 * SESSION_TIMEOUT_TICKS_MAX_DEFAULT as u64
+        <= SESSION_TIMEOUT_MS_MAX as u64
+);
+const _: () = assert!(JUTE_MAX_BUFFER_BYTES_MIN <= JUTE_MAX_BUFFER_BYTES_DEFAULT);
+const _: () = assert!(JUTE_MAX_BUFFER_BYTES_DEFAULT <= JUTE_MAX_BUFFER_BYTES_MAX);
+const _: () = assert!(SERVER_ID_EXTENDED_TYPES_MAX < SERVER_ID_MAX);
+
+/// Which four-letter words the client port answers (`4lw.commands.whitelist`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FourLetterWhitelist {
+    /// `*`: every command.
     All,
+    /// Only these (always includes `srvr`, which `zkw server status` needs).
     Only(BTreeSet<String>),
 }
 
+impl FourLetterWhitelist {
+    /// Whether `command` (e.g. `"ruok"`) may run.
+    pub fn allows(&self, command: &str) -> bool {
+        match self {
+            FourLetterWhitelist::All => true,
+            FourLetterWhitelist::Only(commands) => commands.contains(command),
+        }
+    }
+}
+
+/// A server's part in the ensemble (`:participant` / `:observer`, `peerType`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PeerRole {
+    /// Votes (a Raft voter).
     Participant,
+    /// Does not vote (a Raft learner).
     Observer,
 }
 
+/// One `server.N=host:quorumPort:electionPort[:role][;[clientAddress:]clientPort]` line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerEntry {
     pub id: u64,
@@ -26,23 +127,54 @@ pub struct ServerEntry {
     pub client_port: Option<u16>,
 }
 
+/// The HTTP admin server (`admin.*`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AdminConfig {
     pub enable_server: bool,
     pub server_address: String,
     pub server_port: u16,
     pub command_url: String,
+    /// `admin.idleTimeout`: how long an idle HTTP connection is kept, in milliseconds.
+    pub idle_timeout_ms: u64,
 }
 
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            enable_server: true,
+            server_address: "0.0.0.0".to_owned(),
+            server_port: 8080,
+            command_url: "/commands".to_owned(),
+            idle_timeout_ms: 30_000,
+        }
+    }
+}
+
+/// The Prometheus endpoint (`metricsProvider.*`); off unless a className is given.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MetricsConfig {
     pub provider_class_name: Option<String>,
     pub http_host: String,
     pub http_port: u16,
+    /// `metricsProvider.exportJvmInfo`: accepted for compatibility; zkw has no JVM to export.
+    pub export_jvm_info: bool,
 }
 
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            provider_class_name: None,
+            http_host: "0.0.0.0".to_owned(),
+            http_port: 7000,
+            export_jvm_info: true,
+        }
+    }
+}
+
+/// Everything a server is configured with. Field names follow zoo.cfg keys, with units.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
+    /// The file this was loaded from; `None` for the embedded default.
     pub source: Option<PathBuf>,
     pub tick_time_ms: u32,
     pub init_limit_ticks: u32,
@@ -51,10 +183,12 @@ pub struct Config {
     pub data_log_dir: Option<PathBuf>,
     pub client_port: u16,
     pub client_port_address: Option<IpAddr>,
+    /// `maxClientCnxns`: connections per client IP; 0 = unlimited.
     pub max_client_connections: u32,
     pub min_session_timeout_ms: u32,
     pub max_session_timeout_ms: u32,
     pub autopurge_snap_retain_count: u32,
+    /// 0 = autopurge disabled.
     pub autopurge_purge_interval_hours: u32,
     pub four_letter_whitelist: FourLetterWhitelist,
     pub admin: AdminConfig,
@@ -65,13 +199,202 @@ pub struct Config {
     pub reconfig_enabled: bool,
     pub snap_count: u64,
     pub container_check_interval_ms: u64,
+    /// The ensemble (`server.N` lines, from this file or dynamicConfigFile), sorted by id.
     pub servers: Vec<ServerEntry>,
+    /// From `<dataDir>/myid`; read whenever `server.N` lines exist and the file is there.
     pub my_id: Option<u64>,
+    /// `DigestAuthenticationProvider.superDigest`: `super:<base64 sha1>`.
     pub super_digest: Option<String>,
+    pub secure_client_port: Option<u16>,
+    pub secure_client_port_address: Option<IpAddr>,
+    /// `peerType`: this server's own role.
+    pub peer_type: PeerRole,
+    pub dynamic_config_file: Option<PathBuf>,
+    pub election_algorithm: u32,
+    pub sync_enabled: bool,
+    pub quorum_listen_on_all_ips: bool,
+    pub local_sessions_enabled: bool,
+    pub local_sessions_upgrading_enabled: bool,
+    /// `readonlymode.enabled` (a JVM property in ZooKeeper, a key here): adds `isro` to the
+    /// default 4lw whitelist and lets a partitioned server serve read-only clients.
+    pub read_only_mode_enabled: bool,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        todo!()
+        let tick_time_ms = TICK_TIME_MS_DEFAULT;
+        Config {
+            source: None,
+            tick_time_ms,
+            init_limit_ticks: 10,
+            sync_limit_ticks: 5,
+            data_dir: PathBuf::from("./data"),
+            data_log_dir: None,
+            client_port: 2181,
+            client_port_address: None,
+            max_client_connections: 60,
+            min_session_timeout_ms: tick_time_ms * SESSION_TIMEOUT_TICKS_MIN_DEFAULT,
+            max_session_timeout_ms: tick_time_ms * SESSION_TIMEOUT_TICKS_MAX_DEFAULT,
+            autopurge_snap_retain_count: AUTOPURGE_SNAP_RETAIN_COUNT_MIN,
+            autopurge_purge_interval_hours: 0,
+            four_letter_whitelist: default_whitelist(false),
+            admin: AdminConfig::default(),
+            metrics: MetricsConfig::default(),
+            jute_max_buffer_bytes: JUTE_MAX_BUFFER_BYTES_DEFAULT,
+            extended_types_enabled: false,
+            standalone_enabled: true,
+            reconfig_enabled: false,
+            snap_count: 100_000,
+            container_check_interval_ms: 60_000,
+            servers: Vec::new(),
+            my_id: None,
+            super_digest: None,
+            secure_client_port: None,
+            secure_client_port_address: None,
+            peer_type: PeerRole::Participant,
+            dynamic_config_file: None,
+            election_algorithm: ELECTION_ALGORITHM_SUPPORTED,
+            sync_enabled: true,
+            quorum_listen_on_all_ips: false,
+            local_sessions_enabled: false,
+            local_sessions_upgrading_enabled: false,
+            read_only_mode_enabled: false,
+        }
     }
 }
+
+/// The whitelist when none is configured: `srvr`, plus `isro` in read-only mode.
+pub fn default_whitelist(read_only_mode_enabled: bool) -> FourLetterWhitelist {
+    let mut commands = BTreeSet::from(["srvr".to_owned()]);
+    if read_only_mode_enabled {
+        commands.insert("isro".to_owned());
+    }
+    FourLetterWhitelist::Only(commands)
+}
+
+impl Config {
+    /// Reads and validates a config file: `.toml` = zkw.toml, anything else = zoo.cfg syntax.
+    /// Relative paths inside stay relative to the current directory, as in ZooKeeper.
+    pub fn load(path: &Path) -> Result<(Config, Vec<ConfigWarning>), ConfigError> {
+        let text = read_text(path)?;
+        let file = path.display().to_string();
+        let is_toml = path
+            .extension()
+            .is_some_and(|extension| extension == "toml");
+        let parsed = if is_toml {
+            toml_file::parse(&text)
+        } else {
+            properties::parse(&text)
+        };
+        let entries = parsed.map_err(|error| ConfigError::Syntax {
+            file: file.clone(),
+            line: error.line,
+            reason: error.reason,
+        })?;
+        let (mut config, warnings) = keys::build(&file, entries)?;
+        config.source = Some(path.to_path_buf());
+        Ok((config, warnings))
+    }
+
+    /// Whether this server runs as part of an ensemble rather than standalone: more than one
+    /// voter, or `standaloneEnabled=false` with any `server.N` line (ZooKeeper's rule).
+    pub fn is_distributed(&self) -> bool {
+        let voter_count = self
+            .servers
+            .iter()
+            .filter(|server| server.role == PeerRole::Participant)
+            .count();
+        voter_count > 1 || (!self.standalone_enabled && !self.servers.is_empty())
+    }
+
+    /// Where the transaction log lives: dataLogDir, else dataDir.
+    pub fn log_dir(&self) -> &Path {
+        self.data_log_dir.as_deref().unwrap_or(&self.data_dir)
+    }
+}
+
+/// Reads a UTF-8 file; bytes that are not UTF-8 are read as ISO-8859-1, the encoding Java's
+/// `Properties.load(InputStream)` assumes, so an old zoo.cfg with Latin-1 comments still loads.
+pub(crate) fn read_text(path: &Path) -> Result<String, ConfigError> {
+    let read_error = |source: std::io::Error| ConfigError::Read {
+        file: path.display().to_string(),
+        source,
+    };
+    let length = std::fs::metadata(path).map_err(read_error)?.len();
+    if length > CONFIG_FILE_BYTES_MAX {
+        return Err(ConfigError::Invalid {
+            file: path.display().to_string(),
+            reason: format!("{length} bytes is larger than {CONFIG_FILE_BYTES_MAX}"),
+        });
+    }
+    let bytes = std::fs::read(path).map_err(read_error)?;
+    Ok(match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(error) => error
+            .into_bytes()
+            .iter()
+            .map(|&byte| char::from(byte))
+            .collect(),
+    })
+}
+
+/// One config entry as read from either syntax: key, raw value, 1-based line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub key: String,
+    pub value: String,
+    pub line: u32,
+}
+
+/// Why a config refuses to load. Every message starts with the file (and line when one applies).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid zoo.cfg / TOML syntax.
+    #[error("{file}:{line}: {reason}")]
+    Syntax {
+        file: String,
+        line: u32,
+        reason: String,
+    },
+    /// A key has a bad value, e.g. `zoo.cfg:7: tickTime: "abc" is not a whole number`.
+    #[error("{file}:{line}: {key}: {reason}")]
+    Value {
+        file: String,
+        line: u32,
+        key: String,
+        reason: String,
+    },
+    /// A problem that belongs to no single line, or to another file (`myid`).
+    #[error("{file}: {reason}")]
+    Invalid { file: String, reason: String },
+}
+
+/// Something odd but survivable in a config: the server starts and the cli logs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigWarning {
+    pub file: String,
+    pub line: u32,
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            formatter,
+            "{}:{}: {}: {}",
+            self.file, self.line, self.key, self.message
+        )
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap (house rule)
+mod tests;

@@ -1,7 +1,7 @@
 //! Typed requests (client -> server, after the handshake) and responses (server -> client).
 
 use super::records::*;
-use super::types::{Acl, Stat};
+use super::types::{op, Acl, Stat};
 
 /// A decoded client request body, selected by the header's op code.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,4 +95,47 @@ pub enum Response {
     WhoAmI(Vec<ClientInfo>),
     /// addWatch answers an ErrorResponse record with err 0.
     ErrorResponse(i32),
+}
+
+impl Request {
+    /// The op code a client puts in the RequestHeader for this request. SetWatches is sent
+    /// as SetWatches2 (105) exactly when it carries persistent watches, as the Java client
+    /// does, so servers that predate op 105 still get op 101.
+    pub fn op(&self) -> i32 {
+        match self {
+            Request::Ping => op::PING,
+            Request::CloseSession => op::CLOSE_SESSION,
+            Request::Create { op, .. } => *op,
+            Request::Delete(_) => op::DELETE,
+            Request::Exists(_) => op::EXISTS,
+            Request::GetData(_) => op::GET_DATA,
+            Request::SetData(_) => op::SET_DATA,
+            Request::GetAcl { .. } => op::GET_ACL,
+            Request::SetAcl(_) => op::SET_ACL,
+            Request::GetChildren(_) => op::GET_CHILDREN,
+            Request::GetChildren2(_) => op::GET_CHILDREN2,
+            Request::Sync { .. } => op::SYNC,
+            Request::Check(_) => op::CHECK,
+            Request::Multi(_) => op::MULTI,
+            Request::MultiRead(_) => op::MULTI_READ,
+            Request::Reconfig(_) => op::RECONFIG,
+            Request::CheckWatches(_) => op::CHECK_WATCHES,
+            Request::RemoveWatches(_) => op::REMOVE_WATCHES,
+            Request::SetWatches(watches) => {
+                let persistent = !watches.persistent_watches.is_empty()
+                    || !watches.persistent_recursive_watches.is_empty();
+                if persistent {
+                    op::SET_WATCHES2
+                } else {
+                    op::SET_WATCHES
+                }
+            }
+            Request::AddWatch(_) => op::ADD_WATCH,
+            Request::Auth(_) => op::AUTH,
+            Request::Sasl { .. } => op::SASL,
+            Request::GetEphemerals { .. } => op::GET_EPHEMERALS,
+            Request::GetAllChildrenNumber { .. } => op::GET_ALL_CHILDREN_NUMBER,
+            Request::WhoAmI => op::WHO_AM_I,
+        }
+    }
 }

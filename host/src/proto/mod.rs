@@ -4,8 +4,14 @@
 //! Entry points: [`take_frame`] cuts frames off a read buffer; [`decode_connect_request`] and
 //! [`decode_request`] turn payloads into typed records; [`encode_connect_response`],
 //! [`encode_reply`] and [`encode_notification`] write whole frames. The client-side mirror
-//! ([`encode_connect_request`], [`encode_request`], [`decode_connect_response`],
-//! [`decode_reply`], [`decode_notification`]) serves our own client and the round-trip tests.
+//! ([`encode_connect_request`], [`encode_request`] with [`Request::op`],
+//! [`decode_connect_response`], [`decode_reply_header`], [`decode_reply`],
+//! [`decode_notification`]) serves our own client, the bench and the round-trip tests.
+//!
+//! Internals: `jute` is the bounds-checked reader and the writers; `records/` holds the record
+//! structs and one file per opcode family; `codec` dispatches by op code. `tests` has
+//! hand-checked byte vectors and property tests; `java_fixtures` replays frames captured from
+//! the ZooKeeper 3.8.0 Java client and server.
 
 mod codec;
 mod frame;
@@ -19,3 +25,10 @@ pub use frame::*;
 pub use message::*;
 pub use records::*;
 pub use types::*;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap (style.md)
+mod java_fixtures;
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap (style.md)
+mod tests;

@@ -1,5 +1,38 @@
 //! The jute records of the client protocol as plain Rust structs, named as in
-//! `zookeeper.jute`. Encoding and decoding live in the codec; these are data only.
+//! `zookeeper.jute`. The structs are data only; each child file holds the encoding of one
+//! opcode family (request and response records, their `Record` impls and tests):
+//!
+//! - `stat_acl`: Id, ACL, Stat, shared by everything below.
+//! - `handshake`: ConnectRequest / ConnectResponse.
+//! - `header`: RequestHeader, ReplyHeader, MultiHeader.
+//! - `create`: create, create2, createContainer, createTTL.
+//! - `node`: delete, exists, getData, setData, getChildren(2), getACL, setACL, check.
+//! - `multi`: multi and multiRead requests and results.
+//! - `watches`: setWatches(2), addWatch, checkWatches, removeWatches, WatcherEvent.
+//! - `session`: auth, reconfig, whoAmI's ClientInfo.
+//!
+//! Response bodies that are a Stat, a string or a list are written directly by the codec.
+
+mod create;
+mod handshake;
+mod header;
+mod multi;
+mod node;
+mod session;
+mod stat_acl;
+mod watches;
+
+pub use handshake::{CONNECT_REQUEST_BYTES_MIN, CONNECT_RESPONSE_BYTES_MIN};
+pub use header::{REPLY_HEADER_BYTES, REQUEST_HEADER_BYTES};
+pub use stat_acl::STAT_BYTES;
+
+pub(crate) use create::{put_create_request, read_create_request};
+pub(crate) use multi::{
+    put_multi_ops, put_multi_read_ops, put_multi_results, read_multi_ops, read_multi_read_ops,
+    read_multi_results,
+};
+pub(crate) use stat_acl::{put_acl_vec, read_acl_vec};
+pub(crate) use watches::{put_set_watches, read_set_watches};
 
 use super::types::{Acl, Stat};
 

@@ -1,0 +1,306 @@
+//! `zkw server ...`: start in the background, run in the foreground, stop, status.
+//!
+//! Follows zkServer.sh: the pid file is `<dataDir>/zkw_server.pid`, `start` refuses when that
+//! process is alive, `stop` with no pid file says so and succeeds, `status` prints where it looks
+//! and then the `Mode:` line of `srvr`. Unlike zkServer.sh, `start` waits (bounded) until the
+//! server answers `srvr` before it says STARTED, and `stop` waits (bounded) for the process to
+//! exit, escalating SIGTERM to SIGKILL, so a following `start` finds the port free.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use nix::errno::Errno;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use super::four_letter;
+use crate::config::Config;
+
+/// The pid file's name inside dataDir.
+pub(crate) const PID_FILE_NAME: &str = "zkw_server.pid";
+/// The background server's stdout/stderr file, in dataDir or $ZOO_LOG_DIR.
+pub(crate) const OUT_FILE_NAME: &str = "zkw.out";
+/// How long `start` waits for the new server to answer `srvr`.
+const START_WAIT_MS_MAX: u64 = 30_000;
+/// How long `stop` waits after SIGTERM before it sends SIGKILL.
+const STOP_TERM_WAIT_MS_MAX: u64 = 15_000;
+/// How long `stop` waits after SIGKILL.
+const STOP_KILL_WAIT_MS_MAX: u64 = 5_000;
+/// Pause between two looks at the server while waiting.
+const POLL_INTERVAL_MS: u64 = 100;
+
+/// The config named on the command line, or the embedded default.
+fn load_config(path: Option<&Path>) -> anyhow::Result<(Config, Vec<crate::config::ConfigWarning>)> {
+    match path {
+        Some(path) => Ok(Config::load(path)?),
+        None => Ok((Config::default(), Vec::new())),
+    }
+}
+
+fn pid_file(config: &Config) -> PathBuf {
+    config.data_dir.join(PID_FILE_NAME)
+}
+
+/// `zkw server start-foreground`: serve in this process until SIGTERM or SIGINT.
+pub(crate) fn start_foreground(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
+    init_tracing();
+    let (config, warnings) = load_config(config_path)?;
+    for warning in &warnings {
+        tracing::warn!(%warning, "config");
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create dataDir {}", config.data_dir.display()))?;
+    tracing::info!(
+        config = %config_path.map_or("(embedded default)".into(), |path| path.display().to_string()),
+        client_port = config.client_port,
+        data_dir = %config.data_dir.display(),
+        "starting zkw {}", super::VERSION
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot build the tokio runtime")?;
+    runtime.block_on(async move {
+        let shutdown = shutdown_signal()?;
+        crate::server::serve(config, shutdown).await.map_err(anyhow::Error::from)
+    })?;
+    tracing::info!("zkw stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ZKW_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // A second init (never in the binary) would fail harmlessly; ignore it.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        // Colour codes only for a terminal, never into zkw.out.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+/// A future that completes on the first SIGTERM or SIGINT. The handlers are installed before
+/// it is returned, so a signal sent right after startup is not lost.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => tracing::info!("SIGTERM received, shutting down"),
+            _ = interrupt.recv() => tracing::info!("SIGINT received, shutting down"),
+        }
+    })
+}
+
+/// `zkw server start`: re-run this executable with `start-foreground`, detached.
+pub(crate) fn start(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let (config, _warnings) = load_config(config_path)?;
+    print_now("Starting zkw ... ");
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create dataDir {}", config.data_dir.display()))?;
+    let pid_path = pid_file(&config);
+    // Like zkServer.sh, an unreadable or stale pid file does not block a start.
+    if let Some(pid) = read_pid(&pid_path).ok().flatten() {
+        if is_running(pid) {
+            println!("already running as process {pid}.");
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    let mut child = spawn_background(&config, config_path)?;
+    std::fs::write(&pid_path, child.id().to_string())
+        .with_context(|| format!("FAILED TO WRITE PID to {}", pid_path.display()))?;
+    if wait_until_serving(&config, &mut child)? {
+        println!("STARTED");
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Never leave a half-started server behind a pid file that claims nothing.
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_file(&pid_path);
+    println!("FAILED TO START");
+    eprintln!("see {}", out_file(&config).display());
+    Ok(ExitCode::FAILURE)
+}
+
+fn out_file(config: &Config) -> PathBuf {
+    match std::env::var_os("ZOO_LOG_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir).join(OUT_FILE_NAME),
+        _ => config.data_dir.join(OUT_FILE_NAME),
+    }
+}
+
+fn spawn_background(config: &Config, config_path: Option<&Path>) -> anyhow::Result<Child> {
+    use std::os::unix::process::CommandExt;
+    let out_path = out_file(config);
+    if let Some(parent) = out_path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    let out = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&out_path)
+        .with_context(|| format!("cannot open {}", out_path.display()))?;
+    let err = out
+        .try_clone()
+        .context("cannot duplicate the output file")?;
+    let exe = std::env::current_exe().context("cannot find the zkw executable")?;
+    let mut command = Command::new(exe);
+    command.args(["server", "start-foreground"]);
+    if let Some(path) = config_path {
+        command.arg("--config").arg(path);
+    }
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err))
+        // Own process group: a Ctrl-C in the terminal that ran `start` does not reach it.
+        .process_group(0);
+    command.spawn().context("SERVER DID NOT START")
+}
+
+/// True once the server answers `srvr` with a Mode line; false if it died or the wait ran out.
+fn wait_until_serving(config: &Config, child: &mut Child) -> anyhow::Result<bool> {
+    let deadline = Instant::now() + Duration::from_millis(START_WAIT_MS_MAX);
+    let host = probe_host(config);
+    while Instant::now() < deadline {
+        if child
+            .try_wait()
+            .context("cannot watch the server process")?
+            .is_some()
+        {
+            return Ok(false);
+        }
+        if let Ok(reply) = four_letter::send(&host, config.client_port, "srvr") {
+            if four_letter::mode_line(&reply).is_some() {
+                return Ok(true);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(POLL_INTERVAL_MS));
+    }
+    Ok(false)
+}
+
+/// The address to reach the client port at: clientPortAddress unless it is a wildcard.
+fn probe_host(config: &Config) -> String {
+    match config.client_port_address {
+        Some(address) if !address.is_unspecified() => address.to_string(),
+        _ => "localhost".to_owned(),
+    }
+}
+
+/// `zkw server stop`: SIGTERM the pid from the pid file, wait, SIGKILL if it lingers.
+pub(crate) fn stop(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let (config, _warnings) = load_config(config_path)?;
+    print_now("Stopping zkw ... ");
+    let pid_path = pid_file(&config);
+    let Some(pid) = read_pid(&pid_path)? else {
+        println!(
+            "no zkw server to stop (could not find file {})",
+            pid_path.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    };
+    if is_running(pid) {
+        let _ = kill(pid, Signal::SIGTERM);
+        if !wait_for_exit(pid, STOP_TERM_WAIT_MS_MAX) {
+            let _ = kill(pid, Signal::SIGKILL);
+            if !wait_for_exit(pid, STOP_KILL_WAIT_MS_MAX) {
+                println!("FAILED TO STOP process {pid}");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    std::fs::remove_file(&pid_path)
+        .with_context(|| format!("cannot remove {}", pid_path.display()))?;
+    println!("STOPPED");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn wait_for_exit(pid: Pid, wait_ms_max: u64) -> bool {
+    let deadline = Instant::now() + Duration::from_millis(wait_ms_max);
+    while Instant::now() < deadline {
+        if !is_running(pid) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(POLL_INTERVAL_MS));
+    }
+    !is_running(pid)
+}
+
+/// `zkw server status`: where the client port is, then the server's `Mode:` line.
+pub(crate) fn status(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let (config, _warnings) = load_config(config_path)?;
+    let shown_address = match config.client_port_address {
+        Some(address) => address.to_string(),
+        None => "localhost".to_owned(),
+    };
+    println!(
+        "Client port found: {}. Client address: {shown_address}. Client SSL: false.",
+        config.client_port
+    );
+    let reply = four_letter::send(&probe_host(&config), config.client_port, "srvr");
+    match reply.as_deref().ok().and_then(four_letter::mode_line) {
+        Some(mode) => {
+            println!("{mode}");
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            println!("Error contacting service. It is probably not running.");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// The pid in `path`, or None when there is no such file.
+fn read_pid(path: &Path) -> anyhow::Result<Option<Pid>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(error).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let pid: i32 = text
+        .trim()
+        .parse()
+        .ok()
+        .filter(|&pid| pid > 0)
+        .with_context(|| {
+            format!(
+                "{}: \"{}\" is not a process id",
+                path.display(),
+                text.trim()
+            )
+        })?;
+    Ok(Some(Pid::from_raw(pid)))
+}
+
+/// Whether `pid` is a live process. A zombie (exited, not yet reaped: possible when no init
+/// reaps orphans, as in some containers) counts as gone.
+fn is_running(pid: Pid) -> bool {
+    match kill(pid, None) {
+        Ok(()) | Err(Errno::EPERM) => !is_zombie(pid),
+        Err(_) => false,
+    }
+}
+
+fn is_zombie(pid: Pid) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The state follows the parenthesised command name, which may itself contain spaces.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .is_some_and(|state| state == "Z")
+}
+
+fn print_now(text: &str) {
+    let mut stdout = std::io::stdout();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+}
