@@ -210,7 +210,12 @@ class Server:
             text = Path(self.log_path).read_text(errors="replace")
         except OSError:
             return "<no log>"
-        return "\n".join(text.splitlines()[-lines:])
+        all_lines = text.splitlines()
+        # A Rust panic's message sits above a long backtrace: keep it.
+        panic = [
+            "\n".join(all_lines[i : i + 2]) for i, line in enumerate(all_lines) if "panicked at" in line
+        ]
+        return "\n".join(panic[:3] + ["..."] + all_lines[-lines:]) if panic else "\n".join(all_lines[-lines:])
 
     def stop(self):
         if self.proc is not None and self.proc.poll() is None:
