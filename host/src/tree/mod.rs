@@ -1,19 +1,92 @@
-//! `tree`: the znode tree. (skeleton: signatures the server codes against; to be implemented)
+//! `tree`: the replicated znode tree and what lives beside it: sessions (with the index of their
+//! ephemeral nodes), ACL rules (`acl`), path rules (`path`), the incremental digest (`digest`)
+//! and, not replicated, the watch registry (`watch`). Pure: no I/O, no clock, no randomness,
+//! and only sorted maps where order can be observed. It must not know about sockets or
+//! consensus. Entry points: the read methods of [`Tree`] (used by the server for reads) and the
+//! crate-internal mutators used by `txn::apply`, the only writer.
+//!
+//! Layout: one `BTreeMap<String, Node>` keyed by full path, each node holding the set of its
+//! children's names. A lookup is one map search, children listings are already sorted (so
+//! replies are deterministic) and sequential names need no scan. The price is each name stored
+//! twice (in the key and in the parent's set); a path trie would save that but makes every
+//! lookup walk the segments. ACL lists are interned (`Arc<[Acl]>`), since nearly every node
+//! shares one of a few lists. Revisit when the 1M-znode memory target is measured.
+//!
+//! Stat as ZooKeeper 3.8 shows it (checked against a live 3.8.0): the node keeps a count of
+//! child creations (`cversion`, which also numbers sequential children) and the client sees
+//! `2 * creations - numChildren`; container and TTL nodes show ephemeralOwner 0 although they
+//! keep their marker owner inside. The initial tree is "/", "/zookeeper",
+//! "/zookeeper/quota" and "/zookeeper/config" (READ for anyone, aversion -1), all zxid 0.
+//!
+//! Multi support: mutators can record their inverse in a journal; `txn` rolls a failed multi
+//! back through it, so a multi is all-or-nothing while each sub-op sees the previous ones.
 
 pub mod acl;
+mod digest;
+mod mutate;
+pub mod path;
 pub mod watch;
 
-use crate::proto::{Acl, ErrorCode, Id, SessionId, Stat, Zxid};
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+use std::sync::Arc;
 
+use crate::proto::{perms, Acl, ErrorCode, Id, SessionId, Stat, Zxid};
+
+pub use path::validate_path;
+
+/// ephemeralOwner marker of a container node (ZooKeeper's `CONTAINER_EPHEMERAL_OWNER`).
+pub const CONTAINER_OWNER: i64 = i64::MIN;
+/// Top byte of an ephemeralOwner that marks an extended type (TTL).
+const EXTENDED_OWNER_TAG: u64 = 0xff;
+/// Largest TTL a node can carry: the low 40 bits of its ephemeralOwner.
+pub const TTL_MS_MAX: i64 = (1 << 40) - 1;
+
+pub const ROOT_PATH: &str = "/";
+pub const ZOOKEEPER_PATH: &str = "/zookeeper";
+pub const QUOTA_PATH: &str = "/zookeeper/quota";
+pub const CONFIG_PATH: &str = "/zookeeper/config";
+
+/// Every failure a tree operation can have; `code` maps each to ZooKeeper's error code.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum TreeError {
     #[error("no node {0}")]
     NoNode(String),
+    #[error("node exists {0}")]
+    NodeExists(String),
+    #[error("not authorized")]
+    NoAuth,
+    #[error("bad version for {0}")]
+    BadVersion(String),
+    #[error("node {0} has children")]
+    NotEmpty(String),
+    #[error("ephemeral nodes may not have children: {0}")]
+    NoChildrenForEphemerals(String),
+    #[error("bad arguments: {0}")]
+    BadArguments(String),
+    #[error("invalid ACL")]
+    InvalidAcl,
+    #[error("session expired")]
+    SessionExpired,
+    #[error("unimplemented (TTL nodes need extended types enabled)")]
+    Unimplemented,
 }
 
 impl TreeError {
+    /// The KeeperException code a client sees for this failure.
     pub fn code(&self) -> ErrorCode {
-        todo!()
+        match self {
+            TreeError::NoNode(_) => ErrorCode::NoNode,
+            TreeError::NodeExists(_) => ErrorCode::NodeExists,
+            TreeError::NoAuth => ErrorCode::NoAuth,
+            TreeError::BadVersion(_) => ErrorCode::BadVersion,
+            TreeError::NotEmpty(_) => ErrorCode::NotEmpty,
+            TreeError::NoChildrenForEphemerals(_) => ErrorCode::NoChildrenForEphemerals,
+            TreeError::BadArguments(_) => ErrorCode::BadArguments,
+            TreeError::InvalidAcl => ErrorCode::InvalidAcl,
+            TreeError::SessionExpired => ErrorCode::SessionExpired,
+            TreeError::Unimplemented => ErrorCode::Unimplemented,
+        }
     }
 }
 
@@ -24,65 +97,546 @@ pub struct SessionRecord {
     pub password: [u8; 16],
 }
 
-#[derive(Debug, Default)]
-pub struct Tree {}
+/// The kind of a node, decoded from its stored ephemeralOwner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeKind {
+    Persistent,
+    Ephemeral(SessionId),
+    Container,
+    Ttl { ttl_ms: i64 },
+}
+
+impl NodeKind {
+    /// Decodes a stored owner the way ZooKeeper's `EphemeralType.get` does with extended
+    /// types on (owner ids with top byte 0xff are TTL markers, never sessions).
+    pub fn from_owner(owner: i64) -> NodeKind {
+        if owner == 0 {
+            NodeKind::Persistent
+        } else if owner == CONTAINER_OWNER {
+            NodeKind::Container
+        } else if (owner as u64) >> 56 == EXTENDED_OWNER_TAG {
+            NodeKind::Ttl {
+                ttl_ms: owner & TTL_MS_MAX,
+            }
+        } else {
+            NodeKind::Ephemeral(owner)
+        }
+    }
+
+    /// The stored owner: `0xff << 56 | ttl_ms` for TTL nodes.
+    pub fn owner(self) -> i64 {
+        match self {
+            NodeKind::Persistent => 0,
+            NodeKind::Ephemeral(session_id) => session_id,
+            NodeKind::Container => CONTAINER_OWNER,
+            NodeKind::Ttl { ttl_ms } => ((EXTENDED_OWNER_TAG << 56) as i64) | (ttl_ms & TTL_MS_MAX),
+        }
+    }
+}
+
+/// The fixed-size part of a node's Stat, as stored (cversion = child creations, owner raw).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub(crate) struct Meta {
+    pub czxid: i64,
+    pub mzxid: i64,
+    pub pzxid: i64,
+    pub ctime: i64,
+    pub mtime: i64,
+    pub version: i32,
+    pub cversion: i32,
+    pub aversion: i32,
+    pub owner: i64,
+}
+
+impl Meta {
+    /// Meta of a node created by txn `zxid` at `time_ms`.
+    pub fn created(zxid: Zxid, time_ms: i64, owner: i64) -> Meta {
+        Meta {
+            czxid: zxid,
+            mzxid: zxid,
+            pzxid: zxid,
+            ctime: time_ms,
+            mtime: time_ms,
+            owner,
+            ..Meta::default()
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Node {
+    pub meta: Meta,
+    pub data: Vec<u8>,
+    pub acl: Arc<[Acl]>,
+    pub children: BTreeSet<Box<str>>,
+}
+
+impl Node {
+    pub fn kind(&self) -> NodeKind {
+        NodeKind::from_owner(self.meta.owner)
+    }
+
+    /// The Stat a client sees.
+    pub fn stat(&self) -> Stat {
+        let num_children = i32::try_from(self.children.len()).unwrap_or(i32::MAX);
+        let ephemeral_owner = match self.kind() {
+            NodeKind::Ephemeral(session_id) => session_id,
+            _ => 0,
+        };
+        Stat {
+            czxid: self.meta.czxid,
+            mzxid: self.meta.mzxid,
+            ctime: self.meta.ctime,
+            mtime: self.meta.mtime,
+            version: self.meta.version,
+            cversion: self
+                .meta
+                .cversion
+                .wrapping_mul(2)
+                .wrapping_sub(num_children),
+            aversion: self.meta.aversion,
+            ephemeral_owner,
+            data_length: i32::try_from(self.data.len()).unwrap_or(i32::MAX),
+            num_children,
+            pzxid: self.meta.pzxid,
+        }
+    }
+}
+
+/// One inverse mutation, recorded while a multi runs.
+#[derive(Debug)]
+enum Undo {
+    Inserted(String),
+    Removed(String, Node),
+    Meta(String, Meta),
+    Data(String, Vec<u8>),
+    Acl(String, Arc<[Acl]>),
+    SessionPut(SessionId, Option<SessionRecord>),
+    SessionDropped(SessionId, SessionRecord),
+}
+
+#[derive(Debug)]
+pub struct Tree {
+    nodes: BTreeMap<String, Node>,
+    sessions: BTreeMap<SessionId, SessionRecord>,
+    /// Ephemeral paths by owner session.
+    ephemerals: BTreeMap<SessionId, BTreeSet<String>>,
+    /// Paths of container and TTL nodes, so `reapable` scans only them.
+    reap_candidates: BTreeSet<String>,
+    acl_cache: BTreeMap<Vec<Acl>, Arc<[Acl]>>,
+    last_zxid: Zxid,
+    digest: u64,
+    data_bytes: u64,
+    ephemeral_count: usize,
+    extended_types_enabled: bool,
+    journal: Option<Vec<Undo>>,
+}
+
+impl Default for Tree {
+    fn default() -> Tree {
+        Tree::new()
+    }
+}
 
 impl Tree {
+    /// The tree of a fresh ZooKeeper 3.8 standalone server.
     pub fn new() -> Tree {
-        todo!()
+        let mut tree = Tree {
+            nodes: BTreeMap::new(),
+            sessions: BTreeMap::new(),
+            ephemerals: BTreeMap::new(),
+            reap_candidates: BTreeSet::new(),
+            acl_cache: BTreeMap::new(),
+            last_zxid: 0,
+            digest: 0,
+            data_bytes: 0,
+            ephemeral_count: 0,
+            extended_types_enabled: false,
+            journal: None,
+        };
+        let root = Node {
+            meta: Meta::default(),
+            data: Vec::new(),
+            acl: tree.intern_acl(Acl::open_unsafe()),
+            children: BTreeSet::new(),
+        };
+        tree.add_digest(ROOT_PATH, &root);
+        tree.nodes.insert(ROOT_PATH.to_owned(), root);
+        tree.insert_node(
+            ZOOKEEPER_PATH.to_owned(),
+            Meta::default(),
+            Vec::new(),
+            Acl::open_unsafe(),
+        );
+        tree.insert_node(
+            QUOTA_PATH.to_owned(),
+            Meta::default(),
+            Vec::new(),
+            Acl::open_unsafe(),
+        );
+        let config = Meta {
+            aversion: -1,
+            ..Meta::default()
+        };
+        tree.insert_node(
+            CONFIG_PATH.to_owned(),
+            config,
+            Vec::new(),
+            Acl::read_unsafe(),
+        );
+        tree
     }
+
+    /// TTL nodes need ZooKeeper's `extendedTypesEnabled` (off by default: createTTL then
+    /// answers Unimplemented). Must be set alike on every replica.
+    pub fn set_extended_types_enabled(&mut self, enabled: bool) {
+        self.extended_types_enabled = enabled;
+    }
+
+    pub fn extended_types_enabled(&self) -> bool {
+        self.extended_types_enabled
+    }
+
     pub fn last_zxid(&self) -> Zxid {
-        todo!()
+        self.last_zxid
     }
+
     pub fn get_data(&self, path: &str, auth: &[Id]) -> Result<(Vec<u8>, Stat), TreeError> {
-        let _ = (path, auth);
-        todo!()
+        let node = self.readable(path, auth, perms::READ)?;
+        Ok((node.data.clone(), node.stat()))
     }
+
+    /// ZooKeeper 3.8 answers exists without an ACL check (3.9 added a READ check).
     pub fn exists(&self, path: &str, auth: &[Id]) -> Result<Stat, TreeError> {
-        let _ = (path, auth);
-        todo!()
+        let _ = auth;
+        self.stat(path)
+            .ok_or_else(|| TreeError::NoNode(path.to_owned()))
     }
+
+    /// Children names, sorted (ZooKeeper's order is unspecified).
     pub fn get_children(&self, path: &str, auth: &[Id]) -> Result<(Vec<String>, Stat), TreeError> {
-        let _ = (path, auth);
-        todo!()
+        let node = self.readable(path, auth, perms::READ)?;
+        let children = node.children.iter().map(|name| name.to_string()).collect();
+        Ok((children, node.stat()))
     }
+
+    /// READ or ADMIN is enough; without ADMIN digest ids come back masked as `user:x`.
     pub fn get_acl(&self, path: &str, auth: &[Id]) -> Result<(Vec<Acl>, Stat), TreeError> {
-        let _ = (path, auth);
-        todo!()
+        let node = self
+            .node(path)
+            .ok_or_else(|| TreeError::NoNode(path.to_owned()))?;
+        let acl = if acl::get_acl_view(&node.acl, auth)? {
+            node.acl.to_vec()
+        } else {
+            acl::mask_digests(&node.acl)
+        };
+        Ok((acl, node.stat()))
     }
+
+    /// All descendants of `path` (not the node itself), as getAllChildrenNumber.
     pub fn all_children_number(&self, path: &str, auth: &[Id]) -> Result<i32, TreeError> {
-        let _ = (path, auth);
-        todo!()
+        self.readable(path, auth, perms::READ)?;
+        let count = if path == ROOT_PATH {
+            self.nodes.len() - 1
+        } else {
+            let prefix = format!("{path}/");
+            let from = (Bound::Included(prefix.as_str()), Bound::Unbounded);
+            self.nodes
+                .range::<str, _>(from)
+                .take_while(|(key, _)| key.starts_with(&prefix))
+                .count()
+        };
+        Ok(i32::try_from(count).unwrap_or(i32::MAX))
     }
+
     pub fn stat(&self, path: &str) -> Option<Stat> {
-        let _ = path;
-        todo!()
+        self.node(path).map(Node::stat)
     }
+
+    /// The node's ACL without any check (the server filters watch notifications with it).
+    pub fn acl(&self, path: &str) -> Option<Vec<Acl>> {
+        self.node(path).map(|node| node.acl.to_vec())
+    }
+
+    /// The kind of the node at `path`.
+    pub fn kind(&self, path: &str) -> Option<NodeKind> {
+        self.node(path).map(Node::kind)
+    }
+
+    /// Sorted ephemeral paths of `session_id` that start with `prefix` ("/" = all), as
+    /// getEphemerals (a plain string prefix, so "/a" also matches "/ab").
     pub fn ephemerals(&self, session_id: SessionId, prefix: &str) -> Vec<String> {
-        let _ = (session_id, prefix);
-        todo!()
+        let Some(paths) = self.ephemerals.get(&session_id) else {
+            return Vec::new();
+        };
+        paths
+            .iter()
+            .filter(|path| path.starts_with(prefix))
+            .cloned()
+            .collect()
     }
+
+    /// Every session that owns ephemerals, with its sorted paths (the `dump` 4lw).
+    pub fn ephemerals_by_session(&self) -> Vec<(SessionId, Vec<String>)> {
+        self.ephemerals
+            .iter()
+            .map(|(id, paths)| (*id, paths.iter().cloned().collect()))
+            .collect()
+    }
+
     pub fn session(&self, session_id: SessionId) -> Option<&SessionRecord> {
-        let _ = session_id;
-        todo!()
+        self.sessions.get(&session_id)
     }
+
     pub fn sessions(&self) -> Vec<(SessionId, SessionRecord)> {
-        todo!()
+        self.sessions
+            .iter()
+            .map(|(id, record)| (*id, record.clone()))
+            .collect()
     }
+
+    /// Sorted paths the reaper should delete at `now_ms`: containers that once had a child
+    /// and now have none, and childless TTL nodes unmodified for longer than their TTL.
+    /// Containers that never had a child are left alone (ZooKeeper 3.8 default).
     pub fn reapable(&self, now_ms: i64) -> Vec<String> {
-        let _ = now_ms;
-        todo!()
+        self.reap_candidates
+            .iter()
+            .filter(|path| {
+                self.node(path)
+                    .is_some_and(|node| is_reapable(node, now_ms))
+            })
+            .cloned()
+            .collect()
     }
+
+    /// Whether the node at `path` qualifies for reaping at `now_ms` (see `reapable`).
+    pub fn reapable_path(&self, path: &str, now_ms: i64) -> bool {
+        self.node(path)
+            .is_some_and(|node| is_reapable(node, now_ms))
+    }
+
+    /// Number of znodes, the root included.
     pub fn node_count(&self) -> usize {
-        todo!()
+        self.nodes.len()
     }
+
+    /// Sum of paths and data lengths (ZooKeeper's approximate data size).
     pub fn data_size_bytes(&self) -> u64 {
-        todo!()
+        self.data_bytes
     }
+
     pub fn ephemeral_count(&self) -> usize {
-        todo!()
+        self.ephemeral_count
     }
+
+    /// Digest of nodes (path, data, stat, ACL) and sessions; equal on replicas with equal
+    /// content, O(1) to read.
     pub fn digest(&self) -> u64 {
-        todo!()
+        self.digest
+    }
+
+    /// Recomputes the digest from scratch (tests and snapshot checks pair it with `digest`).
+    pub fn digest_full(&self) -> u64 {
+        let nodes = self.nodes.iter().fold(0u64, |sum, (path, node)| {
+            sum.wrapping_add(node_hash(path, node))
+        });
+        self.sessions.iter().fold(nodes, |sum, (id, record)| {
+            sum.wrapping_add(digest::session_hash(*id, record))
+        })
+    }
+
+    fn readable(&self, path: &str, auth: &[Id], perm: i32) -> Result<&Node, TreeError> {
+        let node = self
+            .node(path)
+            .ok_or_else(|| TreeError::NoNode(path.to_owned()))?;
+        acl::check(&node.acl, auth, perm)?;
+        Ok(node)
+    }
+
+    pub(crate) fn node(&self, path: &str) -> Option<&Node> {
+        self.nodes.get(path)
+    }
+}
+
+fn is_reapable(node: &Node, now_ms: i64) -> bool {
+    if !node.children.is_empty() {
+        return false;
+    }
+    match node.kind() {
+        NodeKind::Container => node.meta.cversion > 0,
+        NodeKind::Ttl { ttl_ms } => now_ms.saturating_sub(node.meta.mtime) > ttl_ms,
+        _ => false,
+    }
+}
+
+fn node_hash(path: &str, node: &Node) -> u64 {
+    digest::meta_hash(path, &node.meta)
+        .wrapping_add(digest::data_hash(path, &node.data))
+        .wrapping_add(digest::acl_hash(path, &node.acl))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initial_tree_matches_zookeeper_3_8() {
+        let tree = Tree::new();
+        let root = tree.stat("/").unwrap();
+        assert_eq!(
+            (root.cversion, root.num_children, root.czxid, root.pzxid),
+            (-1, 1, 0, 0)
+        );
+        let zookeeper = tree.stat("/zookeeper").unwrap();
+        assert_eq!((zookeeper.cversion, zookeeper.num_children), (-2, 2));
+        let quota = tree.stat("/zookeeper/quota").unwrap();
+        assert_eq!(
+            (quota.cversion, quota.aversion, quota.num_children),
+            (0, 0, 0)
+        );
+        let config = tree.stat("/zookeeper/config").unwrap();
+        assert_eq!(
+            (config.aversion, config.data_length, config.version),
+            (-1, 0, 0)
+        );
+        assert_eq!(tree.acl("/zookeeper/config"), Some(Acl::read_unsafe()));
+        assert_eq!(tree.acl("/"), Some(Acl::open_unsafe()));
+        assert_eq!(
+            tree.get_children("/zookeeper", &[]).unwrap().0,
+            vec!["config", "quota"]
+        );
+        assert_eq!(
+            (tree.node_count(), tree.last_zxid(), tree.ephemeral_count()),
+            (4, 0, 0)
+        );
+        assert_eq!(tree.all_children_number("/", &[]), Ok(3));
+        assert_eq!(tree.all_children_number("/zookeeper", &[]), Ok(2));
+        assert_eq!(tree.digest(), tree.digest_full());
+        assert_eq!(Tree::new().digest(), tree.digest());
+    }
+
+    #[test]
+    fn error_codes() {
+        let cases = [
+            (TreeError::NoNode("/a".into()), ErrorCode::NoNode),
+            (TreeError::NodeExists("/a".into()), ErrorCode::NodeExists),
+            (TreeError::NoAuth, ErrorCode::NoAuth),
+            (TreeError::BadVersion("/a".into()), ErrorCode::BadVersion),
+            (TreeError::NotEmpty("/a".into()), ErrorCode::NotEmpty),
+            (
+                TreeError::NoChildrenForEphemerals("/a".into()),
+                ErrorCode::NoChildrenForEphemerals,
+            ),
+            (
+                TreeError::BadArguments("/a".into()),
+                ErrorCode::BadArguments,
+            ),
+            (TreeError::InvalidAcl, ErrorCode::InvalidAcl),
+            (TreeError::SessionExpired, ErrorCode::SessionExpired),
+            (TreeError::Unimplemented, ErrorCode::Unimplemented),
+        ];
+        for (error, code) in cases {
+            assert_eq!(error.code(), code, "{error}");
+        }
+        assert_eq!(TreeError::NoNode("/a".into()).code().code(), -101);
+    }
+
+    #[test]
+    fn reads_check_acls_like_3_8() {
+        let mut tree = Tree::new();
+        let bob = Id::new("digest", &acl::digest_id("bob:pw"));
+        let read_only = vec![Acl {
+            perms: perms::READ,
+            id: bob.clone(),
+        }];
+        tree.advance_zxid(1);
+        tree.insert_node(
+            "/r".into(),
+            Meta::created(1, 0, 0),
+            b"d".to_vec(),
+            read_only,
+        );
+        let write_only = vec![Acl {
+            perms: perms::WRITE,
+            id: Id::anyone(),
+        }];
+        tree.insert_node("/w".into(), Meta::created(1, 0, 0), Vec::new(), write_only);
+        assert_eq!(tree.get_data("/r", &[]), Err(TreeError::NoAuth));
+        assert_eq!(
+            tree.get_data("/r", std::slice::from_ref(&bob)).unwrap().0,
+            b"d"
+        );
+        assert_eq!(tree.get_children("/w", &[]), Err(TreeError::NoAuth));
+        assert!(
+            tree.exists("/w", &[]).is_ok(),
+            "3.8 exists has no ACL check"
+        );
+        assert_eq!(tree.get_acl("/w", &[]), Err(TreeError::NoAuth));
+        let masked = tree.get_acl("/r", std::slice::from_ref(&bob)).unwrap().0;
+        assert_eq!(masked[0].id, Id::new("digest", "bob:x"));
+        assert_eq!(
+            tree.get_data("/none", &[]),
+            Err(TreeError::NoNode("/none".into()))
+        );
+        assert_eq!(
+            tree.all_children_number("/r", std::slice::from_ref(&bob)),
+            Ok(0)
+        );
+    }
+
+    #[test]
+    fn acl_cache_shares_and_forgets() {
+        let mut tree = Tree::new();
+        tree.advance_zxid(1);
+        let acl = vec![Acl {
+            perms: 3,
+            id: Id::new("digest", "u:h"),
+        }];
+        tree.insert_node("/a".into(), Meta::created(1, 0, 0), Vec::new(), acl.clone());
+        tree.insert_node("/b".into(), Meta::created(1, 0, 0), Vec::new(), acl.clone());
+        assert_eq!(tree.acl_cache.len(), 3);
+        tree.remove_node("/a");
+        assert_eq!(tree.acl_cache.len(), 3);
+        tree.replace_acl("/b", Acl::open_unsafe());
+        assert_eq!(tree.acl_cache.len(), 2);
+        assert_eq!(tree.digest(), tree.digest_full());
+    }
+
+    #[test]
+    fn journal_rollback_restores_everything() {
+        let mut tree = Tree::new();
+        tree.advance_zxid(1);
+        tree.insert_node(
+            "/a".into(),
+            Meta::created(1, 0, 0),
+            b"x".to_vec(),
+            Acl::open_unsafe(),
+        );
+        let digest = tree.digest();
+        let bytes = tree.data_size_bytes();
+        tree.begin_journal();
+        tree.insert_node(
+            "/a/e".into(),
+            Meta::created(2, 0, 9),
+            Vec::new(),
+            Acl::read_unsafe(),
+        );
+        tree.replace_data("/a", b"yyy".to_vec());
+        tree.update_meta("/a", |meta| meta.version = 4);
+        tree.put_session(
+            9,
+            SessionRecord {
+                timeout_ms: 1,
+                password: [0; 16],
+            },
+        );
+        tree.remove_node("/a/e");
+        tree.replace_acl("/a", vec![]);
+        tree.rollback_journal();
+        assert_eq!((tree.digest(), tree.data_size_bytes()), (digest, bytes));
+        assert_eq!(tree.get_data("/a", &[]).unwrap().0, b"x");
+        assert_eq!((tree.ephemeral_count(), tree.sessions().len()), (0, 0));
+        assert_eq!(tree.digest(), tree.digest_full());
     }
 }

@@ -1,0 +1,241 @@
+//! The tree's mutators, used only by `txn::apply`. Each keeps every index (children sets,
+//! ephemerals by session, reap candidates, ACL cache, counters) and the digest in step, and,
+//! while a journal is open, records its inverse so a failed multi can be rolled back.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use super::path::{name_of, parent_of};
+use super::{digest, node_hash, Meta, Node, NodeKind, SessionRecord, Tree, Undo};
+use crate::proto::{Acl, SessionId, Zxid};
+
+impl Tree {
+    /// Records the zxid of the txn being applied. Zxids strictly increase.
+    pub(crate) fn advance_zxid(&mut self, zxid: Zxid) {
+        assert!(
+            zxid > self.last_zxid,
+            "zxid {zxid} not after {}",
+            self.last_zxid
+        );
+        self.last_zxid = zxid;
+    }
+
+    /// Adds a leaf node. The parent must exist (checked by the caller).
+    pub(crate) fn insert_node(&mut self, path: String, meta: Meta, data: Vec<u8>, acl: Vec<Acl>) {
+        let acl = self.intern_acl(acl);
+        let node = Node {
+            meta,
+            data,
+            acl,
+            children: BTreeSet::new(),
+        };
+        self.attach(path.clone(), node);
+        self.record(Undo::Inserted(path));
+    }
+
+    /// Removes a leaf node. It must exist and have no children (checked by the caller).
+    pub(crate) fn remove_node(&mut self, path: &str) {
+        let node = self.detach(path);
+        if self.journal.is_some() {
+            self.record(Undo::Removed(path.to_owned(), node));
+        } else {
+            self.release_acl(node.acl);
+        }
+    }
+
+    /// Changes the stored meta of an existing node.
+    pub(crate) fn update_meta(&mut self, path: &str, change: impl FnOnce(&mut Meta)) {
+        let node = self
+            .nodes
+            .get_mut(path)
+            .expect("update_meta on a missing node");
+        let before = node.meta;
+        change(&mut node.meta);
+        let after = node.meta;
+        self.digest = self
+            .digest
+            .wrapping_sub(digest::meta_hash(path, &before))
+            .wrapping_add(digest::meta_hash(path, &after));
+        self.record(Undo::Meta(path.to_owned(), before));
+    }
+
+    /// Replaces the data of an existing node.
+    pub(crate) fn replace_data(&mut self, path: &str, data: Vec<u8>) {
+        let node = self
+            .nodes
+            .get_mut(path)
+            .expect("replace_data on a missing node");
+        let before = std::mem::replace(&mut node.data, data);
+        let after_hash = digest::data_hash(path, &node.data);
+        self.data_bytes = self.data_bytes - before.len() as u64 + node.data.len() as u64;
+        self.digest = self
+            .digest
+            .wrapping_sub(digest::data_hash(path, &before))
+            .wrapping_add(after_hash);
+        self.record(Undo::Data(path.to_owned(), before));
+    }
+
+    /// Replaces the ACL of an existing node.
+    pub(crate) fn replace_acl(&mut self, path: &str, acl: Vec<Acl>) {
+        let acl = self.intern_acl(acl);
+        self.swap_acl(path, acl);
+    }
+
+    pub(crate) fn put_session(&mut self, session_id: SessionId, record: SessionRecord) {
+        let hash = digest::session_hash(session_id, &record);
+        let before = self.sessions.insert(session_id, record);
+        if let Some(old) = &before {
+            self.digest = self
+                .digest
+                .wrapping_sub(digest::session_hash(session_id, old));
+        }
+        self.digest = self.digest.wrapping_add(hash);
+        self.record(Undo::SessionPut(session_id, before));
+    }
+
+    pub(crate) fn drop_session(&mut self, session_id: SessionId) {
+        if let Some(record) = self.sessions.remove(&session_id) {
+            self.digest = self
+                .digest
+                .wrapping_sub(digest::session_hash(session_id, &record));
+            self.record(Undo::SessionDropped(session_id, record));
+        }
+    }
+
+    /// Starts recording inverses (a multi begins).
+    pub(crate) fn begin_journal(&mut self) {
+        assert!(self.journal.is_none(), "journals do not nest");
+        self.journal = Some(Vec::new());
+    }
+
+    /// Keeps every change since `begin_journal`.
+    pub(crate) fn commit_journal(&mut self) {
+        self.journal = None;
+    }
+
+    /// Undoes every change since `begin_journal`, newest first.
+    pub(crate) fn rollback_journal(&mut self) {
+        let journal = self.journal.take().unwrap_or_default();
+        for undo in journal.into_iter().rev() {
+            self.undo(undo);
+        }
+    }
+
+    fn undo(&mut self, undo: Undo) {
+        match undo {
+            Undo::Inserted(path) => {
+                let node = self.detach(&path);
+                self.release_acl(node.acl);
+            }
+            Undo::Removed(path, node) => self.attach(path, node),
+            Undo::Meta(path, meta) => self.update_meta(&path, |current| *current = meta),
+            Undo::Data(path, data) => self.replace_data(&path, data),
+            Undo::Acl(path, acl) => self.swap_acl(&path, acl),
+            Undo::SessionPut(session_id, before) => match before {
+                Some(record) => self.put_session(session_id, record),
+                None => self.drop_session(session_id),
+            },
+            Undo::SessionDropped(session_id, record) => self.put_session(session_id, record),
+        }
+    }
+
+    fn record(&mut self, undo: Undo) {
+        if let Some(journal) = self.journal.as_mut() {
+            journal.push(undo);
+        }
+    }
+
+    fn attach(&mut self, path: String, node: Node) {
+        let parent = parent_of(&path).expect("attach needs an absolute path");
+        let parent_node = self
+            .nodes
+            .get_mut(parent)
+            .expect("attach needs an existing parent");
+        parent_node.children.insert(name_of(&path).into());
+        self.add_digest(&path, &node);
+        self.data_bytes += (path.len() + node.data.len()) as u64;
+        match node.kind() {
+            NodeKind::Ephemeral(session_id) => {
+                self.ephemerals
+                    .entry(session_id)
+                    .or_default()
+                    .insert(path.clone());
+                self.ephemeral_count += 1;
+            }
+            NodeKind::Container | NodeKind::Ttl { .. } => {
+                self.reap_candidates.insert(path.clone());
+            }
+            NodeKind::Persistent => {}
+        }
+        let previous = self.nodes.insert(path, node);
+        assert!(previous.is_none(), "attach over an existing node");
+    }
+
+    fn detach(&mut self, path: &str) -> Node {
+        let node = self.nodes.remove(path).expect("detach of a missing node");
+        assert!(node.children.is_empty(), "detach of a node with children");
+        let parent = parent_of(path).expect("detach needs an absolute path");
+        if let Some(parent_node) = self.nodes.get_mut(parent) {
+            parent_node.children.remove(name_of(path));
+        }
+        self.digest = self.digest.wrapping_sub(node_hash(path, &node));
+        self.data_bytes -= (path.len() + node.data.len()) as u64;
+        match node.kind() {
+            NodeKind::Ephemeral(session_id) => {
+                if let Some(paths) = self.ephemerals.get_mut(&session_id) {
+                    paths.remove(path);
+                    if paths.is_empty() {
+                        self.ephemerals.remove(&session_id);
+                    }
+                }
+                self.ephemeral_count -= 1;
+            }
+            NodeKind::Container | NodeKind::Ttl { .. } => {
+                self.reap_candidates.remove(path);
+            }
+            NodeKind::Persistent => {}
+        }
+        node
+    }
+
+    fn swap_acl(&mut self, path: &str, acl: Arc<[Acl]>) {
+        let node = self
+            .nodes
+            .get_mut(path)
+            .expect("replace_acl on a missing node");
+        let before = std::mem::replace(&mut node.acl, acl);
+        let after_hash = digest::acl_hash(path, &node.acl);
+        self.digest = self
+            .digest
+            .wrapping_sub(digest::acl_hash(path, &before))
+            .wrapping_add(after_hash);
+        if self.journal.is_some() {
+            self.record(Undo::Acl(path.to_owned(), before));
+        } else {
+            self.release_acl(before);
+        }
+    }
+
+    pub(super) fn add_digest(&mut self, path: &str, node: &Node) {
+        self.digest = self.digest.wrapping_add(node_hash(path, node));
+    }
+
+    /// The shared copy of an ACL list.
+    pub(super) fn intern_acl(&mut self, acl: Vec<Acl>) -> Arc<[Acl]> {
+        if let Some(shared) = self.acl_cache.get(&acl) {
+            return Arc::clone(shared);
+        }
+        let shared: Arc<[Acl]> = Arc::from(acl.clone());
+        self.acl_cache.insert(acl, Arc::clone(&shared));
+        shared
+    }
+
+    /// Drops a node's reference; the cache forgets lists no node uses any more. Journal
+    /// entries hold references too, so a list in a pending rollback is never forgotten.
+    fn release_acl(&mut self, acl: Arc<[Acl]>) {
+        // The cache's own reference plus the one passed in.
+        if Arc::strong_count(&acl) == 2 {
+            self.acl_cache.remove(&acl[..]);
+        }
+    }
+}
