@@ -270,7 +270,12 @@ def _watches(rec, c1, c2):
     rec.op("multi events", multi_events)
     rec.op("c1 data watch", lambda: c1.get(w, watch=_noop)[0])
     rec.op("delete w", lambda: c1.delete(w))
+    # c1's one-shot data watch replaced the data side of its persistent
+    # watch (ZooKeeper keeps one mode per session and path); the child side
+    # stays persistent.
     rec.op("recreate w", lambda: c1.create(w))
+    rec.op("set w after recreate", lambda: c1.set(w, b"4"))
+    rec.op("create w/after", lambda: c1.create(f"{w}/after"))
     _session_close(rec, c1, c2)
 
 

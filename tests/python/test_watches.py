@@ -147,3 +147,23 @@ def test_watch_event_precedes_read_of_new_state(clients, zk, base):
     data, _ = watcher.get(f"{base}/o")
     assert data == b"1"
     assert tap.drain() == [("NodeDataChanged", f"{base}/o")]
+
+
+def test_one_shot_watch_downgrades_persistent_data_watch(clients, zk, base):
+    """ZooKeeper keeps one watch mode per (session, path) and manager: a
+    getData watch set over a persistent watch makes its data side one-shot;
+    the child side stays persistent."""
+    watcher = clients()
+    tap = h.EventTap(watcher)
+    zk.create(f"{base}/p", b"0")
+    h.add_watch(watcher, f"{base}/p", recursive=False)
+    watcher.get(f"{base}/p", watch=lambda e: None)
+    zk.set(f"{base}/p", b"1")
+    assert tap.next() == ("NodeDataChanged", f"{base}/p")
+    zk.set(f"{base}/p", b"2")  # data side was one-shot: silent
+    zk.create(f"{base}/p/kid")  # child side still persistent
+    assert tap.next() == ("NodeChildrenChanged", f"{base}/p")
+    zk.create(f"{base}/p/kid2")
+    assert tap.next() == ("NodeChildrenChanged", f"{base}/p")
+    watcher.sync("/")
+    assert tap.drain() == []
