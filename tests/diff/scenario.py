@@ -2,8 +2,9 @@
 outcomes (results, error names, normalised Stats, per-client watch events)
 are recorded so that two servers' records can be compared line by line.
 
-Normalisation: zxids become ranks among all zxids the scenario observed
-(keeps order and equality, drops absolute values); session ids become client
+Normalisation: each zxid is named after the op where it first appears, and
+a final line lists those names in zxid order (keeps order and equality,
+drops absolute values); session ids become client
 names; times are reduced to the relation that must hold (mtime >= ctime, and
 mtime == ctime while version == 0).
 """
@@ -87,33 +88,42 @@ class Recorder:
         return outcome
 
     def finish(self):
-        """Replace zxids by ranks and render one text line per op."""
-        seen = set()
+        """Render one text line per op, then one line with the zxid order.
 
-        def collect(v):
+        Each distinct zxid is named after the op line where it first shows
+        up (z12, z12b, ...), so one divergent op does not rename every later
+        zxid; the last line lists all names in zxid order, which checks the
+        order relations (czxid <= mzxid, pzxid, ...) between the two servers.
+        """
+        names = {}
+
+        def name_zxids(v, index):
             if isinstance(v, Zxid):
-                seen.add(v.value)
+                if v.value not in names:
+                    taken = sum(1 for n in names.values() if n.split("_")[0] == f"z{index}")
+                    names[v.value] = f"z{index}" + (f"_{taken}" if taken else "")
             elif isinstance(v, dict):
                 for x in v.values():
-                    collect(x)
+                    name_zxids(x, index)
             elif isinstance(v, (list, tuple)):
                 for x in v:
-                    collect(x)
+                    name_zxids(x, index)
 
-        for _, outcome, _ in self.lines:
-            collect(outcome)
-        rank = {z: i for i, z in enumerate(sorted(seen))}
+        for index, (_, outcome, _) in enumerate(self.lines):
+            name_zxids(outcome, index)
 
         def render(v):
             if isinstance(v, Zxid):
-                return f"z{rank[v.value]}"
+                return names[v.value]
             if isinstance(v, dict):
                 return "{" + ", ".join(f"{k}={render(x)}" for k, x in v.items()) + "}"
             if isinstance(v, (list, tuple)):
                 return "[" + ", ".join(render(x) for x in v) + "]"
             return repr(v)
 
-        return [f"{label} -> {render(out)}  events={events}" for label, out, events in self.lines]
+        lines = [f"{label} -> {render(out)}  events={events}" for label, out, events in self.lines]
+        lines.append("zxid order: " + " < ".join(names[z] for z in sorted(names)))
+        return lines
 
 
 def _noop(_event):
