@@ -106,3 +106,65 @@ def test_kazoo_session_timeout_negotiated(server, timeout_s):
     finally:
         client.stop()
         client.close()
+
+
+def test_reconnect_keeps_session(server, zk, base):
+    """kazoo reconnects after a dropped connection with the same session;
+    its ephemerals survive. (kazoo itself does not re-send watches: it hands
+    its watchers a NONE event instead.)"""
+    proxy = h.Proxy(server.port)
+    client = KazooClient(hosts=proxy.hosts, timeout=10.0)
+    states = []
+    client.add_listener(states.append)
+    try:
+        client.start(timeout=10)
+        sid = client.client_id[0]
+        client.create(f"{base}/eph", ephemeral=True)
+        proxy.cut()
+        assert h.wait_for(lambda: KazooState.SUSPENDED in states)
+        zk.set(base, b"changed while away")
+        proxy.resume()
+        assert h.wait_for(lambda: states[-1] == KazooState.CONNECTED)
+        assert KazooState.LOST not in states
+        assert client.client_id[0] == sid
+        assert client.get(base)[0] == b"changed while away"
+        assert zk.exists(f"{base}/eph").ephemeralOwner == sid
+    finally:
+        client.stop()
+        client.close()
+        proxy.close()
+
+
+def test_set_watches_after_reconnect(server, zk, base):
+    """SetWatches with the last zxid seen fires, at once and in order, the
+    events the client missed, and re-arms the rest."""
+    raw = h.RawSession(server.port, 10_000)
+    zk.create(f"{base}/data", b"0")
+    zk.create(f"{base}/gone")
+    last_zxid = zk.create(f"{base}/same", include_data=True)[1].mzxid
+    raw.close()  # connection lost; the session lives on
+    zk.set(f"{base}/data", b"1")
+    zk.delete(f"{base}/gone")
+    zk.create(f"{base}/born")
+    again = h.RawSession(server.port, 10_000, raw.session_id, raw.password)
+    try:
+        assert again.session_id == raw.session_id
+        events = again.set_watches(
+            last_zxid,
+            data=[f"{base}/data", f"{base}/gone", f"{base}/same"],
+            exist=[f"{base}/born", f"{base}/nothere"],
+            child=[base],
+        )
+        assert events == [
+            ("NodeDataChanged", f"{base}/data"),
+            ("NodeDeleted", f"{base}/gone"),
+            ("NodeCreated", f"{base}/born"),
+            ("NodeChildrenChanged", base),
+        ]
+        # The watches that had nothing to report are armed now.
+        zk.set(f"{base}/same", b"x")
+        assert again.read_frame()[2] == ("NodeDataChanged", f"{base}/same")
+        zk.create(f"{base}/nothere")
+        assert again.read_frame()[2] == ("NodeCreated", f"{base}/nothere")
+    finally:
+        again.close_session()

@@ -249,6 +249,10 @@ FLAG_PERSISTENT_SEQUENTIAL_WITH_TTL = 6
 ADD_WATCH_PERSISTENT = 0
 ADD_WATCH_PERSISTENT_RECURSIVE = 1
 
+NOTIFICATION_XID = -1
+SET_WATCHES_XID = -8
+SET_WATCHES_OP = 101
+
 EVENT_NAMES = {
     -1: "None",
     1: "NodeCreated",
@@ -443,6 +447,32 @@ class RawSession:
         assert xid == self.xid
         return err
 
+    def set_watches(self, relative_zxid, data=(), exist=(), child=()):
+        """Send SetWatches (as a client does after reconnecting); return the
+        watch events the server sent before its reply, in order."""
+        body = struct.pack("!iiq", SET_WATCHES_XID, SET_WATCHES_OP, relative_zxid)
+        for paths in (data, exist, child):
+            body += int_struct.pack(len(paths)) + b"".join(write_string(p) for p in paths)
+        self._send(body)
+        events = []
+        while True:
+            xid, err, event = self.read_frame()
+            if xid == SET_WATCHES_XID:
+                assert err == 0, err
+                return events
+            if event is not None:
+                events.append(event)
+
+    def read_frame(self):
+        """One reply frame: (xid, err, (event name, path) or None)."""
+        reply = self._recv()
+        xid, _zxid, err = struct.unpack_from("!iqi", reply, 0)
+        if xid != NOTIFICATION_XID:
+            return xid, err, None
+        event_type, _state = struct.unpack_from("!ii", reply, 16)
+        path, _ = read_string(reply, 24)
+        return xid, err, (EVENT_NAMES.get(event_type, event_type), path)
+
     def close_session(self):
         """Send closeSession and wait for its reply, then drop the socket."""
         self.xid += 1
@@ -488,3 +518,96 @@ class Waiter:
 
     def get(self, timeout=EVENT_TIMEOUT_S):
         return self.items.get(timeout=timeout)
+
+    def get_node_event(self, timeout=EVENT_TIMEOUT_S):
+        """Next WatchedEvent about a znode, skipping kazoo's NONE events
+        (connection-state notices it hands to watchers)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            event = self.items.get(timeout=max(deadline - time.monotonic(), 0.001))
+            if event.type != "NONE":
+                return event
+
+
+# ------------------------------------------------------------------ tcp proxy
+
+
+class Proxy:
+    """A loopback TCP proxy in front of a server, to cut a client's
+    connection without touching its session (kazoo then reconnects with the
+    same session and re-registers its watches with SetWatches)."""
+
+    def __init__(self, target_port):
+        self.target_port = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.2)
+        self.port = self.listener.getsockname()[1]
+        self.paused = threading.Event()
+        self.stopped = threading.Event()
+        self.lock = threading.Lock()
+        self.sockets = []
+        self.thread = threading.Thread(target=self._accept_loop, daemon=True)
+        self.thread.start()
+
+    @property
+    def hosts(self):
+        return f"127.0.0.1:{self.port}"
+
+    def _accept_loop(self):
+        while not self.stopped.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if self.paused.is_set():
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.sockets += [client, upstream]
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    def _pump(self, src, dst):
+        try:
+            src.settimeout(None)
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
+
+    def cut(self):
+        """Close every proxied connection and refuse new ones until resume()."""
+        self.paused.set()
+        with self.lock:
+            sockets, self.sockets = self.sockets, []
+        for s in sockets:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def resume(self):
+        self.paused.clear()
+
+    def close(self):
+        self.stopped.set()
+        self.cut()
+        self.listener.close()
+        self.thread.join(timeout=2)
