@@ -66,7 +66,9 @@ pub(crate) fn start_foreground(config_path: Option<&Path>) -> anyhow::Result<Exi
         .context("cannot build the tokio runtime")?;
     runtime.block_on(async move {
         let shutdown = shutdown_signal()?;
-        crate::server::serve(config, shutdown).await.map_err(anyhow::Error::from)
+        crate::server::serve(config, shutdown)
+            .await
+            .map_err(anyhow::Error::from)
     })?;
     tracing::info!("zkw stopped");
     Ok(ExitCode::SUCCESS)

@@ -215,12 +215,18 @@ async fn answer_locally(
             (Err(code), "RECO", Flow::Continue)
         }
         Request::WhoAmI => {
+            // As ZooKeeper: each provider names its user (digest: the part before ':');
+            // `super` has no provider of its own and is not listed.
             let infos = state
                 .auth
                 .iter()
+                .filter(|id| id.scheme != "super")
                 .map(|id| ClientInfo {
                     auth_scheme: id.scheme.clone(),
-                    user: id.id.clone(),
+                    user: match id.scheme.as_str() {
+                        "digest" => id.id.split(':').next().unwrap_or_default().to_owned(),
+                        _ => id.id.clone(),
+                    },
                 })
                 .collect();
             (Ok(Response::WhoAmI(infos)), "WHOA", Flow::Continue)

@@ -220,8 +220,10 @@ pub async fn run(
 ) -> Result<(), ServerError> {
     let local_address = listener.local_addr().map_err(ServerError::LocalAddress)?;
     let server_id = config.my_id.unwrap_or(0);
+    let mut tree = Tree::new();
+    tree.set_extended_types_enabled(config.extended_types_enabled);
     let store = Store {
-        tree: Tree::new(),
+        tree,
         watches: WatchRegistry::default(),
     };
     let last_zxid = store.tree.last_zxid();

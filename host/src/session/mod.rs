@@ -179,6 +179,6 @@ mod tests {
         tracker.remove(1);
         assert!(!tracker.touch(1, 10));
         assert_eq!(tracker.expired(5000), vec![2]);
-        assert!(tracker.is_empty() == false && tracker.len() == 1);
+        assert!(!tracker.is_empty() && tracker.len() == 1);
     }
 }

@@ -104,6 +104,8 @@ impl Model {
             return Err(ErrorCode::NotEmpty);
         }
         self.data.remove(path);
+        // A node created again later starts its sequence numbering afresh.
+        self.creations.remove(path);
         Ok(())
     }
 
