@@ -26,7 +26,10 @@ setup_rust() {
     if command -v rustup >/dev/null 2>&1; then
         if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
             log "rustup target add wasm32-unknown-unknown"
-            rustup target add wasm32-unknown-unknown
+            # Nothing builds for wasm32 yet: a machine that cannot download
+            # the target still runs every suite.
+            rustup target add wasm32-unknown-unknown \
+                || echo "warning: could not add the wasm32-unknown-unknown target" >&2
         fi
     fi
 }
