@@ -167,3 +167,35 @@ def test_one_shot_watch_downgrades_persistent_data_watch(clients, zk, base):
     assert tap.next() == ("NodeChildrenChanged", f"{base}/p")
     watcher.sync("/")
     assert tap.drain() == []
+
+
+def test_one_shot_watch_replaces_recursive_watch_on_same_path(clients, zk, base):
+    """A recursive watch lives in ZooKeeper's data table only; a getData
+    watch on the same path by the same session replaces it with a one-shot
+    watch, so the subtree goes quiet."""
+    watcher = clients()
+    tap = h.EventTap(watcher)
+    zk.create(f"{base}/r", b"0")
+    h.add_watch(watcher, f"{base}/r", recursive=True)
+    zk.create(f"{base}/r/before")
+    assert tap.next() == ("NodeCreated", f"{base}/r/before")
+    watcher.get(f"{base}/r", watch=lambda e: None)
+    zk.create(f"{base}/r/after")  # the recursive watch is gone
+    zk.set(f"{base}/r", b"1")  # fires the one-shot watch
+    assert tap.next() == ("NodeDataChanged", f"{base}/r")
+    zk.set(f"{base}/r", b"2")
+    watcher.sync("/")
+    assert tap.drain() == []
+
+
+def test_persistent_watch_upgrades_one_shot_watch(clients, zk, base):
+    """addWatch over an existing getData watch of the same session makes it
+    persistent (one mode per session and path)."""
+    watcher = clients()
+    tap = h.EventTap(watcher)
+    zk.create(f"{base}/u", b"0")
+    watcher.get(f"{base}/u", watch=lambda e: None)
+    h.add_watch(watcher, f"{base}/u", recursive=False)
+    zk.set(f"{base}/u", b"1")
+    zk.set(f"{base}/u", b"2")
+    assert tap.take(2) == [("NodeDataChanged", f"{base}/u")] * 2
