@@ -33,7 +33,7 @@ def test_same_behaviour_as_zookeeper(tmp_path):
     if candidate != reference:
         diff = "\n".join(
             difflib.unified_diff(
-                reference, candidate, f"zookeeper", f"{h.target()}", lineterm="", n=2
+                reference, candidate, "zookeeper", h.target(), lineterm="", n=2
             )
         )
         pytest.fail(f"{h.target()} differs from ZooKeeper:\n{diff}", pytrace=False)
