@@ -149,10 +149,17 @@ def test_watch_event_precedes_read_of_new_state(clients, zk, base):
     assert tap.drain() == [("NodeDataChanged", f"{base}/o")]
 
 
-def test_one_shot_watch_downgrades_persistent_data_watch(clients, zk, base):
-    """ZooKeeper keeps one watch mode per (session, path) and manager: a
-    getData watch set over a persistent watch makes its data side one-shot;
-    the child side stays persistent."""
+# ZooKeeper 3.8 keeps one watch mode per (session, path) in each of its data and child
+# tables, so a one-shot watch set over a persistent one overwrites it (ZOOKEEPER-4466).
+# 3.9 fixed that: modes on one path are independent. zkw speaks 3.9 and keeps them apart;
+# the reference run (ZKW_TARGET=zookeeper, Debian's 3.8) pins the old behaviour.
+OLD_WATCH_MODES = h.target() == "zookeeper"
+
+
+def test_one_shot_watch_over_persistent_data_watch(clients, zk, base):
+    """A getData watch set over the same session's persistent watch: one event per change
+    (never two); in 3.9 the persistent watch keeps firing, in 3.8 its data side turns
+    one-shot."""
     watcher = clients()
     tap = h.EventTap(watcher)
     zk.create(f"{base}/p", b"0")
@@ -160,7 +167,9 @@ def test_one_shot_watch_downgrades_persistent_data_watch(clients, zk, base):
     watcher.get(f"{base}/p", watch=lambda e: None)
     zk.set(f"{base}/p", b"1")
     assert tap.next() == ("NodeDataChanged", f"{base}/p")
-    zk.set(f"{base}/p", b"2")  # data side was one-shot: silent
+    zk.set(f"{base}/p", b"2")
+    if not OLD_WATCH_MODES:
+        assert tap.next() == ("NodeDataChanged", f"{base}/p")
     zk.create(f"{base}/p/kid")  # child side still persistent
     assert tap.next() == ("NodeChildrenChanged", f"{base}/p")
     zk.create(f"{base}/p/kid2")
@@ -169,10 +178,10 @@ def test_one_shot_watch_downgrades_persistent_data_watch(clients, zk, base):
     assert tap.drain() == []
 
 
-def test_one_shot_watch_replaces_recursive_watch_on_same_path(clients, zk, base):
-    """A recursive watch lives in ZooKeeper's data table only; a getData
-    watch on the same path by the same session replaces it with a one-shot
-    watch, so the subtree goes quiet."""
+def test_one_shot_watch_over_recursive_watch_on_same_path(clients, zk, base):
+    """A getData watch on the path of the same session's recursive watch: in 3.9 the
+    recursive watch keeps covering the subtree; in 3.8 it is replaced and the subtree goes
+    quiet."""
     watcher = clients()
     tap = h.EventTap(watcher)
     zk.create(f"{base}/r", b"0")
@@ -180,10 +189,14 @@ def test_one_shot_watch_replaces_recursive_watch_on_same_path(clients, zk, base)
     zk.create(f"{base}/r/before")
     assert tap.next() == ("NodeCreated", f"{base}/r/before")
     watcher.get(f"{base}/r", watch=lambda e: None)
-    zk.create(f"{base}/r/after")  # the recursive watch is gone
-    zk.set(f"{base}/r", b"1")  # fires the one-shot watch
+    zk.create(f"{base}/r/after")
+    if not OLD_WATCH_MODES:
+        assert tap.next() == ("NodeCreated", f"{base}/r/after")
+    zk.set(f"{base}/r", b"1")  # one event, whichever watches match
     assert tap.next() == ("NodeDataChanged", f"{base}/r")
     zk.set(f"{base}/r", b"2")
+    if not OLD_WATCH_MODES:
+        assert tap.next() == ("NodeDataChanged", f"{base}/r")
     watcher.sync("/")
     assert tap.drain() == []
 
