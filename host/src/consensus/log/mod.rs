@@ -40,6 +40,20 @@
 //! Per entry 4 bytes (its offset in its segment) plus one (index, term) pair per term change,
 //! so a read is one binary search over segments and one `read_at` per segment touched.
 //!
+//! # openraft (`RaftLogStorage` / `RaftLogReader`, 0.10.0-alpha.37), one call each
+//!
+//! With `leader_id_std` an openraft `LogId` is exactly (term, index) = [`LogId`]; the payload is
+//! the encoded openraft entry.
+//!
+//! - `get_log_state` = ([`SegmentLog::last_purged_log_id`], [`SegmentLog::last_log_id`]);
+//! - `append(entries, callback)` = [`SegmentLog::write_batch`] (readable on return), then
+//!   [`SegmentLog::flush`] and `callback.io_completed(result)`;
+//! - `truncate_after(last_log_id)` = [`SegmentLog::truncate_after`]`(last_log_id.map(index))`;
+//! - `purge(log_id)` = `Meta::save_purged(log_id)`, then [`SegmentLog::purge_upto`];
+//! - `try_get_log_entries(range)` = [`SegmentLog::read`] (`&self`: readers can share it);
+//! - `save_vote` / `read_vote`, `save_committed` / `read_committed` = `Meta`;
+//! - on start: `SegmentLog::open(disk, options, meta.purged()?)`.
+//!
 //! Entry points: [`SegmentLog::open`], [`FsDisk`], [`TestDisk`] for crash tests.
 
 mod disk;

@@ -134,28 +134,42 @@ pub fn scan_segment<D: LogDisk>(
         terms,
     );
     if let Some(reason) = fault {
-        let offset = segment.end;
         if !last {
-            return Err(corrupt(name, offset, reason));
+            return Err(corrupt(name, segment.end, reason));
         }
-        if let Some(found) = valid_record_after(&bytes, &segment, last_term, payload_bytes_max) {
-            return Err(corrupt(
-                name,
-                offset,
-                format!("{reason}; a valid record ({found:?}) follows, so this is not a torn tail"),
-            ));
-        }
-        tracing::warn!(
-            file = name,
-            offset,
-            dropped_bytes = file_bytes - offset,
-            %reason,
-            "truncating the torn tail of the log"
-        );
-        segment.file.set_len(offset).map_err(io_error(name))?;
-        segment.file.sync_data().map_err(io_error(name))?;
+        cut_torn_tail(&segment, &bytes, last_term, payload_bytes_max, &reason)?;
     }
     Ok(Scanned::Segment(segment))
+}
+
+/// Cuts the newest segment at `segment.end`, where a bad record starts, unless a valid record
+/// lies beyond it: then the damage is in the middle and opening is refused.
+fn cut_torn_tail<F: LogFile>(
+    segment: &Segment<F>,
+    bytes: &[u8],
+    last_term: u64,
+    payload_bytes_max: u64,
+    reason: &str,
+) -> Result<(), OpenError> {
+    let name = segment.name.as_str();
+    let offset = segment.end;
+    if let Some(found) = valid_record_after(bytes, segment, last_term, payload_bytes_max) {
+        return Err(corrupt(
+            name,
+            offset,
+            format!("{reason}; a valid record ({found:?}) follows, so this is not a torn tail"),
+        ));
+    }
+    tracing::warn!(
+        file = name,
+        offset,
+        dropped_bytes = bytes.len() as u64 - offset,
+        %reason,
+        "truncating the torn tail of the log"
+    );
+    segment.file.set_len(offset).map_err(io_error(name))?;
+    segment.file.sync_data().map_err(io_error(name))?;
+    Ok(())
 }
 
 /// Walks the records from the segment's `end`, extending it; returns why it stopped early.

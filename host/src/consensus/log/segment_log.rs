@@ -42,14 +42,11 @@ impl<D: LogDisk> SegmentLog<D> {
             )?;
             match scanned {
                 Scanned::Segment(segment) => {
-                    if let Some(last_index) = segment.next_index().checked_sub(1) {
-                        if last_index >= segment.first_index {
-                            let term = terms.term_of(last_index).unwrap_or(0);
-                            previous = Some(LogId {
-                                term,
-                                index: last_index,
-                            });
-                        }
+                    if segment.next_index() > segment.first_index {
+                        let index = segment.next_index() - 1;
+                        // scan_segment recorded the term of every entry it accepted.
+                        let term = terms.term_of(index).unwrap_or(0);
+                        previous = Some(LogId { term, index });
                     }
                     segments.push(segment);
                 }
