@@ -28,6 +28,7 @@ openraft::declare_raft_types!(
         R = (),
         NodeId = u64,
         Node = openraft::impls::BasicNode,
+        LeaderId = openraft::impls::leader_id_std::LeaderId<u64, u64>,
 );
 
 pub type Raft<SM> = openraft::Raft<ZkwRaft, SM>;
