@@ -139,30 +139,42 @@ impl Tree {
         }
     }
 
-    pub(super) fn attach(&mut self, path: String, node: Node) {
-        let parent = parent_of(&path).expect("attach needs an absolute path");
+    fn attach(&mut self, path: String, node: Node) {
+        let attached = self.try_attach(path, node);
+        assert!(attached.is_ok(), "attach: {attached:?}");
+    }
+
+    /// Adds a leaf under an existing parent, keeping every index in step; refuses a missing
+    /// parent or a taken path without changing anything. Two index searches per node, since
+    /// snapshot loading runs this a million times.
+    pub(super) fn try_attach(&mut self, path: String, node: Node) -> Result<(), String> {
+        let parent = parent_of(&path).ok_or_else(|| format!("{path} has no parent"))?;
         let parent_node = self
             .nodes
             .get_mut(parent)
-            .expect("attach needs an existing parent");
+            .ok_or_else(|| format!("{path} has no parent node"))?;
         parent_node.children.increment();
-        self.add_digest(&path, &node);
-        self.data_bytes += (path.len() + node.data.len()) as u64;
-        match node.kind() {
+        let hash = node_hash(&path, &node);
+        let (kind, data_len) = (node.kind(), node.data.len());
+        if self.nodes.insert(&path, node).is_err() {
+            if let Some(parent_node) = self.nodes.get_mut(parent) {
+                parent_node.children.decrement();
+            }
+            return Err(format!("{path} already exists"));
+        }
+        self.digest = self.digest.wrapping_add(hash);
+        self.data_bytes += (path.len() + data_len) as u64;
+        match kind {
             NodeKind::Ephemeral(session_id) => {
-                self.ephemerals
-                    .entry(session_id)
-                    .or_default()
-                    .insert(path.clone());
+                self.ephemerals.entry(session_id).or_default().insert(path);
                 self.ephemeral_count += 1;
             }
             NodeKind::Container | NodeKind::Ttl { .. } => {
-                self.reap_candidates.insert(path.clone());
+                self.reap_candidates.insert(path);
             }
             NodeKind::Persistent => {}
         }
-        let inserted = self.nodes.insert(&path, node);
-        assert!(inserted.is_ok(), "attach over an existing node");
+        Ok(())
     }
 
     fn detach(&mut self, path: &str) -> Node {

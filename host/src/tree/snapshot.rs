@@ -22,7 +22,6 @@ use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 
-use super::path::parent_of;
 use super::{validate_path, Meta, Node, SessionRecord, Tree, ROOT_PATH};
 use crate::proto::{Acl, Id};
 
@@ -182,15 +181,7 @@ impl Tree {
                 .map_err(|_| "root not stored".to_owned());
         }
         validate_path(&path, false).map_err(|error| error.to_string())?;
-        let parent = parent_of(&path).ok_or_else(|| format!("{path} has no parent"))?;
-        if !self.nodes.contains(parent) {
-            return Err(format!("{path} comes before its parent"));
-        }
-        if self.nodes.contains(&path) {
-            return Err(format!("{path} repeated"));
-        }
-        self.attach(path, node);
-        Ok(())
+        self.try_attach(path, node)
     }
 }
 
@@ -481,5 +472,238 @@ impl<'a, R: Read> Input<'a, R> {
 
     fn at_end(&mut self) -> Result<bool, SnapshotError> {
         Ok(!self.fill(1)?)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::proto::{op, perms, CreateRequest};
+    use crate::txn::testing::*;
+    use crate::txn::TxnOp;
+
+    const PATHS: [&str; 8] = ["/a", "/b", "/a/a", "/a/b", "/b/a", "/a/a/a", "/c", "/c/x"];
+    const SESSIONS: [i64; 3] = [SESSION, 0x200, 0x300];
+
+    fn ops() -> impl Strategy<Value = Vec<(usize, TxnOp)>> {
+        let path = (0..PATHS.len()).prop_map(|index| PATHS[index]);
+        let data = proptest::collection::vec(any::<u8>(), 0..6);
+        let one = prop_oneof![
+            (path.clone(), data.clone(), 0..4i32, 0..3usize).prop_map(
+                |(path, data, flags, who)| { (who, create_op(op::CREATE2, path, &data, flags)) }
+            ),
+            (path.clone(), 0..3usize)
+                .prop_map(|(path, who)| (who, create_op(op::CREATE_CONTAINER, path, b"c", 4))),
+            (path.clone(), 1..100_000i64).prop_map(|(path, ttl_ms)| {
+                let request = CreateRequest {
+                    ttl_ms: Some(ttl_ms),
+                    ..create_request(path, b"t", 5, Acl::open_unsafe())
+                };
+                (
+                    0,
+                    TxnOp::Create {
+                        op: op::CREATE_TTL,
+                        request,
+                    },
+                )
+            }),
+            path.clone().prop_map(|path| (0, delete(path, -1))),
+            (path.clone(), data).prop_map(|(path, data)| (0, set_data(path, &data, -1))),
+            (path, 0..3i32).prop_map(|(path, which)| {
+                let acl = match which {
+                    0 => Acl::read_unsafe(),
+                    1 => vec![Acl {
+                        perms: perms::ALL,
+                        id: Id::new("digest", "u:hash"),
+                    }],
+                    _ => Acl::open_unsafe(),
+                };
+                (0, set_acl(path, acl, -1))
+            }),
+            (1..3usize, any::<bool>()).prop_map(|(who, open)| {
+                let op = if open {
+                    TxnOp::CreateSession {
+                        timeout_ms: 4000,
+                        password: [who as u8; 16],
+                    }
+                } else {
+                    TxnOp::CloseSession
+                };
+                (who, op)
+            }),
+        ];
+        proptest::collection::vec(one, 1..60)
+    }
+
+    fn built(ops: Vec<(usize, TxnOp)>) -> Harness {
+        let mut h = Harness::new();
+        h.tree.set_extended_types_enabled(true);
+        for (who, op) in ops {
+            h.run(SESSIONS[who], op);
+        }
+        h
+    }
+
+    fn snapshot(tree: &Tree) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        let summary = tree.write_snapshot(&mut bytes).unwrap();
+        assert_eq!(summary.bytes, bytes.len() as u64);
+        assert_eq!(summary.digest, tree.digest());
+        bytes
+    }
+
+    /// Everything a client or the server can observe of the replicated state.
+    fn assert_same(left: &Tree, right: &Tree) {
+        assert_eq!(left.digest(), right.digest());
+        assert_eq!(right.digest(), right.digest_full());
+        assert_eq!(left.last_zxid(), right.last_zxid());
+        assert_eq!(left.node_count(), right.node_count());
+        assert_eq!(left.data_size_bytes(), right.data_size_bytes());
+        assert_eq!(left.ephemeral_count(), right.ephemeral_count());
+        assert_eq!(left.ephemerals_by_session(), right.ephemerals_by_session());
+        assert_eq!(left.sessions(), right.sessions());
+        assert_eq!(left.reapable(i64::MAX), right.reapable(i64::MAX));
+        assert_eq!(
+            left.extended_types_enabled(),
+            right.extended_types_enabled()
+        );
+        let super_user = [Id::new("super", "x")];
+        for (path, _) in left.nodes_in_order() {
+            assert_eq!(
+                left.get_data(path, &super_user),
+                right.get_data(path, &super_user)
+            );
+            assert_eq!(
+                left.get_children(path, &super_user),
+                right.get_children(path, &super_user)
+            );
+            assert_eq!(left.acl(path), right.acl(path));
+            assert_eq!(left.kind(path), right.kind(path));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn random_trees_round_trip(ops in ops(), more in ops()) {
+            let mut h = built(ops);
+            let bytes = snapshot(&h.tree);
+            let mut loaded = Tree::read_snapshot(&mut &bytes[..]).unwrap();
+            assert_same(&h.tree, &loaded);
+            prop_assert_eq!(snapshot(&loaded), bytes, "a loaded tree writes the same bytes");
+            // The loaded tree keeps working like the original.
+            let next = h.zxid;
+            for (who, op) in more {
+                let applied = h.run(SESSIONS[who], op);
+                let entry = h.entries.last().unwrap();
+                prop_assert_eq!(crate::txn::apply(&mut loaded, entry), applied);
+            }
+            prop_assert!(h.zxid >= next);
+            assert_same(&h.tree, &loaded);
+        }
+    }
+
+    fn sample() -> Vec<u8> {
+        let mut h = Harness::new();
+        h.op(create_op(op::CREATE, "/a", b"data", 0));
+        h.op(create_op(op::CREATE, "/a/e", b"", 1));
+        h.op(set_acl("/a", Acl::read_unsafe(), -1));
+        snapshot(&h.tree)
+    }
+
+    #[test]
+    fn every_truncation_is_an_error() {
+        let bytes = sample();
+        for cut in 0..bytes.len() {
+            assert!(
+                Tree::read_snapshot(&mut &bytes[..cut]).is_err(),
+                "cut {cut}"
+            );
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(matches!(
+            Tree::read_snapshot(&mut &longer[..]),
+            Err(SnapshotError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn every_flipped_byte_is_an_error() {
+        let bytes = sample();
+        for at in 0..bytes.len() {
+            for xor in [1u8, 0x80, 0xff] {
+                let mut damaged = bytes.clone();
+                damaged[at] ^= xor;
+                assert!(Tree::read_snapshot(&mut &damaged[..]).is_err(), "byte {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_wrong_digest_is_refused_even_with_a_good_checksum() {
+        let mut bytes = sample();
+        let digest_at = SNAPSHOT_MAGIC.len() + 4 + 8 + 8;
+        bytes[digest_at] ^= 1;
+        let body = bytes.len() - 4;
+        let crc = crc32fast::hash(&bytes[..body]);
+        bytes[body..].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(
+            Tree::read_snapshot(&mut &bytes[..]),
+            Err(SnapshotError::DigestMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn header_errors_are_typed() {
+        let bytes = sample();
+        let mut magic = bytes.clone();
+        magic[0] = b'X';
+        assert!(matches!(
+            Tree::read_snapshot(&mut &magic[..]),
+            Err(SnapshotError::BadMagic)
+        ));
+        let mut version = bytes.clone();
+        version[SNAPSHOT_MAGIC.len() + 3] = 9;
+        assert!(matches!(
+            Tree::read_snapshot(&mut &version[..]),
+            Err(SnapshotError::UnknownVersion(9))
+        ));
+        assert!(matches!(
+            Tree::read_snapshot(&mut &bytes[..10]),
+            Err(SnapshotError::Truncated)
+        ));
+    }
+
+    /// A reader that hands out one byte at a time, to exercise buffer refills.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let Some((first, rest)) = self.0.split_first() else {
+                return Ok(0);
+            };
+            if buf.is_empty() {
+                return Ok(0);
+            }
+            buf[0] = *first;
+            self.0 = rest;
+            Ok(1)
+        }
+    }
+
+    #[test]
+    fn large_fields_and_small_reads_stream() {
+        let mut h = Harness::new();
+        let big = vec![7u8; BUFFER_BYTES * 2 + 3];
+        h.op(create_op(op::CREATE, "/big", &big, 0));
+        for index in 0..300 {
+            h.op(create_op(op::CREATE, &format!("/n{index}"), &[1; 900], 0));
+        }
+        let bytes = snapshot(&h.tree);
+        let loaded = Tree::read_snapshot(&mut Trickle(&bytes)).unwrap();
+        assert_same(&h.tree, &loaded);
     }
 }

@@ -9,6 +9,7 @@
 //! (ascending inserts leave them ~55% full) cost little; the large node records sit densely in
 //! the slab.
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
@@ -105,9 +106,10 @@ impl NodeStore {
 
     /// Adds a node; gives it back if the path is taken (or the slab is full).
     pub fn insert(&mut self, path: &str, node: Node) -> Result<(), Node> {
-        if self.contains(path) {
+        let key = key_at(depth_of(path), path).into_boxed_str();
+        let Entry::Vacant(entry) = self.index.entry(key) else {
             return Err(node);
-        }
+        };
         let slot = match self.free.pop() {
             Some(slot) => slot,
             None => match u32::try_from(self.slots.len()) {
@@ -118,11 +120,11 @@ impl NodeStore {
                 Err(_) => return Err(node),
             },
         };
-        if let Some(place) = self.slots.get_mut(slot as usize) {
-            *place = Some(node);
+        match self.slots.get_mut(slot as usize) {
+            Some(place) => *place = Some(node),
+            None => return Err(node),
         }
-        let key = key_at(depth_of(path), path).into_boxed_str();
-        self.index.insert(key, slot);
+        entry.insert(slot);
         Ok(())
     }
 
