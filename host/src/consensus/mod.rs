@@ -107,13 +107,18 @@ pub struct Proposer<R> {
 
 impl<R> Clone for Proposer<R> {
     fn clone(&self) -> Self {
-        Proposer { queue: self.queue.clone() }
+        Proposer {
+            queue: self.queue.clone(),
+        }
     }
 }
 
 impl<R: Send + 'static> Proposer<R> {
     pub async fn propose(&self, proposal: Proposal<R>) -> Result<(), ConsensusError> {
-        self.queue.send(proposal).await.map_err(|_| ConsensusError::Shutdown)
+        self.queue
+            .send(proposal)
+            .await
+            .map_err(|_| ConsensusError::Shutdown)
     }
 }
 
@@ -193,7 +198,10 @@ impl<M: StateMachine> Consensus<M> {
     ) -> Result<(Arc<Self>, Proposer<M::Route>), ConsensusError> {
         let snapshot_dir = config.data_dir.join("version-2");
         let log_dir = config.log_dir.join("version-2").join("log");
-        let store = LogStore::open(&log_dir, &config.data_dir.join("version-2").join("meta.redb"))?;
+        let store = LogStore::open(
+            &log_dir,
+            &config.data_dir.join("version-2").join("meta.redb"),
+        )?;
         let pending = Arc::new(Pending::default());
         let (applied_tx, applied_index) = watch::channel(0);
         let mut adapter = Adapter {
@@ -248,19 +256,36 @@ impl<M: StateMachine> Consensus<M> {
     /// so it does not matter which server starts first. A restarted server is already
     /// initialized and keeps its log's membership.
     async fn initialize(&self, config: &ConsensusConfig) -> Result<(), ConsensusError> {
-        let initialized = self.raft.is_initialized().await.map_err(|e| ConsensusError::Raft(e.to_string()))?;
+        let initialized = self
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|e| ConsensusError::Raft(e.to_string()))?;
         if initialized {
             return Ok(());
         }
         // Observers join as learners once a leader exists (see `watch_leadership`).
         let voters: BTreeMap<u64, BasicNode> = if config.is_standalone() {
-            [(config.my_id, BasicNode { addr: String::new() })].into()
+            [(
+                config.my_id,
+                BasicNode {
+                    addr: String::new(),
+                },
+            )]
+            .into()
         } else {
             config
                 .members
                 .iter()
                 .filter(|member| !member.observer)
-                .map(|member| (member.id, BasicNode { addr: member.address.clone() }))
+                .map(|member| {
+                    (
+                        member.id,
+                        BasicNode {
+                            addr: member.address.clone(),
+                        },
+                    )
+                })
                 .collect()
         };
         match self.raft.initialize(voters).await {
@@ -288,7 +313,11 @@ impl<M: StateMachine> Consensus<M> {
 
     /// Whether this server can serve: it knows a leader.
     pub fn is_serving(&self) -> bool {
-        self.raft.metrics().borrow_watched().current_leader.is_some()
+        self.raft
+            .metrics()
+            .borrow_watched()
+            .current_leader
+            .is_some()
     }
 
     fn leader(&self) -> Option<(u64, String)> {
@@ -307,10 +336,18 @@ impl<M: StateMachine> Consensus<M> {
     /// reached the commit index count as synced.
     pub fn follower_counts(&self) -> (usize, usize) {
         let metrics = self.raft.metrics().borrow_watched().clone();
-        let Some(replication) = metrics.replication else { return (0, 0) };
+        let Some(replication) = metrics.replication else {
+            return (0, 0);
+        };
         let committed = metrics.cluster_committed.map(|id| id.index);
-        let followers: Vec<_> = replication.iter().filter(|(id, _)| **id != self.my_id).collect();
-        let synced = followers.iter().filter(|(_, matched)| matched.map(|id| id.index) >= committed).count();
+        let followers: Vec<_> = replication
+            .iter()
+            .filter(|(id, _)| **id != self.my_id)
+            .collect();
+        let synced = followers
+            .iter()
+            .filter(|(_, matched)| matched.map(|id| id.index) >= committed)
+            .count();
         (followers.len(), synced)
     }
 
@@ -348,7 +385,9 @@ impl<M: StateMachine> Consensus<M> {
         match caught_up {
             Ok(true) => Ok(()),
             Ok(false) => Err(ConsensusError::Shutdown),
-            Err(_) => Err(ConsensusError::Leader("did not catch up with the read index".into())),
+            Err(_) => Err(ConsensusError::Leader(
+                "did not catch up with the read index".into(),
+            )),
         }
     }
 
@@ -368,7 +407,10 @@ impl<M: StateMachine> Consensus<M> {
             if let Some(leader) = self.leader() {
                 return Ok(leader);
             }
-            if tokio::time::timeout_at(deadline, metrics.changed()).await.is_err() {
+            if tokio::time::timeout_at(deadline, metrics.changed())
+                .await
+                .is_err()
+            {
                 return Err(ConsensusError::NoLeader);
             }
         }
@@ -394,7 +436,12 @@ impl<M: StateMachine> Consensus<M> {
                 if let Some(route) = proposal.route {
                     self.pending.insert(seq, route);
                 }
-                commands.push(Command { origin: self.my_id, seq, time_ms: 0, body });
+                commands.push(Command {
+                    origin: self.my_id,
+                    seq,
+                    time_ms: 0,
+                    body,
+                });
             }
             if let Err(error) = self.submit(commands.clone()).await {
                 tracing::warn!(%error, count = commands.len(), "proposals abandoned");
@@ -414,7 +461,10 @@ impl<M: StateMachine> Consensus<M> {
         }
         let mut client = PeerClient::new(leader, address);
         let response = client
-            .call(&PeerRequest::Forward(commands), Duration::from_millis(LEADER_RPC_TIMEOUT_MS))
+            .call(
+                &PeerRequest::Forward(commands),
+                Duration::from_millis(LEADER_RPC_TIMEOUT_MS),
+            )
             .await
             .map_err(|error| ConsensusError::Leader(error.to_string()))?;
         match response {
@@ -439,7 +489,10 @@ impl<M: StateMachine> Consensus<M> {
             use futures_util::StreamExt;
             let mut results = results;
             while let Some(result) = results.next().await {
-                if let Ok(Err(error)) | Err(error) = result.map_err(|e| e.to_string()).map(|r| r.map_err(|e| e.to_string())) {
+                if let Ok(Err(error)) | Err(error) = result
+                    .map_err(|e| e.to_string())
+                    .map(|r| r.map_err(|e| e.to_string()))
+                {
                     tracing::debug!(%error, "a proposal did not commit under this leader");
                 }
             }
@@ -450,15 +503,26 @@ impl<M: StateMachine> Consensus<M> {
     async fn handle_peer(&self, request: PeerRequest) -> PeerResponse {
         let failed = |error: &dyn std::fmt::Display| PeerResponse::Failed(error.to_string());
         match request {
-            PeerRequest::AppendEntries(rpc) => {
-                self.raft.append_entries(rpc).await.map_or_else(|e| failed(&e), PeerResponse::AppendEntries)
-            }
-            PeerRequest::Vote(rpc) => self.raft.vote(rpc).await.map_or_else(|e| failed(&e), PeerResponse::Vote),
-            PeerRequest::PreVote(rpc) => {
-                self.raft.pre_vote(rpc).await.map_or_else(|e| failed(&e), PeerResponse::Vote)
-            }
+            PeerRequest::AppendEntries(rpc) => self
+                .raft
+                .append_entries(rpc)
+                .await
+                .map_or_else(|e| failed(&e), PeerResponse::AppendEntries),
+            PeerRequest::Vote(rpc) => self
+                .raft
+                .vote(rpc)
+                .await
+                .map_or_else(|e| failed(&e), PeerResponse::Vote),
+            PeerRequest::PreVote(rpc) => self
+                .raft
+                .pre_vote(rpc)
+                .await
+                .map_or_else(|e| failed(&e), PeerResponse::Vote),
             PeerRequest::Snapshot { vote, meta, data } => {
-                let snapshot = openraft::Snapshot { meta, snapshot: data };
+                let snapshot = openraft::Snapshot {
+                    meta,
+                    snapshot: data,
+                };
                 self.raft
                     .install_full_snapshot(vote, snapshot)
                     .await
@@ -466,7 +530,9 @@ impl<M: StateMachine> Consensus<M> {
             }
             PeerRequest::Forward(commands) => {
                 if !self.is_leader() {
-                    return PeerResponse::NotLeader(self.raft.metrics().borrow_watched().current_leader);
+                    return PeerResponse::NotLeader(
+                        self.raft.metrics().borrow_watched().current_leader,
+                    );
                 }
                 match self.append_as_leader(commands).await {
                     Ok(()) => PeerResponse::Forwarded,
@@ -479,7 +545,9 @@ impl<M: StateMachine> Consensus<M> {
             }
             PeerRequest::ReadIndex => {
                 if !self.is_leader() {
-                    return PeerResponse::NotLeader(self.raft.metrics().borrow_watched().current_leader);
+                    return PeerResponse::NotLeader(
+                        self.raft.metrics().borrow_watched().current_leader,
+                    );
                 }
                 match self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
                     Ok(read) => PeerResponse::ReadIndex(read.index()),

@@ -32,7 +32,11 @@ pub enum PeerRequest {
     AppendEntries(AppendEntriesRequest<ZkwRaft>),
     Vote(VoteRequest<ZkwRaft>),
     PreVote(VoteRequest<ZkwRaft>),
-    Snapshot { vote: Vote, meta: SnapshotMeta, data: Vec<u8> },
+    Snapshot {
+        vote: Vote,
+        meta: SnapshotMeta,
+        data: Vec<u8>,
+    },
     /// Writes proposed on a follower, in the order its clients sent them.
     Forward(Vec<Command>),
     /// Sessions that had traffic on a follower since its last report.
@@ -74,7 +78,9 @@ async fn write_message<T: Serialize>(stream: &mut TcpStream, message: &T) -> io:
 async fn read_message<T: for<'de> Deserialize<'de>>(stream: &mut TcpStream) -> io::Result<T> {
     let length = stream.read_u32().await?;
     if length > PEER_FRAME_BYTES_MAX {
-        return Err(invalid(format!("peer frame of {length} bytes is over the limit")));
+        return Err(invalid(format!(
+            "peer frame of {length} bytes is over the limit"
+        )));
     }
     let mut body = vec![0u8; length as usize];
     stream.read_exact(&mut body).await?;
@@ -90,14 +96,25 @@ pub struct PeerClient {
 
 impl PeerClient {
     pub fn new(target: u64, address: String) -> Self {
-        PeerClient { target, address, stream: None }
+        PeerClient {
+            target,
+            address,
+            stream: None,
+        }
     }
 
     /// One request, one response, within `timeout`.
-    pub async fn call(&mut self, request: &PeerRequest, timeout: Duration) -> io::Result<PeerResponse> {
+    pub async fn call(
+        &mut self,
+        request: &PeerRequest,
+        timeout: Duration,
+    ) -> io::Result<PeerResponse> {
         let outcome = tokio::time::timeout(timeout, self.call_unbounded(request)).await;
         let result = outcome.unwrap_or_else(|_| {
-            Err(io::Error::new(io::ErrorKind::TimedOut, "peer did not answer in time"))
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "peer did not answer in time",
+            ))
         });
         if result.is_err() {
             self.stream = None;
@@ -108,13 +125,17 @@ impl PeerClient {
     async fn call_unbounded(&mut self, request: &PeerRequest) -> io::Result<PeerResponse> {
         if self.stream.is_none() {
             let connect = TcpStream::connect(&self.address);
-            let stream = tokio::time::timeout(Duration::from_millis(PEER_CONNECT_TIMEOUT_MS), connect)
-                .await
-                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+            let stream =
+                tokio::time::timeout(Duration::from_millis(PEER_CONNECT_TIMEOUT_MS), connect)
+                    .await
+                    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
             let _ = stream.set_nodelay(true);
             self.stream = Some(stream);
         }
-        let stream = self.stream.as_mut().ok_or_else(|| invalid("no connection"))?;
+        let stream = self
+            .stream
+            .as_mut()
+            .ok_or_else(|| invalid("no connection"))?;
         write_message(stream, request).await?;
         read_message(stream).await
     }
@@ -139,7 +160,10 @@ impl RaftNetworkV2<ZkwRaft> for PeerClient {
         rpc: AppendEntriesRequest<ZkwRaft>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<ZkwRaft>, RPCError<ZkwRaft>> {
-        match self.call(&PeerRequest::AppendEntries(rpc), option.soft_ttl()).await {
+        match self
+            .call(&PeerRequest::AppendEntries(rpc), option.soft_ttl())
+            .await
+        {
             Ok(PeerResponse::AppendEntries(response)) => Ok(response),
             Ok(other) => Err(self.unexpected(other)),
             Err(error) => Err(unreachable(&error)),
@@ -163,7 +187,10 @@ impl RaftNetworkV2<ZkwRaft> for PeerClient {
         rpc: VoteRequest<ZkwRaft>,
         option: RPCOption,
     ) -> Result<VoteResponse<ZkwRaft>, RPCError<ZkwRaft>> {
-        match self.call(&PeerRequest::PreVote(rpc), option.soft_ttl()).await {
+        match self
+            .call(&PeerRequest::PreVote(rpc), option.soft_ttl())
+            .await
+        {
             Ok(PeerResponse::Vote(response)) => Ok(response),
             Ok(other) => Err(self.unexpected(other)),
             Err(error) => Err(unreachable(&error)),
@@ -177,13 +204,16 @@ impl RaftNetworkV2<ZkwRaft> for PeerClient {
         _cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<ZkwRaft>, StreamingError<ZkwRaft>> {
-        let request = PeerRequest::Snapshot { vote, meta: snapshot.meta, data: snapshot.snapshot };
+        let request = PeerRequest::Snapshot {
+            vote,
+            meta: snapshot.meta,
+            data: snapshot.snapshot,
+        };
         match self.call(&request, option.hard_ttl()).await {
             Ok(PeerResponse::Snapshot(response)) => Ok(response),
-            Ok(other) => Err(StreamingError::Unreachable(Unreachable::from_string(format!(
-                "peer {} answered {other:?}",
-                self.target
-            )))),
+            Ok(other) => Err(StreamingError::Unreachable(Unreachable::from_string(
+                format!("peer {} answered {other:?}", self.target),
+            ))),
             Err(error) => Err(StreamingError::Unreachable(Unreachable::new(&error))),
         }
     }
@@ -206,7 +236,11 @@ pub type PeerHandler =
     Arc<dyn Fn(PeerRequest) -> Pin<Box<dyn Future<Output = PeerResponse> + Send>> + Send + Sync>;
 
 /// Accepts peers on the quorum port until `stop` flips; each connection is served in turn.
-pub async fn serve(listener: TcpListener, handler: PeerHandler, mut stop: tokio::sync::watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    handler: PeerHandler,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let mut connections = tokio::task::JoinSet::new();
     loop {
         tokio::select! {

@@ -30,7 +30,9 @@ pub struct Pending<R> {
 
 impl<R> Default for Pending<R> {
     fn default() -> Self {
-        Pending { routes: Mutex::new(HashMap::new()) }
+        Pending {
+            routes: Mutex::new(HashMap::new()),
+        }
     }
 }
 
@@ -47,7 +49,10 @@ impl<R> Pending<R> {
 
     /// Every route still waiting, in no particular order.
     pub fn drain(&self) -> Vec<R> {
-        self.routes.lock().map(|mut routes| routes.drain().map(|(_, r)| r).collect()).unwrap_or_default()
+        self.routes
+            .lock()
+            .map(|mut routes| routes.drain().map(|(_, r)| r).collect())
+            .unwrap_or_default()
     }
 }
 
@@ -75,7 +80,11 @@ fn write_snapshot_file(dir: &Path, meta: &SnapshotMeta, data: &[u8]) -> io::Resu
     let meta_bytes = postcard::to_stdvec(meta).map_err(|e| invalid(e.to_string()))?;
     let mut file = std::fs::File::create(&temporary)?;
     file.write_all(SNAPSHOT_MAGIC)?;
-    file.write_all(&u32::try_from(meta_bytes.len()).map_err(|_| invalid("meta".into()))?.to_le_bytes())?;
+    file.write_all(
+        &u32::try_from(meta_bytes.len())
+            .map_err(|_| invalid("meta".into()))?
+            .to_le_bytes(),
+    )?;
     file.write_all(&meta_bytes)?;
     file.write_all(data)?;
     file.sync_data()?;
@@ -87,12 +96,16 @@ fn write_snapshot_file(dir: &Path, meta: &SnapshotMeta, data: &[u8]) -> io::Resu
 /// Reads a snapshot file back: its meta and the machine's bytes.
 pub fn read_snapshot_file(path: &Path) -> io::Result<(SnapshotMeta, Vec<u8>)> {
     let bytes = std::fs::read(path)?;
-    let header = bytes.get(..12).ok_or_else(|| invalid(format!("{} is truncated", path.display())))?;
+    let header = bytes
+        .get(..12)
+        .ok_or_else(|| invalid(format!("{} is truncated", path.display())))?;
     if &header[..8] != SNAPSHOT_MAGIC {
         return Err(invalid(format!("{} is not a zkw snapshot", path.display())));
     }
     let meta_bytes = u32::from_le_bytes([header[8], header[9], header[10], header[11]]) as usize;
-    let meta_end = 12usize.checked_add(meta_bytes).filter(|end| *end <= bytes.len());
+    let meta_end = 12usize
+        .checked_add(meta_bytes)
+        .filter(|end| *end <= bytes.len());
     let meta_end = meta_end.ok_or_else(|| invalid(format!("{} is truncated", path.display())))?;
     let meta = postcard::from_bytes(&bytes[12..meta_end]).map_err(|e| invalid(e.to_string()))?;
     Ok((meta, bytes[meta_end..].to_vec()))
@@ -104,7 +117,10 @@ pub fn snapshot_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name();
-        let Some(index) = name.to_str().and_then(|n| n.strip_prefix(SNAPSHOT_FILE_PREFIX)) else {
+        let Some(index) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(SNAPSHOT_FILE_PREFIX))
+        else {
             continue;
         };
         if let Ok(index) = u64::from_str_radix(index, 16) {
@@ -140,7 +156,9 @@ impl<M: StateMachine> Adapter<M> {
     }
 
     fn prune_snapshots(&self) {
-        let Ok(files) = snapshot_files(&self.snapshot_dir) else { return };
+        let Ok(files) = snapshot_files(&self.snapshot_dir) else {
+            return;
+        };
         let excess = files.len().saturating_sub(self.snapshots_retained.max(1));
         for old in files.into_iter().take(excess) {
             if let Err(error) = std::fs::remove_file(&old) {
@@ -149,12 +167,18 @@ impl<M: StateMachine> Adapter<M> {
         }
     }
 
-    fn decode(&self, log_id: LogId, command: &super::types::Command) -> io::Result<(TxnEntry, Option<M::Route>)> {
+    fn decode(
+        &self,
+        log_id: LogId,
+        command: &super::types::Command,
+    ) -> io::Result<(TxnEntry, Option<M::Route>)> {
         let mut entry = decode_entry(&command.body)
             .map_err(|error| invalid(format!("log entry {}: {error}", log_id.index)))?;
         entry.zxid = i64::try_from(log_id.index).map_err(|_| invalid("zxid overflow".into()))?;
         entry.time_ms = command.time_ms;
-        let route = (command.origin == self.my_id).then(|| self.pending.take(command.seq)).flatten();
+        let route = (command.origin == self.my_id)
+            .then(|| self.pending.take(command.seq))
+            .flatten();
         Ok((entry, route))
     }
 }
@@ -169,15 +193,24 @@ pub struct Builder {
 impl RaftSnapshotBuilder<ZkwRaft> for Builder {
     type SnapshotData = Vec<u8>;
 
-    async fn build_snapshot(&mut self) -> Result<openraft::alias::SnapshotOf<ZkwRaft, Vec<u8>>, io::Error> {
-        let (dir, meta, data) = (self.dir.clone(), self.meta.clone(), std::mem::take(&mut self.data));
+    async fn build_snapshot(
+        &mut self,
+    ) -> Result<openraft::alias::SnapshotOf<ZkwRaft, Vec<u8>>, io::Error> {
+        let (dir, meta, data) = (
+            self.dir.clone(),
+            self.meta.clone(),
+            std::mem::take(&mut self.data),
+        );
         let written = tokio::task::spawn_blocking(move || {
             write_snapshot_file(&dir, &meta, &data).map(|path| (path, data))
         })
         .await
         .map_err(io::Error::other)??;
         tracing::info!(snapshot = %written.0.display(), "snapshot written");
-        Ok(openraft::Snapshot { meta: self.meta.clone(), snapshot: written.1 })
+        Ok(openraft::Snapshot {
+            meta: self.meta.clone(),
+            snapshot: written.1,
+        })
     }
 }
 
@@ -221,12 +254,23 @@ impl<M: StateMachine> RaftStateMachine<ZkwRaft> for Adapter<M> {
             // A snapshot that cannot be serialised is a bug in the tree: stop, never diverge.
             panic!("cannot serialise the tree for a snapshot: {error}")
         });
-        let meta = SnapshotMeta { last_log_id: self.applied, last_membership: self.membership.clone() };
+        let meta = SnapshotMeta {
+            last_log_id: self.applied,
+            last_membership: self.membership.clone(),
+        };
         self.prune_snapshots();
-        Builder { meta, data, dir: self.snapshot_dir.clone() }
+        Builder {
+            meta,
+            data,
+            dir: self.snapshot_dir.clone(),
+        }
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Vec<u8>) -> Result<(), io::Error> {
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Vec<u8>,
+    ) -> Result<(), io::Error> {
         self.machine.restore(&snapshot)?;
         let dir = self.snapshot_dir.clone();
         let owned_meta = meta.clone();

@@ -21,7 +21,10 @@ fn to_raft(id: log::LogId) -> LogId {
 }
 
 fn to_disk(id: &LogId) -> log::LogId {
-    log::LogId { term: id.leader_id.term, index: id.index }
+    log::LogId {
+        term: id.leader_id.term,
+        index: id.index,
+    }
 }
 
 fn codec_error(error: postcard::Error) -> io::Error {
@@ -46,7 +49,12 @@ impl LogStore {
         let meta = Meta::open(meta_path)?;
         let purged = meta.purged()?;
         let log = SegmentLog::open(FsDisk::new(log_dir)?, LogOptions::default(), purged)?;
-        Ok(LogStore { inner: Arc::new(Inner { log: Mutex::new(log), meta }) })
+        Ok(LogStore {
+            inner: Arc::new(Inner {
+                log: Mutex::new(log),
+                meta,
+            }),
+        })
     }
 
     fn log(&self) -> io::Result<MutexGuard<'_, SegmentLog<FsDisk>>> {
@@ -58,7 +66,10 @@ impl LogStore {
 
     fn read(&self, range: impl RangeBounds<u64>) -> io::Result<Vec<Entry>> {
         let records = self.log()?.read(range)?;
-        records.iter().map(|record| postcard::from_bytes(&record.payload).map_err(codec_error)).collect()
+        records
+            .iter()
+            .map(|record| postcard::from_bytes(&record.payload).map_err(codec_error))
+            .collect()
     }
 }
 
@@ -69,7 +80,9 @@ impl RaftLogReader<ZkwRaft> for LogStore {
     ) -> Result<Vec<Entry>, io::Error> {
         let store = self.clone();
         let bounds = (range.start_bound().cloned(), range.end_bound().cloned());
-        tokio::task::spawn_blocking(move || store.read(bounds)).await.map_err(io::Error::other)?
+        tokio::task::spawn_blocking(move || store.read(bounds))
+            .await
+            .map_err(io::Error::other)?
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
@@ -85,8 +98,15 @@ impl RaftLogStorage<ZkwRaft> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<ZkwRaft>, io::Error> {
         let last_purged_log_id = self.inner.meta.purged()?.map(to_raft);
-        let last_log_id = self.log()?.last_log_id().map(to_raft).or(last_purged_log_id);
-        Ok(LogState { last_purged_log_id, last_log_id })
+        let last_log_id = self
+            .log()?
+            .last_log_id()
+            .map(to_raft)
+            .or(last_purged_log_id);
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id,
+        })
     }
 
     async fn get_log_reader(&mut self) -> LogStore {
@@ -99,7 +119,10 @@ impl RaftLogStorage<ZkwRaft> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
-        Ok(self.inner.meta.save_committed(committed.as_ref().map(to_disk))?)
+        Ok(self
+            .inner
+            .meta
+            .save_committed(committed.as_ref().map(to_disk))?)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
@@ -114,7 +137,10 @@ impl RaftLogStorage<ZkwRaft> for LogStore {
         let mut records = Vec::new();
         for entry in entries {
             let payload = postcard::to_stdvec(&entry).map_err(codec_error)?;
-            records.push(log::Entry { log_id: to_disk(&entry.log_id), payload: payload.into() });
+            records.push(log::Entry {
+                log_id: to_disk(&entry.log_id),
+                payload: payload.into(),
+            });
         }
         let store = self.clone();
         // One write of the whole batch and one fdatasync: group commit.
@@ -123,7 +149,10 @@ impl RaftLogStorage<ZkwRaft> for LogStore {
         })
         .await
         .map_err(io::Error::other)?;
-        let failed = result.as_ref().err().map(|error| io::Error::new(error.kind(), error.to_string()));
+        let failed = result
+            .as_ref()
+            .err()
+            .map(|error| io::Error::new(error.kind(), error.to_string()));
         callback.io_completed(result);
         failed.map_or(Ok(()), Err)
     }

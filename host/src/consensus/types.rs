@@ -17,7 +17,13 @@ pub struct Command {
 
 impl std::fmt::Display for Command {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(formatter, "command({}#{}, {} bytes)", self.origin, self.seq, self.body.len())
+        write!(
+            formatter,
+            "command({}#{}, {} bytes)",
+            self.origin,
+            self.seq,
+            self.body.len()
+        )
     }
 }
 

@@ -205,7 +205,13 @@ async fn answer_locally(
         }
         // No SASL provider is configured: as ZooKeeper without JAAS, authentication fails.
         Request::Sasl { .. } => (Err(ErrorCode::AuthFailed), "SASL", Flow::Close),
-        Request::Sync { path } => (Ok(Response::Sync { path }), "SYNC", Flow::Continue),
+        Request::Sync { path } => match context.consensus.sync().await {
+            Ok(()) => (Ok(Response::Sync { path }), "SYNC", Flow::Continue),
+            Err(error) => {
+                tracing::warn!(session = state.session_label(), %error, "sync failed; closing");
+                return Flow::Close;
+            }
+        },
         Request::Reconfig(_) => {
             let code = if shared.config.reconfig_enabled {
                 ErrorCode::Unimplemented
