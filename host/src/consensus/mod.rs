@@ -57,6 +57,8 @@ pub const PROPOSAL_BATCH_MAX: usize = 1024;
 pub const LEADER_WAIT_MS_MAX: u64 = 10_000;
 /// Bound on one forwarded batch or read-index round trip to the leader.
 pub const LEADER_RPC_TIMEOUT_MS: u64 = 5_000;
+/// A standalone server's election timeout ceiling (it only votes for itself).
+pub const STANDALONE_ELECTION_MS_MAX: u64 = 300;
 /// Bound on waiting for this server to apply up to a read index.
 pub const READ_INDEX_WAIT_MS_MAX: u64 = 10_000;
 
@@ -153,8 +155,12 @@ impl ConsensusConfig {
     /// drops a follower that lags syncLimit ticks).
     fn raft_config(&self) -> Result<openraft::Config, ConsensusError> {
         let heartbeat_ms = (self.tick_ms / 2).max(10);
-        let election_max_ms = (self.tick_ms * self.sync_limit_ticks).max(heartbeat_ms * 4);
-        let election_min_ms = (election_max_ms / 2).max(heartbeat_ms * 2);
+        let mut election_max_ms = (self.tick_ms * self.sync_limit_ticks).max(heartbeat_ms * 4);
+        if self.is_standalone() {
+            // Nobody to hear from: a restarted standalone server elects itself at once.
+            election_max_ms = STANDALONE_ELECTION_MS_MAX;
+        }
+        let election_min_ms = (election_max_ms / 2).max(heartbeat_ms * 2).min(election_max_ms - 1);
         openraft::Config {
             cluster_name: "zkw".to_owned(),
             heartbeat_interval: heartbeat_ms,

@@ -126,11 +126,9 @@ impl Server {
         panic!("server did not answer ruok within {SERVER_START_SECS_MAX}s");
     }
 
-    /// ZooKeeper answers `ruok` before it serves sessions; `srvr` tells when it does.
+    /// Both servers answer `ruok` before they serve sessions (zkw elects its one-voter
+    /// leader first); `srvr` shows a Mode line once they do.
     fn serving(&self) -> bool {
-        if !target_is_zookeeper() {
-            return true;
-        }
         self.four_letter("srvr").is_ok_and(|a| a.contains("Mode:"))
     }
 
