@@ -2,6 +2,8 @@
 //! ZooKeeper 3.8 with `ZKW_TARGET=zookeeper` (parity). Every typed helper, pipelining, pings
 //! keeping an idle session alive, notifications, server lists and connection loss.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap (style.md)
+
 mod common;
 
 use std::time::Duration;
