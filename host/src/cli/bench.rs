@@ -613,3 +613,37 @@ async fn cleanup(args: &BenchArgs, root: &str, sessions: &[Arc<Session>]) {
         Err(_) => eprintln!("zkw bench: cleanup of {root} gave up after {CLEANUP_SECS_MAX}s"),
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap (style.md)
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_deterministic_and_sized() {
+        assert_eq!(bench_value(3, 7, 2, 16), b"zkwb 3 7 2 ccccc".to_vec());
+        assert_eq!(bench_value(3, 7, 2, 4), b"zkwb".to_vec());
+        assert_ne!(bench_value(3, 7, 2, 100), bench_value(3, 7, 3, 100));
+        assert_eq!(bench_value(0, 0, 0, 100).len(), 100);
+    }
+
+    #[test]
+    fn judge_checks_what_was_read() {
+        let stat = crate::proto::Stat::default();
+        let read = |data: &[u8]| {
+            Ok(Response::GetData {
+                data: data.to_vec(),
+                stat,
+            })
+        };
+        assert!(judge(read(b"v1"), Expect::Value(b"v1".to_vec())).is_ok());
+        let (fatal, _) = judge(read(b"v0"), Expect::Value(b"v1".to_vec())).unwrap_err();
+        assert!(!fatal);
+        let created = Ok(Response::Create { path: "/a".into() });
+        assert!(judge(created, Expect::Created("/b".into())).is_err());
+        let lost = Err(ClientError::ConnectionLoss("x".into()));
+        assert!(judge(lost, Expect::Stat).unwrap_err().0);
+        let refused = Err(ClientError::Server(crate::proto::ErrorCode::NoNode));
+        assert!(!judge(refused, Expect::Stat).unwrap_err().0);
+    }
+}
