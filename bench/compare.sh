@@ -253,7 +253,7 @@ print("(tput x = zkw/ZooKeeper throughput, higher is better; p50 x, p99 x = zkw/
       "latency, lower is better; latencies in microseconds)")
 print()
 for r in rows:
-    print(f"{r['server']} {r['setup']}: {json.dumps(r['result'])}")
+    print(f"{r['server']} {r['setup']}: {json.dumps(r['result'], separators=(',', ':'))}")
 EOF
 }
 
