@@ -257,7 +257,8 @@ for r in rows:
 EOF
 }
 
-# probe_read PORT PATH: seconds until a fresh session's exists(PATH) succeeds, bounded.
+# probe_read PORT PATH: seconds until a fresh session's exists(PATH) succeeds, bounded;
+# "data-lost-after-S" when the server serves but PATH is gone.
 probe_read() {
   python3 - "$1" "$2" "$RESTART_SECS_MAX" <<'EOF'
 import socket, struct, sys, time
@@ -282,12 +283,18 @@ def attempt():
     s.sendall(struct.pack(">i", len(req)) + req)
     _xid, _zxid, err = struct.unpack(">iqi", frame(s)[:16])
     s.close()
-    return err == 0
+    return err
+NO_NODE = -101
 start = time.monotonic()
 while time.monotonic() - start < bound:
     try:
-        if attempt():
+        err = attempt()
+        if err == 0:
             print(f"{time.monotonic() - start:.2f}")
+            sys.exit(0)
+        if err == NO_NODE:
+            # Serving, but the data did not survive the restart.
+            print(f"data-lost-after-{time.monotonic() - start:.2f}")
             sys.exit(0)
     except OSError:
         pass
@@ -302,11 +309,12 @@ rss_mb() {
 
 # memory KIND: load MEMORY znodes of 100 bytes, RSS, kill -9, restart, time to serve reads.
 memory_run() {
-  local kind="$1" port pid root rss restart dir="$TMP/$kind-memory"
+  local kind="$1" port pid root rss rss0 restart dir="$TMP/$kind-memory"
   port="$(free_port)"
   write_cfg "$dir" "$port"
   start_server "$kind" "$dir"; pid="$STARTED_PID"
   if ! wait_serving "$port" "$pid"; then log "$kind did not come up"; return 0; fi
+  rss0="$(rss_mb "$pid")"
   timeout "$BENCH_SECS_SLACK" "$ZKW_BIN" bench --server "127.0.0.1:$port" --workload create \
     --ops "$MEMORY" --value-size 100 --clients "$CLIENTS" --inflight "$INFLIGHT" --keep \
     > "$dir/load.json" 2> "$dir/load.err" || true
@@ -317,7 +325,10 @@ memory_run() {
   wait "$pid" 2>/dev/null || true
   start_server "$kind" "$dir"
   if [ -n "$root" ]; then restart="$(probe_read "$port" "$root")"; else restart="no-root"; fi
-  echo "$kind: znodes=$MEMORY rss_mb=$rss bytes_per_znode=$((rss * 1024 * 1024 / MEMORY)) restart_to_read_secs=$restart load=$(cat "$dir/load.json")"
+  echo "$kind: znodes=$MEMORY rss_empty_mb=$rss0 rss_mb=$rss" \
+    "bytes_per_znode=$((rss * 1024 * 1024 / MEMORY))" \
+    "delta_bytes_per_znode=$(((rss - rss0) * 1024 * 1024 / MEMORY))" \
+    "restart_to_read_secs=$restart load=$(cat "$dir/load.json")"
   stop_pid "$STARTED_PID"
 }
 
