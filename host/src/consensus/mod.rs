@@ -154,13 +154,19 @@ impl ConsensusConfig {
     /// that hears nothing for syncLimit/2..syncLimit ticks starts an election (ZooKeeper
     /// drops a follower that lags syncLimit ticks).
     fn raft_config(&self) -> Result<openraft::Config, ConsensusError> {
-        let heartbeat_ms = (self.tick_ms / 2).max(10);
-        let mut election_max_ms = (self.tick_ms * self.sync_limit_ticks).max(heartbeat_ms * 4);
-        if self.is_standalone() {
+        let (heartbeat_ms, election_max_ms) = if self.is_standalone() {
             // Nobody to hear from: a restarted standalone server elects itself at once.
-            election_max_ms = STANDALONE_ELECTION_MS_MAX;
-        }
-        let election_min_ms = (election_max_ms / 2).max(heartbeat_ms * 2).min(election_max_ms - 1);
+            (STANDALONE_ELECTION_MS_MAX / 6, STANDALONE_ELECTION_MS_MAX)
+        } else {
+            let heartbeat_ms = (self.tick_ms / 2).max(10);
+            (
+                heartbeat_ms,
+                (self.tick_ms * self.sync_limit_ticks).max(heartbeat_ms * 4),
+            )
+        };
+        let election_min_ms = (election_max_ms / 2)
+            .max(heartbeat_ms * 2)
+            .min(election_max_ms - 1);
         openraft::Config {
             cluster_name: "zkw".to_owned(),
             heartbeat_interval: heartbeat_ms,
@@ -627,5 +633,51 @@ impl<M: StateMachine> Consensus<M> {
         if let Err(error) = self.raft.shutdown().await {
             tracing::warn!(%error, "raft did not shut down cleanly");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(tick_ms: u64, sync_limit_ticks: u64, members: usize) -> ConsensusConfig {
+        ConsensusConfig {
+            my_id: 1,
+            members: (1..=members as u64)
+                .map(|id| Member {
+                    id,
+                    address: format!("127.0.0.1:{}", 2887 + id),
+                    observer: false,
+                })
+                .collect(),
+            listen: None,
+            data_dir: PathBuf::from("unused"),
+            log_dir: PathBuf::from("unused"),
+            tick_ms,
+            sync_limit_ticks,
+            snap_count: 100_000,
+            snapshots_retained: 3,
+        }
+    }
+
+    #[test]
+    fn zookeeper_timing_maps_to_valid_raft_timing() {
+        for (tick_ms, sync_limit_ticks) in [(2000, 5), (3000, 2), (200, 5), (50, 1), (1, 1)] {
+            for members in [0, 3, 5] {
+                let raft = config(tick_ms, sync_limit_ticks, members)
+                    .raft_config()
+                    .unwrap();
+                assert!(
+                    raft.heartbeat_interval < raft.election_timeout_min,
+                    "{tick_ms} {members}"
+                );
+                assert!(raft.election_timeout_min < raft.election_timeout_max);
+            }
+        }
+        let sample = config(2000, 5, 3).raft_config().unwrap();
+        assert_eq!(
+            (sample.heartbeat_interval, sample.election_timeout_max),
+            (1000, 10_000)
+        );
     }
 }
