@@ -57,6 +57,9 @@ pub const PROPOSAL_BATCH_MAX: usize = 1024;
 pub const LEADER_WAIT_MS_MAX: u64 = 10_000;
 /// Bound on one forwarded batch or read-index round trip to the leader.
 pub const LEADER_RPC_TIMEOUT_MS: u64 = 5_000;
+/// How often, and how many times, a new leader tries to add an observer as a learner.
+pub const OBSERVER_JOIN_RETRY_MS: u64 = 200;
+pub const OBSERVER_JOIN_ATTEMPTS_MAX: u32 = 300;
 /// A standalone server's election timeout ceiling (it only votes for itself).
 pub const STANDALONE_ELECTION_MS_MAX: u64 = 300;
 /// Bound on waiting for this server to apply up to a read index.
@@ -197,6 +200,8 @@ pub struct Consensus<M: StateMachine> {
     touched: Mutex<HashSet<SessionId>>,
     clock: Arc<dyn Clock>,
     next_seq: AtomicU64,
+    /// `server.N=...:observer` members: Raft learners, added by whoever leads.
+    observers: Vec<Member>,
     stop: watch::Sender<bool>,
 }
 
@@ -242,6 +247,12 @@ impl<M: StateMachine> Consensus<M> {
             touched: Mutex::new(HashSet::new()),
             clock,
             next_seq: AtomicU64::new(1),
+            observers: config
+                .members
+                .iter()
+                .filter(|member| member.observer)
+                .cloned()
+                .collect(),
             stop,
         });
         node.initialize(&config).await?;
@@ -273,7 +284,12 @@ impl<M: StateMachine> Consensus<M> {
             .is_initialized()
             .await
             .map_err(|e| ConsensusError::Raft(e.to_string()))?;
-        if initialized {
+        let observer = config
+            .members
+            .iter()
+            .any(|member| member.id == config.my_id && member.observer);
+        if initialized || observer {
+            // An observer waits, empty, for the leader to add it as a learner.
             return Ok(());
         }
         // Observers join as learners once a leader exists (see `watch_leadership`).
@@ -592,10 +608,50 @@ impl<M: StateMachine> Consensus<M> {
             if now_is_leader != is_leader {
                 is_leader = now_is_leader;
                 self.machine.leadership_changed(is_leader);
+                if is_leader {
+                    tokio::spawn(Arc::clone(&self).add_observers());
+                }
             }
             tokio::select! {
                 changed = metrics.changed() => if changed.is_err() { return },
                 _ = stop.changed() => return,
+            }
+        }
+    }
+
+    /// ZooKeeper observers are Raft learners: they receive the log but do not vote.
+    async fn add_observers(self: Arc<Self>) {
+        for observer in &self.observers {
+            let known = {
+                let metrics = self.raft.metrics().borrow_watched().clone();
+                let found = metrics
+                    .membership_config
+                    .membership()
+                    .nodes()
+                    .any(|(id, _)| *id == observer.id);
+                found
+            };
+            if known {
+                continue;
+            }
+            // The initial membership must commit before another change: retry while leading.
+            for _ in 0..OBSERVER_JOIN_ATTEMPTS_MAX {
+                if !self.is_leader() {
+                    return;
+                }
+                let node = BasicNode {
+                    addr: observer.address.clone(),
+                };
+                match self.raft.add_learner(observer.id, node, false).await {
+                    Ok(_) => {
+                        tracing::info!(observer = observer.id, "observer joined as a learner");
+                        break;
+                    }
+                    Err(error) => {
+                        tracing::debug!(observer = observer.id, %error, "observer not added yet");
+                        tokio::time::sleep(Duration::from_millis(OBSERVER_JOIN_RETRY_MS)).await;
+                    }
+                }
             }
         }
     }
