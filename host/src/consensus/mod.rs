@@ -75,7 +75,7 @@ pub trait StateMachine: Send + Sync + 'static {
     /// The replicated state as bytes.
     fn snapshot(&self) -> io::Result<Vec<u8>>;
     /// Replaces the replicated state with a snapshot's.
-    fn restore(&self, snapshot: &[u8]) -> io::Result<()>;
+    fn restore(&self, snapshot: &mut dyn io::Read) -> io::Result<()>;
     /// Sessions that showed life on another server (called on the leader).
     fn touch_sessions(&self, sessions: &[SessionId]);
     /// This server became leader (true) or stopped being one (false).

@@ -5,7 +5,8 @@
 //! replays the log after it.
 
 use std::collections::HashMap;
-use std::io::{self, Write};
+use std::fs::File;
+use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -22,6 +23,8 @@ use crate::txn::TxnEntry;
 /// Snapshot files kept besides the newest (autopurge.snapRetainCount counts the newest too).
 pub const SNAPSHOT_FILE_PREFIX: &str = "snapshot.";
 const SNAPSHOT_MAGIC: &[u8; 8] = b"ZKWSNAP1";
+/// Read buffer for loading a snapshot.
+const SNAPSHOT_READ_BUFFER_BYTES: usize = 1024 * 1024;
 
 /// Routes of proposals made on this server, by sequence number, until their entry is applied.
 pub struct Pending<R> {
@@ -93,22 +96,37 @@ fn write_snapshot_file(dir: &Path, meta: &SnapshotMeta, data: &[u8]) -> io::Resu
     Ok(path)
 }
 
-/// Reads a snapshot file back: its meta and the machine's bytes.
-pub fn read_snapshot_file(path: &Path) -> io::Result<(SnapshotMeta, Vec<u8>)> {
-    let bytes = std::fs::read(path)?;
-    let header = bytes
-        .get(..12)
-        .ok_or_else(|| invalid(format!("{} is truncated", path.display())))?;
+/// Largest snapshot meta record accepted (membership and a log id: small).
+const SNAPSHOT_META_BYTES_MAX: u32 = 1024 * 1024;
+
+/// Opens a snapshot file: its meta, and a reader positioned at the machine's bytes.
+pub fn open_snapshot_file(path: &Path) -> io::Result<(SnapshotMeta, BufReader<File>)> {
+    let truncated = || invalid(format!("{} is truncated", path.display()));
+    let mut reader = BufReader::with_capacity(SNAPSHOT_READ_BUFFER_BYTES, File::open(path)?);
+    let mut header = [0u8; 12];
+    reader.read_exact(&mut header).map_err(|_| truncated())?;
     if &header[..8] != SNAPSHOT_MAGIC {
         return Err(invalid(format!("{} is not a zkw snapshot", path.display())));
     }
-    let meta_bytes = u32::from_le_bytes([header[8], header[9], header[10], header[11]]) as usize;
-    let meta_end = 12usize
-        .checked_add(meta_bytes)
-        .filter(|end| *end <= bytes.len());
-    let meta_end = meta_end.ok_or_else(|| invalid(format!("{} is truncated", path.display())))?;
-    let meta = postcard::from_bytes(&bytes[12..meta_end]).map_err(|e| invalid(e.to_string()))?;
-    Ok((meta, bytes[meta_end..].to_vec()))
+    let meta_bytes = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
+    if meta_bytes > SNAPSHOT_META_BYTES_MAX {
+        return Err(invalid(format!(
+            "{}: meta of {meta_bytes} bytes",
+            path.display()
+        )));
+    }
+    let mut meta = vec![0u8; meta_bytes as usize];
+    reader.read_exact(&mut meta).map_err(|_| truncated())?;
+    let meta = postcard::from_bytes(&meta).map_err(|e| invalid(e.to_string()))?;
+    Ok((meta, reader))
+}
+
+/// Reads a snapshot file whole (to send it to a follower).
+pub fn read_snapshot_file(path: &Path) -> io::Result<(SnapshotMeta, Vec<u8>)> {
+    let (meta, mut reader) = open_snapshot_file(path)?;
+    let mut data = Vec::new();
+    reader.read_to_end(&mut data)?;
+    Ok((meta, data))
 }
 
 /// Snapshot files in `dir`, oldest first.
@@ -138,8 +156,8 @@ impl<M: StateMachine> Adapter<M> {
         let Some(newest) = snapshot_files(&self.snapshot_dir)?.pop() else {
             return Ok(());
         };
-        let (meta, data) = read_snapshot_file(&newest)?;
-        self.machine.restore(&data)?;
+        let (meta, mut data) = open_snapshot_file(&newest)?;
+        self.machine.restore(&mut data)?;
         self.install(&meta);
         tracing::info!(snapshot = %newest.display(), index = self.index(), "loaded snapshot");
         Ok(())
@@ -153,18 +171,6 @@ impl<M: StateMachine> Adapter<M> {
         self.applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
         self.applied_index.send_replace(self.index());
-    }
-
-    fn prune_snapshots(&self) {
-        let Ok(files) = snapshot_files(&self.snapshot_dir) else {
-            return;
-        };
-        let excess = files.len().saturating_sub(self.snapshots_retained.max(1));
-        for old in files.into_iter().take(excess) {
-            if let Err(error) = std::fs::remove_file(&old) {
-                tracing::warn!(file = %old.display(), %error, "cannot remove an old snapshot");
-            }
-        }
     }
 
     fn decode(
@@ -183,11 +189,25 @@ impl<M: StateMachine> Adapter<M> {
     }
 }
 
+/// Keeps the newest `retained` snapshot files (autopurge.snapRetainCount), removes older ones.
+fn prune_snapshots(dir: &Path, retained: usize) {
+    let Ok(files) = snapshot_files(dir) else {
+        return;
+    };
+    let excess = files.len().saturating_sub(retained.max(1));
+    for old in files.into_iter().take(excess) {
+        if let Err(error) = std::fs::remove_file(&old) {
+            tracing::warn!(file = %old.display(), %error, "cannot remove an old snapshot");
+        }
+    }
+}
+
 /// A snapshot taken under the state machine (so consistent with `applied`), written later.
 pub struct Builder {
     meta: SnapshotMeta,
     data: Vec<u8>,
     dir: PathBuf,
+    retained: usize,
 }
 
 impl RaftSnapshotBuilder<ZkwRaft> for Builder {
@@ -201,8 +221,11 @@ impl RaftSnapshotBuilder<ZkwRaft> for Builder {
             self.meta.clone(),
             std::mem::take(&mut self.data),
         );
+        let retained = self.retained;
         let written = tokio::task::spawn_blocking(move || {
-            write_snapshot_file(&dir, &meta, &data).map(|path| (path, data))
+            let written = write_snapshot_file(&dir, &meta, &data).map(|path| (path, data));
+            prune_snapshots(&dir, retained);
+            written
         })
         .await
         .map_err(io::Error::other)??;
@@ -258,11 +281,11 @@ impl<M: StateMachine> RaftStateMachine<ZkwRaft> for Adapter<M> {
             last_log_id: self.applied,
             last_membership: self.membership.clone(),
         };
-        self.prune_snapshots();
         Builder {
             meta,
             data,
             dir: self.snapshot_dir.clone(),
+            retained: self.snapshots_retained,
         }
     }
 
@@ -271,14 +294,14 @@ impl<M: StateMachine> RaftStateMachine<ZkwRaft> for Adapter<M> {
         meta: &SnapshotMeta,
         snapshot: Vec<u8>,
     ) -> Result<(), io::Error> {
-        self.machine.restore(&snapshot)?;
+        self.machine.restore(&mut snapshot.as_slice())?;
         let dir = self.snapshot_dir.clone();
         let owned_meta = meta.clone();
         tokio::task::spawn_blocking(move || write_snapshot_file(&dir, &owned_meta, &snapshot))
             .await
             .map_err(io::Error::other)??;
         self.install(meta);
-        self.prune_snapshots();
+        prune_snapshots(&self.snapshot_dir, self.snapshots_retained);
         tracing::info!(index = self.index(), "installed a snapshot from the leader");
         Ok(())
     }

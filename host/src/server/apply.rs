@@ -89,9 +89,8 @@ impl StateMachine for Applier {
         Ok(bytes)
     }
 
-    fn restore(&self, snapshot: &[u8]) -> std::io::Result<()> {
-        let mut input = snapshot;
-        let tree = Tree::read_snapshot(&mut input).map_err(|error| {
+    fn restore(&self, snapshot: &mut dyn std::io::Read) -> std::io::Result<()> {
+        let tree = Tree::read_snapshot(&mut { snapshot }).map_err(|error| {
             std::io::Error::new(std::io::ErrorKind::InvalidData, error.to_string())
         })?;
         let mut store = self.shared.lock_store();
