@@ -140,16 +140,18 @@ def check(ops, initial, max_steps=SEARCH_STEPS_MAX):
     linearizable prefix found and the ops that could not follow it."""
     ops = sorted((op for op in ops if _relevant(op)), key=lambda o: o.invoke)
     n = len(ops)
-    known = [op.complete is not None for op in ops]
-    required = sum(1 << i for i in range(n) if known[i])
+    required = sum(1 << i for i in range(n) if ops[i].complete is not None)
+    # Known ops by completion time: the first one not yet linearized bounds
+    # which ops may go next (none invoked after it completed).
+    by_complete = sorted((i for i in range(n) if ops[i].complete is not None), key=lambda i: ops[i].complete)
     seen = set()
-    best = (0, [], initial)
-    stack = [(0, initial, [])]
+    best = (0, (), initial)
+    stack = [(0, initial, ())]
     steps = 0
     while stack:
         mask, state, order = stack.pop()
         if mask & required == required:
-            return True, order
+            return True, list(order)
         if (mask, state) in seen:
             continue
         seen.add((mask, state))
@@ -158,17 +160,31 @@ def check(ops, initial, max_steps=SEARCH_STEPS_MAX):
             raise SearchBudgetExceeded(f"{n} ops, {steps} states")
         if len(order) > len(best[1]):
             best = (mask, order, state)
-        horizon = min(
-            (ops[i].complete for i in range(n) if known[i] and not mask >> i & 1),
-            default=float("inf"),
-        )
-        for i in reversed(range(n)):
-            if mask >> i & 1 or ops[i].invoke > horizon:
-                continue
-            new = step(state, ops[i])
-            if new is not None:
-                stack.append((mask | 1 << i, new, order + [i]))
+        stack.extend(_successors(ops, mask, state, order, _horizon(ops, by_complete, mask)))
     return False, _report(ops, best)
+
+
+def _horizon(ops, by_complete, mask):
+    for i in by_complete:
+        if not mask >> i & 1:
+            return ops[i].complete
+    return float("inf")
+
+
+def _successors(ops, mask, state, order, horizon):
+    """Children of a search node, earliest-invoked last so it is popped first."""
+    out = []
+    low = (~mask & (mask + 1)).bit_length() - 1
+    for i in range(low, len(ops)):
+        if ops[i].invoke > horizon:
+            break
+        if mask >> i & 1:
+            continue
+        new = step(state, ops[i])
+        if new is not None:
+            out.append((mask | 1 << i, new, order + (i,)))
+    out.reverse()
+    return out
 
 
 def _report(ops, best):
