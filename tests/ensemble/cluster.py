@@ -14,6 +14,7 @@ env ZKW_BIN (default <repo>/target/debug/zkw).
 
 import atexit
 import os
+import random
 import shutil
 import signal
 import socket
@@ -25,7 +26,8 @@ from pathlib import Path
 from proxy import Proxy
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-ZK_CLASSPATH = "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar"
+# slf4j-simple gives ZooKeeper's log a binding (INFO to stderr, into server.log).
+ZK_CLASSPATH = "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar"
 HOST = "127.0.0.1"
 
 # Timing of every ensemble, chosen so an election completes in a few seconds
@@ -45,6 +47,12 @@ MEMBER_STOP_TIMEOUT_S = 10.0
 QUORUM_TIMEOUT_S = 40.0
 FOUR_LETTER_TIMEOUT_S = 2.0
 POLL_INTERVAL_S = 0.1
+
+# Member ports come from [MEMBER_PORT_LOW, start of the ephemeral range).
+MEMBER_PORT_LOW = 12000
+PORT_PICK_TRIES_MAX = 1000
+_rng = random.Random()
+_picked_ports = set()
 
 MODES_SERVING = ("leader", "follower", "observer", "standalone")
 
@@ -69,10 +77,33 @@ def zkw_binary():
     return Path(os.environ.get("ZKW_BIN", REPO_ROOT / "target" / "debug" / "zkw"))
 
 
+def _ephemeral_range():
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+    """A free port below the kernel's ephemeral range.
+
+    A member's ports must stay free while it is down: a port from the
+    ephemeral range could meanwhile become the source port of some outgoing
+    connection, and the restarted member would fail to bind."""
+    low = _ephemeral_range()[0]
+    for _ in range(PORT_PICK_TRIES_MAX):
+        port = _rng.randrange(MEMBER_PORT_LOW, low)
+        if port in _picked_ports:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((HOST, port))
+            except OSError:
+                continue
+        _picked_ports.add(port)
+        return port
+    raise RuntimeError("no free member port below the ephemeral range")
 
 
 def four_letter(port, cmd, timeout=FOUR_LETTER_TIMEOUT_S):
@@ -167,7 +198,8 @@ class Member:
             "-Xmx256m",
             "-XX:+UseSerialGC",
             "-XX:TieredStopAtLevel=1",
-            "-Dzookeeper.root.logger=INFO,CONSOLE",
+            "-Dorg.slf4j.simpleLogger.showDateTime=true",
+            "-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS",
             "-Dzookeeper.admin.enableServer=false",
             "-Dzookeeper.4lw.commands.whitelist=*",
             f"-Dzookeeper.cnxTimeout={ZK_CNX_TIMEOUT_MS}",
