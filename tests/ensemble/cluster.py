@@ -179,7 +179,6 @@ class Member:
             "admin.enableServer": "false",
             "standaloneEnabled": "false",
             "reconfigEnabled": "false",
-            "digest.enabled": "true",
         }
         cfg.update(self.cluster.extra_cfg)
         lines = [f"{k}={v}\n" for k, v in cfg.items()]
@@ -295,14 +294,19 @@ class Member:
         """mntr as a dict of strings (zk_digest, zk_last_processed_zxid when present)."""
         return parse_kv(self.four_letter("mntr"), "\t")
 
-    def digest(self):
-        """(zxid, digest) of the newest entry of the `hash` 4lw, or None when absent."""
+    def digests(self):
+        """{zxid: tree digest} this member exposes: mntr's zk_digest at
+        zk_last_processed_zxid (zkw), or ZooKeeper's `hash` history (one entry
+        every 128 txns since the member started); {} when neither is there."""
         mntr = self.mntr()
         if "zk_digest" in mntr:
-            return (mntr.get("zk_last_processed_zxid"), mntr["zk_digest"])
-        entries = [l.split(":") for l in self.four_letter("hash").splitlines() if ":" in l]
-        entries = [(z.strip(), d.strip()) for z, d in entries if z.strip() and d.strip()]
-        return entries[-1] if entries else None
+            return {mntr.get("zk_last_processed_zxid", "?"): mntr["zk_digest"]}
+        out = {}
+        for line in self.four_letter("hash").splitlines():
+            zxid, sep, digest = line.partition(":")
+            if sep and zxid.strip() and digest.strip():
+                out[zxid.strip().lower()] = digest.strip()
+        return out
 
     def log_tail(self, lines=30):
         try:
@@ -380,6 +384,11 @@ class Cluster:
             want = ids or [s for s, m in self.members.items() if m.running and not m.paused]
             self._check_exits(want)
             modes = {sid: self.members[sid].mode() for sid in want}
+            if len(self.members) > 1 and "standalone" in modes.values():
+                raise RuntimeError(
+                    f"members run standalone though zoo.cfg lists {len(self.members)} servers "
+                    f"(no ensemble mode in this build?): modes {modes}"
+                )
             leaders = [sid for sid, mode in modes.items() if mode == "leader"]
             if (
                 all(mode in MODES_SERVING for mode in modes.values())
@@ -407,9 +416,19 @@ class Cluster:
             time.sleep(POLL_INTERVAL_S)
         raise TimeoutError(f"members did not converge in {timeout}s: zxids {zxids}")
 
-    def digests(self, ids=None):
+    def digest_mismatches(self, ids=None):
+        """Pairs of members whose digests differ at a zxid both expose; [] when none.
+        Returns (mismatches, number of zxids compared)."""
         ids = ids or [s for s, m in self.members.items() if m.running and not m.paused]
-        return {sid: self.members[sid].digest() for sid in ids}
+        seen = {sid: self.members[sid].digests() for sid in ids}
+        mismatches, compared = [], 0
+        for i, a in enumerate(ids):
+            for b in ids[i + 1 :]:
+                for zxid in seen[a].keys() & seen[b].keys():
+                    compared += 1
+                    if seen[a][zxid] != seen[b][zxid]:
+                        mismatches.append((zxid, a, seen[a][zxid], b, seen[b][zxid]))
+        return mismatches, compared
 
     # ------------------------------------------------------------ partitions
 
