@@ -9,8 +9,10 @@
 //! - [`server`]: listeners, connections, dispatch, four-letter words.
 //! - [`config`]: zoo.cfg / zkw.toml.
 //! - [`cli`]: the `zkw` command tree.
+//! - [`client`]: an async ZooKeeper client for our tools (bench, cli) and tests.
 
 pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod consensus;

@@ -2,11 +2,13 @@
 //!
 //! Owns argument parsing and the operator-facing commands: `zkw server start | start-foreground |
 //! stop | restart | status | version` (mirroring ZooKeeper's zkServer.sh, messages included,
-//! with "zookeeper" spelled "zkw") and `zkw version`. It must not know how the server works
-//! inside: it loads a [`crate::config::Config`], and `start-foreground` hands it to
-//! [`crate::server::serve`] with a shutdown future tied to SIGTERM / SIGINT. Entry point:
-//! [`main`]. `anyhow` is allowed here (house rule 6); everything below returns typed errors.
+//! with "zookeeper" spelled "zkw"), `zkw version` and `zkw bench` (the load generator, in
+//! `bench`). It must not know how the server works inside: it loads a
+//! [`crate::config::Config`], and `start-foreground` hands it to [`crate::server::serve`] with
+//! a shutdown future tied to SIGTERM / SIGINT. Entry point: [`main`]. `anyhow` is allowed
+//! here (house rule 6); everything below returns typed errors.
 
+mod bench;
 mod daemon;
 mod four_letter;
 
@@ -39,6 +41,8 @@ enum Command {
     },
     /// Print the zkw version.
     Version,
+    /// Load-generate against ZooKeeper-protocol servers; one JSON line of results on stdout.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Debug, Clone, Copy, Subcommand)]
@@ -65,6 +69,7 @@ pub fn main() -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Version => print_version(),
         Command::Server { action, config } => run_server_action(action, config),
+        Command::Bench(args) => bench::run(args),
     }
 }
 

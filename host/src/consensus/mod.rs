@@ -1,33 +1,82 @@
 //! `consensus`: orders proposed txns into the replicated log and hands committed entries to the
-//! state machine. It knows nothing of znode semantics: an entry is opaque apart from its
-//! envelope (zxid, time, session, auth).
+//! state machine. It knows nothing of znode semantics: a txn is opaque apart from its envelope.
 //!
-//! Today there is one implementation, [`Standalone`]: a single task that assigns each proposal
-//! the next zxid and the leader's wall-clock time, then passes whole batches to the
-//! [`StateMachine`] (many proposals, one apply pass: the shape that group commit will keep when
-//! the Raft log and its fsync arrive). The next step puts openraft behind the same
-//! [`Proposer`] handle; the server does not change.
+//! One code path for every deployment: a standalone server is a one-voter Raft cluster; an
+//! ensemble is N voters from the `server.N` lines (observers are learners). Consensus is
+//! openraft (pinned exactly), and only this module imports it. The pieces:
+//! - `types.rs`: the one openraft type declaration;
+//! - `log/` + `meta.rs` + `store.rs`: the durable log (segments, group commit) and its redb meta;
+//! - `state_machine.rs`: the adapter that decodes entries and calls the server's
+//!   [`StateMachine`], and keeps snapshots in dataDir;
+//! - `network.rs`: the quorum-port transport (Raft RPCs plus forwarded writes, session
+//!   liveness and read indexes).
 //!
-//! Entry points: [`Standalone::start`], [`Proposer::propose`].
+//! Request path: a proposal gets a per-server sequence number and its reply route stays here
+//! ([`state_machine::Pending`]); on the leader it is stamped with the leader's clock and
+//! appended; on a follower it is forwarded, in order, to the leader. Whichever server applies
+//! an entry whose origin is itself hands the route to the state machine with the txn. If the
+//! leader changes while proposals wait, their routes are abandoned (the server closes those
+//! connections, as ZooKeeper does when a follower loses its leader).
+//!
+//! Entry points: [`Consensus::start`], [`Proposer::propose`], [`Consensus::sync`].
 
-use std::sync::Arc;
+pub mod log;
+pub mod meta;
+pub mod network;
+pub mod state_machine;
+pub mod store;
+pub mod types;
 
-use tokio::sync::mpsc;
+use std::collections::{BTreeMap, HashSet};
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use openraft::impls::BasicNode;
+use openraft::type_config::async_runtime::watch::WatchReceiver;
+use openraft::{ReadPolicy, ServerState, SnapshotPolicy};
+use tokio::sync::{mpsc, watch};
 
 use crate::clock::Clock;
-use crate::proto::{Id, SessionId, Zxid};
+use crate::proto::{Id, SessionId};
+use crate::txn::codec::encode_entry;
 use crate::txn::{TxnEntry, TxnOp};
+use network::{PeerClient, PeerNetwork, PeerRequest, PeerResponse};
+use state_machine::{Adapter, Pending};
+use store::LogStore;
+use types::{Command, Raft};
 
 /// How many proposals may wait for the log before proposers are made to wait (backpressure).
 pub const PROPOSALS_QUEUED_MAX: usize = 16 * 1024;
-/// The most entries handed to the state machine in one batch.
-pub const APPLY_BATCH_ENTRIES_MAX: usize = 1024;
+/// The most proposals sent to the log (or forwarded) in one batch.
+pub const PROPOSAL_BATCH_MAX: usize = 1024;
+/// How long a proposal may wait for a leader to exist before it is abandoned.
+pub const LEADER_WAIT_MS_MAX: u64 = 10_000;
+/// Bound on one forwarded batch or read-index round trip to the leader.
+pub const LEADER_RPC_TIMEOUT_MS: u64 = 5_000;
+/// A standalone server's election timeout ceiling (it only votes for itself).
+pub const STANDALONE_ELECTION_MS_MAX: u64 = 300;
+/// Bound on waiting for this server to apply up to a read index.
+pub const READ_INDEX_WAIT_MS_MAX: u64 = 10_000;
 
-/// Applies committed entries, in log order. `Route` is the proposer's opaque token saying
-/// where the reply goes (only the server that received the request has one).
+/// Applies committed entries, in log order, and owns what a snapshot holds. Implemented by the
+/// server. `Route` is the proposer's token saying where a reply goes.
 pub trait StateMachine: Send + Sync + 'static {
     type Route: Send + 'static;
     fn apply_batch(&self, batch: Vec<(TxnEntry, Option<Self::Route>)>);
+    /// A proposal whose fate this server will not learn (its leader went away).
+    fn abandon(&self, route: Self::Route);
+    /// The replicated state as bytes.
+    fn snapshot(&self) -> io::Result<Vec<u8>>;
+    /// Replaces the replicated state with a snapshot's.
+    fn restore(&self, snapshot: &[u8]) -> io::Result<()>;
+    /// Sessions that showed life on another server (called on the leader).
+    fn touch_sessions(&self, sessions: &[SessionId]);
+    /// This server became leader (true) or stopped being one (false).
+    fn leadership_changed(&self, is_leader: bool);
 }
 
 /// A write waiting to be ordered.
@@ -39,10 +88,18 @@ pub struct Proposal<R> {
     pub route: Option<R>,
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum ConsensusError {
     #[error("the log is shut down")]
     Shutdown,
+    #[error("no leader is known")]
+    NoLeader,
+    #[error("the leader did not answer: {0}")]
+    Leader(String),
+    #[error("cannot open the log or snapshots: {0}")]
+    Storage(#[from] io::Error),
+    #[error("raft: {0}")]
+    Raft(String),
 }
 
 /// The handle every connection uses to propose writes.
@@ -67,44 +124,508 @@ impl<R: Send + 'static> Proposer<R> {
     }
 }
 
-/// A one-voter log: the standalone server.
-pub struct Standalone;
+/// One member of the ensemble, as `server.N` describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub id: u64,
+    /// `host:quorumPort`.
+    pub address: String,
+    pub observer: bool,
+}
 
-impl Standalone {
-    /// Spawns the ordering task. It ends when every [`Proposer`] is dropped.
-    pub fn start<M: StateMachine>(
+/// What consensus needs from the configuration.
+#[derive(Clone, Debug)]
+pub struct ConsensusConfig {
+    pub my_id: u64,
+    /// Empty for a standalone server.
+    pub members: Vec<Member>,
+    /// Where to listen for peers (the quorum port), for an ensemble.
+    pub listen: Option<SocketAddr>,
+    pub data_dir: PathBuf,
+    pub log_dir: PathBuf,
+    pub tick_ms: u64,
+    pub sync_limit_ticks: u64,
+    pub snap_count: u64,
+    pub snapshots_retained: usize,
+}
+
+impl ConsensusConfig {
+    /// ZooKeeper's timing keys as Raft's: the leader heartbeats every half tick; a follower
+    /// that hears nothing for syncLimit/2..syncLimit ticks starts an election (ZooKeeper
+    /// drops a follower that lags syncLimit ticks).
+    fn raft_config(&self) -> Result<openraft::Config, ConsensusError> {
+        let heartbeat_ms = (self.tick_ms / 2).max(10);
+        let mut election_max_ms = (self.tick_ms * self.sync_limit_ticks).max(heartbeat_ms * 4);
+        if self.is_standalone() {
+            // Nobody to hear from: a restarted standalone server elects itself at once.
+            election_max_ms = STANDALONE_ELECTION_MS_MAX;
+        }
+        let election_min_ms = (election_max_ms / 2).max(heartbeat_ms * 2).min(election_max_ms - 1);
+        openraft::Config {
+            cluster_name: "zkw".to_owned(),
+            heartbeat_interval: heartbeat_ms,
+            election_timeout_min: election_min_ms,
+            election_timeout_max: election_max_ms,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snap_count.max(1)),
+            max_in_snapshot_log_to_keep: 1000,
+            enable_pre_vote: Some(true),
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|error| ConsensusError::Raft(error.to_string()))
+    }
+
+    fn is_standalone(&self) -> bool {
+        self.members.is_empty()
+    }
+}
+
+/// A running consensus node.
+pub struct Consensus<M: StateMachine> {
+    raft: Raft<Adapter<M>>,
+    my_id: u64,
+    standalone: bool,
+    machine: Arc<M>,
+    pending: Arc<Pending<M::Route>>,
+    applied_index: watch::Receiver<u64>,
+    touched: Mutex<HashSet<SessionId>>,
+    clock: Arc<dyn Clock>,
+    next_seq: AtomicU64,
+    stop: watch::Sender<bool>,
+}
+
+impl<M: StateMachine> Consensus<M> {
+    /// Opens the log and snapshots, starts Raft and the peer listener, and returns the node
+    /// and the handle connections propose through.
+    pub async fn start(
+        config: ConsensusConfig,
         machine: Arc<M>,
-        last_zxid: Zxid,
         clock: Arc<dyn Clock>,
-    ) -> (Proposer<M::Route>, tokio::task::JoinHandle<()>) {
-        let (queue, mut incoming) = mpsc::channel::<Proposal<M::Route>>(PROPOSALS_QUEUED_MAX);
-        let task = tokio::spawn(async move {
-            let mut next_zxid = last_zxid + 1;
-            let mut proposals = Vec::with_capacity(APPLY_BATCH_ENTRIES_MAX);
-            while incoming
-                .recv_many(&mut proposals, APPLY_BATCH_ENTRIES_MAX)
+    ) -> Result<(Arc<Self>, Proposer<M::Route>), ConsensusError> {
+        let snapshot_dir = config.data_dir.join("version-2");
+        let log_dir = config.log_dir.join("version-2").join("log");
+        let store = LogStore::open(
+            &log_dir,
+            &config.data_dir.join("version-2").join("meta.redb"),
+        )?;
+        let pending = Arc::new(Pending::default());
+        let (applied_tx, applied_index) = watch::channel(0);
+        let mut adapter = Adapter {
+            machine: Arc::clone(&machine),
+            pending: Arc::clone(&pending),
+            my_id: config.my_id,
+            applied: None,
+            membership: Default::default(),
+            snapshot_dir,
+            snapshots_retained: config.snapshots_retained,
+            applied_index: Arc::new(applied_tx),
+        };
+        adapter.recover()?;
+        let raft_config = Arc::new(config.raft_config()?);
+        let raft = Raft::new(config.my_id, raft_config, PeerNetwork, store, adapter)
+            .await
+            .map_err(|error| ConsensusError::Raft(error.to_string()))?;
+        let (stop, stop_rx) = watch::channel(false);
+        let node = Arc::new(Consensus {
+            raft,
+            my_id: config.my_id,
+            standalone: config.is_standalone(),
+            machine,
+            pending,
+            applied_index,
+            touched: Mutex::new(HashSet::new()),
+            clock,
+            next_seq: AtomicU64::new(1),
+            stop,
+        });
+        node.initialize(&config).await?;
+        if let Some(listen) = config.listen {
+            let listener = tokio::net::TcpListener::bind(listen).await?;
+            tracing::info!(address = %listen, "listening for peers on the quorum port");
+            let handler_node = Arc::clone(&node);
+            let handler: network::PeerHandler = Arc::new(move |request| {
+                let node = Arc::clone(&handler_node);
+                Box::pin(async move { node.handle_peer(request).await })
+            });
+            tokio::spawn(network::serve(listener, handler, stop_rx.clone()));
+        }
+        let (queue, incoming) = mpsc::channel(PROPOSALS_QUEUED_MAX);
+        tokio::spawn(Arc::clone(&node).order_proposals(incoming));
+        tokio::spawn(Arc::clone(&node).watch_leadership(stop_rx.clone()));
+        if !node.standalone {
+            tokio::spawn(Arc::clone(&node).relay_touches(config.tick_ms, stop_rx));
+        }
+        Ok((node, Proposer { queue }))
+    }
+
+    /// Every member initializes with the same membership (log index 0, identical everywhere),
+    /// so it does not matter which server starts first. A restarted server is already
+    /// initialized and keeps its log's membership.
+    async fn initialize(&self, config: &ConsensusConfig) -> Result<(), ConsensusError> {
+        let initialized = self
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|e| ConsensusError::Raft(e.to_string()))?;
+        if initialized {
+            return Ok(());
+        }
+        // Observers join as learners once a leader exists (see `watch_leadership`).
+        let voters: BTreeMap<u64, BasicNode> = if config.is_standalone() {
+            [(
+                config.my_id,
+                BasicNode {
+                    addr: String::new(),
+                },
+            )]
+            .into()
+        } else {
+            config
+                .members
+                .iter()
+                .filter(|member| !member.observer)
+                .map(|member| {
+                    (
+                        member.id,
+                        BasicNode {
+                            addr: member.address.clone(),
+                        },
+                    )
+                })
+                .collect()
+        };
+        match self.raft.initialize(voters).await {
+            Ok(()) => Ok(()),
+            // Another member's initial entry arrived first: same membership, nothing to do.
+            Err(error) if error.to_string().contains("not allowed") => Ok(()),
+            Err(error) => Err(ConsensusError::Raft(error.to_string())),
+        }
+    }
+
+    /// `leader`, `follower`, `observer` or `standalone`, as `srvr` prints it.
+    pub fn mode(&self) -> &'static str {
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        match metrics.state {
+            _ if self.standalone => "standalone",
+            ServerState::Leader => "leader",
+            ServerState::Learner => "observer",
+            _ => "follower",
+        }
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow_watched().state == ServerState::Leader
+    }
+
+    /// Whether this server can serve: it knows a leader.
+    pub fn is_serving(&self) -> bool {
+        self.raft
+            .metrics()
+            .borrow_watched()
+            .current_leader
+            .is_some()
+    }
+
+    fn leader(&self) -> Option<(u64, String)> {
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        let leader = metrics.current_leader?;
+        let address = metrics
+            .membership_config
+            .membership()
+            .nodes()
+            .find(|(id, _)| **id == leader)
+            .map(|(_, node)| node.addr.clone())?;
+        Some((leader, address))
+    }
+
+    /// For `mntr` on a leader: (followers, synced followers) — followers whose replication has
+    /// reached the commit index count as synced.
+    pub fn follower_counts(&self) -> (usize, usize) {
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        let Some(replication) = metrics.replication else {
+            return (0, 0);
+        };
+        let committed = metrics.cluster_committed.map(|id| id.index);
+        let followers: Vec<_> = replication
+            .iter()
+            .filter(|(id, _)| **id != self.my_id)
+            .collect();
+        let synced = followers
+            .iter()
+            .filter(|(_, matched)| matched.map(|id| id.index) >= committed)
+            .count();
+        (followers.len(), synced)
+    }
+
+    /// Notes that a session showed life here; followers relay these to the leader.
+    pub fn touch(&self, session_id: SessionId) {
+        if !self.standalone {
+            if let Ok(mut touched) = self.touched.lock() {
+                touched.insert(session_id);
+            }
+        }
+    }
+
+    /// Makes this server's tree at least as new as the leader's commit point when `sync` was
+    /// asked (a read-index round), so sync-then-read is linearizable.
+    pub async fn sync(&self) -> Result<(), ConsensusError> {
+        let index = if self.is_leader() {
+            self.raft
+                .ensure_linearizable(ReadPolicy::ReadIndex)
                 .await
-                > 0
+                .map_err(|error| ConsensusError::Raft(error.to_string()))?
+                .index()
+        } else {
+            match self.call_leader(&PeerRequest::ReadIndex).await? {
+                PeerResponse::ReadIndex(index) => index,
+                other => return Err(ConsensusError::Leader(format!("{other:?}"))),
+            }
+        };
+        let mut applied = self.applied_index.clone();
+        let caught_up = tokio::time::timeout(
+            Duration::from_millis(READ_INDEX_WAIT_MS_MAX),
+            applied.wait_for(|applied| *applied >= index),
+        )
+        .await
+        .map(|waited| waited.is_ok());
+        match caught_up {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(ConsensusError::Shutdown),
+            Err(_) => Err(ConsensusError::Leader(
+                "did not catch up with the read index".into(),
+            )),
+        }
+    }
+
+    async fn call_leader(&self, request: &PeerRequest) -> Result<PeerResponse, ConsensusError> {
+        let (leader, address) = self.wait_for_leader().await?;
+        let mut client = PeerClient::new(leader, address);
+        client
+            .call(request, Duration::from_millis(LEADER_RPC_TIMEOUT_MS))
+            .await
+            .map_err(|error| ConsensusError::Leader(error.to_string()))
+    }
+
+    async fn wait_for_leader(&self) -> Result<(u64, String), ConsensusError> {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(LEADER_WAIT_MS_MAX);
+        let mut metrics = self.raft.metrics();
+        loop {
+            if let Some(leader) = self.leader() {
+                return Ok(leader);
+            }
+            if tokio::time::timeout_at(deadline, metrics.changed())
+                .await
+                .is_err()
             {
-                let time_ms = clock.wall_ms();
-                let batch = proposals
-                    .drain(..)
-                    .map(|proposal| {
-                        let entry = TxnEntry {
-                            zxid: next_zxid,
-                            time_ms,
-                            session_id: proposal.session_id,
-                            auth: proposal.auth,
-                            op: proposal.op,
-                        };
-                        next_zxid += 1;
-                        (entry, proposal.route)
-                    })
-                    .collect();
-                // Apply is in-memory and short: std locks, no await inside.
-                machine.apply_batch(batch);
+                return Err(ConsensusError::NoLeader);
+            }
+        }
+    }
+
+    /// Orders this server's proposals: a batch at a time, to the local log when leading,
+    /// forwarded in order otherwise.
+    async fn order_proposals(self: Arc<Self>, mut incoming: mpsc::Receiver<Proposal<M::Route>>) {
+        let mut proposals = Vec::with_capacity(PROPOSAL_BATCH_MAX);
+        while incoming.recv_many(&mut proposals, PROPOSAL_BATCH_MAX).await > 0 {
+            let mut commands = Vec::with_capacity(proposals.len());
+            for proposal in proposals.drain(..) {
+                let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+                let entry = TxnEntry {
+                    zxid: 0,
+                    time_ms: 0,
+                    session_id: proposal.session_id,
+                    auth: proposal.auth,
+                    op: proposal.op,
+                };
+                let mut body = Vec::new();
+                encode_entry(&entry, &mut body);
+                if let Some(route) = proposal.route {
+                    self.pending.insert(seq, route);
+                }
+                commands.push(Command {
+                    origin: self.my_id,
+                    seq,
+                    time_ms: 0,
+                    body,
+                });
+            }
+            if let Err(error) = self.submit(commands.clone()).await {
+                tracing::warn!(%error, count = commands.len(), "proposals abandoned");
+                for command in commands {
+                    if let Some(route) = self.pending.take(command.seq) {
+                        self.machine.abandon(route);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn submit(&self, commands: Vec<Command>) -> Result<(), ConsensusError> {
+        let (leader, address) = self.wait_for_leader().await?;
+        if leader == self.my_id {
+            return self.append_as_leader(commands).await;
+        }
+        let mut client = PeerClient::new(leader, address);
+        let response = client
+            .call(
+                &PeerRequest::Forward(commands),
+                Duration::from_millis(LEADER_RPC_TIMEOUT_MS),
+            )
+            .await
+            .map_err(|error| ConsensusError::Leader(error.to_string()))?;
+        match response {
+            PeerResponse::Forwarded => Ok(()),
+            other => Err(ConsensusError::Leader(format!("{other:?}"))),
+        }
+    }
+
+    /// Stamps the leader's clock and appends, in order. Returns once the batch is queued in
+    /// Raft; the replies come from apply.
+    async fn append_as_leader(&self, mut commands: Vec<Command>) -> Result<(), ConsensusError> {
+        let time_ms = self.clock.wall_ms();
+        for command in &mut commands {
+            command.time_ms = time_ms;
+        }
+        let results = self
+            .raft
+            .client_write_many(commands)
+            .await
+            .map_err(|error| ConsensusError::Raft(error.to_string()))?;
+        tokio::spawn(async move {
+            use futures_util::StreamExt;
+            let mut results = results;
+            while let Some(result) = results.next().await {
+                if let Ok(Err(error)) | Err(error) = result
+                    .map_err(|e| e.to_string())
+                    .map(|r| r.map_err(|e| e.to_string()))
+                {
+                    tracing::debug!(%error, "a proposal did not commit under this leader");
+                }
             }
         });
-        (Proposer { queue }, task)
+        Ok(())
+    }
+
+    async fn handle_peer(&self, request: PeerRequest) -> PeerResponse {
+        let failed = |error: &dyn std::fmt::Display| PeerResponse::Failed(error.to_string());
+        match request {
+            PeerRequest::AppendEntries(rpc) => self
+                .raft
+                .append_entries(rpc)
+                .await
+                .map_or_else(|e| failed(&e), PeerResponse::AppendEntries),
+            PeerRequest::Vote(rpc) => self
+                .raft
+                .vote(rpc)
+                .await
+                .map_or_else(|e| failed(&e), PeerResponse::Vote),
+            PeerRequest::PreVote(rpc) => self
+                .raft
+                .pre_vote(rpc)
+                .await
+                .map_or_else(|e| failed(&e), PeerResponse::Vote),
+            PeerRequest::Snapshot { vote, meta, data } => {
+                let snapshot = openraft::Snapshot {
+                    meta,
+                    snapshot: data,
+                };
+                self.raft
+                    .install_full_snapshot(vote, snapshot)
+                    .await
+                    .map_or_else(|e| failed(&e), PeerResponse::Snapshot)
+            }
+            PeerRequest::Forward(commands) => {
+                if !self.is_leader() {
+                    return PeerResponse::NotLeader(
+                        self.raft.metrics().borrow_watched().current_leader,
+                    );
+                }
+                match self.append_as_leader(commands).await {
+                    Ok(()) => PeerResponse::Forwarded,
+                    Err(error) => failed(&error),
+                }
+            }
+            PeerRequest::Touch(sessions) => {
+                self.machine.touch_sessions(&sessions);
+                PeerResponse::Touched
+            }
+            PeerRequest::ReadIndex => {
+                if !self.is_leader() {
+                    return PeerResponse::NotLeader(
+                        self.raft.metrics().borrow_watched().current_leader,
+                    );
+                }
+                match self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
+                    Ok(read) => PeerResponse::ReadIndex(read.index()),
+                    Err(error) => failed(&error),
+                }
+            }
+        }
+    }
+
+    /// Tells the machine when leadership moves, and abandons proposals that were waiting on a
+    /// leader that is gone.
+    async fn watch_leadership(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut metrics = self.raft.metrics();
+        let mut leader = None;
+        let mut is_leader = false;
+        loop {
+            let (now_leader, now_is_leader) = {
+                let current = metrics.borrow_and_update();
+                (current.current_leader, current.state == ServerState::Leader)
+            };
+            if now_leader != leader {
+                if leader.is_some() {
+                    for route in self.pending.drain() {
+                        self.machine.abandon(route);
+                    }
+                }
+                tracing::info!(leader = ?now_leader, me = self.my_id, "leader changed");
+                leader = now_leader;
+            }
+            if now_is_leader != is_leader {
+                is_leader = now_is_leader;
+                self.machine.leadership_changed(is_leader);
+            }
+            tokio::select! {
+                changed = metrics.changed() => if changed.is_err() { return },
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    /// Followers tell the leader, every half tick, which sessions showed life here.
+    async fn relay_touches(self: Arc<Self>, tick_ms: u64, mut stop: watch::Receiver<bool>) {
+        let mut interval = tokio::time::interval(Duration::from_millis((tick_ms / 2).max(10)));
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {}
+                _ = stop.changed() => return,
+            }
+            let sessions: Vec<SessionId> = match self.touched.lock() {
+                Ok(mut touched) => touched.drain().collect(),
+                Err(_) => return,
+            };
+            if sessions.is_empty() {
+                continue;
+            }
+            if self.is_leader() {
+                self.machine.touch_sessions(&sessions);
+            } else if let Some((leader, address)) = self.leader() {
+                let mut client = PeerClient::new(leader, address);
+                let timeout = Duration::from_millis(tick_ms.max(100));
+                if let Err(error) = client.call(&PeerRequest::Touch(sessions), timeout).await {
+                    tracing::debug!(%error, "could not relay session liveness to the leader");
+                }
+            }
+        }
+    }
+
+    /// Stops Raft and the peer listener.
+    pub async fn shutdown(&self) {
+        let _ = self.stop.send(true);
+        if let Err(error) = self.raft.shutdown().await {
+            tracing::warn!(%error, "raft did not shut down cleanly");
+        }
     }
 }

@@ -38,6 +38,11 @@ impl<'a> Reader<'a> {
         self.rest.is_empty()
     }
 
+    /// Bytes not read yet.
+    pub(crate) fn remaining(&self) -> usize {
+        self.rest.len()
+    }
+
     fn truncated(&self, wanted: usize) -> DecodeError {
         DecodeError::Truncated {
             needed: wanted.saturating_sub(self.rest.len()),

@@ -26,6 +26,9 @@ pub use message::*;
 pub use records::*;
 pub use types::*;
 
+// For txn::codec, which frames the replicated log with the same jute primitives.
+pub(crate) use jute::{put_ustring, put_vec, Reader, Record};
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // tests may unwrap (style.md)
 mod java_fixtures;

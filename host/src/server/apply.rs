@@ -12,10 +12,12 @@ use super::outbound::Outbound;
 use super::stats::ConnectionStats;
 use super::Shared;
 use crate::consensus::StateMachine;
+use crate::proto::SessionId;
 use crate::proto::{
     encode_notification, encode_reply, keeper_state, ErrorCode, ReplyHeader, Response, WatcherEvent,
 };
 use crate::tree::watch::Notification;
+use crate::tree::Tree;
 use crate::txn::{self, TxnEntry, TxnOp};
 
 /// Where the outcome of a proposal goes.
@@ -45,8 +47,73 @@ pub struct Applier {
     pub shared: Arc<Shared>,
 }
 
+impl Applier {
+    /// Gives every session in the tree a fresh deadline (after a restore, or on becoming
+    /// leader: ZooKeeper's new leader also renews every session it inherits).
+    fn renew_sessions(&self, store: &super::Store) {
+        let now_ms = self.shared.clock.monotonic_ms();
+        let mut tracker = self.shared.lock_tracker();
+        for (session_id, record) in store.tree.sessions() {
+            tracker.add(
+                session_id,
+                u64::try_from(record.timeout_ms).unwrap_or(0),
+                now_ms,
+            );
+        }
+    }
+}
+
 impl StateMachine for Applier {
     type Route = Route;
+
+    fn abandon(&self, route: Route) {
+        match route {
+            Route::Reply(reply) => {
+                // The write may or may not commit under the next leader: like ZooKeeper, drop
+                // the connection so the client reconnects and reads what happened.
+                reply
+                    .outbound
+                    .close("leader changed while a write was pending");
+                reply.done.send_replace(reply.seq);
+            }
+            Route::Session(waiter) => {
+                let _ = waiter.send(Err(crate::proto::ErrorCode::ConnectionLoss));
+            }
+        }
+    }
+
+    fn snapshot(&self) -> std::io::Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        let store = self.shared.lock_store();
+        store.tree.write_snapshot(&mut bytes)?;
+        Ok(bytes)
+    }
+
+    fn restore(&self, snapshot: &[u8]) -> std::io::Result<()> {
+        let mut input = snapshot;
+        let tree = Tree::read_snapshot(&mut input).map_err(|error| {
+            std::io::Error::new(std::io::ErrorKind::InvalidData, error.to_string())
+        })?;
+        let mut store = self.shared.lock_store();
+        store.tree = tree;
+        self.renew_sessions(&store);
+        Ok(())
+    }
+
+    fn touch_sessions(&self, sessions: &[SessionId]) {
+        let now_ms = self.shared.clock.monotonic_ms();
+        let mut tracker = self.shared.lock_tracker();
+        for session_id in sessions {
+            tracker.touch(*session_id, now_ms);
+        }
+    }
+
+    fn leadership_changed(&self, is_leader: bool) {
+        if is_leader {
+            let store = self.shared.lock_store();
+            self.renew_sessions(&store);
+        }
+    }
 
     fn apply_batch(&self, batch: Vec<(TxnEntry, Option<Route>)>) {
         let shared = &self.shared;
@@ -60,6 +127,8 @@ impl StateMachine for Applier {
             let applied = txn::apply(&mut store.tree, &entry);
             let notifications = store.watches.trigger(applied.zxid, &applied.triggers);
             let session_closed = closing_session && applied.reply.is_ok();
+            let session_created =
+                matches!(entry.op, TxnOp::CreateSession { .. }) && applied.reply.is_ok();
             if session_closed {
                 tracing::info!(
                     session = format_args!("0x{:x}", entry.session_id),
@@ -91,6 +160,13 @@ impl StateMachine for Applier {
             }
             if session_closed {
                 shared.lock_tracker().remove(entry.session_id);
+            }
+            if let (TxnOp::CreateSession { timeout_ms, .. }, true) = (&entry.op, session_created) {
+                let now_ms = shared.clock.monotonic_ms();
+                let timeout_ms = u64::try_from(*timeout_ms).unwrap_or(0);
+                shared
+                    .lock_tracker()
+                    .add(entry.session_id, timeout_ms, now_ms);
             }
         }
     }

@@ -121,7 +121,7 @@ async fn read_loop(
     };
     let payload = match first {
         Frame::FourLetter(word) => {
-            let text = four_letter::answer(&context.shared, word);
+            let text = four_letter::answer(context, word);
             state.outbound.send(Bytes::from(text));
             state.outbound.close("four-letter word answered");
             return Ok(());
@@ -169,6 +169,7 @@ async fn read_loop(
                     "session expired or closing".into(),
                 ));
             }
+            context.consensus.touch(session_id);
         }
         if dispatch::handle(context, state, header, request, received_ms).await == Flow::Close {
             return Ok(());
@@ -218,6 +219,11 @@ async fn handshake(
 ) -> Result<bool, ConnectionError> {
     let shared = &context.shared;
     let config = &shared.config;
+    if !context.consensus.is_serving() {
+        return Err(ConnectionError::Refused(
+            "no quorum: not currently serving".into(),
+        ));
+    }
     let last_zxid = shared.lock_store().tree.last_zxid();
     if request.last_zxid_seen > last_zxid {
         return Err(ConnectionError::Refused(format!(
@@ -321,6 +327,7 @@ fn attach(context: &Context, state: &mut ConnectionState, session_id: i64, timeo
     shared
         .lock_tracker()
         .add(session_id, u64::try_from(timeout_ms).unwrap_or(0), now_ms);
+    context.consensus.touch(session_id);
     drop(connections);
     drop(store);
     state.session_id = Some(session_id);

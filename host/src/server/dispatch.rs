@@ -205,7 +205,13 @@ async fn answer_locally(
         }
         // No SASL provider is configured: as ZooKeeper without JAAS, authentication fails.
         Request::Sasl { .. } => (Err(ErrorCode::AuthFailed), "SASL", Flow::Close),
-        Request::Sync { path } => (Ok(Response::Sync { path }), "SYNC", Flow::Continue),
+        Request::Sync { path } => match context.consensus.sync().await {
+            Ok(()) => (Ok(Response::Sync { path }), "SYNC", Flow::Continue),
+            Err(error) => {
+                tracing::warn!(session = state.session_label(), %error, "sync failed; closing");
+                return Flow::Close;
+            }
+        },
         Request::Reconfig(_) => {
             let code = if shared.config.reconfig_enabled {
                 ErrorCode::Unimplemented
@@ -215,12 +221,18 @@ async fn answer_locally(
             (Err(code), "RECO", Flow::Continue)
         }
         Request::WhoAmI => {
+            // As ZooKeeper: each provider names its user (digest: the part before ':');
+            // `super` has no provider of its own and is not listed.
             let infos = state
                 .auth
                 .iter()
+                .filter(|id| id.scheme != "super")
                 .map(|id| ClientInfo {
                     auth_scheme: id.scheme.clone(),
-                    user: id.id.clone(),
+                    user: match id.scheme.as_str() {
+                        "digest" => id.id.split(':').next().unwrap_or_default().to_owned(),
+                        _ => id.id.clone(),
+                    },
                 })
                 .collect();
             (Ok(Response::WhoAmI(infos)), "WHOA", Flow::Continue)

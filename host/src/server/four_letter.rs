@@ -5,20 +5,28 @@
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
-use super::Shared;
+use super::{Context, Shared};
 use crate::config::FourLetterWhitelist;
 
 /// Answers one four-letter word; the connection closes afterwards.
-pub fn answer(shared: &Shared, word: [u8; 4]) -> String {
+pub fn answer(context: &Context, word: [u8; 4]) -> String {
+    let shared = &context.shared;
     let command = String::from_utf8_lossy(&word).into_owned();
     if !allowed(shared, &command) {
         tracing::debug!(command, "four-letter word not in the whitelist");
         return format!("{command} is not executed because it is not in the whitelist.\n");
     }
+    // As ZooKeeper: without a quorum (no known leader) only the liveness words answer.
+    if !context.consensus.is_serving()
+        && !matches!(command.as_str(), "ruok" | "isro" | "envi" | "conf")
+    {
+        return "This ZooKeeper instance is not currently serving requests\n".to_owned();
+    }
+    let mode = context.consensus.mode();
     match command.as_str() {
         "ruok" => "imok".to_owned(),
-        "srvr" => server_stats(shared),
-        "stat" => stat(shared),
+        "srvr" => server_stats(shared, mode),
+        "stat" => stat(shared, mode),
         "conf" => conf(shared),
         "cons" => connections(shared),
         "crst" => {
@@ -32,7 +40,7 @@ pub fn answer(shared: &Shared, word: [u8; 4]) -> String {
             "Server stats reset.\n".to_owned()
         }
         "envi" => environment(shared),
-        "mntr" => monitor(shared),
+        "mntr" => monitor(context, mode),
         "wchs" => watch_summary(shared),
         "wchc" => watches_by_session(shared),
         "wchp" => watches_by_path(shared),
@@ -64,7 +72,7 @@ fn version_line() -> String {
 }
 
 /// The body shared by srvr and stat (ZooKeeper's ServerStats.toString plus the node count).
-fn stats_body(shared: &Shared) -> String {
+fn stats_body(shared: &Shared, mode: &str) -> String {
     let stats = &shared.stats;
     let (zxid, node_count) = {
         let store = shared.lock_store();
@@ -92,16 +100,16 @@ fn stats_body(shared: &Shared) -> String {
         stats.outstanding_requests.load(Ordering::Relaxed)
     );
     let _ = writeln!(text, "Zxid: 0x{zxid:x}");
-    let _ = writeln!(text, "Mode: {}", shared.mode());
+    let _ = writeln!(text, "Mode: {mode}");
     let _ = writeln!(text, "Node count: {node_count}");
     text
 }
 
-fn server_stats(shared: &Shared) -> String {
-    version_line() + &stats_body(shared)
+fn server_stats(shared: &Shared, mode: &str) -> String {
+    version_line() + &stats_body(shared, mode)
 }
 
-fn stat(shared: &Shared) -> String {
+fn stat(shared: &Shared, mode: &str) -> String {
     let mut text = version_line();
     text.push_str("Clients:\n");
     for entry in shared.lock_connections().iter() {
@@ -114,7 +122,7 @@ fn stat(shared: &Shared) -> String {
         );
     }
     text.push('\n');
-    text + &stats_body(shared)
+    text + &stats_body(shared, mode)
 }
 
 fn conf(shared: &Shared) -> String {
@@ -189,7 +197,8 @@ fn environment(shared: &Shared) -> String {
     text
 }
 
-fn monitor(shared: &Shared) -> String {
+fn monitor(context: &Context, mode: &str) -> String {
+    let shared = &context.shared;
     let stats = &shared.stats;
     let (zxid, node_count, data_bytes, ephemerals, watch_count, sessions) = {
         let store = shared.lock_store();
@@ -233,7 +242,7 @@ fn monitor(shared: &Shared) -> String {
                 .load(Ordering::Relaxed)
                 .to_string(),
         ),
-        ("server_state", shared.mode().to_owned()),
+        ("server_state", mode.to_owned()),
         ("znode_count", node_count.to_string()),
         ("watch_count", watch_count.to_string()),
         ("ephemerals_count", ephemerals.to_string()),
@@ -258,9 +267,16 @@ fn monitor(shared: &Shared) -> String {
                 .load(Ordering::Relaxed)
                 .to_string(),
         ),
-        ("quorum_size", "1".to_owned()),
         ("digest", shared.lock_store().tree.digest().to_string()),
     ];
+    let mut rows = rows;
+    if mode == "leader" {
+        let (followers, synced) = context.consensus.follower_counts();
+        rows.push(("learners", followers.to_string()));
+        rows.push(("followers", followers.to_string()));
+        rows.push(("synced_followers", synced.to_string()));
+        rows.push(("pending_syncs", "0".to_owned()));
+    }
     rows.into_iter()
         .map(|(key, value)| format!("zk_{key}\t{value}\n"))
         .collect()

@@ -28,7 +28,8 @@ use tokio::net::TcpListener;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::consensus::{Proposal, Proposer, Standalone};
+use crate::config::PeerRole;
+use crate::consensus::{Consensus, ConsensusConfig, ConsensusError, Member, Proposal, Proposer};
 use crate::proto::SessionId;
 use crate::session::SessionTracker;
 use crate::tree::watch::WatchRegistry;
@@ -54,6 +55,14 @@ pub enum ServerError {
     },
     #[error("cannot read the listener's address: {0}")]
     LocalAddress(std::io::Error),
+    #[error("consensus: {0}")]
+    Consensus(#[from] ConsensusError),
+    #[error("server.{id} address {address}: {reason}")]
+    PeerAddress {
+        id: u64,
+        address: String,
+        reason: String,
+    },
 }
 
 /// The replicated tree and this server's (unreplicated) watch registry.
@@ -182,11 +191,6 @@ impl Shared {
     pub fn new_session_id(&self) -> SessionId {
         self.next_session_id.fetch_add(1, Ordering::Relaxed)
     }
-
-    /// The client port's advertised mode.
-    pub fn mode(&self) -> &'static str {
-        "standalone"
-    }
 }
 
 /// Everything a connection task needs.
@@ -194,6 +198,7 @@ impl Shared {
 pub struct Context {
     pub shared: Arc<Shared>,
     pub proposer: Proposer<Route>,
+    pub consensus: Arc<Consensus<Applier>>,
 }
 
 /// Binds the configured client address and serves until `shutdown` completes.
@@ -220,11 +225,12 @@ pub async fn run(
 ) -> Result<(), ServerError> {
     let local_address = listener.local_addr().map_err(ServerError::LocalAddress)?;
     let server_id = config.my_id.unwrap_or(0);
+    let mut tree = Tree::new();
+    tree.set_extended_types_enabled(config.extended_types_enabled);
     let store = Store {
-        tree: Tree::new(),
+        tree,
         watches: WatchRegistry::default(),
     };
-    let last_zxid = store.tree.last_zxid();
     let shared = Arc::new(Shared {
         tracker: Mutex::new(SessionTracker::new(u64::from(config.tick_time_ms))),
         next_session_id: AtomicI64::new(Shared::initial_session_id(server_id, clock.wall_ms())),
@@ -237,15 +243,17 @@ pub async fn run(
         clock: Arc::clone(&clock),
         config,
     });
+    let consensus_config = consensus_config(&shared.config).await?;
     let applier = Arc::new(Applier {
         shared: Arc::clone(&shared),
     });
-    let (proposer, log_task) = Standalone::start(applier, last_zxid, clock);
+    let (consensus, proposer) = Consensus::start(consensus_config, applier, clock).await?;
     let context = Context {
         shared: Arc::clone(&shared),
         proposer,
+        consensus: Arc::clone(&consensus),
     };
-    tracing::info!(address = %local_address, mode = shared.mode(), "zkw serving clients");
+    tracing::info!(address = %local_address, "zkw serving clients");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let background = [
@@ -286,7 +294,7 @@ pub async fn run(
         let _ = task.await;
     }
     drop(context);
-    let _ = tokio::time::timeout(grace, log_task).await;
+    consensus.shutdown().await;
     Ok(())
 }
 
@@ -341,6 +349,10 @@ async fn expire_sessions(context: Context, mut stop: tokio::sync::watch::Receive
             _ = interval.tick() => {}
             _ = stop.changed() => return,
         }
+        // Only the leader decides expiry; followers relay liveness to it.
+        if !context.consensus.is_leader() {
+            continue;
+        }
         let now_ms = context.shared.clock.monotonic_ms();
         let expired = context.shared.lock_tracker().expired(now_ms);
         for session_id in expired {
@@ -372,6 +384,9 @@ async fn reap_nodes(context: Context, mut stop: tokio::sync::watch::Receiver<boo
             _ = interval.tick() => {}
             _ = stop.changed() => return,
         }
+        if !context.consensus.is_leader() {
+            continue;
+        }
         let now_ms = context.shared.clock.wall_ms();
         let paths = context.shared.lock_store().tree.reapable(now_ms);
         for path in paths {
@@ -387,4 +402,53 @@ async fn reap_nodes(context: Context, mut stop: tokio::sync::watch::Receiver<boo
             }
         }
     }
+}
+
+/// The consensus view of the configuration: a standalone server is a one-voter cluster; an
+/// ensemble takes its members from the `server.N` lines (observers become learners) and
+/// listens for peers on this server's quorum port.
+async fn consensus_config(config: &Config) -> Result<ConsensusConfig, ServerError> {
+    let my_id = config.my_id.unwrap_or(0);
+    let members: Vec<Member> = if config.is_distributed() {
+        config
+            .servers
+            .iter()
+            .map(|server| Member {
+                id: server.id,
+                address: format!("{}:{}", server.host, server.quorum_port),
+                observer: server.role == PeerRole::Observer,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let listen = match members.iter().find(|member| member.id == my_id) {
+        Some(me) => Some(resolve(me.id, &me.address).await?),
+        None => None,
+    };
+    Ok(ConsensusConfig {
+        my_id,
+        members,
+        listen,
+        data_dir: config.data_dir.clone(),
+        log_dir: config.log_dir().to_path_buf(),
+        tick_ms: u64::from(config.tick_time_ms),
+        sync_limit_ticks: u64::from(config.sync_limit_ticks),
+        snap_count: config.snap_count,
+        snapshots_retained: usize::try_from(config.autopurge_snap_retain_count).unwrap_or(3),
+    })
+}
+
+async fn resolve(id: u64, address: &str) -> Result<SocketAddr, ServerError> {
+    let failed = |reason: String| ServerError::PeerAddress {
+        id,
+        address: address.to_owned(),
+        reason,
+    };
+    let mut addresses = tokio::net::lookup_host(address)
+        .await
+        .map_err(|error| failed(error.to_string()))?;
+    addresses
+        .next()
+        .ok_or_else(|| failed("resolves to no address".to_owned()))
 }

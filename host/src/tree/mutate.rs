@@ -2,10 +2,9 @@
 //! ephemerals by session, reap candidates, ACL cache, counters) and the digest in step, and,
 //! while a journal is open, records its inverse so a failed multi can be rolled back.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use super::path::{name_of, parent_of};
+use super::path::parent_of;
 use super::{digest, node_hash, Meta, Node, NodeKind, SessionRecord, Tree, Undo};
 use crate::proto::{Acl, SessionId, Zxid};
 
@@ -23,12 +22,7 @@ impl Tree {
     /// Adds a leaf node. The parent must exist (checked by the caller).
     pub(crate) fn insert_node(&mut self, path: String, meta: Meta, data: Vec<u8>, acl: Vec<Acl>) {
         let acl = self.intern_acl(acl);
-        let node = Node {
-            meta,
-            data,
-            acl,
-            children: BTreeSet::new(),
-        };
+        let node = Node::new(meta, data, acl);
         self.attach(path.clone(), node);
         self.record(Undo::Inserted(path));
     }
@@ -65,7 +59,7 @@ impl Tree {
             .nodes
             .get_mut(path)
             .expect("replace_data on a missing node");
-        let before = std::mem::replace(&mut node.data, data);
+        let before = std::mem::replace(&mut node.data, data.into_boxed_slice());
         let after_hash = digest::data_hash(path, &node.data);
         self.data_bytes = self.data_bytes - before.len() as u64 + node.data.len() as u64;
         self.digest = self
@@ -129,7 +123,7 @@ impl Tree {
             }
             Undo::Removed(path, node) => self.attach(path, node),
             Undo::Meta(path, meta) => self.update_meta(&path, |current| *current = meta),
-            Undo::Data(path, data) => self.replace_data(&path, data),
+            Undo::Data(path, data) => self.replace_data(&path, data.into_vec()),
             Undo::Acl(path, acl) => self.swap_acl(&path, acl),
             Undo::SessionPut(session_id, before) => match before {
                 Some(record) => self.put_session(session_id, record),
@@ -146,29 +140,41 @@ impl Tree {
     }
 
     fn attach(&mut self, path: String, node: Node) {
-        let parent = parent_of(&path).expect("attach needs an absolute path");
+        let attached = self.try_attach(path, node);
+        assert!(attached.is_ok(), "attach: {attached:?}");
+    }
+
+    /// Adds a leaf under an existing parent, keeping every index in step; refuses a missing
+    /// parent or a taken path without changing anything. Two index searches per node, since
+    /// snapshot loading runs this a million times.
+    pub(super) fn try_attach(&mut self, path: String, node: Node) -> Result<(), String> {
+        let parent = parent_of(&path).ok_or_else(|| format!("{path} has no parent"))?;
         let parent_node = self
             .nodes
             .get_mut(parent)
-            .expect("attach needs an existing parent");
-        parent_node.children.insert(name_of(&path).into());
-        self.add_digest(&path, &node);
-        self.data_bytes += (path.len() + node.data.len()) as u64;
-        match node.kind() {
+            .ok_or_else(|| format!("{path} has no parent node"))?;
+        parent_node.children.increment();
+        let hash = node_hash(&path, &node);
+        let (kind, data_len) = (node.kind(), node.data.len());
+        if self.nodes.insert(&path, node).is_err() {
+            if let Some(parent_node) = self.nodes.get_mut(parent) {
+                parent_node.children.decrement();
+            }
+            return Err(format!("{path} already exists"));
+        }
+        self.digest = self.digest.wrapping_add(hash);
+        self.data_bytes += (path.len() + data_len) as u64;
+        match kind {
             NodeKind::Ephemeral(session_id) => {
-                self.ephemerals
-                    .entry(session_id)
-                    .or_default()
-                    .insert(path.clone());
+                self.ephemerals.entry(session_id).or_default().insert(path);
                 self.ephemeral_count += 1;
             }
             NodeKind::Container | NodeKind::Ttl { .. } => {
-                self.reap_candidates.insert(path.clone());
+                self.reap_candidates.insert(path);
             }
             NodeKind::Persistent => {}
         }
-        let previous = self.nodes.insert(path, node);
-        assert!(previous.is_none(), "attach over an existing node");
+        Ok(())
     }
 
     fn detach(&mut self, path: &str) -> Node {
@@ -176,7 +182,7 @@ impl Tree {
         assert!(node.children.is_empty(), "detach of a node with children");
         let parent = parent_of(path).expect("detach needs an absolute path");
         if let Some(parent_node) = self.nodes.get_mut(parent) {
-            parent_node.children.remove(name_of(path));
+            parent_node.children.decrement();
         }
         self.digest = self.digest.wrapping_sub(node_hash(path, &node));
         self.data_bytes -= (path.len() + node.data.len()) as u64;

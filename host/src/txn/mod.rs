@@ -11,6 +11,7 @@
 //! zxid on a failed write and puts that new zxid in the reply header (checked: a create that
 //! fails with NodeExists answers with zxid = previous + 1; so do failed and empty multis).
 
+pub mod codec;
 mod ops;
 
 use crate::proto::{

@@ -1,0 +1,415 @@
+//! `client`: a small async ZooKeeper client over tokio, used by our own tools (`zkw bench`,
+//! later `zkw cli`) and tests. It speaks only through `crate::proto`'s client-side mirror.
+//!
+//! [`Client::connect`] takes a server list (`host:port,host:port`, tried in order), negotiates
+//! the session timeout and starts two tasks on the connection (see `conn`): a writer that
+//! pipelines any number of requests and pings every third of the timeout when idle, and a
+//! reader that matches replies to requests in order. [`Client::submit`] queues a request at
+//! once and returns a future for its reply, so one task can keep many requests in flight; the
+//! typed helpers (create, get_data, set_data, delete, exists, get_children, multi, sync, close)
+//! wait for one reply each. A non-zero reply code is `ClientError::Server(code)`. Every wait
+//! is bounded by the negotiated session timeout.
+//!
+//! Limits, on purpose for now: no reconnect (a broken connection fails every pending request
+//! with `ConnectionLoss` and the caller opens a new client), no auth, no chroot, no
+//! read-only mode. Watch notifications go to [`Client::take_events`].
+
+mod conn;
+mod error;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+pub use conn::{WatchedEvent, REPLY_FRAME_BYTES_MAX, WRITE_BATCH_REQUESTS_MAX};
+pub use error::ClientError;
+
+use crate::proto::{
+    op, Acl, CreateMode, CreateRequest, DeleteRequest, MultiOp, MultiResult, PathWatchRequest,
+    Request, Response, SetDataRequest, Stat,
+};
+
+/// The port a server list entry without one gets.
+pub const DEFAULT_PORT: u16 = 2181;
+/// Pings go out after this fraction of the negotiated timeout without a request.
+const PING_DIVISOR: u32 = 3;
+
+/// A connected session. Dropping it stops its tasks and closes the socket without closing
+/// the session (the server expires it); call [`Client::close`] to end it cleanly.
+pub struct Client {
+    outgoing: mpsc::UnboundedSender<conn::Outgoing>,
+    pending: Arc<conn::Pending>,
+    events: Option<mpsc::UnboundedReceiver<WatchedEvent>>,
+    tasks: [JoinHandle<()>; 2],
+    session_id: i64,
+    password: Vec<u8>,
+    timeout: Duration,
+    server: String,
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Splits `host:port,host:port` into connectable addresses; a missing port is 2181.
+pub fn parse_servers(servers: &str) -> Result<Vec<String>, ClientError> {
+    let mut out = Vec::new();
+    for entry in servers.split(',').map(str::trim) {
+        if entry.is_empty() {
+            return Err(ClientError::BadAddress(servers.to_owned()));
+        }
+        // `[v6]:port` or `[v6]`; otherwise at most one colon (`host` or `host:port`).
+        let port = if let Some(rest) = entry.strip_prefix('[') {
+            let (_, after) = rest
+                .split_once(']')
+                .ok_or_else(|| ClientError::BadAddress(entry.to_owned()))?;
+            after.strip_prefix(':')
+        } else if entry.matches(':').count() > 1 {
+            return Err(ClientError::BadAddress(entry.to_owned()));
+        } else {
+            entry.split_once(':').map(|(_, port)| port)
+        };
+        match port {
+            Some(port) => {
+                port.parse::<u16>()
+                    .map_err(|_| ClientError::BadAddress(entry.to_owned()))?;
+                out.push(entry.to_owned());
+            }
+            None => out.push(format!("{entry}:{DEFAULT_PORT}")),
+        }
+    }
+    Ok(out)
+}
+
+impl Client {
+    /// Connects to the first server of `servers` that completes a handshake, asking for
+    /// `session_timeout`; each attempt is bounded by that timeout.
+    pub async fn connect(servers: &str, session_timeout: Duration) -> Result<Client, ClientError> {
+        let addrs = parse_servers(servers)?;
+        let mut last = String::from("no server tried");
+        for addr in &addrs {
+            match conn::handshake(addr, session_timeout, session_timeout).await {
+                Ok(handshake) => return Ok(Client::start(addr, handshake)),
+                Err(ClientError::SessionExpired) => return Err(ClientError::SessionExpired),
+                Err(error) => last = format!("{addr}: {error}"),
+            }
+        }
+        Err(ClientError::Connect {
+            servers: servers.to_owned(),
+            last,
+        })
+    }
+
+    fn start(addr: &str, handshake: conn::Handshake) -> Client {
+        let conn::Handshake {
+            stream,
+            response,
+            leftover,
+        } = handshake;
+        // timeout_ms > 0 was checked by the handshake.
+        let timeout = Duration::from_millis(u64::try_from(response.timeout_ms).unwrap_or(1));
+        let (read, write) = stream.into_split();
+        let (outgoing_tx, outgoing_rx) = mpsc::unbounded_channel();
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let pending = Arc::new(conn::Pending::default());
+        let writer = tokio::spawn(conn::run_writer(
+            write,
+            outgoing_rx,
+            Arc::clone(&pending),
+            timeout / PING_DIVISOR,
+        ));
+        let reader = tokio::spawn(conn::run_reader(
+            read,
+            leftover,
+            Arc::clone(&pending),
+            events_tx,
+            timeout,
+        ));
+        Client {
+            outgoing: outgoing_tx,
+            pending,
+            events: Some(events_rx),
+            tasks: [writer, reader],
+            session_id: response.session_id,
+            password: response.password,
+            timeout,
+            server: addr.to_owned(),
+        }
+    }
+
+    pub fn session_id(&self) -> i64 {
+        self.session_id
+    }
+
+    pub fn session_password(&self) -> &[u8] {
+        &self.password
+    }
+
+    /// The session timeout the server granted.
+    pub fn session_timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The `host:port` this client is connected to.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// Why the connection is gone, once it is.
+    pub fn closed_reason(&self) -> Option<String> {
+        self.pending.closed_reason()
+    }
+
+    /// The watch notifications of this session; `None` after the first call.
+    pub fn take_events(&mut self) -> Option<mpsc::UnboundedReceiver<WatchedEvent>> {
+        self.events.take()
+    }
+
+    /// Queues `request` now (so requests submitted one after another are sent, and answered,
+    /// in that order) and returns a future for its reply body, bounded by the session
+    /// timeout. A non-zero reply code is `ClientError::Server`, except for a failed multi,
+    /// whose per-op results are returned as `Response::Multi` by [`Client::multi_results`].
+    pub fn submit(
+        &self,
+        request: Request,
+    ) -> impl Future<Output = Result<Response, ClientError>> + Send + 'static {
+        let reply = self.submit_raw(request);
+        async move {
+            let (header, body) = reply.await?;
+            if header.err != 0 {
+                return Err(ClientError::from_code(header.err));
+            }
+            Ok(body)
+        }
+    }
+
+    /// Like `submit`, but hands back the reply header too, whatever its error code.
+    pub fn submit_raw(
+        &self,
+        request: Request,
+    ) -> impl Future<Output = conn::Reply> + Send + 'static {
+        let (tx, rx) = oneshot::channel();
+        let sent = self.outgoing.send(conn::Outgoing { request, reply: tx });
+        let timeout = self.timeout;
+        let pending = Arc::clone(&self.pending);
+        async move {
+            if sent.is_err() {
+                return Err(ClientError::Closed);
+            }
+            match tokio::time::timeout(timeout, rx).await {
+                Ok(Ok(reply)) => reply,
+                // The writer dropped the waiter: the connection is gone.
+                Ok(Err(_)) => Err(ClientError::ConnectionLoss(
+                    pending
+                        .closed_reason()
+                        .unwrap_or_else(|| "connection task ended".into()),
+                )),
+                Err(_) => Err(ClientError::Timeout(timeout, "a reply")),
+            }
+        }
+    }
+
+    /// create (op 1) with `acl` and `mode`; returns the created path (which differs from
+    /// `path` for sequential nodes).
+    pub async fn create(
+        &self,
+        path: &str,
+        data: &[u8],
+        acl: &[Acl],
+        mode: CreateMode,
+    ) -> Result<String, ClientError> {
+        let request = Request::Create {
+            op: op::CREATE,
+            request: CreateRequest {
+                path: path.to_owned(),
+                data: data.to_vec(),
+                acl: acl.to_vec(),
+                flags: mode as i32,
+                ttl_ms: None,
+            },
+        };
+        match self.submit(request).await? {
+            Response::Create { path } => Ok(path),
+            other => Err(unexpected(op::CREATE, &other)),
+        }
+    }
+
+    /// getData: the data and Stat; `watch` leaves a data watch.
+    pub async fn get_data(&self, path: &str, watch: bool) -> Result<(Vec<u8>, Stat), ClientError> {
+        match self.submit(get_data_request(path, watch)).await? {
+            Response::GetData { data, stat } => Ok((data, stat)),
+            other => Err(unexpected(op::GET_DATA, &other)),
+        }
+    }
+
+    /// setData with an expected `version` (-1: any); returns the new Stat.
+    pub async fn set_data(
+        &self,
+        path: &str,
+        data: &[u8],
+        version: i32,
+    ) -> Result<Stat, ClientError> {
+        match self.submit(set_data_request(path, data, version)).await? {
+            Response::Stat(stat) => Ok(stat),
+            other => Err(unexpected(op::SET_DATA, &other)),
+        }
+    }
+
+    /// delete with an expected `version` (-1: any).
+    pub async fn delete(&self, path: &str, version: i32) -> Result<(), ClientError> {
+        let request = Request::Delete(DeleteRequest {
+            path: path.to_owned(),
+            version,
+        });
+        self.submit(request).await.map(drop)
+    }
+
+    /// exists: `None` when the node is absent (NoNode is not an error here); `watch` leaves
+    /// an exists watch either way.
+    pub async fn exists(&self, path: &str, watch: bool) -> Result<Option<Stat>, ClientError> {
+        let request = Request::Exists(PathWatchRequest {
+            path: path.to_owned(),
+            watch,
+        });
+        match self.submit(request).await {
+            Ok(Response::Stat(stat)) => Ok(Some(stat)),
+            Ok(other) => Err(unexpected(op::EXISTS, &other)),
+            Err(ClientError::Server(crate::proto::ErrorCode::NoNode)) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// getChildren (op 8): the child names, unsorted as the server sends them.
+    pub async fn get_children(&self, path: &str, watch: bool) -> Result<Vec<String>, ClientError> {
+        let request = Request::GetChildren(PathWatchRequest {
+            path: path.to_owned(),
+            watch,
+        });
+        match self.submit(request).await? {
+            Response::GetChildren { children } => Ok(children),
+            other => Err(unexpected(op::GET_CHILDREN, &other)),
+        }
+    }
+
+    /// multi: all or nothing. On success the per-op results; on failure
+    /// `ClientError::Server` with the first failing op's code (use `multi_results` for all).
+    pub async fn multi(&self, ops: Vec<MultiOp>) -> Result<Vec<MultiResult>, ClientError> {
+        let (code, results) = self.multi_results(ops).await?;
+        if code != 0 {
+            return Err(ClientError::from_code(code));
+        }
+        Ok(results)
+    }
+
+    /// multi returning the failure code (0 on success) and the per-op results (error results
+    /// included).
+    pub async fn multi_results(
+        &self,
+        ops: Vec<MultiOp>,
+    ) -> Result<(i32, Vec<MultiResult>), ClientError> {
+        let (header, body) = self.submit_raw(Request::Multi(ops)).await?;
+        match body {
+            Response::Multi(results) => {
+                // ZooKeeper answers a failed multi with err 0 in the header and the reason in
+                // the results: the first non-zero Error entry (earlier ops show Error(0)).
+                let first_failure = results.iter().find_map(|result| match result {
+                    MultiResult::Error(code) if *code != 0 => Some(*code),
+                    _ => None,
+                });
+                let code = if header.err != 0 {
+                    header.err
+                } else {
+                    first_failure.unwrap_or(0)
+                };
+                Ok((code, results))
+            }
+            Response::Empty if header.err != 0 => Err(ClientError::from_code(header.err)),
+            other => Err(unexpected(op::MULTI, &other)),
+        }
+    }
+
+    /// sync: returns the path the server echoes.
+    pub async fn sync(&self, path: &str) -> Result<String, ClientError> {
+        let request = Request::Sync {
+            path: path.to_owned(),
+        };
+        match self.submit(request).await? {
+            Response::Sync { path } => Ok(path),
+            other => Err(unexpected(op::SYNC, &other)),
+        }
+    }
+
+    /// Ends the session (closeSession, waiting for its answer within the session timeout)
+    /// and then the connection.
+    pub async fn close(self) -> Result<(), ClientError> {
+        let result = self.submit(Request::CloseSession).await.map(drop);
+        self.pending.close("client closed");
+        result
+    }
+}
+
+/// A getData request, for callers that pipeline with [`Client::submit`].
+pub fn get_data_request(path: &str, watch: bool) -> Request {
+    Request::GetData(PathWatchRequest {
+        path: path.to_owned(),
+        watch,
+    })
+}
+
+/// A setData request, for callers that pipeline with [`Client::submit`].
+pub fn set_data_request(path: &str, data: &[u8], version: i32) -> Request {
+    Request::SetData(SetDataRequest {
+        path: path.to_owned(),
+        data: data.to_vec(),
+        version,
+    })
+}
+
+/// A persistent, world-open create (op 1), for callers that pipeline with [`Client::submit`].
+pub fn create_request(path: &str, data: &[u8]) -> Request {
+    Request::Create {
+        op: op::CREATE,
+        request: CreateRequest {
+            path: path.to_owned(),
+            data: data.to_vec(),
+            acl: Acl::open_unsafe(),
+            flags: CreateMode::Persistent as i32,
+            ttl_ms: None,
+        },
+    }
+}
+
+fn unexpected(op: i32, body: &Response) -> ClientError {
+    ClientError::UnexpectedReply {
+        op,
+        body: format!("{body:?}"),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap (style.md)
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_lists_parse_with_default_port() {
+        assert_eq!(
+            parse_servers("127.0.0.1:2181, localhost").unwrap(),
+            vec!["127.0.0.1:2181".to_owned(), "localhost:2181".to_owned()]
+        );
+        assert_eq!(
+            parse_servers("[::1]:2182").unwrap(),
+            vec!["[::1]:2182".to_owned()]
+        );
+        assert!(parse_servers("").is_err());
+        assert!(parse_servers("a:1,,b:2").is_err());
+        assert!(parse_servers("host:notaport").is_err());
+    }
+}

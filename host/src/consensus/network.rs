@@ -1,0 +1,283 @@
+//! The peer transport on the quorum port (`server.N=host:quorumPort:...`): length-prefixed
+//! postcard messages over TCP, one request and one response at a time per connection.
+//! Carries openraft's RPCs and zkw's own leader services (forwarded writes, session
+//! liveness, read indexes). Frame length is checked before the payload is read.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{RPCError, ReplicationClosed, StreamingError, Unreachable};
+use openraft::network::v2::RaftNetworkV2;
+use openraft::network::{RPCOption, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::types::{Command, SnapshotMeta, Vote, ZkwRaft};
+
+/// Largest peer message: a whole snapshot travels in one frame.
+pub const PEER_FRAME_BYTES_MAX: u32 = 1024 * 1024 * 1024;
+/// How long to wait for a TCP connection to a peer.
+pub const PEER_CONNECT_TIMEOUT_MS: u64 = 1_000;
+
+/// What one server asks another.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum PeerRequest {
+    AppendEntries(AppendEntriesRequest<ZkwRaft>),
+    Vote(VoteRequest<ZkwRaft>),
+    PreVote(VoteRequest<ZkwRaft>),
+    Snapshot {
+        vote: Vote,
+        meta: SnapshotMeta,
+        data: Vec<u8>,
+    },
+    /// Writes proposed on a follower, in the order its clients sent them.
+    Forward(Vec<Command>),
+    /// Sessions that had traffic on a follower since its last report.
+    Touch(Vec<i64>),
+    /// A linearizable read index (the `sync` of a follower's client).
+    ReadIndex,
+}
+
+/// The answer to a [`PeerRequest`].
+#[derive(Debug, Serialize, Deserialize)]
+pub enum PeerResponse {
+    AppendEntries(AppendEntriesResponse<ZkwRaft>),
+    Vote(VoteResponse<ZkwRaft>),
+    Snapshot(SnapshotResponse<ZkwRaft>),
+    Forwarded,
+    Touched,
+    ReadIndex(u64),
+    /// The receiver is not the leader (it names the one it knows, if any).
+    NotLeader(Option<u64>),
+    Failed(String),
+}
+
+fn invalid(message: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message.into())
+}
+
+async fn write_message<T: Serialize>(stream: &mut TcpStream, message: &T) -> io::Result<()> {
+    let body = postcard::to_stdvec(message).map_err(|error| invalid(error.to_string()))?;
+    let length = u32::try_from(body.len()).map_err(|_| invalid("peer message too large"))?;
+    if length > PEER_FRAME_BYTES_MAX {
+        return Err(invalid("peer message too large"));
+    }
+    let mut frame = Vec::with_capacity(body.len() + 4);
+    frame.extend_from_slice(&length.to_be_bytes());
+    frame.extend_from_slice(&body);
+    stream.write_all(&frame).await
+}
+
+async fn read_message<T: for<'de> Deserialize<'de>>(stream: &mut TcpStream) -> io::Result<T> {
+    let length = stream.read_u32().await?;
+    if length > PEER_FRAME_BYTES_MAX {
+        return Err(invalid(format!(
+            "peer frame of {length} bytes is over the limit"
+        )));
+    }
+    let mut body = vec![0u8; length as usize];
+    stream.read_exact(&mut body).await?;
+    postcard::from_bytes(&body).map_err(|error| invalid(error.to_string()))
+}
+
+/// A connection to one peer, opened on first use and reopened after any error.
+pub struct PeerClient {
+    pub target: u64,
+    address: String,
+    stream: Option<TcpStream>,
+}
+
+impl PeerClient {
+    pub fn new(target: u64, address: String) -> Self {
+        PeerClient {
+            target,
+            address,
+            stream: None,
+        }
+    }
+
+    /// One request, one response, within `timeout`.
+    pub async fn call(
+        &mut self,
+        request: &PeerRequest,
+        timeout: Duration,
+    ) -> io::Result<PeerResponse> {
+        let outcome = tokio::time::timeout(timeout, self.call_unbounded(request)).await;
+        let result = outcome.unwrap_or_else(|_| {
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "peer did not answer in time",
+            ))
+        });
+        if result.is_err() {
+            self.stream = None;
+        }
+        result
+    }
+
+    async fn call_unbounded(&mut self, request: &PeerRequest) -> io::Result<PeerResponse> {
+        if self.stream.is_none() {
+            let connect = TcpStream::connect(&self.address);
+            let stream =
+                tokio::time::timeout(Duration::from_millis(PEER_CONNECT_TIMEOUT_MS), connect)
+                    .await
+                    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+            let _ = stream.set_nodelay(true);
+            self.stream = Some(stream);
+        }
+        let stream = self
+            .stream
+            .as_mut()
+            .ok_or_else(|| invalid("no connection"))?;
+        write_message(stream, request).await?;
+        read_message(stream).await
+    }
+
+    fn unexpected<E: std::error::Error>(&self, response: PeerResponse) -> RPCError<ZkwRaft, E> {
+        RPCError::Unreachable(Unreachable::from_string(format!(
+            "peer {} answered {response:?}",
+            self.target
+        )))
+    }
+}
+
+fn unreachable<E: std::error::Error>(error: &io::Error) -> RPCError<ZkwRaft, E> {
+    RPCError::Unreachable(Unreachable::new(error))
+}
+
+impl RaftNetworkV2<ZkwRaft> for PeerClient {
+    type SnapshotData = Vec<u8>;
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<ZkwRaft>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<ZkwRaft>, RPCError<ZkwRaft>> {
+        match self
+            .call(&PeerRequest::AppendEntries(rpc), option.soft_ttl())
+            .await
+        {
+            Ok(PeerResponse::AppendEntries(response)) => Ok(response),
+            Ok(other) => Err(self.unexpected(other)),
+            Err(error) => Err(unreachable(&error)),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<ZkwRaft>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<ZkwRaft>, RPCError<ZkwRaft>> {
+        match self.call(&PeerRequest::Vote(rpc), option.soft_ttl()).await {
+            Ok(PeerResponse::Vote(response)) => Ok(response),
+            Ok(other) => Err(self.unexpected(other)),
+            Err(error) => Err(unreachable(&error)),
+        }
+    }
+
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<ZkwRaft>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<ZkwRaft>, RPCError<ZkwRaft>> {
+        match self
+            .call(&PeerRequest::PreVote(rpc), option.soft_ttl())
+            .await
+        {
+            Ok(PeerResponse::Vote(response)) => Ok(response),
+            Ok(other) => Err(self.unexpected(other)),
+            Err(error) => Err(unreachable(&error)),
+        }
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: openraft::alias::SnapshotOf<ZkwRaft, Vec<u8>>,
+        _cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse<ZkwRaft>, StreamingError<ZkwRaft>> {
+        let request = PeerRequest::Snapshot {
+            vote,
+            meta: snapshot.meta,
+            data: snapshot.snapshot,
+        };
+        match self.call(&request, option.hard_ttl()).await {
+            Ok(PeerResponse::Snapshot(response)) => Ok(response),
+            Ok(other) => Err(StreamingError::Unreachable(Unreachable::from_string(
+                format!("peer {} answered {other:?}", self.target),
+            ))),
+            Err(error) => Err(StreamingError::Unreachable(Unreachable::new(&error))),
+        }
+    }
+}
+
+/// Builds [`PeerClient`]s for openraft from the nodes' `host:quorumPort` addresses.
+#[derive(Clone, Default)]
+pub struct PeerNetwork;
+
+impl RaftNetworkFactory<ZkwRaft> for PeerNetwork {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: u64, node: &openraft::impls::BasicNode) -> PeerClient {
+        PeerClient::new(target, node.addr.clone())
+    }
+}
+
+/// Handles one decoded request on the receiving side.
+pub type PeerHandler =
+    Arc<dyn Fn(PeerRequest) -> Pin<Box<dyn Future<Output = PeerResponse> + Send>> + Send + Sync>;
+
+/// Accepts peers on the quorum port until `stop` flips; each connection is served in turn.
+pub async fn serve(
+    listener: TcpListener,
+    handler: PeerHandler,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let handler = Arc::clone(&handler);
+                    let stop = stop.clone();
+                    connections.spawn(async move {
+                        if let Err(error) = serve_connection(stream, handler, stop).await {
+                            tracing::debug!(%peer, %error, "peer connection ended");
+                        }
+                    });
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "quorum port accept failed; backing off");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = stop.changed() => break,
+        }
+    }
+    connections.abort_all();
+}
+
+async fn serve_connection(
+    mut stream: TcpStream,
+    handler: PeerHandler,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> io::Result<()> {
+    loop {
+        let request: PeerRequest = tokio::select! {
+            request = read_message(&mut stream) => request?,
+            _ = stop.changed() => return Ok(()),
+        };
+        let response = handler(request).await;
+        write_message(&mut stream, &response).await?;
+    }
+}
