@@ -132,6 +132,28 @@ def step(state, op):
     return new
 
 
+def version_violations(ops):
+    """Cheap necessary conditions, checked before the search: every acknowledged
+    write/CAS produced a distinct version, and an op that completed before
+    another began produced the smaller one. Returns readable violations."""
+    done = sorted(
+        (op for op in ops if op.kind != READ and op.result == OK and op.output is not None),
+        key=lambda o: o.output[0],
+    )
+    out = []
+    for a, b in zip(done, done[1:]):
+        if a.output[0] == b.output[0]:
+            out.append(f"two acknowledged writes made version {a.output[0]}: {a.describe()} / {b.describe()}")
+    by_invoke = sorted(done, key=lambda o: o.invoke)
+    for i, b in enumerate(by_invoke):
+        earlier = [a for a in by_invoke[:i] if a.complete < b.invoke and a.output[0] >= b.output[0]]
+        if earlier:
+            out.append(f"{b.describe()} began after {earlier[0].describe()} completed, with no newer version")
+        if len(out) >= 10:
+            break
+    return out
+
+
 def check(ops, initial, max_steps=SEARCH_STEPS_MAX):
     """Is the history of one key linearizable from `initial` = (data, version)?
 
@@ -139,6 +161,9 @@ def check(ops, initial, max_steps=SEARCH_STEPS_MAX):
     filtered, invoke-sorted op list, or (False, report) with the longest
     linearizable prefix found and the ops that could not follow it."""
     ops = sorted((op for op in ops if _relevant(op)), key=lambda o: o.invoke)
+    violations = version_violations(ops)
+    if violations:
+        return False, "not linearizable:\n  " + "\n  ".join(violations)
     n = len(ops)
     required = sum(1 << i for i in range(n) if ops[i].complete is not None)
     # Known ops by completion time: the first one not yet linearized bounds
@@ -200,7 +225,10 @@ def check_history(history, initial_by_key):
     """Check every key; returns {key: report} for the keys that fail."""
     failures = {}
     for key in history.keys():
-        ok, info = check(history.for_key(key), initial_by_key[key])
+        try:
+            ok, info = check(history.for_key(key), initial_by_key[key])
+        except SearchBudgetExceeded as exc:
+            ok, info = False, f"undecided, search budget exceeded ({exc}); likely not linearizable"
         if not ok:
             failures[key] = info
     return failures

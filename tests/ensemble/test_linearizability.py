@@ -205,6 +205,18 @@ def test_corrupted_simulated_histories_are_rejected(seed):
     assert not ok
 
 
+def test_duplicate_acknowledged_versions_are_caught_before_the_search():
+    ops = [write(0, 0, 1, b"a", 1), write(1, 0, 1, b"b", 1)]
+    ok, info = check(ops, INIT)
+    assert not ok and "two acknowledged writes made version 1" in info
+
+
+def test_real_time_version_inversion_is_caught_before_the_search():
+    ops = [write(0, 0, 1, b"a", 2), unknown_write(1, 0, b"x"), write(1, 2, 3, b"b", 1)]
+    ok, info = check(ops, INIT)
+    assert not ok and "no newer version" in info
+
+
 def test_search_is_bounded():
     many = [unknown_write(p, 0, f"{p}".encode()) for p in range(30)] + [read(0, 1, 2, b"never", 99)]
     with pytest.raises(SearchBudgetExceeded):
