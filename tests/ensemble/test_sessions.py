@@ -1,0 +1,229 @@
+"""Session failover across ensemble members, with kazoo.
+
+Owns: (g) a client whose server is killed -9 moves to another member on the
+same session, keeping its ephemerals and its watches; and a session whose
+client goes silent (SIGSTOP of the client process, TCP still open) expires
+on time, even when the leader is killed -9 meanwhile.
+
+kazoo 2.11 drops its watchers on every disconnect and never sends
+SetWatches, unlike the Java and C clients. `rearm_watches` does what those
+clients do after a reconnect: it puts the callbacks back and sends
+SetWatches (opcode 101) with the last zxid seen, so the server re-registers
+the watches and fires at once any whose node changed in between.
+"""
+
+import queue
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from kazoo.exceptions import KazooException
+from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.protocol.serialization import int_struct, long_struct, write_string
+from kazoo.protocol.states import EventType, KazooState
+
+from workload import connect
+
+# Bounded waits, all in seconds.
+RECONNECT_TIMEOUT_S = 30.0
+EVENT_TIMEOUT_S = 15.0
+CHILD_READY_TIMEOUT_S = 30.0
+# The silent client's session timeout, and how long after it goes silent its
+# ephemeral must surely still exist.
+SILENT_SESSION_TIMEOUT_S = 4.0
+EARLY_CHECK_S = 1.0
+# Expiry bound: session timeout, plus an election, plus slack for a loaded machine.
+EXPIRY_DEADLINE_S = 30.0
+
+CLIENT_SCRIPT = """
+import sys, time
+from kazoo.client import KazooClient
+zk = KazooClient(hosts=sys.argv[1], timeout=float(sys.argv[2]))
+zk.start(timeout=20)
+zk.create("/exp", b"", ephemeral=True)
+print("ready %x" % zk.client_id[0], flush=True)
+time.sleep(600)
+"""
+
+
+SET_WATCHES_OP = 101
+
+
+class SetWatches:
+    """setWatches(relativeZxid, dataWatches, existWatches, childWatches); empty reply."""
+
+    type = SET_WATCHES_OP
+
+    def __init__(self, relative_zxid, data, exist, child):
+        self.relative_zxid = relative_zxid
+        self.lists = (data, exist, child)
+
+    def serialize(self):
+        b = bytearray(long_struct.pack(self.relative_zxid))
+        for paths in self.lists:
+            b.extend(int_struct.pack(len(paths)))
+            for path in paths:
+                b.extend(write_string(path))
+        return b
+
+    @classmethod
+    def deserialize(cls, buffer, offset):
+        return None
+
+
+def rearm_watches(zk, data=(), exist=(), child=()):
+    """Re-register (path, callback) watches on the current connection, as the Java
+    client does on reconnect; callbacks go back first so no event is missed."""
+    for path, callback in list(data) + list(exist):
+        zk._data_watchers[path].add(callback)
+    for path, callback in child:
+        zk._child_watchers[path].add(callback)
+    request = SetWatches(zk.last_zxid, [p for p, _ in data], [p for p, _ in exist], [p for p, _ in child])
+    result = zk.handler.async_result()
+    zk._call(request, result)
+    result.get(timeout=EVENT_TIMEOUT_S)
+
+
+def connected_member(cluster, zk):
+    """Id of the member the kazoo client is connected to (None while disconnected)."""
+    sock = zk._connection._socket
+    if sock is None:
+        return None
+    try:
+        port = sock.getpeername()[1]
+    except OSError:
+        return None
+    return next((s for s, m in cluster.members.items() if m.client_port == port), None)
+
+
+def real_events(q):
+    """Watch callback feeding q, skipping kazoo's connection-state (type NONE) events."""
+
+    def put(event):
+        if event.type != EventType.NONE:
+            q.put(event)
+
+    return put
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise TimeoutError(f"{what} not within {timeout}s")
+
+
+def test_ephemerals_and_watches_survive_server_kill(make_cluster):
+    cluster = make_cluster(3)
+    zk = connect(cluster.hosts(), randomize=True)
+    other = None
+    try:
+        session = zk.client_id[0]
+        zk.create("/eph", b"mine", ephemeral=True)
+        zk.create("/watched", b"0")
+        zk.create("/kids")
+        events = queue.Queue()
+        on_event = real_events(events)
+        zk.get("/watched", watch=on_event)
+        zk.get_children("/kids", watch=on_event)
+        zk.exists("/later", watch=on_event)
+        states = []
+        zk.add_listener(states.append)
+
+        victim = connected_member(cluster, zk)
+        assert victim is not None
+        cluster[victim].kill()
+        cluster.wait_quorum()
+        wait_for(
+            lambda: zk.state == KazooState.CONNECTED and connected_member(cluster, zk) not in (None, victim),
+            RECONNECT_TIMEOUT_S,
+            "reconnect to another member",
+        )
+        assert zk.client_id[0] == session, "the client got a new session"
+        assert KazooState.LOST not in states
+        rearm_watches(zk, data=[("/watched", on_event)], exist=[("/later", on_event)], child=[("/kids", on_event)])
+
+        survivors = [s for s in cluster.ids if s != victim]
+        other = connect(cluster.hosts(survivors))
+        assert other.get("/eph")[0] == b"mine", "the ephemeral did not survive"
+        other.set("/watched", b"1")
+        other.create("/kids/a")
+        other.create("/later")
+        seen = {(e.type, e.path) for e in (events.get(timeout=EVENT_TIMEOUT_S) for _ in range(3))}
+        assert seen == {
+            (EventType.CHANGED, "/watched"),
+            (EventType.CHILD, "/kids"),
+            (EventType.CREATED, "/later"),
+        }
+        cluster[victim].start()
+        cluster.wait_quorum(ids=cluster.ids)
+    finally:
+        for client in (zk, other):
+            if client is not None:
+                client.stop()
+                client.close()
+
+
+def start_silent_client(member):
+    """A separate process holding an ephemeral /exp; returns (process, session id)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CLIENT_SCRIPT, member.hosts, str(SILENT_SESSION_TIMEOUT_S)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=Path(__file__).parent,
+    )
+    deadline = time.monotonic() + CHILD_READY_TIMEOUT_S
+    line = ""
+    while time.monotonic() < deadline and not line.startswith("ready"):
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            break
+    if not line.startswith("ready"):
+        proc.kill()
+        proc.wait(CHILD_READY_TIMEOUT_S)
+        raise RuntimeError("silent client did not create its ephemeral")
+    return proc, int(line.split()[1], 16)
+
+
+def test_session_expires_when_client_stays_away_across_leader_kill(make_cluster):
+    cluster = make_cluster(3)
+    leader = cluster.leader()
+    follower = next(s for s in cluster.ids if s != leader)
+    proc, _ = start_silent_client(cluster[follower])
+    # The watcher's own server may restart with the election: it polls, as
+    # kazoo drops watches on a disconnect.
+    watcher = connect(cluster.hosts(), randomize=True)
+    try:
+        assert watcher.exists("/exp") is not None
+        # Silent but connected: no pings, no close, the TCP connection stays open.
+        proc.send_signal(signal.SIGSTOP)
+        silent_at = time.monotonic()
+        cluster[leader].kill()
+        time.sleep(max(0.0, EARLY_CHECK_S - (time.monotonic() - silent_at)))
+        assert exists_retrying(watcher, "/exp"), "expired too early"
+        wait_for(lambda: not exists_retrying(watcher, "/exp"), EXPIRY_DEADLINE_S, "session expiry")
+        elapsed = time.monotonic() - silent_at
+        assert elapsed >= SILENT_SESSION_TIMEOUT_S * 0.5, f"expired after only {elapsed:.1f}s"
+    finally:
+        proc.kill()
+        proc.wait(CHILD_READY_TIMEOUT_S)
+        watcher.stop()
+        watcher.close()
+
+
+def exists_retrying(zk, path):
+    """exists(path), retried across connection loss within the event bound."""
+    deadline = time.monotonic() + EVENT_TIMEOUT_S
+    while True:
+        try:
+            return zk.exists_async(path).get(timeout=EVENT_TIMEOUT_S) is not None
+        except (KazooException, KazooTimeoutError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
