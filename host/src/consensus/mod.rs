@@ -177,7 +177,10 @@ impl ConsensusConfig {
             election_timeout_max: election_max_ms,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snap_count.max(1)),
             max_in_snapshot_log_to_keep: 1000,
-            enable_pre_vote: Some(true),
+                        enable_pre_vote: Some(true),
+            // A follower whose dataDir was wiped comes back with an empty log; the leader
+            // must bring it back (by log or snapshot) instead of treating that as a bug.
+            allow_log_reversion: Some(true),
             ..Default::default()
         }
         .validate()
