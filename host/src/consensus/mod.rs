@@ -55,6 +55,8 @@ pub const PROPOSALS_QUEUED_MAX: usize = 16 * 1024;
 pub const PROPOSAL_BATCH_MAX: usize = 1024;
 /// How long a proposal may wait for a leader to exist before it is abandoned.
 pub const LEADER_WAIT_MS_MAX: u64 = 10_000;
+/// Pause before re-sending writes that did not reach a leader.
+pub const FORWARD_RETRY_MS: u64 = 20;
 /// Bound on one forwarded batch or read-index round trip to the leader.
 pub const LEADER_RPC_TIMEOUT_MS: u64 = 5_000;
 /// How often, and how many times, a new leader tries to add an observer as a learner.
@@ -72,8 +74,8 @@ pub trait StateMachine: Send + Sync + 'static {
     fn apply_batch(&self, batch: Vec<(TxnEntry, Option<Self::Route>)>);
     /// A proposal whose fate this server will not learn (its leader went away).
     fn abandon(&self, route: Self::Route);
-    /// The replicated state as bytes.
-    fn snapshot(&self) -> io::Result<Vec<u8>>;
+    /// Appends the replicated state, as bytes, to `out`.
+    fn snapshot(&self, out: &mut Vec<u8>) -> io::Result<()>;
     /// Replaces the replicated state with a snapshot's.
     fn restore(&self, snapshot: &mut dyn io::Read) -> io::Result<()>;
     /// Sessions that showed life on another server (called on the leader).
@@ -177,7 +179,7 @@ impl ConsensusConfig {
             election_timeout_max: election_max_ms,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snap_count.max(1)),
             max_in_snapshot_log_to_keep: 1000,
-                        enable_pre_vote: Some(true),
+            enable_pre_vote: Some(true),
             // A follower whose dataDir was wiped comes back with an empty log; the leader
             // must bring it back (by log or snapshot) instead of treating that as a bug.
             allow_log_reversion: Some(true),
@@ -203,6 +205,10 @@ pub struct Consensus<M: StateMachine> {
     touched: Mutex<HashSet<SessionId>>,
     clock: Arc<dyn Clock>,
     next_seq: AtomicU64,
+    my_boot: u64,
+    /// (leader, term) as last seen: the ordering task re-sends what is unacknowledged when it
+    /// changes.
+    leader_moved: watch::Sender<Option<(u64, u64)>>,
     /// `server.N=...:observer` members: Raft learners, added by whoever leads.
     observers: Vec<Member>,
     stop: watch::Sender<bool>,
@@ -224,6 +230,9 @@ impl<M: StateMachine> Consensus<M> {
         )?;
         let pending = Arc::new(Pending::default());
         let (applied_tx, applied_index) = watch::channel(0);
+        // Sequence numbers restart with each boot; the boot id (this start's wall clock)
+        // tells the state machine which numbering a command belongs to.
+        let my_boot = u64::try_from(clock.wall_ms()).unwrap_or(0);
         let mut adapter = Adapter {
             machine: Arc::clone(&machine),
             pending: Arc::clone(&pending),
@@ -233,6 +242,8 @@ impl<M: StateMachine> Consensus<M> {
             snapshot_dir,
             snapshots_retained: config.snapshots_retained,
             applied_index: Arc::new(applied_tx),
+            applied_seqs: Default::default(),
+            my_boot,
         };
         adapter.recover()?;
         let raft_config = Arc::new(config.raft_config()?);
@@ -250,6 +261,8 @@ impl<M: StateMachine> Consensus<M> {
             touched: Mutex::new(HashSet::new()),
             clock,
             next_seq: AtomicU64::new(1),
+            my_boot,
+            leader_moved: watch::channel(None).0,
             observers: config
                 .members
                 .iter()
@@ -448,60 +461,133 @@ impl<M: StateMachine> Consensus<M> {
     }
 
     /// Orders this server's proposals: a batch at a time, to the local log when leading,
-    /// forwarded in order otherwise.
+    /// forwarded in order otherwise. After a failed submit or a change of leader (or term),
+    /// every command not yet applied here goes again, oldest first, before anything newer:
+    /// the state machine skips the copies it already applied, so each write happens once and
+    /// a session's writes keep their order. Only when no leader takes them for
+    /// LEADER_WAIT_MS_MAX are they abandoned.
     async fn order_proposals(self: Arc<Self>, mut incoming: mpsc::Receiver<Proposal<M::Route>>) {
         let mut proposals = Vec::with_capacity(PROPOSAL_BATCH_MAX);
-        while incoming.recv_many(&mut proposals, PROPOSAL_BATCH_MAX).await > 0 {
-            let mut commands = Vec::with_capacity(proposals.len());
-            for proposal in proposals.drain(..) {
-                let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-                let entry = TxnEntry {
-                    zxid: 0,
-                    time_ms: 0,
-                    session_id: proposal.session_id,
-                    auth: proposal.auth,
-                    op: proposal.op,
-                };
-                let mut body = Vec::new();
-                encode_entry(&entry, &mut body);
-                if let Some(route) = proposal.route {
-                    self.pending.insert(seq, route);
+        let mut leader_moved = self.leader_moved.subscribe();
+        // One connection to the leader, kept across batches (reopened when the leader moves).
+        let mut forward: Option<PeerClient> = None;
+        // The (leader, term) that holds every command sent so far, if the last submit worked.
+        let mut delivered_to: Option<(u64, u64)> = None;
+        let mut failing_since: Option<tokio::time::Instant> = None;
+        loop {
+            let retry = tokio::time::sleep(Duration::from_millis(FORWARD_RETRY_MS));
+            let fresh = tokio::select! {
+                count = incoming.recv_many(&mut proposals, PROPOSAL_BATCH_MAX) => {
+                    if count == 0 {
+                        return;
+                    }
+                    self.commands(&mut proposals)
                 }
-                commands.push(Command {
-                    origin: self.my_id,
-                    seq,
-                    time_ms: 0,
-                    body,
-                });
+                changed = leader_moved.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    Vec::new()
+                }
+                () = retry, if failing_since.is_some() => Vec::new(),
+            };
+            let current = *leader_moved.borrow_and_update();
+            let batch = if delivered_to.is_some() && delivered_to == current {
+                fresh
+            } else {
+                self.pending.unacked()
+            };
+            if batch.is_empty() {
+                continue;
             }
-            if let Err(error) = self.submit(commands.clone()).await {
-                tracing::warn!(%error, count = commands.len(), "proposals abandoned");
-                for command in commands {
-                    if let Some(route) = self.pending.take(command.seq) {
-                        self.machine.abandon(route);
+            match self.submit(&batch, &mut forward).await {
+                Ok(target) => {
+                    delivered_to = Some(target);
+                    failing_since = None;
+                }
+                Err(error) => {
+                    delivered_to = None;
+                    let since = *failing_since.get_or_insert_with(tokio::time::Instant::now);
+                    if since.elapsed() >= Duration::from_millis(LEADER_WAIT_MS_MAX) {
+                        tracing::warn!(%error, "no leader took the pending writes; abandoning them");
+                        for route in self.pending.drain() {
+                            self.machine.abandon(route);
+                        }
+                        failing_since = None;
+                    } else {
+                        tracing::debug!(%error, "writes not delivered yet; will re-send");
                     }
                 }
             }
         }
     }
 
-    async fn submit(&self, commands: Vec<Command>) -> Result<(), ConsensusError> {
-        let (leader, address) = self.wait_for_leader().await?;
+    /// Numbers new proposals and keeps them (with their routes) until applied here.
+    fn commands(&self, proposals: &mut Vec<Proposal<M::Route>>) -> Vec<Command> {
+        let mut commands = Vec::with_capacity(proposals.len());
+        for proposal in proposals.drain(..) {
+            let entry = TxnEntry {
+                zxid: 0,
+                time_ms: 0,
+                session_id: proposal.session_id,
+                auth: proposal.auth,
+                op: proposal.op,
+            };
+            let mut body = Vec::new();
+            encode_entry(&entry, &mut body);
+            let command = Command {
+                origin: self.my_id,
+                boot: self.my_boot,
+                seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
+                time_ms: 0,
+                body,
+            };
+            self.pending.insert(&command, proposal.route);
+            commands.push(command);
+        }
+        commands
+    }
+
+    /// One attempt to hand a batch to the leader (the local log when leading); returns the
+    /// (leader, term) that took it.
+    async fn submit(
+        &self,
+        commands: &[Command],
+        forward: &mut Option<PeerClient>,
+    ) -> Result<(u64, u64), ConsensusError> {
+        let (leader, term, address) = self.leadership().ok_or(ConsensusError::NoLeader)?;
         if leader == self.my_id {
-            return self.append_as_leader(commands).await;
+            self.append_as_leader(commands.to_vec()).await?;
+            return Ok((leader, term));
         }
-        let mut client = PeerClient::new(leader, address);
-        let response = client
-            .call(
-                &PeerRequest::Forward(commands),
-                Duration::from_millis(LEADER_RPC_TIMEOUT_MS),
-            )
+        if forward.as_ref().map(|client| client.target) != Some(leader) {
+            *forward = Some(PeerClient::new(leader, address));
+        }
+        let Some(client) = forward.as_mut() else {
+            return Err(ConsensusError::NoLeader);
+        };
+        let request = PeerRequest::Forward(commands.to_vec());
+        match client
+            .call(&request, Duration::from_millis(LEADER_RPC_TIMEOUT_MS))
             .await
-            .map_err(|error| ConsensusError::Leader(error.to_string()))?;
-        match response {
-            PeerResponse::Forwarded => Ok(()),
-            other => Err(ConsensusError::Leader(format!("{other:?}"))),
+        {
+            Ok(PeerResponse::Forwarded) => Ok((leader, term)),
+            Ok(other) => Err(ConsensusError::Leader(format!("{other:?}"))),
+            Err(error) => Err(ConsensusError::Leader(error.to_string())),
         }
+    }
+
+    /// The leader, the term and the leader's quorum address, as this server sees them.
+    fn leadership(&self) -> Option<(u64, u64, String)> {
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        let leader = metrics.current_leader?;
+        let address = metrics
+            .membership_config
+            .membership()
+            .nodes()
+            .find(|(id, _)| **id == leader)
+            .map(|(_, node)| node.addr.clone())?;
+        Some((leader, metrics.current_term, address))
     }
 
     /// Stamps the leader's clock and appends, in order. Returns once the batch is queued in
@@ -588,26 +674,31 @@ impl<M: StateMachine> Consensus<M> {
         }
     }
 
-    /// Tells the machine when leadership moves, and abandons proposals that were waiting on a
-    /// leader that is gone.
+    /// Tells the machine when leadership moves, and the ordering task when to re-send.
     async fn watch_leadership(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let mut metrics = self.raft.metrics();
         let mut leader = None;
         let mut is_leader = false;
         loop {
-            let (now_leader, now_is_leader) = {
+            let (now_leader, now_is_leader, term) = {
                 let current = metrics.borrow_and_update();
-                (current.current_leader, current.state == ServerState::Leader)
+                (
+                    current.current_leader,
+                    current.state == ServerState::Leader,
+                    current.current_term,
+                )
             };
             if now_leader != leader {
-                if leader.is_some() {
-                    for route in self.pending.drain() {
-                        self.machine.abandon(route);
-                    }
-                }
-                tracing::info!(leader = ?now_leader, me = self.my_id, "leader changed");
+                tracing::info!(leader = ?now_leader, term, me = self.my_id, "leader changed");
                 leader = now_leader;
             }
+            // Writes waiting here are re-sent to whoever leads now (see order_proposals).
+            self.leader_moved.send_if_modified(|moved| {
+                let now = now_leader.map(|id| (id, term));
+                let changed = *moved != now;
+                *moved = now;
+                changed
+            });
             if now_is_leader != is_leader {
                 is_leader = now_is_leader;
                 self.machine.leadership_changed(is_leader);

@@ -103,6 +103,16 @@ impl PeerClient {
         }
     }
 
+    async fn connect(&mut self) -> io::Result<()> {
+        let connect = TcpStream::connect(&self.address);
+        let stream = tokio::time::timeout(Duration::from_millis(PEER_CONNECT_TIMEOUT_MS), connect)
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+        let _ = stream.set_nodelay(true);
+        self.stream = Some(stream);
+        Ok(())
+    }
+
     /// One request, one response, within `timeout`.
     pub async fn call(
         &mut self,
@@ -124,13 +134,7 @@ impl PeerClient {
 
     async fn call_unbounded(&mut self, request: &PeerRequest) -> io::Result<PeerResponse> {
         if self.stream.is_none() {
-            let connect = TcpStream::connect(&self.address);
-            let stream =
-                tokio::time::timeout(Duration::from_millis(PEER_CONNECT_TIMEOUT_MS), connect)
-                    .await
-                    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
-            let _ = stream.set_nodelay(true);
-            self.stream = Some(stream);
+            self.connect().await?;
         }
         let stream = self
             .stream

@@ -4,7 +4,7 @@
 //! together with the last applied log id and membership, so a restart loads the newest one and
 //! replays the log after it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -15,48 +15,115 @@ use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::EntryPayload;
 use tokio::sync::watch;
 
-use super::types::{LogId, SnapshotMeta, StoredMembership, ZkwRaft};
+use super::types::{Command, LogId, SnapshotMeta, StoredMembership, ZkwRaft};
 use super::StateMachine;
 use crate::txn::codec::decode_entry;
 use crate::txn::TxnEntry;
 
 /// Snapshot files kept besides the newest (autopurge.snapRetainCount counts the newest too).
 pub const SNAPSHOT_FILE_PREFIX: &str = "snapshot.";
-const SNAPSHOT_MAGIC: &[u8; 8] = b"ZKWSNAP1";
+const SNAPSHOT_MAGIC: &[u8; 8] = b"ZKWSNAP2";
 /// Read buffer for loading a snapshot.
 const SNAPSHOT_READ_BUFFER_BYTES: usize = 1024 * 1024;
 
-/// Routes of proposals made on this server, by sequence number, until their entry is applied.
+/// Proposals made on this server and not yet applied here: their reply routes and the
+/// commands themselves (re-sent, in order, after a leader change or a failed forward; the
+/// state machine drops the copies it has already applied).
 pub struct Pending<R> {
-    routes: Mutex<HashMap<u64, R>>,
+    inner: Mutex<PendingInner<R>>,
+}
+
+struct PendingInner<R> {
+    routes: HashMap<u64, R>,
+    unacked: BTreeMap<u64, Command>,
 }
 
 impl<R> Default for Pending<R> {
     fn default() -> Self {
         Pending {
-            routes: Mutex::new(HashMap::new()),
+            inner: Mutex::new(PendingInner {
+                routes: HashMap::new(),
+                unacked: BTreeMap::new(),
+            }),
         }
     }
 }
 
 impl<R> Pending<R> {
-    pub fn insert(&self, seq: u64, route: R) {
-        if let Ok(mut routes) = self.routes.lock() {
-            routes.insert(seq, route);
+    pub fn insert(&self, command: &Command, route: Option<R>) {
+        if let Ok(mut inner) = self.inner.lock() {
+            if let Some(route) = route {
+                inner.routes.insert(command.seq, route);
+            }
+            inner.unacked.insert(command.seq, command.clone());
         }
     }
 
+    /// The command was applied here: forget it and hand back its route.
     pub fn take(&self, seq: u64) -> Option<R> {
-        self.routes.lock().ok()?.remove(&seq)
+        let mut inner = self.inner.lock().ok()?;
+        inner.unacked.remove(&seq);
+        inner.routes.remove(&seq)
     }
 
-    /// Every route still waiting, in no particular order.
-    pub fn drain(&self) -> Vec<R> {
-        self.routes
+    /// Every command not yet applied here, oldest first.
+    pub fn unacked(&self) -> Vec<Command> {
+        self.inner
             .lock()
-            .map(|mut routes| routes.drain().map(|(_, r)| r).collect())
+            .map(|inner| inner.unacked.values().cloned().collect())
             .unwrap_or_default()
     }
+
+    /// Gives up on everything still waiting; returns the routes to abandon.
+    pub fn drain(&self) -> Vec<R> {
+        self.inner
+            .lock()
+            .map(|mut inner| {
+                inner.unacked.clear();
+                inner.routes.drain().map(|(_, route)| route).collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// For each origin server: its boot and the highest sequence number applied from it. A command
+/// at or below it is a re-sent copy and is skipped; part of the replicated state (snapshots
+/// carry it), so every replica skips the same entries.
+pub type AppliedSeqs = BTreeMap<u64, (u64, u64)>;
+
+/// Bytes of one [`AppliedSeqs`] record in a snapshot: origin, boot, seq (u64 LE each).
+const APPLIED_SEQ_RECORD_BYTES: usize = 24;
+/// Most origins a snapshot may list (server ids are at most 255).
+const APPLIED_SEQ_ORIGINS_MAX: u32 = 4096;
+
+fn write_applied_seqs(seqs: &AppliedSeqs, out: &mut Vec<u8>) {
+    out.extend_from_slice(&(seqs.len() as u32).to_le_bytes());
+    for (origin, (boot, seq)) in seqs {
+        out.extend_from_slice(&origin.to_le_bytes());
+        out.extend_from_slice(&boot.to_le_bytes());
+        out.extend_from_slice(&seq.to_le_bytes());
+    }
+}
+
+fn read_applied_seqs(input: &mut dyn Read) -> io::Result<AppliedSeqs> {
+    let mut count = [0u8; 4];
+    input.read_exact(&mut count)?;
+    let count = u32::from_le_bytes(count);
+    if count > APPLIED_SEQ_ORIGINS_MAX {
+        return Err(invalid(format!("snapshot lists {count} origins")));
+    }
+    let mut seqs = AppliedSeqs::new();
+    let mut record = [0u8; APPLIED_SEQ_RECORD_BYTES];
+    for _ in 0..count {
+        input.read_exact(&mut record)?;
+        let field = |at: usize| {
+            let mut bytes = [0u8; 8];
+            bytes.copy_from_slice(&record[at..at + 8]);
+            u64::from_le_bytes(bytes)
+        };
+        seqs.insert(field(0), (field(8), field(16)));
+    }
+    Ok(seqs)
 }
 
 /// The openraft state machine of one server.
@@ -69,6 +136,9 @@ pub struct Adapter<M: StateMachine> {
     pub snapshot_dir: PathBuf,
     pub snapshots_retained: usize,
     pub applied_index: Arc<watch::Sender<u64>>,
+    pub applied_seqs: AppliedSeqs,
+    /// This process's boot id: commands it proposed carry it.
+    pub my_boot: u64,
 }
 
 fn invalid(message: String) -> io::Error {
@@ -157,6 +227,7 @@ impl<M: StateMachine> Adapter<M> {
             return Ok(());
         };
         let (meta, mut data) = open_snapshot_file(&newest)?;
+        self.applied_seqs = read_applied_seqs(&mut data)?;
         self.machine.restore(&mut data)?;
         self.install(&meta);
         tracing::info!(snapshot = %newest.display(), index = self.index(), "loaded snapshot");
@@ -173,19 +244,31 @@ impl<M: StateMachine> Adapter<M> {
         self.applied_index.send_replace(self.index());
     }
 
+    /// The txn of a committed command, with its route when it was proposed here; `None` for
+    /// a re-sent copy of a command already applied.
     fn decode(
-        &self,
+        &mut self,
         log_id: LogId,
-        command: &super::types::Command,
-    ) -> io::Result<(TxnEntry, Option<M::Route>)> {
+        command: &Command,
+    ) -> io::Result<Option<(TxnEntry, Option<M::Route>)>> {
+        match self.applied_seqs.get(&command.origin) {
+            Some((boot, seq)) if *boot == command.boot && command.seq <= *seq => return Ok(None),
+            _ => {
+                self.applied_seqs
+                    .insert(command.origin, (command.boot, command.seq));
+            }
+        }
         let mut entry = decode_entry(&command.body)
             .map_err(|error| invalid(format!("log entry {}: {error}", log_id.index)))?;
         entry.zxid = i64::try_from(log_id.index).map_err(|_| invalid("zxid overflow".into()))?;
         entry.time_ms = command.time_ms;
-        let route = (command.origin == self.my_id)
-            .then(|| self.pending.take(command.seq))
-            .flatten();
-        Ok((entry, route))
+        let mine = command.origin == self.my_id && command.boot == self.my_boot;
+        let route = if mine {
+            self.pending.take(command.seq)
+        } else {
+            None
+        };
+        Ok(Some((entry, route)))
     }
 }
 
@@ -254,7 +337,7 @@ impl<M: StateMachine> RaftStateMachine<ZkwRaft> for Adapter<M> {
         while let Some((entry, responder)) = entries.try_next().await? {
             match &entry.payload {
                 EntryPayload::Blank => {}
-                EntryPayload::Normal(command) => batch.push(self.decode(entry.log_id, command)?),
+                EntryPayload::Normal(command) => batch.extend(self.decode(entry.log_id, command)?),
                 EntryPayload::Membership(membership) => {
                     self.membership = StoredMembership::new(Some(entry.log_id), membership.clone());
                 }
@@ -273,10 +356,12 @@ impl<M: StateMachine> RaftStateMachine<ZkwRaft> for Adapter<M> {
     }
 
     async fn get_snapshot_builder(&mut self) -> Builder {
-        let data = self.machine.snapshot().unwrap_or_else(|error| {
+        let mut data = Vec::new();
+        write_applied_seqs(&self.applied_seqs, &mut data);
+        if let Err(error) = self.machine.snapshot(&mut data) {
             // A snapshot that cannot be serialised is a bug in the tree: stop, never diverge.
-            panic!("cannot serialise the tree for a snapshot: {error}")
-        });
+            panic!("cannot serialise the tree for a snapshot: {error}");
+        }
         let meta = SnapshotMeta {
             last_log_id: self.applied,
             last_membership: self.membership.clone(),
@@ -294,7 +379,9 @@ impl<M: StateMachine> RaftStateMachine<ZkwRaft> for Adapter<M> {
         meta: &SnapshotMeta,
         snapshot: Vec<u8>,
     ) -> Result<(), io::Error> {
-        self.machine.restore(&mut snapshot.as_slice())?;
+        let mut input = snapshot.as_slice();
+        self.applied_seqs = read_applied_seqs(&mut input)?;
+        self.machine.restore(&mut input)?;
         let dir = self.snapshot_dir.clone();
         let owned_meta = meta.clone();
         tokio::task::spawn_blocking(move || write_snapshot_file(&dir, &owned_meta, &snapshot))

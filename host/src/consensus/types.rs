@@ -5,11 +5,13 @@ use serde::{Deserialize, Serialize};
 
 /// One proposed write as it travels in the log. `body` is the encoded txn (session, auth,
 /// op: see `txn::codec`); the zxid is the entry's log index and `time_ms` the leader's clock
-/// when it accepted the proposal. `origin`/`seq` name the server and the proposal there, so
-/// only that server routes the reply.
+/// when it accepted the proposal. `origin`/`boot`/`seq` name the server and the proposal
+/// there, so only that server routes the reply, and a re-sent copy is recognised and skipped.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Command {
     pub origin: u64,
+    /// The origin's boot id: sequence numbers restart with each boot.
+    pub boot: u64,
     pub seq: u64,
     pub time_ms: i64,
     pub body: Vec<u8>,

@@ -82,11 +82,10 @@ impl StateMachine for Applier {
         }
     }
 
-    fn snapshot(&self) -> std::io::Result<Vec<u8>> {
-        let mut bytes = Vec::new();
+    fn snapshot(&self, out: &mut Vec<u8>) -> std::io::Result<()> {
         let store = self.shared.lock_store();
-        store.tree.write_snapshot(&mut bytes)?;
-        Ok(bytes)
+        store.tree.write_snapshot(out)?;
+        Ok(())
     }
 
     fn restore(&self, snapshot: &mut dyn std::io::Read) -> std::io::Result<()> {
