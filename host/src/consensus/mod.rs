@@ -91,6 +91,9 @@ pub struct Proposal<R> {
     pub auth: Vec<Id>,
     pub op: TxnOp,
     pub route: Option<R>,
+    /// A decision only this server's current leadership may make (session expiry): it takes
+    /// effect only if it commits in the term it was proposed in, never re-sent to a successor.
+    pub leader_only: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -209,6 +212,11 @@ pub struct Consensus<M: StateMachine> {
     /// (leader, term) as last seen: the ordering task re-sends what is unacknowledged when it
     /// changes.
     leader_moved: watch::Sender<Option<(u64, u64)>>,
+    /// Whether this server can serve clients: it knows a leader and, if it leads, a quorum
+    /// acknowledged it within the lease (ZooKeeper's leader likewise stops serving, and drops
+    /// its clients, when it loses its quorum).
+    serving: watch::Sender<bool>,
+    heartbeat_ms: u64,
     /// `server.N=...:observer` members: Raft learners, added by whoever leads.
     observers: Vec<Member>,
     stop: watch::Sender<bool>,
@@ -247,6 +255,7 @@ impl<M: StateMachine> Consensus<M> {
         };
         adapter.recover()?;
         let raft_config = Arc::new(config.raft_config()?);
+        let raft_heartbeat_ms = raft_config.heartbeat_interval;
         let raft = Raft::new(config.my_id, raft_config, PeerNetwork, store, adapter)
             .await
             .map_err(|error| ConsensusError::Raft(error.to_string()))?;
@@ -263,6 +272,8 @@ impl<M: StateMachine> Consensus<M> {
             next_seq: AtomicU64::new(1),
             my_boot,
             leader_moved: watch::channel(None).0,
+            serving: watch::channel(false).0,
+            heartbeat_ms: raft_heartbeat_ms,
             observers: config
                 .members
                 .iter()
@@ -285,6 +296,7 @@ impl<M: StateMachine> Consensus<M> {
         let (queue, incoming) = mpsc::channel(PROPOSALS_QUEUED_MAX);
         tokio::spawn(Arc::clone(&node).order_proposals(incoming));
         tokio::spawn(Arc::clone(&node).watch_leadership(stop_rx.clone()));
+        tokio::spawn(Arc::clone(&node).watch_quorum(stop_rx.clone()));
         if !node.standalone {
             tokio::spawn(Arc::clone(&node).relay_touches(config.tick_ms, stop_rx));
         }
@@ -351,17 +363,53 @@ impl<M: StateMachine> Consensus<M> {
         }
     }
 
+    /// Leads and holds its lease (see [`Consensus::is_serving`]).
     pub fn is_leader(&self) -> bool {
-        self.raft.metrics().borrow_watched().state == ServerState::Leader
+        self.raft.metrics().borrow_watched().state == ServerState::Leader && self.is_serving()
     }
 
-    /// Whether this server can serve: it knows a leader.
+    /// Whether this server can serve clients now.
     pub fn is_serving(&self) -> bool {
-        self.raft
-            .metrics()
-            .borrow_watched()
-            .current_leader
-            .is_some()
+        *self.serving.borrow()
+    }
+
+    /// Follows [`Consensus::is_serving`] as it changes.
+    pub fn serving(&self) -> watch::Receiver<bool> {
+        self.serving.subscribe()
+    }
+
+    /// Recomputes `serving` from the leader this server knows and, when it leads, whether its
+    /// lease (a quorum's acknowledgement within election_timeout_max) still holds.
+    async fn refresh_serving(&self) {
+        let (leader, state) = {
+            let metrics = self.raft.metrics().borrow_watched().clone();
+            (metrics.current_leader, metrics.state)
+        };
+        let serving = match (leader, state) {
+            (None, _) => false,
+            (Some(_), ServerState::Leader) if !self.standalone => self
+                .raft
+                .get_read_linearizer(ReadPolicy::LeaseRead)
+                .await
+                .is_ok(),
+            (Some(_), _) => true,
+        };
+        self.serving.send_if_modified(|current| {
+            let changed = *current != serving;
+            *current = serving;
+            changed
+        });
+    }
+
+    /// Re-checks the leader's lease every heartbeat: metrics do not change when acks stop.
+    async fn watch_quorum(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut interval = tokio::time::interval(Duration::from_millis(self.heartbeat_ms.max(10)));
+        loop {
+            tokio::select! {
+                _ = interval.tick() => self.refresh_serving().await,
+                _ = stop.changed() => return,
+            }
+        }
     }
 
     fn leader(&self) -> Option<(u64, String)> {
@@ -535,10 +583,14 @@ impl<M: StateMachine> Consensus<M> {
             };
             let mut body = Vec::new();
             encode_entry(&entry, &mut body);
+            let term = proposal
+                .leader_only
+                .then(|| self.raft.metrics().borrow_watched().current_term);
             let command = Command {
                 origin: self.my_id,
                 boot: self.my_boot,
                 seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
+                term,
                 time_ms: 0,
                 body,
             };
@@ -692,6 +744,7 @@ impl<M: StateMachine> Consensus<M> {
                 tracing::info!(leader = ?now_leader, term, me = self.my_id, "leader changed");
                 leader = now_leader;
             }
+            self.refresh_serving().await;
             // Writes waiting here are re-sent to whoever leads now (see order_proposals).
             self.leader_moved.send_if_modified(|moved| {
                 let now = now_leader.map(|id| (id, term));

@@ -258,11 +258,24 @@ impl<M: StateMachine> Adapter<M> {
                     .insert(command.origin, (command.boot, command.seq));
             }
         }
+        let mine = command.origin == self.my_id && command.boot == self.my_boot;
+        if command
+            .term
+            .is_some_and(|term| term != log_id.leader_id.term)
+        {
+            tracing::info!(
+                index = log_id.index,
+                "skipping a leader-only decision of an earlier term"
+            );
+            if mine {
+                self.pending.take(command.seq);
+            }
+            return Ok(None);
+        }
         let mut entry = decode_entry(&command.body)
             .map_err(|error| invalid(format!("log entry {}: {error}", log_id.index)))?;
         entry.zxid = i64::try_from(log_id.index).map_err(|_| invalid("zxid overflow".into()))?;
         entry.time_ms = command.time_ms;
-        let mine = command.origin == self.my_id && command.boot == self.my_boot;
         let route = if mine {
             self.pending.take(command.seq)
         } else {

@@ -13,6 +13,9 @@ pub struct Command {
     /// The origin's boot id: sequence numbers restart with each boot.
     pub boot: u64,
     pub seq: u64,
+    /// Set on leader-only decisions: the term they were decided in; committed in another
+    /// term, the command is skipped.
+    pub term: Option<u64>,
     pub time_ms: i64,
     pub body: Vec<u8>,
 }

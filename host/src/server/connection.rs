@@ -280,6 +280,7 @@ async fn create_session(context: &Context, timeout_ms: i32) -> Option<(i64, [u8;
             password,
         },
         route: Some(Route::Session(waiter)),
+        leader_only: false,
     };
     context.proposer.propose(proposal).await.ok()?;
     match outcome.await {

@@ -156,6 +156,7 @@ async fn propose(
         auth: state.auth.clone(),
         op,
         route: Some(Route::Reply(route)),
+        leader_only: false,
     };
     if context.proposer.propose(proposal).await.is_err() {
         return Flow::Close;

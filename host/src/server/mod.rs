@@ -259,6 +259,10 @@ pub async fn run(
     let background = [
         tokio::spawn(expire_sessions(context.clone(), stop_rx.clone())),
         tokio::spawn(reap_nodes(context.clone(), stop_rx.clone())),
+        tokio::spawn(drop_clients_without_quorum(
+            context.clone(),
+            stop_rx.clone(),
+        )),
     ];
     let mut connection_tasks = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
@@ -365,10 +369,38 @@ async fn expire_sessions(context: Context, mut stop: tokio::sync::watch::Receive
                 auth: Vec::new(),
                 op: TxnOp::CloseSession,
                 route: None,
+                leader_only: true,
             };
             if context.proposer.propose(proposal).await.is_err() {
                 return;
             }
+        }
+    }
+}
+
+/// When this server stops serving (no leader, or a leader without its quorum), every client
+/// connection is closed so the clients move to a server that does serve, as ZooKeeper's
+/// servers drop their clients when they leave the quorum.
+async fn drop_clients_without_quorum(
+    context: Context,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut serving = context.consensus.serving();
+    loop {
+        tokio::select! {
+            changed = serving.changed() => if changed.is_err() { return },
+            _ = stop.changed() => return,
+        }
+        if *serving.borrow_and_update() {
+            continue;
+        }
+        let connections = context.shared.lock_connections();
+        tracing::warn!(
+            clients = connections.len(),
+            "lost the quorum: closing client connections"
+        );
+        for entry in connections.iter() {
+            entry.outbound.close("server lost its quorum");
         }
     }
 }
@@ -396,6 +428,7 @@ async fn reap_nodes(context: Context, mut stop: tokio::sync::watch::Receiver<boo
                 auth: Vec::new(),
                 op: TxnOp::Reap { path },
                 route: None,
+                leader_only: true,
             };
             if context.proposer.propose(proposal).await.is_err() {
                 return;
