@@ -28,7 +28,7 @@ use crate::proto::{Acl, Id};
 /// First bytes of every zkw snapshot.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"ZKWSNAP\0";
 /// The layout this build writes and reads.
-pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 2;
 /// Size of the streaming buffer, in bytes.
 const BUFFER_BYTES: usize = 256 * 1024;
 /// Longest path, data or ACL string a snapshot may hold, in bytes; far above any frame.
