@@ -162,6 +162,18 @@ impl Tree {
             }
             return Err(format!("{path} already exists"));
         }
+        self.count_attached(path, kind, data_len, hash);
+        Ok(())
+    }
+
+    /// Brings the digest, counters and side indexes in step with a node just stored.
+    pub(super) fn count_attached(
+        &mut self,
+        path: String,
+        kind: NodeKind,
+        data_len: usize,
+        hash: u64,
+    ) {
         self.digest = self.digest.wrapping_add(hash);
         self.data_bytes += (path.len() + data_len) as u64;
         match kind {
@@ -174,7 +186,6 @@ impl Tree {
             }
             NodeKind::Persistent => {}
         }
-        Ok(())
     }
 
     fn detach(&mut self, path: &str) -> Node {

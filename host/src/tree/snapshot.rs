@@ -4,10 +4,11 @@
 //! in a snapshot. Both directions stream through one fixed-size buffer, so a 1M-znode
 //! snapshot never sits in memory as one `Vec`.
 //!
-//! Layout (version 1; big-endian fixed-width integers; "bytes" = u32 length + bytes):
-//! header: magic `ZKWSNAP\0`, version u32, last_zxid i64, node count u64, digest u64,
+//! Layout (version 2; version 1 had the same bytes but an FNV-1a digest; big-endian
+//! fixed-width integers; "bytes" = u32 length + bytes): header: magic `ZKWSNAP\0`, version u32, last_zxid i64, node count u64, digest u64,
 //! extended-types flag u8. ACL table: u32 list count; per list a u32 entry count and per
-//! entry perms i32, scheme bytes, id bytes. Nodes, parents before children: path bytes,
+//! entry perms i32, scheme bytes, id bytes. Nodes in the store's index order (by depth, then
+//! path, so parents come before children; a reader refuses any other order): path bytes,
 //! czxid, mzxid, pzxid, ctime, mtime (i64), version, cversion (child creations), aversion
 //! (i32), the raw ephemeralOwner i64 (session id, container or TTL marker), ACL ref u32 (index
 //! in the table), data bytes. Sessions: u64 count; per session id i64, timeout i32, password
@@ -22,7 +23,8 @@ use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 
-use super::{validate_path, Meta, Node, SessionRecord, Tree, ROOT_PATH};
+use super::store::StoreBuilder;
+use super::{node_hash, validate_path, Meta, Node, SessionRecord, Tree, ROOT_PATH};
 use crate::proto::{Acl, Id};
 
 /// First bytes of every zkw snapshot.
@@ -33,6 +35,8 @@ pub const SNAPSHOT_FORMAT_VERSION: u32 = 2;
 const BUFFER_BYTES: usize = 256 * 1024;
 /// Longest path, data or ACL string a snapshot may hold, in bytes; far above any frame.
 const FIELD_BYTES_MAX: u32 = 256 * 1024 * 1024;
+/// Most nodes whose room is reserved up front from the header's (unchecked) count.
+const PREALLOCATED_NODES_MAX: u64 = 1 << 22;
 /// Bytes of a session password.
 const PASSWORD_BYTES: usize = 16;
 
@@ -143,10 +147,13 @@ impl Tree {
             other => return Err(corrupt(format!("extended-types flag {other}"))),
         };
         let acls = read_acl_table(&mut input, &mut tree)?;
+        let capacity = usize::try_from(node_count.min(PREALLOCATED_NODES_MAX)).unwrap_or(0);
+        let mut builder = StoreBuilder::with_capacity(capacity);
         for _ in 0..node_count {
             let (path, node) = read_node(&mut input, &acls)?;
-            tree.load_node(path, node).map_err(corrupt)?;
+            tree.load_node(&mut builder, path, node)?;
         }
+        tree.nodes = builder.finish();
         read_sessions(&mut input, &mut tree)?;
         let computed = input.crc();
         let stored = u32::from_be_bytes(input.array::<4>()?);
@@ -167,21 +174,30 @@ impl Tree {
 }
 
 impl Tree {
-    /// Adds one node read from a snapshot: the root first, then every node after its parent.
-    fn load_node(&mut self, path: String, node: Node) -> Result<(), String> {
+    /// Adds one node read from a snapshot: nodes come in index order (the root first, every
+    /// node after its parent), so the store is built without searching its index.
+    fn load_node(
+        &mut self,
+        builder: &mut StoreBuilder,
+        path: String,
+        node: Node,
+    ) -> Result<(), SnapshotError> {
+        let hash = node_hash(&path, &node);
         if path == ROOT_PATH {
-            if self.nodes.contains(ROOT_PATH) {
-                return Err("root repeated".into());
-            }
+            builder
+                .push(ROOT_PATH, node)
+                .map_err(|error| corrupt(error.to_string()))?;
             // As in `Tree::new`: the root counts in the digest but not in the data size.
-            self.add_digest(ROOT_PATH, &node);
-            return self
-                .nodes
-                .insert(ROOT_PATH, node)
-                .map_err(|_| "root not stored".to_owned());
+            self.digest = self.digest.wrapping_add(hash);
+            return Ok(());
         }
-        validate_path(&path, false).map_err(|error| error.to_string())?;
-        self.try_attach(path, node)
+        validate_path(&path, false).map_err(|error| corrupt(error.to_string()))?;
+        let (kind, data_len) = (node.kind(), node.data.len());
+        builder
+            .push(&path, node)
+            .map_err(|error| corrupt(error.to_string()))?;
+        self.count_attached(path, kind, data_len, hash);
+        Ok(())
     }
 }
 
