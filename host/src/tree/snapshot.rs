@@ -196,7 +196,7 @@ impl Tree {
         builder
             .push(&path, node)
             .map_err(|error| corrupt(error.to_string()))?;
-        self.count_attached(path, kind, data_len, hash);
+        self.count_attached(&path, kind, data_len, hash);
         Ok(())
     }
 }
