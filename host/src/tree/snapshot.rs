@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 
-use super::store::StoreBuilder;
+use super::store::{key_in_place, path_of, StoreBuilder, KEY_PREFIX_BYTES};
 use super::{node_hash, validate_path, Meta, Node, SessionRecord, Tree, ROOT_PATH};
 use crate::proto::{Acl, Id};
 
@@ -150,8 +150,8 @@ impl Tree {
         let capacity = usize::try_from(node_count.min(PREALLOCATED_NODES_MAX)).unwrap_or(0);
         let mut builder = StoreBuilder::with_capacity(capacity);
         for _ in 0..node_count {
-            let (path, node) = read_node(&mut input, &acls)?;
-            tree.load_node(&mut builder, path, node)?;
+            let (key, node) = read_node(&mut input, &acls)?;
+            tree.load_node(&mut builder, key, node)?;
         }
         tree.nodes = builder.finish();
         read_sessions(&mut input, &mut tree)?;
@@ -179,25 +179,21 @@ impl Tree {
     fn load_node(
         &mut self,
         builder: &mut StoreBuilder,
-        path: String,
+        key: Box<str>,
         node: Node,
     ) -> Result<(), SnapshotError> {
-        let hash = node_hash(&path, &node);
+        let path = path_of(&key);
+        let hash = node_hash(path, &node);
         if path == ROOT_PATH {
-            builder
-                .push(ROOT_PATH, node)
-                .map_err(|error| corrupt(error.to_string()))?;
             // As in `Tree::new`: the root counts in the digest but not in the data size.
             self.digest = self.digest.wrapping_add(hash);
-            return Ok(());
+        } else {
+            validate_path(path, false).map_err(|error| corrupt(error.to_string()))?;
+            self.count_attached(path, node.kind(), node.data.len(), hash);
         }
-        validate_path(&path, false).map_err(|error| corrupt(error.to_string()))?;
-        let (kind, data_len) = (node.kind(), node.data.len());
         builder
-            .push(&path, node)
-            .map_err(|error| corrupt(error.to_string()))?;
-        self.count_attached(&path, kind, data_len, hash);
-        Ok(())
+            .push_key(key, node)
+            .map_err(|error| corrupt(error.to_string()))
     }
 }
 
@@ -260,8 +256,9 @@ fn read_acl_table<R: Read>(
 fn read_node<R: Read>(
     input: &mut Input<'_, R>,
     acls: &[Arc<[Acl]>],
-) -> Result<(String, Node), SnapshotError> {
-    let path = input.string()?;
+) -> Result<(Box<str>, Node), SnapshotError> {
+    let key = input.field_after(KEY_PREFIX_BYTES)?;
+    let key = key_in_place(key).ok_or_else(|| corrupt("path is not UTF-8"))?;
     let mut longs = [0i64; 5];
     for value in &mut longs {
         *value = input.i64()?;
@@ -273,7 +270,10 @@ fn read_node<R: Read>(
     let acl = usize::try_from(acl_ref)
         .ok()
         .and_then(|index| acls.get(index))
-        .ok_or_else(|| corrupt(format!("ACL ref {acl_ref} of {path} is not in the table")))?;
+        .ok_or_else(|| {
+            let path = path_of(&key);
+            corrupt(format!("ACL ref {acl_ref} of {path} is not in the table"))
+        })?;
     let data = input.field()?;
     let meta = Meta {
         czxid,
@@ -286,7 +286,7 @@ fn read_node<R: Read>(
         aversion,
         owner,
     };
-    Ok((path, Node::new(meta, data, Arc::clone(acl))))
+    Ok((key, Node::new(meta, data, Arc::clone(acl))))
 }
 
 fn read_sessions<R: Read>(input: &mut Input<'_, R>, tree: &mut Tree) -> Result<(), SnapshotError> {
@@ -461,12 +461,18 @@ impl<'a, R: Read> Input<'a, R> {
     /// A length-prefixed field, copied a buffer at a time so a corrupt length allocates no
     /// more than the bytes actually present.
     fn field(&mut self) -> Result<Vec<u8>, SnapshotError> {
+        self.field_after(0)
+    }
+
+    /// A field read after `room` zero bytes (space its owner fills in).
+    fn field_after(&mut self, room: usize) -> Result<Vec<u8>, SnapshotError> {
         let length = self.u32()?;
         if length > FIELD_BYTES_MAX {
             return Err(corrupt(format!("field of {length} bytes")));
         }
         let mut left = length as usize;
-        let mut value = Vec::with_capacity(left.min(BUFFER_BYTES));
+        let mut value = Vec::with_capacity(room + left.min(BUFFER_BYTES));
+        value.resize(room, 0);
         while left > 0 {
             let piece = left.min(BUFFER_BYTES);
             value.extend_from_slice(self.take(piece)?);

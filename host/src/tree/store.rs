@@ -72,6 +72,24 @@ fn with_key<T>(path: &str, with: impl FnOnce(&str) -> T) -> T {
     with(&key_at(depth_of(path), path))
 }
 
+/// Bytes before the path in a key.
+pub(super) const KEY_PREFIX_BYTES: usize = DEPTH_DIGITS;
+
+/// Turns `bytes`, `KEY_PREFIX_BYTES` of room then a path, into that path's index key in place
+/// (a snapshot reads paths this way, so each is copied once). `None` if the path is not UTF-8.
+pub(super) fn key_in_place(mut bytes: Vec<u8>) -> Option<Box<str>> {
+    let path = std::str::from_utf8(bytes.get(KEY_PREFIX_BYTES..)?).ok()?;
+    let prefix = depth_prefix(depth_of(path));
+    bytes.get_mut(..KEY_PREFIX_BYTES)?.copy_from_slice(&prefix);
+    // The prefix is ASCII, so the whole is still valid; checked again rather than assumed.
+    String::from_utf8(bytes).ok().map(String::into_boxed_str)
+}
+
+/// The path inside an index key.
+pub(super) fn path_of(key: &str) -> &str {
+    key.get(DEPTH_DIGITS..).unwrap_or_default()
+}
+
 /// Bounds of the keys of the children of `path`: paths "<path>/..." one level deeper.
 fn child_range(path: &str, depth: usize) -> (String, String, usize) {
     let prefix = if path == "/" {
@@ -207,8 +225,14 @@ impl StoreBuilder {
 
     /// Appends a node; its key must sort after every key so far and (unless it is the root)
     /// its parent must be in already. The parent's child count is bumped.
+    #[cfg(test)]
     pub fn push(&mut self, path: &str, node: Node) -> Result<(), BuildError> {
-        let key = key_at(depth_of(path), path).into_boxed_str();
+        self.push_key(key_at(depth_of(path), path).into_boxed_str(), node)
+    }
+
+    /// `push` for a key made by `key_in_place`.
+    pub fn push_key(&mut self, key: Box<str>, node: Node) -> Result<(), BuildError> {
+        let path = path_of(&key);
         if self.keys.last().is_some_and(|(last, _)| **last >= *key) {
             return Err(BuildError::OutOfOrder(path.to_owned()));
         }
