@@ -2,7 +2,8 @@
 //! for N znodes of 100 bytes under /bench/n0000001.., built through `txn::apply`, and the
 //! write + read time of a snapshot of that tree, then the apply rate of further creates into
 //! the loaded tree (the log replay after a restart). Run in release mode:
-//! `cargo run --release --example tree_bench -- 1000000 /tmp/zkw-bench.snap`.
+//! `cargo run --release --example tree_bench -- 1000000 /tmp/zkw-bench.snap`; add `load` to
+//! skip the build and only load that (earlier written) snapshot and replay onto it.
 
 use std::time::Instant;
 
