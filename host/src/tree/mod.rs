@@ -508,9 +508,7 @@ fn is_reapable(node: &Node, now_ms: i64) -> bool {
 }
 
 fn node_hash(path: &str, node: &Node) -> u64 {
-    digest::meta_hash(path, &node.meta)
-        .wrapping_add(digest::data_hash(path, &node.data))
-        .wrapping_add(digest::acl_hash(path, &node.acl))
+    digest::node_hash(path, &node.meta, &node.data, &node.acl)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::path::parent_of;
 use super::{digest, node_hash, Meta, Node, NodeKind, SessionRecord, Tree, Undo};
-use crate::proto::{Acl, SessionId, Zxid};
+use crate::proto::{Acl, SessionId, Stat, Zxid};
 
 impl Tree {
     /// Records the zxid of the txn being applied. Zxids strictly increase.
@@ -23,15 +23,50 @@ impl Tree {
     pub(crate) fn insert_node(&mut self, path: String, meta: Meta, data: Vec<u8>, acl: Vec<Acl>) {
         let acl = self.intern_acl(acl);
         let node = Node::new(meta, data, acl);
-        self.attach(path.clone(), node);
-        self.record(Undo::Inserted(path));
+        self.attach(&path, node);
+        self.record(|| Undo::Inserted(path));
+    }
+
+    /// What create does to the tree: adds a leaf made by txn `meta.czxid` and counts the
+    /// creation in its parent (cversion + 1, pzxid). The parent must exist and the path be
+    /// free (checked by the caller). Returns the new node's Stat. One parent search serves
+    /// both the child count and the meta change.
+    pub(crate) fn create_node(
+        &mut self,
+        path: String,
+        meta: Meta,
+        data: Vec<u8>,
+        acl: Vec<Acl>,
+    ) -> Stat {
+        let acl = self.intern_acl(acl);
+        let node = Node::new(meta, data, acl);
+        let stat = node.stat();
+        let parent = parent_of(&path).expect("create_node needs an absolute path");
+        let parent_node = self
+            .nodes
+            .get_mut(parent)
+            .expect("create_node under a missing parent");
+        let before = parent_node.meta;
+        parent_node.meta.cversion = before.cversion.wrapping_add(1);
+        parent_node.meta.pzxid = meta.czxid;
+        parent_node.children.increment();
+        let after = parent_node.meta;
+        self.digest = self
+            .digest
+            .wrapping_sub(digest::meta_hash(parent, &before))
+            .wrapping_add(digest::meta_hash(parent, &after));
+        self.store_leaf(&path, node);
+        // Rolled back newest first: the node goes (uncounting it), then the parent's meta.
+        self.record(|| Undo::Meta(parent.to_owned(), before));
+        self.record(|| Undo::Inserted(path));
+        stat
     }
 
     /// Removes a leaf node. It must exist and have no children (checked by the caller).
     pub(crate) fn remove_node(&mut self, path: &str) {
         let node = self.detach(path);
         if self.journal.is_some() {
-            self.record(Undo::Removed(path.to_owned(), node));
+            self.record(|| Undo::Removed(path.to_owned(), node));
         } else {
             self.release_acl(node.acl);
         }
@@ -50,7 +85,7 @@ impl Tree {
             .digest
             .wrapping_sub(digest::meta_hash(path, &before))
             .wrapping_add(digest::meta_hash(path, &after));
-        self.record(Undo::Meta(path.to_owned(), before));
+        self.record(|| Undo::Meta(path.to_owned(), before));
     }
 
     /// Replaces the data of an existing node.
@@ -66,7 +101,7 @@ impl Tree {
             .digest
             .wrapping_sub(digest::data_hash(path, &before))
             .wrapping_add(after_hash);
-        self.record(Undo::Data(path.to_owned(), before));
+        self.record(|| Undo::Data(path.to_owned(), before));
     }
 
     /// Replaces the ACL of an existing node.
@@ -84,7 +119,7 @@ impl Tree {
                 .wrapping_sub(digest::session_hash(session_id, old));
         }
         self.digest = self.digest.wrapping_add(hash);
-        self.record(Undo::SessionPut(session_id, before));
+        self.record(|| Undo::SessionPut(session_id, before));
     }
 
     pub(crate) fn drop_session(&mut self, session_id: SessionId) {
@@ -92,7 +127,7 @@ impl Tree {
             self.digest = self
                 .digest
                 .wrapping_sub(digest::session_hash(session_id, &record));
-            self.record(Undo::SessionDropped(session_id, record));
+            self.record(|| Undo::SessionDropped(session_id, record));
         }
     }
 
@@ -121,7 +156,7 @@ impl Tree {
                 let node = self.detach(&path);
                 self.release_acl(node.acl);
             }
-            Undo::Removed(path, node) => self.attach(path, node),
+            Undo::Removed(path, node) => self.attach(&path, node),
             Undo::Meta(path, meta) => self.update_meta(&path, |current| *current = meta),
             Undo::Data(path, data) => self.replace_data(&path, data.into_vec()),
             Undo::Acl(path, acl) => self.swap_acl(&path, acl),
@@ -133,48 +168,56 @@ impl Tree {
         }
     }
 
-    fn record(&mut self, undo: Undo) {
+    /// Journals an inverse; built only while a journal is open (no path copies otherwise).
+    fn record(&mut self, undo: impl FnOnce() -> Undo) {
         if let Some(journal) = self.journal.as_mut() {
-            journal.push(undo);
+            journal.push(undo());
         }
     }
 
-    fn attach(&mut self, path: String, node: Node) {
-        let attached = self.try_attach(path, node);
-        assert!(attached.is_ok(), "attach: {attached:?}");
-    }
-
-    /// Adds a leaf under an existing parent, keeping every index in step; refuses a missing
-    /// parent or a taken path without changing anything. Two index searches per node, since
-    /// snapshot loading runs this a million times.
-    pub(super) fn try_attach(&mut self, path: String, node: Node) -> Result<(), String> {
-        let parent = parent_of(&path).ok_or_else(|| format!("{path} has no parent"))?;
-        let parent_node = self
-            .nodes
+    /// Adds a leaf under an existing parent (which counts it), keeping every index in step.
+    fn attach(&mut self, path: &str, node: Node) {
+        let parent = parent_of(path).expect("attach needs an absolute path");
+        self.nodes
             .get_mut(parent)
-            .ok_or_else(|| format!("{path} has no parent node"))?;
-        parent_node.children.increment();
-        let hash = node_hash(&path, &node);
+            .expect("attach under a missing parent")
+            .children
+            .increment();
+        self.store_leaf(path, node);
+    }
+
+    /// Stores a node whose parent already counts it; the path must be free.
+    fn store_leaf(&mut self, path: &str, node: Node) {
+        let hash = node_hash(path, &node);
         let (kind, data_len) = (node.kind(), node.data.len());
-        if self.nodes.insert(&path, node).is_err() {
-            if let Some(parent_node) = self.nodes.get_mut(parent) {
-                parent_node.children.decrement();
-            }
-            return Err(format!("{path} already exists"));
-        }
+        let stored = self.nodes.insert(path, node);
+        assert!(stored.is_ok(), "{path} already exists");
+        self.count_attached(path, kind, data_len, hash);
+    }
+
+    /// Brings the digest, counters and side indexes in step with a node just stored.
+    pub(super) fn count_attached(
+        &mut self,
+        path: &str,
+        kind: NodeKind,
+        data_len: usize,
+        hash: u64,
+    ) {
         self.digest = self.digest.wrapping_add(hash);
         self.data_bytes += (path.len() + data_len) as u64;
         match kind {
             NodeKind::Ephemeral(session_id) => {
-                self.ephemerals.entry(session_id).or_default().insert(path);
+                self.ephemerals
+                    .entry(session_id)
+                    .or_default()
+                    .insert(path.to_owned());
                 self.ephemeral_count += 1;
             }
             NodeKind::Container | NodeKind::Ttl { .. } => {
-                self.reap_candidates.insert(path);
+                self.reap_candidates.insert(path.to_owned());
             }
             NodeKind::Persistent => {}
         }
-        Ok(())
     }
 
     fn detach(&mut self, path: &str) -> Node {
@@ -216,7 +259,7 @@ impl Tree {
             .wrapping_sub(digest::acl_hash(path, &before))
             .wrapping_add(after_hash);
         if self.journal.is_some() {
-            self.record(Undo::Acl(path.to_owned(), before));
+            self.record(|| Undo::Acl(path.to_owned(), before));
         } else {
             self.release_acl(before);
         }

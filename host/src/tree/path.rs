@@ -34,7 +34,10 @@ fn validate_full(path: &str) -> Result<(), TreeError> {
         if segment.is_empty() || segment == "." || segment == ".." {
             return Err(bad());
         }
-        if segment.chars().any(is_forbidden_char) {
+        // Printable ASCII is always allowed: only other segments need the per-char check
+        // (snapshot loading validates a million paths).
+        let printable = segment.bytes().all(|byte| (0x20..0x7f).contains(&byte));
+        if !printable && segment.chars().any(is_forbidden_char) {
             return Err(bad());
         }
     }

@@ -4,10 +4,11 @@
 //! in a snapshot. Both directions stream through one fixed-size buffer, so a 1M-znode
 //! snapshot never sits in memory as one `Vec`.
 //!
-//! Layout (version 1; big-endian fixed-width integers; "bytes" = u32 length + bytes):
-//! header: magic `ZKWSNAP\0`, version u32, last_zxid i64, node count u64, digest u64,
+//! Layout (version 2; version 1 had the same bytes but an FNV-1a digest; big-endian
+//! fixed-width integers; "bytes" = u32 length + bytes): header: magic `ZKWSNAP\0`, version u32, last_zxid i64, node count u64, digest u64,
 //! extended-types flag u8. ACL table: u32 list count; per list a u32 entry count and per
-//! entry perms i32, scheme bytes, id bytes. Nodes, parents before children: path bytes,
+//! entry perms i32, scheme bytes, id bytes. Nodes in the store's index order (by depth, then
+//! path, so parents come before children; a reader refuses any other order): path bytes,
 //! czxid, mzxid, pzxid, ctime, mtime (i64), version, cversion (child creations), aversion
 //! (i32), the raw ephemeralOwner i64 (session id, container or TTL marker), ACL ref u32 (index
 //! in the table), data bytes. Sessions: u64 count; per session id i64, timeout i32, password
@@ -22,17 +23,20 @@ use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 
-use super::{validate_path, Meta, Node, SessionRecord, Tree, ROOT_PATH};
+use super::store::{key_in_place, path_of, StoreBuilder, KEY_PREFIX_BYTES};
+use super::{node_hash, validate_path, Meta, Node, SessionRecord, Tree, ROOT_PATH};
 use crate::proto::{Acl, Id};
 
 /// First bytes of every zkw snapshot.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"ZKWSNAP\0";
 /// The layout this build writes and reads.
-pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 2;
 /// Size of the streaming buffer, in bytes.
 const BUFFER_BYTES: usize = 256 * 1024;
 /// Longest path, data or ACL string a snapshot may hold, in bytes; far above any frame.
 const FIELD_BYTES_MAX: u32 = 256 * 1024 * 1024;
+/// Most nodes whose room is reserved up front from the header's (unchecked) count.
+const PREALLOCATED_NODES_MAX: u64 = 1 << 22;
 /// Bytes of a session password.
 const PASSWORD_BYTES: usize = 16;
 
@@ -143,10 +147,13 @@ impl Tree {
             other => return Err(corrupt(format!("extended-types flag {other}"))),
         };
         let acls = read_acl_table(&mut input, &mut tree)?;
+        let capacity = usize::try_from(node_count.min(PREALLOCATED_NODES_MAX)).unwrap_or(0);
+        let mut builder = StoreBuilder::with_capacity(capacity);
         for _ in 0..node_count {
-            let (path, node) = read_node(&mut input, &acls)?;
-            tree.load_node(path, node).map_err(corrupt)?;
+            let (key, node) = read_node(&mut input, &acls)?;
+            tree.load_node(&mut builder, key, node)?;
         }
+        tree.nodes = builder.finish();
         read_sessions(&mut input, &mut tree)?;
         let computed = input.crc();
         let stored = u32::from_be_bytes(input.array::<4>()?);
@@ -167,21 +174,26 @@ impl Tree {
 }
 
 impl Tree {
-    /// Adds one node read from a snapshot: the root first, then every node after its parent.
-    fn load_node(&mut self, path: String, node: Node) -> Result<(), String> {
+    /// Adds one node read from a snapshot: nodes come in index order (the root first, every
+    /// node after its parent), so the store is built without searching its index.
+    fn load_node(
+        &mut self,
+        builder: &mut StoreBuilder,
+        key: Box<str>,
+        node: Node,
+    ) -> Result<(), SnapshotError> {
+        let path = path_of(&key);
+        let hash = node_hash(path, &node);
         if path == ROOT_PATH {
-            if self.nodes.contains(ROOT_PATH) {
-                return Err("root repeated".into());
-            }
             // As in `Tree::new`: the root counts in the digest but not in the data size.
-            self.add_digest(ROOT_PATH, &node);
-            return self
-                .nodes
-                .insert(ROOT_PATH, node)
-                .map_err(|_| "root not stored".to_owned());
+            self.digest = self.digest.wrapping_add(hash);
+        } else {
+            validate_path(path, false).map_err(|error| corrupt(error.to_string()))?;
+            self.count_attached(path, node.kind(), node.data.len(), hash);
         }
-        validate_path(&path, false).map_err(|error| error.to_string())?;
-        self.try_attach(path, node)
+        builder
+            .push_key(key, node)
+            .map_err(|error| corrupt(error.to_string()))
     }
 }
 
@@ -244,8 +256,9 @@ fn read_acl_table<R: Read>(
 fn read_node<R: Read>(
     input: &mut Input<'_, R>,
     acls: &[Arc<[Acl]>],
-) -> Result<(String, Node), SnapshotError> {
-    let path = input.string()?;
+) -> Result<(Box<str>, Node), SnapshotError> {
+    let key = input.field_after(KEY_PREFIX_BYTES)?;
+    let key = key_in_place(key).ok_or_else(|| corrupt("path is not UTF-8"))?;
     let mut longs = [0i64; 5];
     for value in &mut longs {
         *value = input.i64()?;
@@ -257,7 +270,10 @@ fn read_node<R: Read>(
     let acl = usize::try_from(acl_ref)
         .ok()
         .and_then(|index| acls.get(index))
-        .ok_or_else(|| corrupt(format!("ACL ref {acl_ref} of {path} is not in the table")))?;
+        .ok_or_else(|| {
+            let path = path_of(&key);
+            corrupt(format!("ACL ref {acl_ref} of {path} is not in the table"))
+        })?;
     let data = input.field()?;
     let meta = Meta {
         czxid,
@@ -270,7 +286,7 @@ fn read_node<R: Read>(
         aversion,
         owner,
     };
-    Ok((path, Node::new(meta, data, Arc::clone(acl))))
+    Ok((key, Node::new(meta, data, Arc::clone(acl))))
 }
 
 fn read_sessions<R: Read>(input: &mut Input<'_, R>, tree: &mut Tree) -> Result<(), SnapshotError> {
@@ -445,12 +461,18 @@ impl<'a, R: Read> Input<'a, R> {
     /// A length-prefixed field, copied a buffer at a time so a corrupt length allocates no
     /// more than the bytes actually present.
     fn field(&mut self) -> Result<Vec<u8>, SnapshotError> {
+        self.field_after(0)
+    }
+
+    /// A field read after `room` zero bytes (space its owner fills in).
+    fn field_after(&mut self, room: usize) -> Result<Vec<u8>, SnapshotError> {
         let length = self.u32()?;
         if length > FIELD_BYTES_MAX {
             return Err(corrupt(format!("field of {length} bytes")));
         }
         let mut left = length as usize;
-        let mut value = Vec::with_capacity(left.min(BUFFER_BYTES));
+        let mut value = Vec::with_capacity(room + left.min(BUFFER_BYTES));
+        value.resize(room, 0);
         while left > 0 {
             let piece = left.min(BUFFER_BYTES);
             value.extend_from_slice(self.take(piece)?);

@@ -72,6 +72,24 @@ fn with_key<T>(path: &str, with: impl FnOnce(&str) -> T) -> T {
     with(&key_at(depth_of(path), path))
 }
 
+/// Bytes before the path in a key.
+pub(super) const KEY_PREFIX_BYTES: usize = DEPTH_DIGITS;
+
+/// Turns `bytes`, `KEY_PREFIX_BYTES` of room then a path, into that path's index key in place
+/// (a snapshot reads paths this way, so each is copied once). `None` if the path is not UTF-8.
+pub(super) fn key_in_place(mut bytes: Vec<u8>) -> Option<Box<str>> {
+    let path = std::str::from_utf8(bytes.get(KEY_PREFIX_BYTES..)?).ok()?;
+    let prefix = depth_prefix(depth_of(path));
+    bytes.get_mut(..KEY_PREFIX_BYTES)?.copy_from_slice(&prefix);
+    // The prefix is ASCII, so the whole is still valid; checked again rather than assumed.
+    String::from_utf8(bytes).ok().map(String::into_boxed_str)
+}
+
+/// The path inside an index key.
+pub(super) fn path_of(key: &str) -> &str {
+    key.get(DEPTH_DIGITS..).unwrap_or_default()
+}
+
 /// Bounds of the keys of the children of `path`: paths "<path>/..." one level deeper.
 fn child_range(path: &str, depth: usize) -> (String, String, usize) {
     let prefix = if path == "/" {
@@ -98,10 +116,6 @@ impl NodeStore {
     pub fn get_mut(&mut self, path: &str) -> Option<&mut Node> {
         let slot = with_key(path, |key| self.index.get(key).copied())?;
         self.slots.get_mut(slot as usize).and_then(Option::as_mut)
-    }
-
-    pub fn contains(&self, path: &str) -> bool {
-        with_key(path, |key| self.index.contains_key(key))
     }
 
     /// Adds a node; gives it back if the path is taken (or the slab is full).
@@ -176,6 +190,95 @@ impl NodeStore {
     }
 }
 
+/// Builds a store from nodes given in index order (the order `iter` yields and a snapshot
+/// holds) with no index search per node: keys are appended to a sorted `Vec` and the B-tree
+/// is bulk-built from it at the end (also with full leaves, ~45% smaller than by inserts).
+/// Parents are found through the last parent (most nodes share it) or a binary search.
+#[derive(Debug, Default)]
+pub(super) struct StoreBuilder {
+    keys: Vec<(Box<str>, u32)>,
+    slots: Vec<Option<Node>>,
+    /// Position in `keys` of the parent found last.
+    parent: Option<usize>,
+}
+
+/// Why a node cannot be added to a [`StoreBuilder`].
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub(super) enum BuildError {
+    #[error("{0} is out of order or repeated")]
+    OutOfOrder(String),
+    #[error("{0} has no parent node")]
+    NoParent(String),
+    #[error("too many nodes")]
+    Full,
+}
+
+impl StoreBuilder {
+    /// A builder with room for `nodes` nodes (a hint; it grows past it).
+    pub fn with_capacity(nodes: usize) -> StoreBuilder {
+        StoreBuilder {
+            keys: Vec::with_capacity(nodes),
+            slots: Vec::with_capacity(nodes),
+            parent: None,
+        }
+    }
+
+    /// Appends a node; its key must sort after every key so far and (unless it is the root)
+    /// its parent must be in already. The parent's child count is bumped.
+    #[cfg(test)]
+    pub fn push(&mut self, path: &str, node: Node) -> Result<(), BuildError> {
+        self.push_key(key_at(depth_of(path), path).into_boxed_str(), node)
+    }
+
+    /// `push` for a key made by `key_in_place`.
+    pub fn push_key(&mut self, key: Box<str>, node: Node) -> Result<(), BuildError> {
+        let path = path_of(&key);
+        if self.keys.last().is_some_and(|(last, _)| **last >= *key) {
+            return Err(BuildError::OutOfOrder(path.to_owned()));
+        }
+        if path != "/" {
+            let parent = self.parent_position(path)?;
+            let slot = self.keys.get(parent).map_or(u32::MAX, |(_, slot)| *slot);
+            let parent_node = self.slots.get_mut(slot as usize).and_then(Option::as_mut);
+            let parent_node = parent_node.ok_or_else(|| BuildError::NoParent(path.to_owned()))?;
+            parent_node.children.increment();
+        }
+        let slot = u32::try_from(self.slots.len()).map_err(|_| BuildError::Full)?;
+        self.slots.push(Some(node));
+        self.keys.push((key, slot));
+        Ok(())
+    }
+
+    fn parent_position(&mut self, path: &str) -> Result<usize, BuildError> {
+        let no_parent = || BuildError::NoParent(path.to_owned());
+        let parent = super::path::parent_of(path).ok_or_else(no_parent)?;
+        let cached = self.parent.filter(|position| {
+            self.keys
+                .get(*position)
+                .and_then(|(key, _)| key.get(DEPTH_DIGITS..))
+                == Some(parent)
+        });
+        if let Some(position) = cached {
+            return Ok(position);
+        }
+        let found = with_key(parent, |key| {
+            self.keys.binary_search_by(|(probe, _)| (**probe).cmp(key))
+        });
+        let position = found.map_err(|_| no_parent())?;
+        self.parent = Some(position);
+        Ok(position)
+    }
+
+    pub fn finish(self) -> NodeStore {
+        NodeStore {
+            // Already sorted and distinct, so this is a linear bulk build.
+            index: self.keys.into_iter().collect(),
+            slots: self.slots,
+            free: Vec::new(),
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -192,5 +295,43 @@ mod tests {
         assert!(key_at(2, "/a/x").as_str() < high.as_str());
         assert!(key_at(2, "/a0/x").as_str() >= high.as_str());
         assert!(key_at(2, "/a-/x").as_str() < low.as_str());
+    }
+
+    fn leaf() -> Node {
+        Node::new(
+            Default::default(),
+            Vec::new(),
+            std::sync::Arc::from(Vec::new()),
+        )
+    }
+
+    #[test]
+    fn builder_matches_inserts_and_refuses_bad_order() {
+        let mut inserted = NodeStore::default();
+        let paths = ["/", "/a", "/a-", "/b", "/a/x", "/a-/y", "/a/x/z"];
+        for path in paths {
+            inserted.insert(path, leaf()).unwrap();
+        }
+        let mut builder = StoreBuilder::with_capacity(1);
+        for (path, _) in inserted.iter() {
+            builder.push(path, leaf()).unwrap();
+        }
+        let built = builder.finish();
+        let order = |store: &NodeStore| store.iter().map(|(p, _)| p.to_owned()).collect::<Vec<_>>();
+        assert_eq!(order(&built), order(&inserted));
+        for path in paths {
+            let count = |store: &NodeStore| store.get(path).unwrap().children.len();
+            assert_eq!(count(&built), inserted.children(path).count(), "{path}");
+        }
+        let mut builder = StoreBuilder::default();
+        builder.push("/", leaf()).unwrap();
+        builder.push("/b", leaf()).unwrap();
+        let error = builder.push("/a", leaf());
+        assert_eq!(error, Err(BuildError::OutOfOrder("/a".into())));
+        assert!(builder.push("/b", leaf()).is_err());
+        let error = builder.push("/c/d", leaf());
+        assert_eq!(error, Err(BuildError::NoParent("/c/d".into())));
+        let mut rootless = StoreBuilder::default();
+        assert!(rootless.push("/a", leaf()).is_err());
     }
 }

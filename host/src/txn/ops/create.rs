@@ -137,12 +137,7 @@ pub(crate) fn execute(
     triggers: &mut Vec<WatchTrigger>,
 ) -> Created {
     let meta = Meta::created(ctx.zxid, ctx.time_ms, plan.kind.owner());
-    tree.insert_node(plan.path.clone(), meta, plan.data, plan.acl);
-    let zxid = ctx.zxid;
-    tree.update_meta(&plan.parent, |parent| {
-        parent.cversion = parent.cversion.wrapping_add(1);
-        parent.pzxid = zxid;
-    });
+    let stat = tree.create_node(plan.path.clone(), meta, plan.data, plan.acl);
     triggers.push(WatchTrigger {
         path: plan.path.clone(),
         event: EventType::NodeCreated,
@@ -151,7 +146,6 @@ pub(crate) fn execute(
         path: plan.parent,
         event: EventType::NodeChildrenChanged,
     });
-    let stat = tree.stat(&plan.path).unwrap_or_default();
     Created {
         op: plan.op,
         path: plan.path,
