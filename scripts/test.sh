@@ -5,7 +5,7 @@
 # Debian's ZooKeeper packages (reference server, zkCli.sh, the C client
 # cli_mt and libzookeeper_mt; never the zookeeperd daemon), a Python venv in
 # .venv with the pinned kazoo/pytest. Then: cargo fmt --check, cargo clippy,
-# cargo build, cargo test --workspace, pytest tests/python tests/diff against
+# cargo build, cargo test --workspace, pytest tests/python tests/diff tests/ensemble against
 # the freshly built zkw (ZKW_BIN). Exits non-zero if any step fails.
 #
 # Env: ZKW_TARGET=zkw|zookeeper (default zkw) picks the server the Python
@@ -107,6 +107,11 @@ export ZKW_TARGET="${ZKW_TARGET:-zkw}"
 # shellcheck disable=SC2086
 run "$ROOT/.venv/bin/python" -m pytest -q -p no:cacheprovider --timeout=120 ${PYTEST_ARGS:-} \
     "$ROOT/tests/python" "$ROOT/tests/diff"
+# The ensemble fault tests (3- and 5-member clusters, kill -9, SIGSTOP, partitions, a
+# linearizability check): their own run, their own fixtures.
+# shellcheck disable=SC2086
+run "$ROOT/.venv/bin/python" -m pytest -q -p no:cacheprovider --timeout=120 ${PYTEST_ARGS:-} \
+    "$ROOT/tests/ensemble"
 
 if [ "$status" -ne 0 ]; then
     log "some suites failed"
