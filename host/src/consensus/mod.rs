@@ -413,15 +413,8 @@ impl<M: StateMachine> Consensus<M> {
     }
 
     fn leader(&self) -> Option<(u64, String)> {
-        let metrics = self.raft.metrics().borrow_watched().clone();
-        let leader = metrics.current_leader?;
-        let address = metrics
-            .membership_config
-            .membership()
-            .nodes()
-            .find(|(id, _)| **id == leader)
-            .map(|(_, node)| node.addr.clone())?;
-        Some((leader, address))
+        self.leadership()
+            .map(|(leader, _, address)| (leader, address))
     }
 
     /// For `mntr` on a leader: (followers, synced followers) — followers whose replication has

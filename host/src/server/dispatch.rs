@@ -343,6 +343,8 @@ fn read_op(
     state: &ConnectionState,
     request: Request,
 ) -> Result<Response, ErrorCode> {
+    // checkWatches and removeWatches differ only in whether the match is removed.
+    let remove = matches!(request, Request::RemoveWatches(_));
     let session_id = state.session_id.unwrap_or(0);
     let auth = &state.auth;
     match request {
@@ -418,25 +420,19 @@ fn read_op(
             store.watches.add(session_id, &request.path, kind);
             Ok(Response::ErrorResponse(0))
         }
-        Request::CheckWatches(request) => {
+        Request::CheckWatches(request) | Request::RemoveWatches(request) => {
             let watcher_type =
                 WatcherType::from_code(request.watcher_type).ok_or(ErrorCode::BadArguments)?;
-            if store
-                .watches
-                .contains(session_id, &request.path, watcher_type)
-            {
-                Ok(Response::Empty)
+            let found = if remove {
+                store
+                    .watches
+                    .remove(session_id, &request.path, watcher_type)
             } else {
-                Err(ErrorCode::NoWatcher)
-            }
-        }
-        Request::RemoveWatches(request) => {
-            let watcher_type =
-                WatcherType::from_code(request.watcher_type).ok_or(ErrorCode::BadArguments)?;
-            if store
-                .watches
-                .remove(session_id, &request.path, watcher_type)
-            {
+                store
+                    .watches
+                    .contains(session_id, &request.path, watcher_type)
+            };
+            if found {
                 Ok(Response::Empty)
             } else {
                 Err(ErrorCode::NoWatcher)

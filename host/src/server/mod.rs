@@ -257,8 +257,18 @@ pub async fn run(
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let background = [
-        tokio::spawn(expire_sessions(context.clone(), stop_rx.clone())),
-        tokio::spawn(reap_nodes(context.clone(), stop_rx.clone())),
+        tokio::spawn(propose_while_leading(
+            context.clone(),
+            expiry_period(&shared.config),
+            stop_rx.clone(),
+            expired_sessions,
+        )),
+        tokio::spawn(propose_while_leading(
+            context.clone(),
+            Duration::from_millis(shared.config.container_check_interval_ms.max(1)),
+            stop_rx.clone(),
+            reapable_nodes,
+        )),
         tokio::spawn(drop_clients_without_quorum(
             context.clone(),
             stop_rx.clone(),
@@ -343,31 +353,28 @@ fn admit(shared: &Shared, peer: SocketAddr) -> Option<connection::Admitted> {
     })
 }
 
-/// Proposes a CloseSession txn for every session whose deadline passed.
-async fn expire_sessions(context: Context, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let tick_ms = u64::from(context.shared.config.tick_time_ms);
-    let period = Duration::from_millis((tick_ms / 4).clamp(10, 500));
+/// Every `period`, while this server leads, proposes the txns `due` finds (leader-only
+/// decisions: they count only if they commit in this leader's term).
+async fn propose_while_leading(
+    context: Context,
+    period: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    due: fn(&Shared) -> Vec<(SessionId, TxnOp)>,
+) {
     let mut interval = tokio::time::interval(period);
     loop {
         tokio::select! {
             _ = interval.tick() => {}
             _ = stop.changed() => return,
         }
-        // Only the leader decides expiry; followers relay liveness to it.
         if !context.consensus.is_leader() {
             continue;
         }
-        let now_ms = context.shared.clock.monotonic_ms();
-        let expired = context.shared.lock_tracker().expired(now_ms);
-        for session_id in expired {
-            tracing::info!(
-                session = format_args!("0x{session_id:x}"),
-                "expiring session"
-            );
+        for (session_id, op) in due(&context.shared) {
             let proposal = Proposal {
                 session_id,
                 auth: Vec::new(),
-                op: TxnOp::CloseSession,
+                op,
                 route: None,
                 leader_only: true,
             };
@@ -376,6 +383,39 @@ async fn expire_sessions(context: Context, mut stop: tokio::sync::watch::Receive
             }
         }
     }
+}
+
+/// Sessions are checked a few times per tick (their deadlines are tick-aligned buckets).
+fn expiry_period(config: &Config) -> Duration {
+    Duration::from_millis((u64::from(config.tick_time_ms) / 4).clamp(10, 500))
+}
+
+/// CloseSession for every session whose deadline passed (the leader decides expiry;
+/// followers relay liveness to it).
+fn expired_sessions(shared: &Shared) -> Vec<(SessionId, TxnOp)> {
+    let now_ms = shared.clock.monotonic_ms();
+    let expired = shared.lock_tracker().expired(now_ms);
+    expired
+        .into_iter()
+        .map(|session_id| {
+            tracing::info!(
+                session = format_args!("0x{session_id:x}"),
+                "expiring session"
+            );
+            (session_id, TxnOp::CloseSession)
+        })
+        .collect()
+}
+
+/// Containers left empty and TTL nodes past their time, every
+/// `znode.container.checkIntervalMs`, as ZooKeeper's ContainerManager does; apply re-checks.
+fn reapable_nodes(shared: &Shared) -> Vec<(SessionId, TxnOp)> {
+    let now_ms = shared.clock.wall_ms();
+    let paths = shared.lock_store().tree.reapable(now_ms);
+    paths
+        .into_iter()
+        .map(|path| (0, TxnOp::Reap { path }))
+        .collect()
 }
 
 /// When this server stops serving (no leader, or a leader without its quorum), every client
@@ -401,38 +441,6 @@ async fn drop_clients_without_quorum(
         );
         for entry in connections.iter() {
             entry.outbound.close("server lost its quorum");
-        }
-    }
-}
-
-/// Proposes the deletion of containers left empty and TTL nodes past their time, every
-/// `znode.container.checkIntervalMs`, as ZooKeeper's ContainerManager does.
-async fn reap_nodes(context: Context, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let period_ms = context.shared.config.container_check_interval_ms.max(1);
-    let mut interval = tokio::time::interval(Duration::from_millis(period_ms));
-    interval.tick().await;
-    loop {
-        tokio::select! {
-            _ = interval.tick() => {}
-            _ = stop.changed() => return,
-        }
-        if !context.consensus.is_leader() {
-            continue;
-        }
-        let now_ms = context.shared.clock.wall_ms();
-        let paths = context.shared.lock_store().tree.reapable(now_ms);
-        for path in paths {
-            tracing::debug!(path, "reaping empty container or expired TTL node");
-            let proposal = Proposal {
-                session_id: 0,
-                auth: Vec::new(),
-                op: TxnOp::Reap { path },
-                route: None,
-                leader_only: true,
-            };
-            if context.proposer.propose(proposal).await.is_err() {
-                return;
-            }
         }
     }
 }
