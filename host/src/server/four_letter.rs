@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use super::{Context, Shared};
-use crate::config::FourLetterWhitelist;
+use crate::config::{FourLetterWhitelist, PeerRole};
 
 /// Answers one four-letter word; the connection closes afterwards.
 pub fn answer(context: &Context, word: [u8; 4]) -> String {
@@ -46,7 +46,14 @@ pub fn answer(context: &Context, word: [u8; 4]) -> String {
         "wchp" => watches_by_path(shared),
         "dump" => dump(shared),
         "isro" => "rw".to_owned(),
-        "dirs" => "datadir_size: 0\nlogdir_size: 0\n".to_owned(),
+        "dirs" => {
+            let config = &shared.config;
+            format!(
+                "datadir_size: {}\nlogdir_size: {}\n",
+                directory_bytes(&config.data_dir),
+                directory_bytes(config.log_dir())
+            )
+        }
         "hash" => {
             let store = shared.lock_store();
             format!("0x{:x}: {}\n", store.tree.last_zxid(), store.tree.digest())
@@ -131,16 +138,44 @@ fn conf(shared: &Shared) -> String {
     let _ = writeln!(text, "clientPort={}", shared.local_address.port());
     let _ = writeln!(text, "secureClientPort=-1");
     let _ = writeln!(text, "dataDir={}", config.data_dir.display());
-    let _ = writeln!(text, "dataDirSize=0");
-    let log_dir = config.data_log_dir.as_ref().unwrap_or(&config.data_dir);
-    let _ = writeln!(text, "dataLogDir={}", log_dir.display());
-    let _ = writeln!(text, "dataLogSize=0");
+    let _ = writeln!(text, "dataDirSize={}", directory_bytes(&config.data_dir));
+    let _ = writeln!(text, "dataLogDir={}", config.log_dir().display());
+    let _ = writeln!(text, "dataLogSize={}", directory_bytes(config.log_dir()));
     let _ = writeln!(text, "tickTime={}", config.tick_time_ms);
     let _ = writeln!(text, "maxClientCnxns={}", config.max_client_connections);
     let _ = writeln!(text, "minSessionTimeout={}", config.min_session_timeout_ms);
     let _ = writeln!(text, "maxSessionTimeout={}", config.max_session_timeout_ms);
     let _ = writeln!(text, "clientPortListenBacklog=-1");
     let _ = writeln!(text, "serverId={}", config.my_id.unwrap_or(0));
+    if config.is_distributed() {
+        let me = config
+            .servers
+            .iter()
+            .find(|server| Some(server.id) == config.my_id);
+        let _ = writeln!(text, "initLimit={}", config.init_limit_ticks);
+        let _ = writeln!(text, "syncLimit={}", config.sync_limit_ticks);
+        let _ = writeln!(text, "electionAlg=3");
+        if let Some(me) = me {
+            let _ = writeln!(text, "electionPort={}", me.election_port);
+            let _ = writeln!(text, "quorumPort={}", me.quorum_port);
+            let peer_type = match me.role {
+                PeerRole::Participant => 0,
+                PeerRole::Observer => 1,
+            };
+            let _ = writeln!(text, "peerType={peer_type}");
+        }
+        for server in &config.servers {
+            let role = match server.role {
+                PeerRole::Participant => "participant",
+                PeerRole::Observer => "observer",
+            };
+            let _ = writeln!(
+                text,
+                "server.{}={}:{}:{}:{role}",
+                server.id, server.host, server.quorum_port, server.election_port
+            );
+        }
+    }
     text
 }
 
@@ -280,6 +315,22 @@ fn monitor(context: &Context, mode: &str) -> String {
     rows.into_iter()
         .map(|(key, value)| format!("zk_{key}\t{value}\n"))
         .collect()
+}
+
+/// Bytes of the regular files under `dir` (snapshots, log segments, meta), as ZooKeeper's
+/// `dirs` counts its snapshot and log directories. Unreadable entries count as zero.
+fn directory_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|entry| match entry.file_type() {
+            Ok(kind) if kind.is_dir() => directory_bytes(&entry.path()),
+            Ok(kind) if kind.is_file() => entry.metadata().map_or(0, |meta| meta.len()),
+            _ => 0,
+        })
+        .sum()
 }
 
 fn open_file_descriptors() -> usize {
