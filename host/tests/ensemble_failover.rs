@@ -1,0 +1,274 @@
+//! Session failover across a three-member ensemble, with the `zookeeper-client` crate (issue
+//! #3, "How it is proven"): a client whose server is killed -9 moves to another member on the
+//! same session, keeping its ephemeral and its watches (the crate re-sends SetWatches);
+//! every acknowledged write survives a kill -9 of the leader under load, on every survivor;
+//! and a session whose client has gone silent still expires once the leader is killed.
+//! Runs against zkw, or Apache ZooKeeper 3.8 with `ZKW_TARGET=zookeeper`.
+#![allow(clippy::unwrap_used)] // tests may unwrap (style.md)
+
+mod common;
+#[path = "common/ensemble.rs"]
+mod ensemble;
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{bounded, event, mk, poll_until, RawConn};
+use ensemble::{Ensemble, SESSION_TIMEOUT_MS};
+use zk::EventType as E;
+use zookeeper_client as zk;
+
+/// Members of every test ensemble.
+const MEMBERS: usize = 3;
+/// Bound on a client's move to another member after its server died (election included).
+const RECONNECT_SECS_MAX: u64 = 30;
+/// How many connects `client_on` may try to land a client on a chosen member.
+const PLACE_TRIES_MAX: usize = 12;
+/// How long the writers run before the leader is killed.
+const WRITES_BEFORE_KILL_MS: u64 = 1_000;
+/// Acknowledged writes each writer must make after the kill before the load stops.
+const WRITES_AFTER_KILL_MIN: usize = 20;
+/// Bound on one write: an unacknowledged write just counts as unknown.
+const WRITE_SECS_MAX: u64 = 10;
+/// Bound on the whole write loop of one writer.
+const WRITER_SECS_MAX: u64 = 30;
+/// How long after the silent client's last packet its ephemeral must surely still exist.
+const EARLY_CHECK_MS: u64 = 1_000;
+/// Bound on expiry after the leader kill: election, session timeout, slack for a loaded box.
+const EXPIRY_SECS_MAX: u64 = 30;
+/// ZooKeeper opcode for create, and its flag for an ephemeral node.
+const OP_CREATE: i32 = 1;
+const CREATE_FLAG_EPHEMERAL: i32 = 1;
+/// Permission bits of `world:anyone` all.
+const PERMS_ALL: i32 = 31;
+
+fn persistent() -> zk::CreateOptions<'static> {
+    zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())
+}
+
+fn ephemeral() -> zk::CreateOptions<'static> {
+    zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all())
+}
+
+/// A client on `hosts` whose session is `sid` and is connected again, bounded.
+async fn wait_reconnected(ens: &Ensemble, client: &zk::Client, sid: i64) -> usize {
+    poll_until("client reconnect", RECONNECT_SECS_MAX, || async {
+        if client.state() != zk::SessionState::SyncConnected {
+            return None;
+        }
+        ens.holder_of(sid)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_ephemeral_and_watches_survive_server_kill() {
+    let mut ens = Ensemble::start(MEMBERS).await;
+    let all = ens.live_hosts();
+    let admin = Ensemble::client(&all).await;
+    for p in ["/data", "/gap", "/kids"] {
+        mk(&admin, p, b"v0").await;
+    }
+    let client = Ensemble::client(&all).await;
+    let sid = client.session_id().0;
+    bounded("create eph", client.create("/eph", b"", &ephemeral()))
+        .await
+        .unwrap();
+    let (_, _, data_w) = bounded("watch", client.get_and_watch_data("/data"))
+        .await
+        .unwrap();
+    let (_, _, gap_w) = bounded("watch", client.get_and_watch_data("/gap"))
+        .await
+        .unwrap();
+    let (_, _, kids_w) = bounded("watch", client.get_and_watch_children("/kids"))
+        .await
+        .unwrap();
+    let (absent, exist_w) = bounded("watch", client.check_and_watch_stat("/absent"))
+        .await
+        .unwrap();
+    assert!(absent.is_none());
+    let victim = poll_until("session on a member", 5, || async { ens.holder_of(sid) }).await;
+    eprintln!("client {sid:#x} on member {}", ens.member(victim).id);
+    ens.kill(victim);
+    // Changed while the client is (most likely) away: SetWatches must fire it on reconnect,
+    // else the ordinary notification does. Either way the event has to arrive.
+    let admin = Ensemble::client(&ens.live_hosts()).await;
+    bounded("set /gap", admin.set_data("/gap", b"v1", None))
+        .await
+        .unwrap();
+    let now_on = wait_reconnected(&ens, &client, sid).await;
+    assert_ne!(now_on, victim);
+    assert_eq!(client.session_id().0, sid, "session id changed");
+    let stat = bounded("eph owner", admin.check_stat("/eph"))
+        .await
+        .unwrap()
+        .expect("ephemeral lost after failover");
+    assert_eq!(stat.ephemeral_owner, sid);
+    assert_eq!(event(gap_w).await.event_type, E::NodeDataChanged);
+    bounded("set /data", admin.set_data("/data", b"v1", None))
+        .await
+        .unwrap();
+    assert_eq!(event(data_w).await.event_type, E::NodeDataChanged);
+    mk(&admin, "/kids/k1", b"").await;
+    assert_eq!(event(kids_w).await.event_type, E::NodeChildrenChanged);
+    mk(&admin, "/absent", b"").await;
+    assert_eq!(event(exist_w).await.event_type, E::NodeCreated);
+}
+
+/// What one writer saw: the paths it created with an acknowledgement, and the count of
+/// writes whose outcome it never learned.
+struct Writes {
+    acked: Vec<String>,
+    acked_after_kill: usize,
+    unknown: usize,
+}
+
+/// Creates `/w/<name>-<n>` in a loop until it has [`WRITES_AFTER_KILL_MIN`] acknowledged
+/// writes after `killed` went up, bounded by [`WRITER_SECS_MAX`].
+async fn write_loop(client: zk::Client, name: &'static str, killed: Arc<AtomicBool>) -> Writes {
+    let deadline = Instant::now() + Duration::from_secs(WRITER_SECS_MAX);
+    let mut out = Writes {
+        acked: Vec::new(),
+        acked_after_kill: 0,
+        unknown: 0,
+    };
+    for n in 0.. {
+        assert!(
+            Instant::now() < deadline,
+            "{name}: only {} acknowledged writes after the kill in {WRITER_SECS_MAX}s",
+            out.acked_after_kill
+        );
+        let path = format!("/w/{name}-{n:06}");
+        let after_kill = killed.load(Ordering::SeqCst);
+        let write = client.create(&path, b"", &persistent());
+        match tokio::time::timeout(Duration::from_secs(WRITE_SECS_MAX), write).await {
+            Ok(Ok(_)) => {
+                out.acked.push(path);
+                if after_kill {
+                    out.acked_after_kill += 1;
+                    if out.acked_after_kill >= WRITES_AFTER_KILL_MIN {
+                        return out;
+                    }
+                }
+            }
+            Ok(Err(zk::Error::SessionExpired)) => panic!("{name}: session expired in failover"),
+            Ok(Err(_)) | Err(_) => {
+                out.unknown += 1;
+                // A disconnected client fails requests at once: do not spin.
+                tokio::time::sleep(Duration::from_millis(ensemble::POLL_MS)).await;
+            }
+        }
+    }
+    unreachable!("the write loop returns or panics")
+}
+
+/// A writer client placed on member `want` if the crate's host shuffle allows.
+async fn writer_on(ens: &Ensemble, want: usize) -> zk::Client {
+    match ens.client_on(want, PLACE_TRIES_MAX).await {
+        Some(c) => c,
+        None => {
+            eprintln!("could not place a writer on member {}", ens.member(want).id);
+            Ensemble::client(&ens.live_hosts()).await
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_leader_kill() {
+    let mut ens = Ensemble::start(MEMBERS).await;
+    let leader = ens.leader().await;
+    let follower = (leader + 1) % MEMBERS;
+    let admin = Ensemble::client(&ens.live_hosts()).await;
+    mk(&admin, "/w", b"").await;
+    drop(admin);
+    let killed = Arc::new(AtomicBool::new(false));
+    let on_leader = writer_on(&ens, leader).await;
+    let on_follower = writer_on(&ens, follower).await;
+    let a = tokio::spawn(write_loop(on_leader, "a", killed.clone()));
+    let b = tokio::spawn(write_loop(on_follower, "b", killed.clone()));
+    tokio::time::sleep(Duration::from_millis(WRITES_BEFORE_KILL_MS)).await;
+    ens.kill(leader);
+    killed.store(true, Ordering::SeqCst);
+    let (a, b) = (a.await.unwrap(), b.await.unwrap());
+    let new_leader = ens.leader().await;
+    assert_ne!(new_leader, leader);
+    eprintln!(
+        "acked {} + {} writes, unknown {} + {}",
+        a.acked.len(),
+        b.acked.len(),
+        a.unknown,
+        b.unknown
+    );
+    let mut seen: Vec<BTreeSet<String>> = Vec::new();
+    for idx in ens.live() {
+        let client = Ensemble::client(&ens.member(idx).addr()).await;
+        bounded("sync", client.sync("/w")).await.unwrap();
+        let children = bounded("list", client.list_children("/w")).await.unwrap();
+        let here: BTreeSet<String> = children.into_iter().map(|c| format!("/w/{c}")).collect();
+        for path in a.acked.iter().chain(&b.acked) {
+            assert!(
+                here.contains(path),
+                "acknowledged {path} missing on member {}",
+                ens.member(idx).id
+            );
+        }
+        seen.push(here);
+    }
+    assert!(seen.windows(2).all(|w| w[0] == w[1]), "survivors disagree on /w");
+}
+
+/// Create request body for an ephemeral `world:anyone` node with empty data.
+fn create_ephemeral_body(path: &str) -> Vec<u8> {
+    let mut b = common::jute_string(path);
+    b.extend_from_slice(&0i32.to_be_bytes()); // data: empty buffer
+    b.extend_from_slice(&1i32.to_be_bytes()); // one ACL
+    b.extend_from_slice(&PERMS_ALL.to_be_bytes());
+    b.extend_from_slice(&common::jute_string("world"));
+    b.extend_from_slice(&common::jute_string("anyone"));
+    b.extend_from_slice(&CREATE_FLAG_EPHEMERAL.to_be_bytes());
+    b
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_session_expires_on_new_leader() {
+    let mut ens = Ensemble::start(MEMBERS).await;
+    let leader = ens.leader().await;
+    let follower = (leader + 1) % MEMBERS;
+    let port = ens.member(follower).client_port;
+    let timeout_ms = SESSION_TIMEOUT_MS as i32;
+    let (mut raw, negotiated) =
+        tokio::task::spawn_blocking(move || RawConn::connect_with_timeout(port, timeout_ms))
+            .await
+            .unwrap();
+    assert_eq!(negotiated, timeout_ms);
+    let (_, err, _) = raw.call(1, OP_CREATE, &create_ephemeral_body("/silent"));
+    assert_eq!(err, 0, "raw create failed");
+    // From here on the raw session sends nothing: no pings, TCP left open.
+    let silent_since = Instant::now();
+    let survivors: Vec<usize> = (0..MEMBERS).filter(|&i| i != leader).collect();
+    let observer = Ensemble::client(&ens.hosts(&survivors)).await;
+    tokio::time::sleep(Duration::from_millis(EARLY_CHECK_MS)).await;
+    let early = bounded("early check", observer.check_stat("/silent")).await.unwrap();
+    assert_eq!(early.map(|s| s.ephemeral_owner), Some(raw.session_id));
+    ens.kill(leader);
+    let killed_at = Instant::now();
+    ens.leader().await;
+    poll_until("silent session expiry", EXPIRY_SECS_MAX, || async {
+        match observer.check_stat("/silent").await {
+            Ok(None) => Some(()),
+            _ => None,
+        }
+    })
+    .await;
+    eprintln!(
+        "ephemeral gone {:?} after the kill, {:?} after the last packet",
+        killed_at.elapsed(),
+        silent_since.elapsed()
+    );
+    // The member still holding the dead session's connection closes it.
+    tokio::task::spawn_blocking(move || raw.expect_closed())
+        .await
+        .unwrap();
+}
