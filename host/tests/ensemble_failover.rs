@@ -25,7 +25,7 @@ const MEMBERS: usize = 3;
 /// Bound on a client's move to another member after its server died (election included).
 const RECONNECT_SECS_MAX: u64 = 30;
 /// How many connects `client_on` may try to land a client on a chosen member.
-const PLACE_TRIES_MAX: usize = 12;
+const PLACE_TRIES_MAX: usize = 20;
 /// How long the writers run before the leader is killed.
 const WRITES_BEFORE_KILL_MS: u64 = 1_000;
 /// Acknowledged writes each writer must make after the kill before the load stops.
@@ -64,14 +64,33 @@ async fn wait_reconnected(ens: &Ensemble, client: &zk::Client, sid: i64) -> usiz
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn session_ephemeral_and_watches_survive_server_kill() {
+async fn session_survives_kill_of_its_follower() {
+    session_ephemeral_and_watches_survive_server_kill(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_survives_kill_of_its_leader() {
+    session_ephemeral_and_watches_survive_server_kill(true).await;
+}
+
+/// Places a client on the leader or a follower, gives it an ephemeral and data, child and
+/// exists watches, kills its member -9, and checks all of them on another member.
+async fn session_ephemeral_and_watches_survive_server_kill(on_leader: bool) {
     let mut ens = Ensemble::start(MEMBERS).await;
-    let all = ens.live_hosts();
-    let admin = Ensemble::client(&all).await;
+    let leader = ens.leader().await;
+    let target = if on_leader {
+        leader
+    } else {
+        (leader + 1) % MEMBERS
+    };
+    let admin = Ensemble::client(&ens.live_hosts()).await;
     for p in ["/data", "/gap", "/kids"] {
         mk(&admin, p, b"v0").await;
     }
-    let client = Ensemble::client(&all).await;
+    let client = ens
+        .client_on(target, PLACE_TRIES_MAX)
+        .await
+        .expect("could not place the client on its member");
     let sid = client.session_id().0;
     bounded("create eph", client.create("/eph", b"", &ephemeral()))
         .await
@@ -89,8 +108,7 @@ async fn session_ephemeral_and_watches_survive_server_kill() {
         .await
         .unwrap();
     assert!(absent.is_none());
-    let victim = poll_until("session on a member", 5, || async { ens.holder_of(sid) }).await;
-    eprintln!("client {sid:#x} on member {}", ens.member(victim).id);
+    let victim = target;
     ens.kill(victim);
     // Changed while the client is (most likely) away: SetWatches must fire it on reconnect,
     // else the ordinary notification does. Either way the event has to arrive.
@@ -216,7 +234,10 @@ async fn acknowledged_writes_survive_leader_kill() {
         }
         seen.push(here);
     }
-    assert!(seen.windows(2).all(|w| w[0] == w[1]), "survivors disagree on /w");
+    assert!(
+        seen.windows(2).all(|w| w[0] == w[1]),
+        "survivors disagree on /w"
+    );
 }
 
 /// Create request body for an ephemeral `world:anyone` node with empty data.
@@ -232,11 +253,26 @@ fn create_ephemeral_body(path: &str) -> Vec<u8> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn silent_session_expires_on_new_leader() {
+async fn silent_session_on_follower_expires_after_leader_kill() {
+    silent_session_expires_on_new_leader(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_session_on_killed_leader_expires_on_new_leader() {
+    silent_session_expires_on_new_leader(true).await;
+}
+
+/// A raw session on a follower (TCP kept open) or on the leader creates an ephemeral and
+/// goes silent; the leader is killed -9; the new leader must still expire the session.
+async fn silent_session_expires_on_new_leader(on_leader: bool) {
     let mut ens = Ensemble::start(MEMBERS).await;
     let leader = ens.leader().await;
-    let follower = (leader + 1) % MEMBERS;
-    let port = ens.member(follower).client_port;
+    let target = if on_leader {
+        leader
+    } else {
+        (leader + 1) % MEMBERS
+    };
+    let port = ens.member(target).client_port;
     let timeout_ms = SESSION_TIMEOUT_MS as i32;
     let (mut raw, negotiated) =
         tokio::task::spawn_blocking(move || RawConn::connect_with_timeout(port, timeout_ms))
@@ -250,14 +286,23 @@ async fn silent_session_expires_on_new_leader() {
     let survivors: Vec<usize> = (0..MEMBERS).filter(|&i| i != leader).collect();
     let observer = Ensemble::client(&ens.hosts(&survivors)).await;
     tokio::time::sleep(Duration::from_millis(EARLY_CHECK_MS)).await;
-    let early = bounded("early check", observer.check_stat("/silent")).await.unwrap();
+    let early = bounded("early check", observer.check_stat("/silent"))
+        .await
+        .unwrap();
     assert_eq!(early.map(|s| s.ephemeral_owner), Some(raw.session_id));
     ens.kill(leader);
     let killed_at = Instant::now();
     ens.leader().await;
+    // A new leader gives every session a full timeout from its start.
+    let kept = bounded("check after election", observer.check_stat("/silent")).await;
+    assert!(
+        kept.unwrap().is_some(),
+        "session expired at once by the new leader"
+    );
     poll_until("silent session expiry", EXPIRY_SECS_MAX, || async {
-        match observer.check_stat("/silent").await {
-            Ok(None) => Some(()),
+        let probe = observer.check_stat("/silent");
+        match tokio::time::timeout(Duration::from_secs(WRITE_SECS_MAX), probe).await {
+            Ok(Ok(None)) => Some(()),
             _ => None,
         }
     })
@@ -267,7 +312,7 @@ async fn silent_session_expires_on_new_leader() {
         killed_at.elapsed(),
         silent_since.elapsed()
     );
-    // The member still holding the dead session's connection closes it.
+    // The member still holding the dead session's connection closes it (or it died).
     tokio::task::spawn_blocking(move || raw.expect_closed())
         .await
         .unwrap();

@@ -263,11 +263,14 @@ impl Ensemble {
                     panic!("member {} exited", m.id);
                 }
             }
-            let modes: Vec<(usize, Option<String>)> =
-                self.live().into_iter().map(|i| (i, self.members[i].mode())).collect();
-            let serving = modes.iter().all(|(_, m)| {
-                matches!(m.as_deref(), Some("leader" | "follower"))
-            });
+            let modes: Vec<(usize, Option<String>)> = self
+                .live()
+                .into_iter()
+                .map(|i| (i, self.members[i].mode()))
+                .collect();
+            let serving = modes
+                .iter()
+                .all(|(_, m)| matches!(m.as_deref(), Some("leader" | "follower")));
             let leaders: Vec<usize> = modes
                 .iter()
                 .filter(|(_, m)| m.as_deref() == Some("leader"))
