@@ -104,9 +104,7 @@ impl Member {
 
     /// `leader`, `follower`, ... or `None` when the member does not serve.
     pub fn mode(&self) -> Option<String> {
-        if self.child.is_none() {
-            return None;
-        }
+        self.child.as_ref()?;
         four_letter(self.client_port, "srvr")
             .lines()
             .find_map(|l| l.strip_prefix("Mode:").map(|m| m.trim().to_owned()))
@@ -231,7 +229,7 @@ impl Ensemble {
         ens
     }
 
-    /// Index (0-based) of the member with this 1-based id.
+    /// The member at 0-based index `idx` (its `id` is `idx + 1`).
     pub fn member(&self, idx: usize) -> &Member {
         &self.members[idx]
     }
