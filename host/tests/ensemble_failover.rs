@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{bounded, event, mk, poll_until, RawConn};
+use common::{bounded, event, mk, poll_until, Proxy, RawConn};
 use ensemble::{Ensemble, SESSION_TIMEOUT_MS};
 use zk::EventType as E;
 use zookeeper_client as zk;
@@ -24,6 +24,9 @@ use zookeeper_client as zk;
 const MEMBERS: usize = 3;
 /// Bound on a client's move to another member after its server died (election included).
 const RECONNECT_SECS_MAX: u64 = 30;
+/// Session timeout of the client kept away through a failover (the members grant up to
+/// `ensemble::MAX_SESSION_TIMEOUT_MS`).
+const GAP_SESSION_TIMEOUT: Duration = Duration::from_secs(8);
 /// How many connects `client_on` may try to land a client on a chosen member.
 const PLACE_TRIES_MAX: usize = 20;
 /// How long the writers run before the leader is killed.
@@ -73,8 +76,11 @@ async fn session_survives_kill_of_its_leader() {
     session_ephemeral_and_watches_survive_server_kill(true).await;
 }
 
-/// Places a client on the leader or a follower, gives it an ephemeral and data, child and
-/// exists watches, kills its member -9, and checks all of them on another member.
+/// Places a client (through one proxy per member) on the leader or a follower, gives it an
+/// ephemeral and data, child and exists watches, kills its member -9 while every proxy refuses
+/// new connections, changes the watched nodes during that gap, lets the client back in, and
+/// checks that the session, the ephemeral and every watch came through: the gap events must
+/// come from SetWatches, as the client was away when they happened.
 async fn session_ephemeral_and_watches_survive_server_kill(on_leader: bool) {
     let mut ens = Ensemble::start(MEMBERS).await;
     let leader = ens.leader().await;
@@ -87,52 +93,89 @@ async fn session_ephemeral_and_watches_survive_server_kill(on_leader: bool) {
     for p in ["/data", "/gap", "/kids"] {
         mk(&admin, p, b"v0").await;
     }
+    drop(admin);
+    let mut proxies = Vec::new();
+    for m in &ens.members {
+        proxies.push(Proxy::start(m.client_port).await);
+    }
+    let via: Vec<String> = proxies.iter().map(Proxy::addr).collect();
+    let connector = Ensemble::connector().with_session_timeout(GAP_SESSION_TIMEOUT);
     let client = ens
-        .client_on(target, PLACE_TRIES_MAX)
+        .client_via(target, &via.join(","), connector, PLACE_TRIES_MAX)
         .await
         .expect("could not place the client on its member");
     let sid = client.session_id().0;
-    bounded("create eph", client.create("/eph", b"", &ephemeral()))
-        .await
-        .unwrap();
-    let (_, _, data_w) = bounded("watch", client.get_and_watch_data("/data"))
-        .await
-        .unwrap();
-    let (_, _, gap_w) = bounded("watch", client.get_and_watch_data("/gap"))
-        .await
-        .unwrap();
-    let (_, _, kids_w) = bounded("watch", client.get_and_watch_children("/kids"))
-        .await
-        .unwrap();
-    let (absent, exist_w) = bounded("watch", client.check_and_watch_stat("/absent"))
-        .await
-        .unwrap();
-    assert!(absent.is_none());
-    let victim = target;
-    ens.kill(victim);
-    // Changed while the client is (most likely) away: SetWatches must fire it on reconnect,
-    // else the ordinary notification does. Either way the event has to arrive.
+    let watches = Watches::set(&client).await;
+    proxies.iter().for_each(Proxy::pause);
+    ens.kill(target);
+    poll_until("client disconnect", RECONNECT_SECS_MAX, || async {
+        (client.state() == zk::SessionState::Disconnected).then_some(())
+    })
+    .await;
+    ens.leader().await;
     let admin = Ensemble::client(&ens.live_hosts()).await;
     bounded("set /gap", admin.set_data("/gap", b"v1", None))
         .await
         .unwrap();
+    mk(&admin, "/kids/gap", b"").await;
+    mk(&admin, "/absent", b"").await;
+    proxies.iter().for_each(Proxy::resume);
     let now_on = wait_reconnected(&ens, &client, sid).await;
-    assert_ne!(now_on, victim);
+    assert_ne!(now_on, target);
     assert_eq!(client.session_id().0, sid, "session id changed");
     let stat = bounded("eph owner", admin.check_stat("/eph"))
         .await
         .unwrap()
         .expect("ephemeral lost after failover");
     assert_eq!(stat.ephemeral_owner, sid);
-    assert_eq!(event(gap_w).await.event_type, E::NodeDataChanged);
-    bounded("set /data", admin.set_data("/data", b"v1", None))
-        .await
-        .unwrap();
-    assert_eq!(event(data_w).await.event_type, E::NodeDataChanged);
-    mk(&admin, "/kids/k1", b"").await;
-    assert_eq!(event(kids_w).await.event_type, E::NodeChildrenChanged);
-    mk(&admin, "/absent", b"").await;
-    assert_eq!(event(exist_w).await.event_type, E::NodeCreated);
+    watches.check(&admin).await;
+}
+
+/// The watches one client sets before its server dies.
+struct Watches {
+    data: zk::OneshotWatcher,
+    gap: zk::OneshotWatcher,
+    kids: zk::OneshotWatcher,
+    absent: zk::OneshotWatcher,
+}
+
+impl Watches {
+    /// Creates the client's ephemeral `/eph` and sets the watches.
+    async fn set(client: &zk::Client) -> Watches {
+        bounded("create eph", client.create("/eph", b"", &ephemeral()))
+            .await
+            .unwrap();
+        let (_, _, data) = bounded("watch", client.get_and_watch_data("/data"))
+            .await
+            .unwrap();
+        let (_, _, gap) = bounded("watch", client.get_and_watch_data("/gap"))
+            .await
+            .unwrap();
+        let (_, _, kids) = bounded("watch", client.get_and_watch_children("/kids"))
+            .await
+            .unwrap();
+        let (stat, absent) = bounded("watch", client.check_and_watch_stat("/absent"))
+            .await
+            .unwrap();
+        assert!(stat.is_none());
+        Watches {
+            data,
+            gap,
+            kids,
+            absent,
+        }
+    }
+
+    /// The gap changes fire on reconnect; `/data`, changed now, fires as usual.
+    async fn check(self, admin: &zk::Client) {
+        assert_eq!(event(self.gap).await.event_type, E::NodeDataChanged);
+        assert_eq!(event(self.kids).await.event_type, E::NodeChildrenChanged);
+        assert_eq!(event(self.absent).await.event_type, E::NodeCreated);
+        bounded("set /data", admin.set_data("/data", b"v1", None))
+            .await
+            .unwrap();
+        assert_eq!(event(self.data).await.event_type, E::NodeDataChanged);
+    }
 }
 
 /// What one writer saw: the paths it created with an acknowledgement, and the count of

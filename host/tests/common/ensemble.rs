@@ -26,6 +26,8 @@ pub const QUORUM_SECS_MAX: u64 = 40;
 pub const FOUR_LETTER_SECS_MAX: u64 = 2;
 /// The session timeout every failover client asks for: ZooKeeper's default maximum, 20 ticks.
 pub const SESSION_TIMEOUT_MS: u64 = 20 * TICK_MS;
+/// The longest session timeout a member grants: room for clients kept away on purpose.
+pub const MAX_SESSION_TIMEOUT_MS: u64 = 60 * TICK_MS;
 /// Interval of every poll in this harness.
 pub const POLL_MS: u64 = 100;
 /// Lowest member port; member ports come from below the kernel's ephemeral range so that no
@@ -140,6 +142,7 @@ impl Member {
             ("clientPort", self.client_port.to_string()),
             ("clientPortAddress", "127.0.0.1".into()),
             ("maxClientCnxns", "0".into()),
+            ("maxSessionTimeout", MAX_SESSION_TIMEOUT_MS.to_string()),
             ("4lw.commands.whitelist", "*".into()),
             ("admin.enableServer", "false".into()),
             ("standaloneEnabled", "false".into()),
@@ -318,9 +321,22 @@ impl Ensemble {
     /// `want` (it shuffles its hosts, so this reconnects up to `tries` times; `None` if it
     /// never landed there).
     pub async fn client_on(&self, want: usize, tries: usize) -> Option<zk::Client> {
-        let hosts = self.live_hosts();
+        let connector = Self::connector();
+        self.client_via(want, &self.live_hosts(), connector, tries)
+            .await
+    }
+
+    /// Like [`Self::client_on`], on any connect string that reaches the members (proxies).
+    pub async fn client_via(
+        &self,
+        want: usize,
+        hosts: &str,
+        connector: zk::Connector,
+        tries: usize,
+    ) -> Option<zk::Client> {
         for _ in 0..tries {
-            let client = Self::client(&hosts).await;
+            let connect = connector.clone().connect(hosts);
+            let client = bounded("client connect", connect).await.unwrap();
             if self.members[want].holds_session(client.session_id().0) {
                 return Some(client);
             }
