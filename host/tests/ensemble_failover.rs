@@ -1,6 +1,7 @@
 //! Session failover across a three-member ensemble, with the `zookeeper-client` crate (issue
-//! #3, "How it is proven"): a client whose server is killed -9 moves to another member on the
-//! same session, keeping its ephemeral and its watches (the crate re-sends SetWatches);
+//! #3, "How it is proven"): a client whose server (leader or follower) is killed -9 moves to
+//! another member on the same session, keeping its ephemeral and its watches (the crate
+//! re-sends SetWatches; a proxy per member holds it away while the watched nodes change);
 //! every acknowledged write survives a kill -9 of the leader under load, on every survivor;
 //! and a session whose client has gone silent still expires once the leader is killed.
 //! Runs against zkw, or Apache ZooKeeper 3.8 with `ZKW_TARGET=zookeeper`.
@@ -55,7 +56,8 @@ fn ephemeral() -> zk::CreateOptions<'static> {
     zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all())
 }
 
-/// A client on `hosts` whose session is `sid` and is connected again, bounded.
+/// Waits (bounded) until `client` is connected again and some live member's `cons` lists its
+/// session `sid`; returns that member.
 async fn wait_reconnected(ens: &Ensemble, client: &zk::Client, sid: i64) -> usize {
     poll_until("client reconnect", RECONNECT_SECS_MAX, || async {
         if client.state() != zk::SessionState::SyncConnected {
@@ -195,7 +197,7 @@ async fn write_loop(client: zk::Client, name: &'static str, killed: Arc<AtomicBo
         acked_after_kill: 0,
         unknown: 0,
     };
-    for n in 0.. {
+    for n in 0u64.. {
         assert!(
             Instant::now() < deadline,
             "{name}: only {} acknowledged writes after the kill in {WRITER_SECS_MAX}s",
