@@ -96,6 +96,17 @@ const APPLIED_SEQ_RECORD_BYTES: usize = 24;
 /// Most origins a snapshot may list (server ids are at most 255).
 const APPLIED_SEQ_ORIGINS_MAX: u32 = 4096;
 
+/// Whether a command is new (and records it), or a re-sent copy of one already applied.
+fn admit(seqs: &mut AppliedSeqs, command: &Command) -> bool {
+    match seqs.get(&command.origin) {
+        Some((boot, seq)) if *boot == command.boot && command.seq <= *seq => false,
+        _ => {
+            seqs.insert(command.origin, (command.boot, command.seq));
+            true
+        }
+    }
+}
+
 fn write_applied_seqs(seqs: &AppliedSeqs, out: &mut Vec<u8>) {
     out.extend_from_slice(&(seqs.len() as u32).to_le_bytes());
     for (origin, (boot, seq)) in seqs {
@@ -251,12 +262,8 @@ impl<M: StateMachine> Adapter<M> {
         log_id: LogId,
         command: &Command,
     ) -> io::Result<Option<(TxnEntry, Option<M::Route>)>> {
-        match self.applied_seqs.get(&command.origin) {
-            Some((boot, seq)) if *boot == command.boot && command.seq <= *seq => return Ok(None),
-            _ => {
-                self.applied_seqs
-                    .insert(command.origin, (command.boot, command.seq));
-            }
+        if !admit(&mut self.applied_seqs, command) {
+            return Ok(None);
         }
         let mine = command.origin == self.my_id && command.boot == self.my_boot;
         if command
@@ -419,5 +426,76 @@ impl<M: StateMachine> RaftStateMachine<ZkwRaft> for Adapter<M> {
         .await
         .map_err(io::Error::other)??;
         Ok(newest.map(|(meta, snapshot)| openraft::Snapshot { meta, snapshot }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn command(origin: u64, boot: u64, seq: u64) -> Command {
+        Command {
+            origin,
+            boot,
+            seq,
+            term: None,
+            time_ms: 0,
+            body: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn resent_copies_are_skipped_and_new_boots_start_afresh() {
+        let mut seqs = AppliedSeqs::new();
+        assert!(admit(&mut seqs, &command(1, 10, 1)));
+        assert!(admit(&mut seqs, &command(1, 10, 2)));
+        assert!(
+            !admit(&mut seqs, &command(1, 10, 1)),
+            "a copy re-sent after a leader change"
+        );
+        assert!(!admit(&mut seqs, &command(1, 10, 2)));
+        assert!(
+            admit(&mut seqs, &command(2, 10, 1)),
+            "another origin has its own numbering"
+        );
+        assert!(
+            admit(&mut seqs, &command(1, 11, 1)),
+            "a restarted origin numbers from 1 again"
+        );
+        assert!(
+            admit(&mut seqs, &command(1, 10, 3)),
+            "an older boot's later command still counts"
+        );
+    }
+
+    #[test]
+    fn applied_seqs_round_trip_and_refuse_garbage() {
+        let seqs: AppliedSeqs = [(1, (10, 5)), (7, (3, u64::MAX))].into();
+        let mut bytes = Vec::new();
+        write_applied_seqs(&seqs, &mut bytes);
+        assert_eq!(read_applied_seqs(&mut bytes.as_slice()).unwrap(), seqs);
+        for cut in 0..bytes.len() {
+            assert!(
+                read_applied_seqs(&mut &bytes[..cut]).is_err(),
+                "truncated at {cut}"
+            );
+        }
+        let huge = u32::MAX.to_le_bytes();
+        assert!(read_applied_seqs(&mut huge.as_slice()).is_err());
+    }
+
+    #[test]
+    fn pending_keeps_commands_in_order_until_applied() {
+        let pending: Pending<&str> = Pending::default();
+        pending.insert(&command(1, 1, 2), Some("b"));
+        pending.insert(&command(1, 1, 1), Some("a"));
+        pending.insert(&command(1, 1, 3), None);
+        let seqs: Vec<u64> = pending.unacked().iter().map(|c| c.seq).collect();
+        assert_eq!(seqs, [1, 2, 3]);
+        assert_eq!(pending.take(1), Some("a"));
+        assert_eq!(pending.take(3), None);
+        assert_eq!(pending.unacked().len(), 1);
+        assert_eq!(pending.drain(), ["b"]);
+        assert!(pending.unacked().is_empty());
     }
 }
