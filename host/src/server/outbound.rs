@@ -75,12 +75,4 @@ impl Outbound {
             let _ = self.queue.send(Out::Close(reason));
         }
     }
-
-    pub fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Relaxed) || self.queue.is_closed()
-    }
-
-    pub fn queued_bytes(&self) -> usize {
-        self.queued_bytes.load(Ordering::Relaxed)
-    }
 }
