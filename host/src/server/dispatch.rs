@@ -17,7 +17,7 @@ use super::{Context, Shared, Store};
 use crate::consensus::Proposal;
 use crate::proto::{
     op, xid, AddWatchMode, ClientInfo, CreateMode, ErrorCode, EventType, Id, MultiOp, MultiReadOp,
-    MultiResult, PathWatchRequest, Request, RequestHeader, Response, SessionId, SetWatches,
+    MultiResult, PathWatchRequest, Request, RequestHeader, Response, SessionId, SetWatches, Stat,
     WatcherType,
 };
 use crate::tree::acl::digest_id;
@@ -471,38 +471,24 @@ fn set_watches(
 ) {
     let relative_zxid = watches.relative_zxid;
     let zxid = store.tree.last_zxid();
+    let lists = [
+        (WatchKind::Data, watches.data_watches),
+        (WatchKind::Exist, watches.exist_watches),
+        (WatchKind::Child, watches.child_watches),
+        (WatchKind::Persistent, watches.persistent_watches),
+        (
+            WatchKind::PersistentRecursive,
+            watches.persistent_recursive_watches,
+        ),
+    ];
     let mut missed = Vec::new();
-    for path in watches.data_watches {
-        match store.tree.stat(&path) {
-            None => missed.push((path, EventType::NodeDeleted)),
-            Some(stat) if stat.mzxid > relative_zxid => {
-                missed.push((path, EventType::NodeDataChanged))
+    for (kind, paths) in lists {
+        for path in paths {
+            match missed_event(kind, store.tree.stat(&path), relative_zxid) {
+                Some(event) => missed.push((path, event)),
+                None => store.watches.add(session_id, &path, kind),
             }
-            Some(_) => store.watches.add(session_id, &path, WatchKind::Data),
         }
-    }
-    for path in watches.exist_watches {
-        match store.tree.stat(&path) {
-            Some(_) => missed.push((path, EventType::NodeCreated)),
-            None => store.watches.add(session_id, &path, WatchKind::Exist),
-        }
-    }
-    for path in watches.child_watches {
-        match store.tree.stat(&path) {
-            None => missed.push((path, EventType::NodeDeleted)),
-            Some(stat) if stat.pzxid > relative_zxid => {
-                missed.push((path, EventType::NodeChildrenChanged))
-            }
-            Some(_) => store.watches.add(session_id, &path, WatchKind::Child),
-        }
-    }
-    for path in watches.persistent_watches {
-        store.watches.add(session_id, &path, WatchKind::Persistent);
-    }
-    for path in watches.persistent_recursive_watches {
-        store
-            .watches
-            .add(session_id, &path, WatchKind::PersistentRecursive);
     }
     for (path, event) in missed {
         let notification = Notification {
@@ -514,6 +500,22 @@ fn set_watches(
         state
             .outbound
             .send(super::apply::encode_event(&notification));
+    }
+}
+
+/// The event a one-shot watch missed while its client was away (then it fires at once
+/// instead of being re-registered); persistent watches are always simply re-registered.
+fn missed_event(kind: WatchKind, stat: Option<Stat>, relative_zxid: i64) -> Option<EventType> {
+    match (kind, stat) {
+        (WatchKind::Exist, Some(_)) => Some(EventType::NodeCreated),
+        (WatchKind::Data | WatchKind::Child, None) => Some(EventType::NodeDeleted),
+        (WatchKind::Data, Some(stat)) if stat.mzxid > relative_zxid => {
+            Some(EventType::NodeDataChanged)
+        }
+        (WatchKind::Child, Some(stat)) if stat.pzxid > relative_zxid => {
+            Some(EventType::NodeChildrenChanged)
+        }
+        _ => None,
     }
 }
 
