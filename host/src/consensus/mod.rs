@@ -363,6 +363,12 @@ impl<M: StateMachine> Consensus<M> {
         }
     }
 
+    /// The current term when this server leads and holds its lease.
+    pub fn leader_term(&self) -> Option<u64> {
+        let term = self.raft.metrics().borrow_watched().current_term;
+        self.is_leader().then_some(term)
+    }
+
     /// Leads and holds its lease (see [`Consensus::is_serving`]).
     pub fn is_leader(&self) -> bool {
         self.raft.metrics().borrow_watched().state == ServerState::Leader && self.is_serving()
