@@ -13,9 +13,7 @@ use super::stats::ConnectionStats;
 use super::Shared;
 use crate::consensus::StateMachine;
 use crate::proto::SessionId;
-use crate::proto::{
-    encode_notification, encode_reply, keeper_state, ErrorCode, ReplyHeader, Response, WatcherEvent,
-};
+use crate::proto::{encode_notification, keeper_state, ErrorCode, Response, WatcherEvent};
 use crate::tree::watch::Notification;
 use crate::tree::Tree;
 use crate::txn::{self, TxnEntry, TxnOp};
@@ -182,18 +180,9 @@ pub fn encode_event(notification: &Notification) -> bytes::Bytes {
 }
 
 fn send_reply(shared: &Shared, route: ReplyRoute, zxid: i64, reply: Result<Response, ErrorCode>) {
-    let (err, body) = match reply {
-        Ok(body) => (ErrorCode::Ok, body),
-        Err(code) => (code, Response::Empty),
-    };
-    let header = ReplyHeader {
-        xid: route.xid,
-        zxid,
-        err: err.code(),
-    };
-    let mut frame = BytesMut::new();
-    encode_reply(&header, &body, &mut frame);
-    route.outbound.send(frame.freeze());
+    route
+        .outbound
+        .send(super::connection::reply_frame(route.xid, zxid, reply));
     super::dispatch::record_reply(
         shared,
         &route.stats,

@@ -151,14 +151,7 @@ async fn read_loop(
             Ok(decoded) => decoded,
             Err(DecodeError::UnknownOp { xid, op }) => {
                 // As ZooKeeper: answer Unimplemented, then close the connection.
-                dispatch::reply_now(
-                    context,
-                    state,
-                    xid,
-                    ErrorCode::Unimplemented,
-                    Response::Empty,
-                )
-                .await;
+                dispatch::reply_now(context, state, xid, Err(ErrorCode::Unimplemented)).await;
                 return Err(ConnectionError::Refused(format!("unknown op code {op}")));
             }
             Err(error) => return Err(error.into()),
@@ -406,17 +399,19 @@ async fn write_loop(
     let _ = closed.send(true);
 }
 
-/// Encodes a reply frame.
-pub fn encode_reply_frame(xid: i32, zxid: i64, err: ErrorCode, body: &Response) -> Bytes {
+/// Encodes the reply to request `xid`: the body on success, the error code in the header
+/// (and no body) on failure. Every reply the server sends goes through here.
+pub fn reply_frame(xid: i32, zxid: i64, result: Result<Response, ErrorCode>) -> Bytes {
+    let (err, body) = match result {
+        Ok(body) => (ErrorCode::Ok, body),
+        Err(code) => (code, Response::Empty),
+    };
+    let header = ReplyHeader {
+        xid,
+        zxid,
+        err: err.code(),
+    };
     let mut frame = BytesMut::new();
-    encode_reply(
-        &ReplyHeader {
-            xid,
-            zxid,
-            err: err.code(),
-        },
-        body,
-        &mut frame,
-    );
+    encode_reply(&header, &body, &mut frame);
     frame.freeze()
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use super::apply::{ReplyRoute, Route};
-use super::connection::encode_reply_frame;
+use super::connection::reply_frame;
 use super::outbound::Outbound;
 use super::stats::{ConnectionStats, LastRequest};
 use super::{Context, Shared, Store};
@@ -92,7 +92,7 @@ pub async fn handle(
     let write = match request {
         Request::Create { op, request } => {
             if let Some(refused) = refuse_create(&context.shared, op, request.flags) {
-                reply_now(context, state, xid, refused, Response::Empty).await;
+                reply_now(context, state, xid, Err(refused)).await;
                 return Flow::Continue;
             }
             TxnOp::Create { op, request }
@@ -108,7 +108,7 @@ pub async fn handle(
                 }
                 _ => None,
             }) {
-                reply_now(context, state, xid, refused, Response::Empty).await;
+                reply_now(context, state, xid, Err(refused)).await;
                 return Flow::Continue;
             }
             TxnOp::Multi(ops)
@@ -270,13 +270,7 @@ async fn answer_locally(
 }
 
 fn send(state: &ConnectionState, xid: i32, zxid: i64, result: Result<Response, ErrorCode>) {
-    let (err, body) = match result {
-        Ok(body) => (ErrorCode::Ok, body),
-        Err(code) => (code, Response::Empty),
-    };
-    state
-        .outbound
-        .send(encode_reply_frame(xid, zxid, err, &body));
+    state.outbound.send(reply_frame(xid, zxid, result));
 }
 
 /// Answers at once (after earlier writes), for refusals decided before any txn.
@@ -284,14 +278,11 @@ pub async fn reply_now(
     context: &Context,
     state: &mut ConnectionState,
     xid: i32,
-    err: ErrorCode,
-    body: Response,
+    result: Result<Response, ErrorCode>,
 ) {
     state.wait_for_writes().await;
     let zxid = context.shared.lock_store().tree.last_zxid();
-    state
-        .outbound
-        .send(encode_reply_frame(xid, zxid, err, &body));
+    send(state, xid, zxid, result);
 }
 
 /// Updates the server and connection counters after a reply was queued.
