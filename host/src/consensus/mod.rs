@@ -354,8 +354,8 @@ impl<M: StateMachine> Consensus<M> {
 
     /// `leader`, `follower`, `observer` or `standalone`, as `srvr` prints it.
     pub fn mode(&self) -> &'static str {
-        let metrics = self.raft.metrics().borrow_watched().clone();
-        match metrics.state {
+        let state = self.raft.metrics().borrow_watched().state;
+        match state {
             _ if self.standalone => "standalone",
             ServerState::Leader => "leader",
             ServerState::Learner => "observer",
@@ -630,7 +630,9 @@ impl<M: StateMachine> Consensus<M> {
 
     /// The leader, the term and the leader's quorum address, as this server sees them.
     fn leadership(&self) -> Option<(u64, u64, String)> {
-        let metrics = self.raft.metrics().borrow_watched().clone();
+        // Called for every batch of writes: read the metrics in place, never clone them.
+        let receiver = self.raft.metrics();
+        let metrics = receiver.borrow_watched();
         let leader = metrics.current_leader?;
         let address = metrics
             .membership_config
@@ -814,12 +816,11 @@ impl<M: StateMachine> Consensus<M> {
                 Ok(mut touched) => touched.drain().collect(),
                 Err(_) => return,
             };
-            if sessions.is_empty() {
+            // On the leader the connections touched its tracker themselves: nothing to relay.
+            if sessions.is_empty() || self.is_leader() {
                 continue;
             }
-            if self.is_leader() {
-                self.machine.touch_sessions(&sessions);
-            } else if let Some((leader, address)) = self.leader() {
+            if let Some((leader, address)) = self.leader() {
                 let mut client = PeerClient::new(leader, address);
                 let timeout = Duration::from_millis(tick_ms.max(100));
                 if let Err(error) = client.call(&PeerRequest::Touch(sessions), timeout).await {

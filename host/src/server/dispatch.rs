@@ -336,6 +336,7 @@ fn read_op(
 ) -> Result<Response, ErrorCode> {
     // checkWatches and removeWatches differ only in whether the match is removed.
     let remove = matches!(request, Request::RemoveWatches(_));
+    let with_stat = matches!(request, Request::GetChildren2(_));
     let session_id = state.session_id.unwrap_or(0);
     let auth = &state.auth;
     match request {
@@ -364,17 +365,8 @@ fn read_op(
             }
             Ok(Response::GetData { data, stat })
         }
-        Request::GetChildren(PathWatchRequest { path, watch }) => {
-            let (children, _) = store
-                .tree
-                .get_children(&path, auth)
-                .map_err(|error| error.code())?;
-            if watch {
-                store.watches.add(session_id, &path, WatchKind::Child);
-            }
-            Ok(Response::GetChildren { children })
-        }
-        Request::GetChildren2(PathWatchRequest { path, watch }) => {
+        Request::GetChildren(PathWatchRequest { path, watch })
+        | Request::GetChildren2(PathWatchRequest { path, watch }) => {
             let (children, stat) = store
                 .tree
                 .get_children(&path, auth)
@@ -382,7 +374,12 @@ fn read_op(
             if watch {
                 store.watches.add(session_id, &path, WatchKind::Child);
             }
-            Ok(Response::GetChildren2 { children, stat })
+            // getChildren2 is getChildren plus the node's Stat.
+            Ok(if with_stat {
+                Response::GetChildren2 { children, stat }
+            } else {
+                Response::GetChildren { children }
+            })
         }
         Request::GetAcl { path } => {
             let (acl, stat) = store
