@@ -144,7 +144,9 @@ mod tests {
 
     #[test]
     fn codes_round_trip_and_are_never_success() {
-        for code in [-1, -5, -6, -8, -100, -101, -102, -103, -108, -110, -111, -114, -120, -125] {
+        for code in [
+            -1, -5, -6, -8, -100, -101, -102, -103, -108, -110, -111, -114, -120, -125,
+        ] {
             assert_eq!(Error::from_code(code).code(), code);
             assert!(!matches!(Error::from_code(code), Error::Other(_)), "{code}");
         }

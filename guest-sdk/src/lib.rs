@@ -105,7 +105,8 @@ pub use rt::{CallFn, EventFn, Recipe, ValidateFn};
 macro_rules! recipe {
     ($($entry:ident : $handler:expr),+ $(,)?) => {
         /// This recipe's entry points (what the module exports; what native tests run).
-        #[allow(dead_code)]
+        // `..NONE` fills the entries not given; with all three given it is redundant.
+        #[allow(dead_code, clippy::needless_update)]
         pub const RECIPE: $crate::Recipe = $crate::Recipe {
             $($entry: ::core::option::Option::Some($handler),)+
             ..$crate::Recipe::NONE

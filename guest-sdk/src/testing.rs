@@ -120,7 +120,9 @@ impl MockTree {
             root: root.to_owned(),
             run: Run::default(),
         };
-        state.nodes.insert("/".into(), state.new_node(Vec::new(), 0));
+        state
+            .nodes
+            .insert("/".into(), state.new_node(Vec::new(), 0));
         let mut prefix = String::new();
         for part in root.split('/').filter(|part| !part.is_empty()) {
             prefix = format!("{prefix}/{part}");
@@ -277,8 +279,10 @@ impl MockTree {
         if recipe.on_event.is_none() {
             return runs;
         }
-        let mut queue: VecDeque<(usize, EventKind, String)> =
-            fired.into_iter().map(|(kind, path)| (0, kind, path)).collect();
+        let mut queue: VecDeque<(usize, EventKind, String)> = fired
+            .into_iter()
+            .map(|(kind, path)| (0, kind, path))
+            .collect();
         while let Some((depth, kind, path)) = queue.pop_front() {
             if !under(&self.state.root, &path) {
                 continue;
@@ -357,7 +361,10 @@ fn check_path(path: &str) -> Result<(), Error> {
     let bad = !path.starts_with('/')
         || (path.len() > 1 && path.ends_with('/'))
         || path.contains('\0')
-        || (path.len() > 1 && path[1..].split('/').any(|p| p.is_empty() || p == "." || p == ".."));
+        || (path.len() > 1
+            && path[1..]
+                .split('/')
+                .any(|p| p.is_empty() || p == "." || p == ".."));
     if bad {
         return Err(Error::BadArguments);
     }
@@ -428,10 +435,13 @@ impl State {
                     (EventKind::Created, created.clone()),
                     (EventKind::ChildrenChanged, parent(&created).to_owned()),
                 ];
-                Ok((OpResult::Created {
-                    path: created,
-                    stat,
-                }, fired))
+                Ok((
+                    OpResult::Created {
+                        path: created,
+                        stat,
+                    },
+                    fired,
+                ))
             }
             Op::Delete { path, version } => {
                 self.delete(path, *version)?;
@@ -447,7 +457,10 @@ impl State {
                 version,
             } => {
                 let stat = self.set(path, data, *version)?;
-                Ok((OpResult::Set(stat), vec![(EventKind::DataChanged, path.clone())]))
+                Ok((
+                    OpResult::Set(stat),
+                    vec![(EventKind::DataChanged, path.clone())],
+                ))
             }
             Op::Check { path, version } => {
                 self.version_matches(path, *version)?;
@@ -570,16 +583,31 @@ pub(crate) mod host {
     }
 
     pub(crate) fn get(path: &str) -> Result<Vec<u8>, i32> {
-        with(|state| state.get(path).map(|node| node.encode()).map_err(Error::code))
+        with(|state| {
+            state
+                .get(path)
+                .map(|node| node.encode())
+                .map_err(Error::code)
+        })
     }
 
     pub(crate) fn children(path: &str) -> Result<Vec<u8>, i32> {
-        with(|state| state.children(path).map(|names| names.encode()).map_err(Error::code))
+        with(|state| {
+            state
+                .children(path)
+                .map(|names| names.encode())
+                .map_err(Error::code)
+        })
     }
 
     pub(crate) fn write(op: &[u8]) -> Result<Vec<u8>, i32> {
         let op = Op::decode(op).map_err(|_| Error::MarshallingError.code())?;
-        with(|state| state.recipe_write(&op).map(|r| r.encode()).map_err(Error::code))
+        with(|state| {
+            state
+                .recipe_write(&op)
+                .map(|r| r.encode())
+                .map_err(Error::code)
+        })
     }
 
     pub(crate) fn set_result(bytes: &[u8]) {

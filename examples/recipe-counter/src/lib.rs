@@ -13,7 +13,11 @@ fn on_event(ctx: &mut Ctx, event: &Event) -> Result<(), Error> {
     };
     let count: u64 = String::from_utf8_lossy(&node.data).parse().unwrap_or(0);
     // Passing the version we read makes a concurrent change a failed run, never a lost count.
-    ctx.set(&count_path, (count + 1).to_string().as_bytes(), node.stat.version)?;
+    ctx.set(
+        &count_path,
+        (count + 1).to_string().as_bytes(),
+        node.stat.version,
+    )?;
     ctx.info(format_args!("{} is number {}", event.path, count + 1));
     Ok(())
 }
@@ -28,7 +32,8 @@ mod tests {
     fn counts() {
         let mut tree = MockTree::new("counter", "/counter");
         for name in ["/counter/a", "/counter/b", "/counter/c"] {
-            tree.write(&super::RECIPE, &MockTree::create_op(name, b"")).unwrap();
+            tree.write(&super::RECIPE, &MockTree::create_op(name, b""))
+                .unwrap();
         }
         assert_eq!(tree.text("/counter/count").as_deref(), Some("3"));
     }

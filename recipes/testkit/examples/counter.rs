@@ -18,7 +18,11 @@ fn handle(ctx: &mut Ctx, event: &Event) -> Result<(), Error> {
                 .ok()
                 .and_then(|text| text.parse().ok())
                 .ok_or(Error::BadArguments)?;
-            ctx.set(&counter, (count + 1).to_string().as_bytes(), node.stat.version)?;
+            ctx.set(
+                &counter,
+                (count + 1).to_string().as_bytes(),
+                node.stat.version,
+            )?;
         }
     }
     Ok(())
@@ -37,7 +41,9 @@ mod tests {
         let mut tree = MockTree::new("counter", "/counter");
         for name in ["a", "b", "c"] {
             let path = format!("/counter/{name}");
-            let runs = tree.write(&RECIPE, &MockTree::create_op(&path, b"")).unwrap();
+            let runs = tree
+                .write(&RECIPE, &MockTree::create_op(&path, b""))
+                .unwrap();
             assert!(runs.iter().all(|run| run.succeeded()), "{runs:?}");
         }
         assert_eq!(tree.text("/counter/count").unwrap(), "3");
@@ -54,14 +60,16 @@ mod tests {
             version: -1,
         };
         tree.write(&RECIPE, &op).unwrap();
-        tree.write(&RECIPE, &MockTree::create_op("/other", b"")).unwrap();
+        tree.write(&RECIPE, &MockTree::create_op("/other", b""))
+            .unwrap();
         assert!(tree.get("/counter/count").is_none());
     }
 
     #[test]
     fn a_corrupt_counter_fails_the_run_and_keeps_the_tree() {
         let mut tree = MockTree::new("counter", "/counter");
-        tree.apply(&MockTree::create_op("/counter/count", b"many")).unwrap();
+        tree.apply(&MockTree::create_op("/counter/count", b"many"))
+            .unwrap();
         let run = tree.on_event(&RECIPE, EventKind::Created, "/counter/a");
         assert!(!run.succeeded());
         assert_eq!(run.code, Error::BadArguments.code());

@@ -46,10 +46,12 @@ mod tests {
     #[test]
     fn burns_n_rounds_then_writes_the_outcome() {
         let mut tree = MockTree::new("burner", "/burn");
-        tree.write(&RECIPE, &MockTree::create_op("/burn/a", b"1000")).unwrap();
+        tree.write(&RECIPE, &MockTree::create_op("/burn/a", b"1000"))
+            .unwrap();
         let first = tree.text("/burn/burned").unwrap();
         assert!(first.starts_with("/burn/a 1000 "), "{first}");
-        tree.write(&RECIPE, &MockTree::create_op("/burn/b", b"junk")).unwrap();
+        tree.write(&RECIPE, &MockTree::create_op("/burn/b", b"junk"))
+            .unwrap();
         assert!(tree.text("/burn/burned").unwrap().starts_with("/burn/b 0 "));
         assert_eq!(burn(1000), burn(1000));
         assert_ne!(burn(1000), burn(1001));

@@ -1,22 +1,25 @@
-//! `recursion` (hostile): recurses without bound on any event, each frame holding a buffer, so
-//! the host's fixed Wasm stack overflows (a trap).
+//! `recursion` (hostile): recurses without bound on any event, so the host's fixed Wasm stack
+//! (`max_wasm_stack`) overflows: a trap. The frames keep everything in Wasm locals (nothing
+//! whose address is taken), so it is the engine's stack that runs out, not the shadow stack
+//! Rust keeps in linear memory.
 
 use std::hint::black_box;
 
 use zkw_guest::{Ctx, Error, Event};
 
-/// Never returns in practice: the depth check only keeps the compiler from calling the
-/// recursion unconditional, and `black_box` stops it from becoming a loop.
-fn descend(depth: u64) -> u64 {
-    let frame = black_box([depth; 16]);
-    if depth == u64::MAX {
-        return frame[0];
+/// Never returns in practice: `limit` is unreachable, and the two calls per frame keep the
+/// compiler from turning the recursion into a loop.
+#[inline(never)]
+fn descend(depth: u64, limit: u64) -> u64 {
+    if depth >= limit {
+        return depth;
     }
-    descend(black_box(depth + 1)).wrapping_add(frame[7])
+    let left = descend(depth + 1, limit);
+    left.rotate_left(5) ^ descend(depth + 2, limit)
 }
 
 fn handle(_ctx: &mut Ctx, _event: &Event) -> Result<(), Error> {
-    black_box(descend(0));
+    black_box(descend(0, black_box(u64::MAX)));
     Ok(())
 }
 

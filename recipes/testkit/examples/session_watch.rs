@@ -8,7 +8,11 @@ fn handle(ctx: &mut Ctx, event: &Event) -> Result<(), Error> {
         return Ok(());
     }
     let path = ctx.path(&format!("closed-{:016x}", ctx.session()));
-    ctx.create(&path, event.ephemerals.join("\n").as_bytes(), CreateMode::Persistent)?;
+    ctx.create(
+        &path,
+        event.ephemerals.join("\n").as_bytes(),
+        CreateMode::Persistent,
+    )?;
     Ok(())
 }
 
@@ -36,6 +40,9 @@ mod tests {
         let run = tree.close_session(&RECIPE, 0x42);
         assert!(run.succeeded(), "{run:?}");
         assert!(tree.get("/s/a").is_none());
-        assert_eq!(tree.text("/s/closed-0000000000000042").unwrap(), "/s/a\n/s/b");
+        assert_eq!(
+            tree.text("/s/closed-0000000000000042").unwrap(),
+            "/s/a\n/s/b"
+        );
     }
 }

@@ -4,7 +4,10 @@
 use zkw_guest::{Ctx, Error, Event, Reject, Validate};
 
 fn handle(_ctx: &mut Ctx, event: &Event) -> Result<(), Error> {
-    panic!("trap recipe: deliberate panic on {:?} {}", event.kind, event.path);
+    panic!(
+        "trap recipe: deliberate panic on {:?} {}",
+        event.kind, event.path
+    );
 }
 
 fn check(_ctx: &mut Ctx, write: &Validate) -> Result<(), Reject> {

@@ -18,7 +18,10 @@ fn check(_ctx: &mut Ctx, write: &Validate) -> Result<(), Reject> {
         )));
     }
     if std::str::from_utf8(&write.data).is_err() {
-        return Err(Reject::bad_arguments(format!("{}: data is not UTF-8", write.path)));
+        return Err(Reject::bad_arguments(format!(
+            "{}: data is not UTF-8",
+            write.path
+        )));
     }
     Ok(())
 }
@@ -35,9 +38,15 @@ mod tests {
     fn rejects_long_or_binary_data_with_a_reason() {
         let mut tree = MockTree::new("validator", "/v");
         let long = vec![b'x'; DATA_BYTES_MAX + 1];
-        let run = tree.validate(&RECIPE, &MockTree::create_op("/v/a", &long)).unwrap();
+        let run = tree
+            .validate(&RECIPE, &MockTree::create_op("/v/a", &long))
+            .unwrap();
         assert_eq!(run.code, Error::BadArguments.code());
-        assert!(run.result_text().contains("more than 64"), "{}", run.result_text());
+        assert!(
+            run.result_text().contains("more than 64"),
+            "{}",
+            run.result_text()
+        );
         let binary = Op::SetData {
             path: "/v".into(),
             data: vec![0xff, 0xfe],
@@ -56,7 +65,8 @@ mod tests {
         assert_eq!(outcome, Err(Error::BadArguments));
         assert!(tree.get("/v/a").is_none());
         let exact = vec![b'x'; DATA_BYTES_MAX];
-        tree.write(&RECIPE, &MockTree::create_op("/v/a", &exact)).unwrap();
+        tree.write(&RECIPE, &MockTree::create_op("/v/a", &exact))
+            .unwrap();
         assert_eq!(tree.data("/v/a").unwrap(), exact);
     }
 

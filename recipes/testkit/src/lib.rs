@@ -11,7 +11,16 @@
 
 /// The WAT fixtures in `wat/`: (file, what the host must do with it).
 pub const WAT_FIXTURES: &[(&str, &str)] = &[
-    ("wat/wasi.wat", "refuse at install: imports wasi_snapshot_preview1.fd_write"),
-    ("wat/wrong_abi.wat", "refuse at install: zkw_abi_version returns 2"),
-    ("wat/no_entry.wat", "refuse at install: no zkw_on_event, zkw_validate or zkw_on_call"),
+    (
+        "wat/wasi.wat",
+        "refuse at install: imports wasi_snapshot_preview1.fd_write",
+    ),
+    (
+        "wat/wrong_abi.wat",
+        "refuse at install: zkw_abi_version returns 2",
+    ),
+    (
+        "wat/no_entry.wat",
+        "refuse at install: no zkw_on_event, zkw_validate or zkw_on_call",
+    ),
 ];
