@@ -630,3 +630,142 @@ pub(crate) mod host {
         });
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::ctx::Ctx;
+
+    fn create(path: &str, mode: CreateMode) -> Op {
+        Op::Create {
+            path: path.into(),
+            data: b"d".to_vec(),
+            flags: mode as i32,
+        }
+    }
+
+    #[test]
+    fn stat_bookkeeping_follows_zookeeper() {
+        let mut tree = MockTree::new("r", "/r");
+        let first = tree.apply(&create("/r/q-", CreateMode::PersistentSequential));
+        let second = tree.apply(&create("/r/q-", CreateMode::PersistentSequential));
+        let names: Vec<String> = [first, second]
+            .into_iter()
+            .map(|result| match result.unwrap() {
+                OpResult::Created { path, .. } => path,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(names, ["/r/q-0000000000", "/r/q-0000000001"]);
+        let root = tree.get("/r").unwrap().stat;
+        assert_eq!((root.num_children, root.cversion), (2, 2));
+        let set = Op::SetData {
+            path: "/r/q-0000000000".into(),
+            data: b"longer".to_vec(),
+            version: 0,
+        };
+        let OpResult::Set(stat) = tree.apply(&set).unwrap() else {
+            panic!("not a set")
+        };
+        assert_eq!((stat.version, stat.data_length), (1, 6));
+        assert_eq!(tree.apply(&set), Err(Error::BadVersion));
+        let delete_root = Op::Delete {
+            path: "/r".into(),
+            version: -1,
+        };
+        assert_eq!(tree.apply(&delete_root), Err(Error::NotEmpty));
+        assert_eq!(
+            tree.apply(&create("/r/q-0000000000", CreateMode::Persistent)),
+            Err(Error::NodeExists)
+        );
+        assert_eq!(
+            tree.apply(&create("/r/a/b", CreateMode::Persistent)),
+            Err(Error::NoNode)
+        );
+        assert_eq!(
+            tree.apply(&create("/r/bad/", CreateMode::Persistent)),
+            Err(Error::BadArguments)
+        );
+    }
+
+    #[test]
+    fn ephemerals_belong_to_the_session() {
+        let mut tree = MockTree::new("r", "/r");
+        tree.apply(&create("/r/e", CreateMode::Ephemeral)).unwrap();
+        assert_eq!(
+            tree.get("/r/e").unwrap().stat.ephemeral_owner,
+            SESSION_DEFAULT
+        );
+        assert_eq!(
+            tree.apply(&create("/r/e/child", CreateMode::Persistent)),
+            Err(Error::NoChildrenForEphemerals)
+        );
+        tree.set_session(0);
+        assert_eq!(
+            tree.apply(&create("/r/f", CreateMode::Ephemeral)),
+            Err(Error::EphemeralOnLocalSession)
+        );
+    }
+
+    fn write_then_fail(ctx: &mut Ctx, _event: &Event) -> Result<(), Error> {
+        ctx.create(&ctx.path("kept"), b"", CreateMode::Persistent)?;
+        ctx.info("about to fail");
+        Err(Error::BadVersion)
+    }
+
+    #[test]
+    fn a_failed_run_keeps_nothing_but_its_logs() {
+        let recipe = Recipe {
+            on_event: Some(write_then_fail),
+            ..Recipe::NONE
+        };
+        let mut tree = MockTree::new("r", "/r");
+        let run = tree.on_event(&recipe, EventKind::Timer, "");
+        assert_eq!(run.code, Error::BadVersion.code());
+        assert!(tree.get("/r/kept").is_none());
+        assert!(run.fired.is_empty());
+        let messages: Vec<&str> = run.logs.iter().map(|l| l.message.as_str()).collect();
+        assert_eq!(messages, ["about to fail", "on_event failed: bad version"]);
+    }
+
+    fn grow(ctx: &mut Ctx, event: &Event) -> Result<(), Error> {
+        if event.kind == EventKind::Created {
+            ctx.create(&format!("{}/x", event.path), b"", CreateMode::Persistent)?;
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn cascades_stop_at_the_depth_limit() {
+        let recipe = Recipe {
+            on_event: Some(grow),
+            ..Recipe::NONE
+        };
+        let mut tree = MockTree::new("r", "/r");
+        tree.write(&recipe, &create("/r/a", CreateMode::Persistent))
+            .unwrap();
+        let depth = tree.paths().iter().filter(|p| p.ends_with("/x")).count();
+        assert_eq!(depth, CASCADE_DEPTH_MAX + 1);
+    }
+
+    #[test]
+    fn bad_input_and_missing_entries_fail_the_run() {
+        let recipe = Recipe {
+            on_event: Some(grow),
+            ..Recipe::NONE
+        };
+        let mut tree = MockTree::new("r", "/r");
+        let run = tree.run(|| rt::run_event(&recipe, &[0, 1, 2]));
+        assert_eq!(run.code, Error::MarshallingError.code());
+        assert!(run.logs[0].message.starts_with("bad event input"));
+        assert_eq!(tree.call(&recipe, b"").code, Error::Unimplemented.code());
+    }
+
+    #[test]
+    fn a_ctx_outside_a_run_reports_a_system_error() {
+        let mut ctx = Ctx::new(Header::default());
+        assert_eq!(ctx.get("/"), Err(Error::SystemError));
+        assert_eq!(ctx.children("/"), Err(Error::SystemError));
+    }
+}
