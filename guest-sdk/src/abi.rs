@@ -178,18 +178,35 @@ pub struct Node {
 pub enum Op {
     /// `flags`: ZooKeeper's CreateMode numbers (0 persistent, 1 ephemeral, 2 sequential,
     /// 3 ephemeral sequential, 4 container). An ephemeral belongs to the triggering session.
-    Create { path: String, data: Vec<u8>, flags: i32 },
+    Create {
+        path: String,
+        data: Vec<u8>,
+        flags: i32,
+    },
     /// `version` -1 matches any.
-    Delete { path: String, version: i32 },
-    SetData { path: String, data: Vec<u8>, version: i32 },
-    Check { path: String, version: i32 },
+    Delete {
+        path: String,
+        version: i32,
+    },
+    SetData {
+        path: String,
+        data: Vec<u8>,
+        version: i32,
+    },
+    Check {
+        path: String,
+        version: i32,
+    },
 }
 
 /// What a successful [`Op`] returns.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OpResult {
     /// The created path (with its sequence suffix) and its Stat.
-    Created { path: String, stat: Stat },
+    Created {
+        path: String,
+        stat: Stat,
+    },
     Deleted,
     /// The node's Stat after the write.
     Set(Stat),
