@@ -21,3 +21,4 @@ pub mod server;
 pub mod session;
 pub mod tree;
 pub mod txn;
+pub mod wasm;

@@ -11,6 +11,7 @@
 mod bench;
 mod daemon;
 mod four_letter;
+mod recipe;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,6 +44,8 @@ enum Command {
     Version,
     /// Load-generate against ZooKeeper-protocol servers; one JSON line of results on stdout.
     Bench(bench::BenchArgs),
+    /// Install, list, remove, call and follow WebAssembly recipes.
+    Recipe(recipe::RecipeArgs),
 }
 
 #[derive(Debug, Clone, Copy, Subcommand)]
@@ -70,6 +73,7 @@ pub fn main() -> anyhow::Result<ExitCode> {
         Command::Version => print_version(),
         Command::Server { action, config } => run_server_action(action, config),
         Command::Bench(args) => bench::run(args),
+        Command::Recipe(args) => recipe::run(args),
     }
 }
 

@@ -234,8 +234,10 @@ fn queue_batch(batch: Vec<Outgoing>, pending: &Pending, next_xid: &mut i32, out:
         return;
     }
     for item in batch {
+        // Auth packets travel with ZooKeeper's reserved xid, and the server answers with it.
+        let auth = matches!(item.request, Request::Auth(_));
         let header = RequestHeader {
-            xid: *next_xid,
+            xid: if auth { xid::AUTH } else { *next_xid },
             op: item.request.op(),
         };
         // Positive xids only: the negative ones are reserved (notification, ping, auth...).

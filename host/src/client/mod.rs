@@ -241,6 +241,17 @@ impl Client {
         }
     }
 
+    /// addAuth (op 100), e.g. `("digest", b"user:password")`. A refused auth closes the
+    /// session, as ZooKeeper does.
+    pub async fn add_auth(&self, scheme: &str, auth: &[u8]) -> Result<(), ClientError> {
+        let request = Request::Auth(crate::proto::AuthPacket {
+            auth_type: 0,
+            scheme: scheme.to_owned(),
+            auth: auth.to_vec(),
+        });
+        self.submit(request).await.map(|_| ())
+    }
+
     /// getData: the data and Stat; `watch` leaves a data watch.
     pub async fn get_data(&self, path: &str, watch: bool) -> Result<(Vec<u8>, Stat), ClientError> {
         match self.submit(get_data_request(path, watch)).await? {

@@ -92,6 +92,11 @@ impl StateMachine for Applier {
         })?;
         let mut store = self.shared.lock_store();
         store.tree = tree;
+        let store = &mut *store;
+        if let Err(error) = store.recipes.sync(&store.tree) {
+            // Only valid installs commit, so this means the module cache or the engine broke.
+            tracing::error!(%error, "recipes in the restored snapshot cannot be loaded");
+        }
         self.renew_sessions(&store);
         Ok(())
     }
@@ -120,7 +125,8 @@ impl StateMachine for Applier {
                 // The closing session's own watches die with it; others see its ephemerals go.
                 store.watches.remove_session(entry.session_id);
             }
-            let applied = txn::apply(&mut store.tree, &entry);
+            let store = &mut *store;
+            let applied = txn::apply_with(&mut store.tree, &entry, Some(&mut store.recipes));
             let notifications = store.watches.trigger(applied.zxid, &applied.triggers);
             let session_closed = closing_session && applied.reply.is_ok();
             let session_created =

@@ -312,9 +312,24 @@ fn monitor(context: &Context, mode: &str) -> String {
         rows.push(("synced_followers", synced.to_string()));
         rows.push(("pending_syncs", "0".to_owned()));
     }
-    rows.into_iter()
+    let mut text: String = rows
+        .into_iter()
         .map(|(key, value)| format!("zk_{key}\t{value}\n"))
-        .collect()
+        .collect();
+    // Per recipe, this server's counters (every replica runs the same runs).
+    for recipe in shared.lock_store().recipes.list() {
+        let name = &recipe.name;
+        let stats = recipe.stats;
+        for (key, value) in [
+            ("runs", stats.runs),
+            ("failures", stats.failures),
+            ("fuel_used", stats.fuel_used),
+            ("time_us", stats.time_us),
+        ] {
+            text.push_str(&format!("zk_recipe_{key}{{name=\"{name}\"}}\t{value}\n"));
+        }
+    }
+    text
 }
 
 /// Bytes of the regular files under `dir` (snapshots, log segments, meta), as ZooKeeper's

@@ -35,6 +35,7 @@ use crate::session::SessionTracker;
 use crate::tree::watch::WatchRegistry;
 use crate::tree::Tree;
 use crate::txn::TxnOp;
+use crate::wasm::Runtime;
 use apply::{Applier, Route};
 use outbound::Outbound;
 use stats::{ConnectionStats, ServerStats};
@@ -57,6 +58,8 @@ pub enum ServerError {
     LocalAddress(std::io::Error),
     #[error("consensus: {0}")]
     Consensus(#[from] ConsensusError),
+    #[error("{0}")]
+    Recipes(#[from] crate::wasm::WasmError),
     #[error("server.{id} address {address}: {reason}")]
     PeerAddress {
         id: u64,
@@ -65,11 +68,16 @@ pub enum ServerError {
     },
 }
 
-/// The replicated tree and this server's (unreplicated) watch registry.
-#[derive(Debug, Default)]
+/// Where compiled recipe modules are cached, under `<dataDir>/version-2`.
+pub const RECIPE_CACHE_DIR: &str = "recipe-cache";
+
+/// The replicated tree, this server's (unreplicated) watch registry, and the recipe runtime
+/// (its installed set derives from the tree).
+#[derive(Debug)]
 pub struct Store {
     pub tree: Tree,
     pub watches: WatchRegistry,
+    pub recipes: Runtime,
 }
 
 /// One live client connection, for routing and for `cons`.
@@ -227,9 +235,11 @@ pub async fn run(
     let server_id = config.my_id.unwrap_or(0);
     let mut tree = Tree::new();
     tree.set_extended_types_enabled(config.extended_types_enabled);
+    let cache_dir = config.data_dir.join("version-2").join(RECIPE_CACHE_DIR);
     let store = Store {
         tree,
         watches: WatchRegistry::default(),
+        recipes: Runtime::new(Some(cache_dir), crate::txn::recipe_op)?,
     };
     let shared = Arc::new(Shared {
         tracker: Mutex::new(SessionTracker::new(u64::from(config.tick_time_ms))),

@@ -75,6 +75,9 @@ pub enum TreeError {
     SessionExpired,
     #[error("unimplemented (TTL nodes need extended types enabled)")]
     Unimplemented,
+    /// A validator recipe refused the write, with this code.
+    #[error("refused by a recipe ({0:?})")]
+    Recipe(ErrorCode),
 }
 
 impl TreeError {
@@ -91,6 +94,7 @@ impl TreeError {
             TreeError::InvalidAcl => ErrorCode::InvalidAcl,
             TreeError::SessionExpired => ErrorCode::SessionExpired,
             TreeError::Unimplemented => ErrorCode::Unimplemented,
+            TreeError::Recipe(code) => *code,
         }
     }
 }
@@ -264,6 +268,8 @@ pub struct Tree {
     ephemeral_count: usize,
     extended_types_enabled: bool,
     journal: Option<Vec<Undo>>,
+    /// Where each open (nested) journal starts in `journal`.
+    journal_marks: Vec<usize>,
 }
 
 impl Default for Tree {
@@ -308,6 +314,12 @@ impl Tree {
         tree
     }
 
+    /// A tree with nothing in it, not even a root: costs no allocation. It holds a place while
+    /// the real tree is lent to a recipe run.
+    pub(crate) fn detached() -> Tree {
+        Tree::empty()
+    }
+
     /// A tree without even a root (snapshot loading fills it).
     fn empty() -> Tree {
         Tree {
@@ -322,6 +334,7 @@ impl Tree {
             ephemeral_count: 0,
             extended_types_enabled: false,
             journal: None,
+            journal_marks: Vec::new(),
         }
     }
 

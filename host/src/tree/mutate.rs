@@ -131,22 +131,33 @@ impl Tree {
         }
     }
 
-    /// Starts recording inverses (a multi begins).
+    /// Starts recording inverses (a multi, a recipe run). Journals nest: a recipe run inside a
+    /// multi rolls back alone, and the multi can still roll back everything.
     pub(crate) fn begin_journal(&mut self) {
-        assert!(self.journal.is_none(), "journals do not nest");
-        self.journal = Some(Vec::new());
+        let journal = self.journal.get_or_insert_with(Vec::new);
+        self.journal_marks.push(journal.len());
     }
 
-    /// Keeps every change since `begin_journal`.
+    /// Keeps every change since the matching `begin_journal` (the enclosing journal, if any,
+    /// can still undo them).
     pub(crate) fn commit_journal(&mut self) {
-        self.journal = None;
+        self.journal_marks.pop();
+        if self.journal_marks.is_empty() {
+            self.journal = None;
+        }
     }
 
-    /// Undoes every change since `begin_journal`, newest first.
+    /// Undoes every change since the matching `begin_journal`, newest first.
     pub(crate) fn rollback_journal(&mut self) {
-        let journal = self.journal.take().unwrap_or_default();
-        for undo in journal.into_iter().rev() {
+        let mark = self.journal_marks.pop().unwrap_or(0);
+        // Undoing must not journal itself: take the journal out while undoing.
+        let mut journal = self.journal.take().unwrap_or_default();
+        let undone = journal.split_off(mark.min(journal.len()));
+        for undo in undone.into_iter().rev() {
             self.undo(undo);
+        }
+        if !self.journal_marks.is_empty() {
+            self.journal = Some(journal);
         }
     }
 

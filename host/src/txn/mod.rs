@@ -13,12 +13,18 @@
 
 pub mod codec;
 mod ops;
+mod recipes;
+
+pub(crate) use recipes::recipe_op;
 
 use crate::proto::{
     op, CheckVersionRequest, CreateRequest, DeleteRequest, Id, MultiOp, Response, SessionId,
 };
 use crate::proto::{ErrorCode, MultiResult, SetAclRequest, SetDataRequest, Zxid};
 use crate::tree::{watch::WatchTrigger, Tree, TreeError};
+use crate::wasm::Runtime;
+use recipes::Hooks;
+use zkw_guest::abi::WriteKind;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TxnEntry {
@@ -71,6 +77,12 @@ impl Ctx<'_> {
 
 /// Applies one committed entry. Same tree + same entry = same result on every replica.
 pub fn apply(tree: &mut Tree, entry: &TxnEntry) -> Applied {
+    apply_with(tree, entry, None)
+}
+
+/// [`apply`] with the recipe runtime: validators, triggered runs, calls and installs. Every
+/// replica must pass a runtime (or none) alike.
+pub fn apply_with(tree: &mut Tree, entry: &TxnEntry, recipes: Option<&mut Runtime>) -> Applied {
     tree.advance_zxid(entry.zxid);
     let ctx = Ctx {
         zxid: entry.zxid,
@@ -78,33 +90,175 @@ pub fn apply(tree: &mut Tree, entry: &TxnEntry) -> Applied {
         session_id: entry.session_id,
         auth: &entry.auth,
     };
-    let mut triggers = Vec::new();
-    let reply = match &entry.op {
-        TxnOp::CreateSession {
-            timeout_ms,
-            password,
-        } => ops::session::create(tree, &ctx, *timeout_ms, *password),
-        TxnOp::CloseSession => ops::session::close(tree, &ctx, &mut triggers),
-        TxnOp::Reap { path } => ops::reap::apply(tree, &ctx, path, &mut triggers),
-        TxnOp::Multi(sub_ops) => Ok(ops::multi::apply(tree, &ctx, sub_ops, &mut triggers)),
-        TxnOp::Create { op, request } => {
-            single(ops::create::apply(tree, &ctx, *op, request, &mut triggers).map(create_response))
-        }
-        TxnOp::Delete(request) => {
-            single(ops::delete::apply(tree, &ctx, request, &mut triggers).map(|()| Response::Empty))
-        }
-        TxnOp::SetData(request) => {
-            single(ops::set_data::apply(tree, &ctx, request, &mut triggers).map(Response::Stat))
-        }
-        TxnOp::SetAcl(request) => {
-            single(ops::set_acl::apply(tree, &ctx, request).map(Response::Stat))
-        }
-        TxnOp::Check(request) => single(ops::check::apply(tree, &ctx, request).map(Response::Stat)),
+    let mut hooks = Hooks {
+        recipes,
+        install_touched: false,
     };
+    // Installs are checked only after the write: keep a way back.
+    let installing = touches_install(&entry.op);
+    if installing {
+        tree.begin_journal();
+    }
+    let mut triggers = Vec::new();
+    let mut reply = run_op(tree, &ctx, &entry.op, &mut hooks, &mut triggers);
+    if installing {
+        reply = finish_install(tree, &mut hooks, reply, &mut triggers);
+    }
+    if let Some(recipes) = hooks.recipes.filter(|recipes| !recipes.is_empty()) {
+        let closed: Vec<String> = match entry.op {
+            TxnOp::CloseSession => triggers
+                .iter()
+                .filter(|trigger| trigger.event == crate::proto::EventType::NodeDeleted)
+                .map(|trigger| trigger.path.clone())
+                .collect(),
+            _ => Vec::new(),
+        };
+        let closed = (!closed.is_empty()).then_some((entry.session_id, closed.as_slice()));
+        recipes.react(tree, Hooks::info(&ctx), &mut triggers, closed);
+        recipes.flush_logs(tree, Hooks::info(&ctx), &mut triggers);
+    }
     Applied {
         zxid: entry.zxid,
         reply,
         triggers,
+    }
+}
+
+fn run_op(
+    tree: &mut Tree,
+    ctx: &Ctx<'_>,
+    txn_op: &TxnOp,
+    hooks: &mut Hooks<'_>,
+    triggers: &mut Vec<WatchTrigger>,
+) -> Result<Response, ErrorCode> {
+    match txn_op {
+        TxnOp::CreateSession {
+            timeout_ms,
+            password,
+        } => ops::session::create(tree, ctx, *timeout_ms, *password),
+        TxnOp::CloseSession => ops::session::close(tree, ctx, triggers),
+        TxnOp::Reap { path } => ops::reap::apply(tree, ctx, path, triggers),
+        TxnOp::Multi(sub_ops) => Ok(ops::multi::apply(tree, ctx, sub_ops, hooks, triggers)),
+        TxnOp::Create { op, request } => {
+            if let Some(name) = Runtime::call_target(&request.path) {
+                return call(tree, ctx, *op, request, name, hooks, triggers);
+            }
+            single(
+                hooks
+                    .before_write(tree, ctx, WriteKind::Create, &request.path, &request.data, request.flags)
+                    .and_then(|()| ops::create::apply(tree, ctx, *op, request, triggers))
+                    .map(create_response),
+            )
+        }
+        TxnOp::Delete(request) => single(
+            hooks
+                .before_write(tree, ctx, WriteKind::Delete, &request.path, &[], 0)
+                .and_then(|()| ops::delete::apply(tree, ctx, request, triggers))
+                .map(|()| Response::Empty),
+        ),
+        TxnOp::SetData(request) => single(
+            hooks
+                .before_write(tree, ctx, WriteKind::SetData, &request.path, &request.data, 0)
+                .and_then(|()| ops::set_data::apply(tree, ctx, request, triggers))
+                .map(Response::Stat),
+        ),
+        TxnOp::SetAcl(request) => single(ops::set_acl::apply(tree, ctx, request).map(Response::Stat)),
+        TxnOp::Check(request) => single(ops::check::apply(tree, ctx, request).map(Response::Stat)),
+    }
+}
+
+/// True when the op writes a recipe's manifest or module (see `Runtime::is_install_path`).
+fn touches_install(txn_op: &TxnOp) -> bool {
+    let path = |sub_op: &MultiOp| match sub_op {
+        MultiOp::Create { request, .. } => request.path.clone(),
+        MultiOp::Delete(request) => request.path.clone(),
+        MultiOp::SetData(request) => request.path.clone(),
+        MultiOp::Check(request) => request.path.clone(),
+    };
+    match txn_op {
+        TxnOp::Create { request, .. } => Runtime::is_install_path(&request.path),
+        TxnOp::Delete(request) => Runtime::is_install_path(&request.path),
+        TxnOp::SetData(request) => Runtime::is_install_path(&request.path),
+        TxnOp::Multi(sub_ops) => sub_ops
+            .iter()
+            .any(|sub_op| Runtime::is_install_path(&path(sub_op))),
+        _ => false,
+    }
+}
+
+/// After a write to `/zookeeper/recipes`: the installed set follows the tree, or, if the write
+/// completed a bad module, the write is undone and refused with BadArguments.
+fn finish_install(
+    tree: &mut Tree,
+    hooks: &mut Hooks<'_>,
+    reply: Result<Response, ErrorCode>,
+    triggers: &mut Vec<WatchTrigger>,
+) -> Result<Response, ErrorCode> {
+    let succeeded = match &reply {
+        Ok(Response::Multi(results)) => !results.iter().any(|r| matches!(r, MultiResult::Error(_))),
+        Ok(_) => true,
+        Err(_) => false,
+    };
+    let synced = match hooks.recipes.as_deref_mut() {
+        Some(recipes) if succeeded && hooks.install_touched => recipes.sync(tree),
+        _ => Ok(()),
+    };
+    match synced {
+        Ok(()) => {
+            tree.commit_journal();
+            reply
+        }
+        Err(error) => {
+            tracing::warn!(zxid = tree.last_zxid(), %error, "recipe install refused");
+            tree.rollback_journal();
+            triggers.clear();
+            match reply {
+                Ok(Response::Multi(results)) => Ok(Response::Multi(ops::multi::failed_results(
+                    results.len(),
+                    results.len().saturating_sub(1),
+                    ErrorCode::BadArguments,
+                ))),
+                _ => Err(ErrorCode::BadArguments),
+            }
+        }
+    }
+}
+
+/// A create of `<recipes>/<name>/call-...`: runs the recipe's call with the node's data as
+/// arguments; the node is created holding the result. A failed call changes nothing.
+fn call(
+    tree: &mut Tree,
+    ctx: &Ctx<'_>,
+    op: i32,
+    request: &CreateRequest,
+    name: &str,
+    hooks: &mut Hooks<'_>,
+    triggers: &mut Vec<WatchTrigger>,
+) -> Result<Response, ErrorCode> {
+    let Some(recipes) = hooks.recipes.as_deref_mut() else {
+        return Err(ErrorCode::NoNode);
+    };
+    let kept = triggers.len();
+    tree.begin_journal();
+    let outcome = recipes
+        .call(tree, Hooks::info(ctx), name, &request.data, triggers)
+        .and_then(|result| {
+            let request = CreateRequest {
+                data: result,
+                ..request.clone()
+            };
+            ops::create::apply(tree, ctx, op, &request, triggers).map_err(|error| error.code())
+        });
+    match outcome {
+        Ok(created) => {
+            tree.commit_journal();
+            Ok(create_response(created))
+        }
+        Err(code) => {
+            tree.rollback_journal();
+            triggers.truncate(kept);
+            Err(code)
+        }
     }
 }
 

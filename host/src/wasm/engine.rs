@@ -20,7 +20,7 @@ pub const MEMORY_BYTES_LIMIT: usize = 256 * 1024 * 1024;
 const POOLED_INSTANCES: u32 = 16;
 
 /// Table slots per module (Rust modules use one small table for indirect calls).
-const TABLE_ELEMENTS_MAX: usize = 64 * 1024;
+pub(super) const TABLE_ELEMENTS_MAX: usize = 64 * 1024;
 
 /// Builds the engine. Fails only if the platform cannot host the pooling allocator.
 pub fn engine() -> Result<Engine, WasmError> {
@@ -32,7 +32,6 @@ fn config() -> Config {
     pool.total_core_instances(POOLED_INSTANCES)
         .total_memories(POOLED_INSTANCES)
         .total_tables(POOLED_INSTANCES)
-        .total_stacks(0)
         .max_memories_per_module(1)
         .max_tables_per_module(1)
         .table_elements(TABLE_ELEMENTS_MAX)
@@ -44,7 +43,6 @@ fn config() -> Config {
         .cranelift_nan_canonicalization(true)
         .wasm_relaxed_simd(false)
         .relaxed_simd_deterministic(true)
-        .wasm_threads(false)
         .wasm_multi_memory(false)
         .wasm_memory64(false)
         .max_wasm_stack(STACK_BYTES_MAX)

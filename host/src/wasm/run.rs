@@ -36,10 +36,7 @@ pub struct RunCtx {
 impl RunCtx {
     /// True when `path` is the recipe's root or under it.
     pub fn owns(&self, path: &str) -> bool {
-        self.root == "/"
-            || path == self.root
-            || (path.starts_with(self.root.as_str())
-                && path.as_bytes().get(self.root.len()) == Some(&b'/'))
+        is_under(&self.root, path)
     }
 
     pub fn header(&self) -> abi::Header {
@@ -51,6 +48,13 @@ impl RunCtx {
             root: self.root.clone(),
         }
     }
+}
+
+/// True when `path` is `root` or below it.
+pub fn is_under(root: &str, path: &str) -> bool {
+    root == "/"
+        || path == root
+        || (path.starts_with(root) && path.as_bytes().get(root.len()) == Some(&b'/'))
 }
 
 /// Applies one recipe write to the tree with ZooKeeper's checks (supplied by `txn`, so this
@@ -118,7 +122,7 @@ impl ResourceLimiter for RunState {
             self.memory_denied = true;
             // An error (not `false`) traps at the grow, so the run stops where it overreached
             // instead of limping on in a guest allocator that may spin or abort differently.
-            return Err(anyhow::anyhow!("memory cap {} bytes", self.memory_cap));
+            return Err(wasmtime::format_err!("memory cap {} bytes", self.memory_cap));
         }
         Ok(true)
     }
@@ -176,13 +180,13 @@ fn call(
     let ptr = alloc.call(&mut *store, len)?;
     let memory = instance
         .get_memory(&mut *store, abi::export::MEMORY)
-        .ok_or_else(|| anyhow::anyhow!("no memory export"))?;
+        .ok_or_else(|| wasmtime::format_err!("no memory export"))?;
     memory.write(&mut *store, usize::try_from(ptr)?, input)?;
     let func = instance.get_typed_func::<(i32, i32), i32>(&mut *store, entry)?;
     func.call(&mut *store, (ptr, len))
 }
 
-fn classify(state: &RunState, error: anyhow::Error) -> Failure {
+fn classify(state: &RunState, error: wasmtime::Error) -> Failure {
     if let Some(path) = &state.outside {
         return Failure::OutsidePath(path.clone());
     }
@@ -197,7 +201,7 @@ fn classify(state: &RunState, error: anyhow::Error) -> Failure {
     }
 }
 
-fn first_line(error: &anyhow::Error) -> String {
+fn first_line(error: &wasmtime::Error) -> String {
     error.to_string().lines().next().unwrap_or_default().to_owned()
 }
 
@@ -205,7 +209,7 @@ fn first_line(error: &anyhow::Error) -> String {
 pub fn link(engine: &Engine) -> Result<Linker<RunState>, WasmError> {
     let mut linker = Linker::new(engine);
     let module = abi::import::MODULE;
-    let wire = |error: anyhow::Error| WasmError::Engine(error.to_string());
+    let wire = |error: wasmtime::Error| WasmError::Engine(error.to_string());
     linker.func_wrap(module, abi::import::GET, get).map_err(wire)?;
     linker
         .func_wrap(module, abi::import::CHILDREN, children)
@@ -226,7 +230,7 @@ pub fn link(engine: &Engine) -> Result<Linker<RunState>, WasmError> {
 fn memory(caller: &mut Caller<'_, RunState>) -> wasmtime::Result<Memory> {
     match caller.get_export(abi::export::MEMORY) {
         Some(Extern::Memory(memory)) => Ok(memory),
-        _ => Err(anyhow::anyhow!("module exports no memory")),
+        _ => Err(wasmtime::format_err!("module exports no memory")),
     }
 }
 
@@ -234,7 +238,7 @@ fn memory(caller: &mut Caller<'_, RunState>) -> wasmtime::Result<Memory> {
 fn read_bytes(caller: &mut Caller<'_, RunState>, ptr: i32, len: i32) -> wasmtime::Result<Vec<u8>> {
     let len = usize::try_from(len)?;
     if len > abi::FIELD_BYTES_MAX {
-        return Err(anyhow::anyhow!("guest buffer of {len} bytes"));
+        return Err(wasmtime::format_err!("guest buffer of {len} bytes"));
     }
     charge(caller, len)?;
     let memory = memory(caller)?;
@@ -325,7 +329,7 @@ fn write(mut caller: Caller<'_, RunState>, ptr: i32, len: i32) -> wasmtime::Resu
     let state = caller.data_mut();
     if !state.ctx.owns(path) {
         state.outside = Some(path.clone());
-        return Err(anyhow::anyhow!("write outside the recipe's path: {path}"));
+        return Err(wasmtime::format_err!("write outside the recipe's path: {path}"));
     }
     let outcome = (state.apply_op)(&mut state.tree, &state.ctx, &op, &mut state.triggers);
     match outcome {
@@ -336,7 +340,7 @@ fn write(mut caller: Caller<'_, RunState>, ptr: i32, len: i32) -> wasmtime::Resu
 
 fn set_result(mut caller: Caller<'_, RunState>, ptr: i32, len: i32) -> wasmtime::Result<()> {
     if usize::try_from(len)? > RESULT_BYTES_MAX {
-        return Err(anyhow::anyhow!("result of {len} bytes"));
+        return Err(wasmtime::format_err!("result of {len} bytes"));
     }
     let bytes = read_bytes(&mut caller, ptr, len)?;
     caller.data_mut().result = bytes;
@@ -351,4 +355,22 @@ fn log(mut caller: Caller<'_, RunState>, level: i32, ptr: i32, len: i32) -> wasm
         logs.push((level, String::from_utf8_lossy(&bytes).into_owned()));
     }
     Ok(())
+}
+
+/// Instantiates and calls `zkw_abi_version` (the install check).
+pub fn call_version(
+    engine: &Engine,
+    pre: &InstancePre<RunState>,
+    state: RunState,
+    fuel: u64,
+) -> Result<i32, Failure> {
+    let mut store = Store::new(engine, state);
+    store.limiter(|state| state);
+    let _ = store.set_fuel(fuel);
+    let outcome = pre.instantiate(&mut store).and_then(|instance| {
+        instance
+            .get_typed_func::<(), i32>(&mut store, abi::export::ABI_VERSION)?
+            .call(&mut store, ())
+    });
+    outcome.map_err(|error| classify(store.data(), error))
 }

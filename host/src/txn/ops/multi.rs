@@ -9,7 +9,9 @@
 use crate::proto::{ErrorCode, MultiOp, MultiResult, Response};
 use crate::tree::watch::WatchTrigger;
 use crate::tree::{Tree, TreeError};
+use crate::txn::recipes::Hooks;
 use crate::txn::{create_result, Ctx};
+use zkw_guest::abi::WriteKind;
 
 use super::{check, create, delete, set_data};
 
@@ -17,13 +19,14 @@ pub(crate) fn apply(
     tree: &mut Tree,
     ctx: &Ctx<'_>,
     sub_ops: &[MultiOp],
+    hooks: &mut Hooks<'_>,
     triggers: &mut Vec<WatchTrigger>,
 ) -> Response {
     tree.begin_journal();
     let mut sub_triggers = Vec::new();
     let mut results = Vec::with_capacity(sub_ops.len());
     for (index, sub_op) in sub_ops.iter().enumerate() {
-        match run(tree, ctx, sub_op, &mut sub_triggers) {
+        match run(tree, ctx, sub_op, hooks, &mut sub_triggers) {
             Ok(result) => results.push(result),
             Err(error) => {
                 tree.rollback_journal();
@@ -40,8 +43,26 @@ fn run(
     tree: &mut Tree,
     ctx: &Ctx<'_>,
     sub_op: &MultiOp,
+    hooks: &mut Hooks<'_>,
     triggers: &mut Vec<WatchTrigger>,
 ) -> Result<MultiResult, TreeError> {
+    match sub_op {
+        MultiOp::Create { request, .. } => hooks.before_write(
+            tree,
+            ctx,
+            WriteKind::Create,
+            &request.path,
+            &request.data,
+            request.flags,
+        )?,
+        MultiOp::Delete(request) => {
+            hooks.before_write(tree, ctx, WriteKind::Delete, &request.path, &[], 0)?
+        }
+        MultiOp::SetData(request) => {
+            hooks.before_write(tree, ctx, WriteKind::SetData, &request.path, &request.data, 0)?
+        }
+        MultiOp::Check(_) => {}
+    }
     Ok(match sub_op {
         MultiOp::Create { op, request } => {
             create_result(create::apply(tree, ctx, *op, request, triggers)?)
@@ -60,7 +81,7 @@ fn run(
     })
 }
 
-fn failed_results(count: usize, failed_index: usize, code: ErrorCode) -> Vec<MultiResult> {
+pub(crate) fn failed_results(count: usize, failed_index: usize, code: ErrorCode) -> Vec<MultiResult> {
     (0..count)
         .map(|index| {
             let code = match index.cmp(&failed_index) {

@@ -1,0 +1,327 @@
+//! `zkw recipe install | list | remove | logs | call`: manage recipes through the plain-znode
+//! protocol of docs/recipes.md, so everything here a classic client could do too. `install`
+//! checks the module locally first (the same checks the servers make) to print the reason for a
+//! refusal; the servers check again.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use clap::{Args, Subcommand};
+
+use super::bench::ServerOpts;
+use crate::client::{Client, ClientError};
+use crate::proto::{op, Acl, CreateMode, CreateRequest, DeleteRequest, ErrorCode, MultiOp};
+use crate::wasm::manifest::{Manifest, FUEL_DEFAULT, MEMORY_BYTES_DEFAULT};
+use crate::wasm::registry::LOG_NODE;
+use crate::wasm::{module, run, CALL_PREFIX, CHUNK_PREFIX, RECIPES_PATH};
+
+/// Session timeout of the CLI's session, in milliseconds.
+const SESSION_TIMEOUT_MS: u64 = 10_000;
+/// Module bytes per chunk node, below jute.maxbuffer with room for the request around it.
+const CHUNK_BYTES: usize = 512 * 1024;
+/// How often `logs --follow` re-reads the log node when no watch fires, in milliseconds.
+const FOLLOW_POLL_MS: u64 = 1_000;
+
+#[derive(Debug, Args)]
+pub struct RecipeArgs {
+    #[command(subcommand)]
+    action: RecipeAction,
+    #[command(flatten)]
+    server: ServerOpts,
+    /// Credentials sent first, e.g. `digest:admin:secret` (installing needs the super user).
+    #[arg(long, global = true, value_name = "SCHEME:AUTH")]
+    auth: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum RecipeAction {
+    /// Install (or replace) a module, bound to a path.
+    Install {
+        file: PathBuf,
+        /// Recipe name (default: the file name without `.wasm`).
+        #[arg(long)]
+        name: Option<String>,
+        /// The path it watches and may write under (default: /<name>).
+        #[arg(long)]
+        path: Option<String>,
+        /// Fuel per run.
+        #[arg(long, default_value_t = FUEL_DEFAULT)]
+        fuel: u64,
+        /// Linear memory cap per run, in bytes.
+        #[arg(long, default_value_t = MEMORY_BYTES_DEFAULT)]
+        memory: u64,
+    },
+    /// List installed recipes with this server's run counters.
+    List,
+    /// Remove a recipe.
+    Remove { name: String },
+    /// Print a recipe's recent log lines.
+    Logs {
+        name: String,
+        /// Keep printing new lines.
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Call a recipe's `on_call` with ARGS and print its result.
+    Call { name: String, args: String },
+}
+
+pub fn run(args: RecipeArgs) -> anyhow::Result<std::process::ExitCode> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    runtime.block_on(async move {
+        let client = connect(&args).await?;
+        match args.action {
+            RecipeAction::Install {
+                file,
+                name,
+                path,
+                fuel,
+                memory,
+            } => install(&client, &file, name, path, fuel, memory).await?,
+            RecipeAction::List => list(&client, &args.server.server).await?,
+            RecipeAction::Remove { name } => remove(&client, &name).await?,
+            RecipeAction::Logs { name, follow } => logs(&client, &name, follow).await?,
+            RecipeAction::Call { name, args } => call(&client, &name, args.as_bytes()).await?,
+        }
+        Ok(std::process::ExitCode::SUCCESS)
+    })
+}
+
+async fn connect(args: &RecipeArgs) -> anyhow::Result<Client> {
+    let timeout = Duration::from_millis(SESSION_TIMEOUT_MS);
+    let client = Client::connect(&args.server.server, timeout).await?;
+    if let Some(auth) = &args.auth {
+        let (scheme, credentials) = auth
+            .split_once(':')
+            .context("--auth must be SCHEME:AUTH, e.g. digest:user:password")?;
+        client
+            .add_auth(scheme, credentials.as_bytes())
+            .await
+            .context("authentication refused")?;
+    }
+    Ok(client)
+}
+
+fn recipe_path(name: &str) -> String {
+    format!("{RECIPES_PATH}/{name}")
+}
+
+async fn install(
+    client: &Client,
+    file: &PathBuf,
+    name: Option<String>,
+    path: Option<String>,
+    fuel: u64,
+    memory: u64,
+) -> anyhow::Result<()> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let name = match name {
+        Some(name) => name,
+        None => file
+            .file_stem()
+            .and_then(|stem| stem.to_str())
+            .context("name the recipe with --name")?
+            .to_owned(),
+    };
+    if name.is_empty() || name.contains('/') {
+        bail!("recipe name {name:?}: must be one path component");
+    }
+    let manifest = Manifest {
+        path: path.unwrap_or_else(|| format!("/{name}")),
+        size: u64::try_from(bytes.len())?,
+        sha256: module::sha256_hex(&bytes),
+        fuel,
+        memory_bytes: memory,
+    };
+    // The same checks the servers make, here, so the refusal comes with its reason.
+    Manifest::parse(manifest.format().as_bytes()).context("refused")?;
+    check_locally(&bytes).context("refused")?;
+    ensure_node(client, RECIPES_PATH).await?;
+    if client.exists(&recipe_path(&name), false).await?.is_some() {
+        remove(client, &name).await?;
+    }
+    upload(client, &name, &manifest, &bytes).await.map_err(|error| match error {
+        ClientError::Server(ErrorCode::NoAuth) => {
+            anyhow::anyhow!("installing needs the super user: pass --auth digest:USER:PASSWORD")
+        }
+        ClientError::Server(ErrorCode::BadArguments) => {
+            anyhow::anyhow!("the servers refused the module (see their log)")
+        }
+        other => other.into(),
+    })?;
+    println!(
+        "installed {name} at {} ({} bytes, sha256 {})",
+        manifest.path, manifest.size, manifest.sha256
+    );
+    Ok(())
+}
+
+fn check_locally(bytes: &[u8]) -> anyhow::Result<()> {
+    let engine = crate::wasm::engine::engine()?;
+    let linker = run::link(&engine)?;
+    module::load(&engine, &linker, None, bytes)?;
+    Ok(())
+}
+
+fn create_op(path: String, data: Vec<u8>) -> MultiOp {
+    MultiOp::Create {
+        op: op::CREATE,
+        request: CreateRequest {
+            path,
+            data,
+            acl: Acl::open_unsafe(),
+            flags: CreateMode::Persistent as i32,
+            ttl_ms: None,
+        },
+    }
+}
+
+/// The manifest and every chunk in one multi when they fit, else the manifest first and the
+/// chunks one by one (the last one completes the install).
+async fn upload(
+    client: &Client,
+    name: &str,
+    manifest: &Manifest,
+    bytes: &[u8],
+) -> Result<(), ClientError> {
+    let base = recipe_path(name);
+    let mut ops = vec![create_op(base.clone(), manifest.format().into_bytes())];
+    ops.extend(
+        bytes
+            .chunks(CHUNK_BYTES)
+            .enumerate()
+            .map(|(index, chunk)| create_op(format!("{base}/{CHUNK_PREFIX}{index:04}"), chunk.to_vec())),
+    );
+    if bytes.len() <= CHUNK_BYTES {
+        let results = client.multi(ops).await?;
+        return match results.iter().find_map(|result| match result {
+            crate::proto::MultiResult::Error(code) if *code != 0 => Some(*code),
+            _ => None,
+        }) {
+            Some(code) => Err(ClientError::from_code(code)),
+            None => Ok(()),
+        };
+    }
+    for one in ops {
+        client.multi(vec![one]).await?;
+    }
+    Ok(())
+}
+
+async fn ensure_node(client: &Client, path: &str) -> anyhow::Result<()> {
+    match client
+        .create(path, b"", &Acl::open_unsafe(), CreateMode::Persistent)
+        .await
+    {
+        Ok(_) | Err(ClientError::Server(ErrorCode::NodeExists)) => Ok(()),
+        Err(error) => Err(error.into()),
+    }
+}
+
+async fn list(client: &Client, servers: &str) -> anyhow::Result<()> {
+    let names = match client.get_children(RECIPES_PATH, false).await {
+        Ok(names) => names,
+        Err(ClientError::Server(ErrorCode::NoNode)) => Vec::new(),
+        Err(error) => return Err(error.into()),
+    };
+    let counters = mntr(servers);
+    println!("NAME\tPATH\tSHA256\tSIZE\tRUNS\tFAILURES\tFUEL_USED");
+    for name in names {
+        let (data, _) = client.get_data(&recipe_path(&name), false).await?;
+        let manifest = Manifest::parse(&data)?;
+        let counter = |key: &str| {
+            counters
+                .iter()
+                .find(|(k, _)| *k == format!("zk_recipe_{key}{{name=\"{name}\"}}"))
+                .map_or("-".to_owned(), |(_, value)| value.clone())
+        };
+        println!(
+            "{name}\t{}\t{}\t{}\t{}\t{}\t{}",
+            manifest.path,
+            manifest.sha256.get(..12).unwrap_or(&manifest.sha256),
+            manifest.size,
+            counter("runs"),
+            counter("failures"),
+            counter("fuel_used"),
+        );
+    }
+    Ok(())
+}
+
+/// This server's counters from `mntr` (empty when the word is not allowed).
+fn mntr(servers: &str) -> Vec<(String, String)> {
+    let first = servers.split(',').next().unwrap_or_default();
+    let (host, port) = first.rsplit_once(':').unwrap_or((first, "2181"));
+    let port = port.parse().unwrap_or(2181);
+    super::four_letter::send(host, port, "mntr")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .collect()
+}
+
+async fn remove(client: &Client, name: &str) -> anyhow::Result<()> {
+    let base = recipe_path(name);
+    let children = match client.get_children(&base, false).await {
+        Ok(children) => children,
+        Err(ClientError::Server(ErrorCode::NoNode)) => bail!("no recipe named {name}"),
+        Err(error) => return Err(error.into()),
+    };
+    let mut ops: Vec<MultiOp> = children
+        .iter()
+        .map(|child| {
+            MultiOp::Delete(DeleteRequest {
+                path: format!("{base}/{child}"),
+                version: -1,
+            })
+        })
+        .collect();
+    ops.push(MultiOp::Delete(DeleteRequest {
+        path: base,
+        version: -1,
+    }));
+    client.multi(ops).await?;
+    Ok(())
+}
+
+async fn logs(client: &Client, name: &str, follow: bool) -> anyhow::Result<()> {
+    let path = format!("{}/{LOG_NODE}", recipe_path(name));
+    let mut printed = 0;
+    loop {
+        let data = match client.get_data(&path, false).await {
+            Ok((data, _)) => data,
+            Err(ClientError::Server(ErrorCode::NoNode)) => Vec::new(),
+            Err(error) => return Err(error.into()),
+        };
+        let text = String::from_utf8_lossy(&data);
+        let lines: Vec<&str> = text.lines().collect();
+        // The node keeps a window of recent lines: print what is new since the last read.
+        let start = if printed > lines.len() { 0 } else { printed };
+        for line in &lines[start..] {
+            println!("{line}");
+        }
+        printed = lines.len();
+        if !follow {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(FOLLOW_POLL_MS)).await;
+    }
+}
+
+async fn call(client: &Client, name: &str, args: &[u8]) -> anyhow::Result<()> {
+    let created = client
+        .create(
+            &format!("{}/{CALL_PREFIX}", recipe_path(name)),
+            args,
+            &Acl::open_unsafe(),
+            CreateMode::EphemeralSequential,
+        )
+        .await
+        .with_context(|| format!("calling {name}"))?;
+    let (result, _) = client.get_data(&created, false).await?;
+    client.delete(&created, -1).await?;
+    println!("{}", String::from_utf8_lossy(&result));
+    Ok(())
+}

@@ -1,0 +1,132 @@
+//! Where txns meet recipes (the `wasm` runtime): validators before a client write, the runs a
+//! txn's events cause after it, explicit calls, installs (writes under `/zookeeper/recipes`,
+//! for super only), and [`recipe_op`], the one way a recipe writes. Everything here runs inside
+//! `apply`, so it is as deterministic as the rest of it.
+
+use zkw_guest::abi::{self, WriteKind};
+
+use super::ops::{check, create, delete, set_data};
+use super::Ctx;
+use crate::proto::{op, CheckVersionRequest, CreateMode, CreateRequest, DeleteRequest};
+use crate::proto::{ErrorCode, SetDataRequest};
+use crate::tree::path::parent_of;
+use crate::tree::watch::WatchTrigger;
+use crate::tree::{acl, Tree, TreeError};
+use crate::wasm::registry::TxnInfo;
+use crate::wasm::run::{abi_stat, RunCtx};
+use crate::wasm::Runtime;
+
+/// What a txn carries to its writes: the runtime (None where recipes are off, as in unit
+/// tests) and whether it changed an installed recipe.
+pub(crate) struct Hooks<'r> {
+    pub recipes: Option<&'r mut Runtime>,
+    pub install_touched: bool,
+}
+
+impl Hooks<'_> {
+    pub fn info(ctx: &Ctx<'_>) -> TxnInfo {
+        TxnInfo {
+            zxid: ctx.zxid,
+            time_ms: ctx.time_ms,
+            session_id: ctx.session_id,
+        }
+    }
+
+    /// Runs before every client create, delete and setData (alone or inside a multi).
+    pub fn before_write(
+        &mut self,
+        tree: &mut Tree,
+        ctx: &Ctx<'_>,
+        kind: WriteKind,
+        path: &str,
+        data: &[u8],
+        flags: i32,
+    ) -> Result<(), TreeError> {
+        if Runtime::is_install_path(path) {
+            // Installing runs code on every replica: only an admin may.
+            if !acl::is_super(ctx.auth) {
+                return Err(TreeError::NoAuth);
+            }
+            self.install_touched = true;
+            return Ok(());
+        }
+        match self.recipes.as_deref_mut() {
+            Some(recipes) if !recipes.is_empty() => recipes
+                .validate(tree, Self::info(ctx), kind, path, data, flags)
+                .map_err(TreeError::Recipe),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A recipe's write, with ZooKeeper's checks, as the server (no ACL stops it; `wasm` has
+/// already kept it under the recipe's path). A node it creates takes its parent's ACL.
+pub(crate) fn recipe_op(
+    tree: &mut Tree,
+    run: &RunCtx,
+    write: &abi::Op,
+    triggers: &mut Vec<WatchTrigger>,
+) -> Result<abi::OpResult, ErrorCode> {
+    let server = [acl::server_id()];
+    let ctx = Ctx {
+        zxid: run.zxid,
+        time_ms: run.time_ms,
+        session_id: run.session_id,
+        auth: &server,
+    };
+    let code = |error: TreeError| error.code();
+    Ok(match write {
+        abi::Op::Create { path, data, flags } => {
+            let ephemeral = CreateMode::from_flags(*flags).is_some_and(CreateMode::is_ephemeral);
+            if ephemeral && run.session_id == 0 {
+                // No session triggered this run (a timer): nobody could own the node.
+                return Err(ErrorCode::BadArguments);
+            }
+            let acl = parent_of(path)
+                .and_then(|parent| tree.acl(parent))
+                .unwrap_or_default();
+            let request = CreateRequest {
+                path: path.clone(),
+                data: data.clone(),
+                acl,
+                flags: *flags,
+                ttl_ms: None,
+            };
+            let created = create::apply(tree, &ctx, op::CREATE2, &request, triggers).map_err(code)?;
+            abi::OpResult::Created {
+                path: created.path,
+                stat: abi_stat(created.stat),
+            }
+        }
+        abi::Op::Delete { path, version } => {
+            let request = DeleteRequest {
+                path: path.clone(),
+                version: *version,
+            };
+            delete::apply(tree, &ctx, &request, triggers).map_err(code)?;
+            abi::OpResult::Deleted
+        }
+        abi::Op::SetData {
+            path,
+            data,
+            version,
+        } => {
+            let request = SetDataRequest {
+                path: path.clone(),
+                data: data.clone(),
+                version: *version,
+            };
+            abi::OpResult::Set(abi_stat(
+                set_data::apply(tree, &ctx, &request, triggers).map_err(code)?,
+            ))
+        }
+        abi::Op::Check { path, version } => {
+            let request = CheckVersionRequest {
+                path: path.clone(),
+                version: *version,
+            };
+            check::apply(tree, &ctx, &request).map_err(code)?;
+            abi::OpResult::Checked
+        }
+    })
+}
