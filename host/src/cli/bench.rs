@@ -50,7 +50,7 @@ const MIXED_SET_PERCENT: u64 = 10;
 #[derive(Debug, Clone, Args)]
 pub struct ServerOpts {
     /// Comma-separated server list; a missing port is 2181.
-    #[arg(long, default_value = DEFAULT_SERVERS, value_name = "HOST:PORT[,...]")]
+    #[arg(long, global = true, default_value = DEFAULT_SERVERS, value_name = "HOST:PORT[,...]")]
     pub server: String,
 }
 

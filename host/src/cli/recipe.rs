@@ -141,15 +141,17 @@ async fn install(
     if client.exists(&recipe_path(&name), false).await?.is_some() {
         remove(client, &name).await?;
     }
-    upload(client, &name, &manifest, &bytes).await.map_err(|error| match error {
-        ClientError::Server(ErrorCode::NoAuth) => {
-            anyhow::anyhow!("installing needs the super user: pass --auth digest:USER:PASSWORD")
-        }
-        ClientError::Server(ErrorCode::BadArguments) => {
-            anyhow::anyhow!("the servers refused the module (see their log)")
-        }
-        other => other.into(),
-    })?;
+    upload(client, &name, &manifest, &bytes)
+        .await
+        .map_err(|error| match error {
+            ClientError::Server(ErrorCode::NoAuth) => {
+                anyhow::anyhow!("installing needs the super user: pass --auth digest:USER:PASSWORD")
+            }
+            ClientError::Server(ErrorCode::BadArguments) => {
+                anyhow::anyhow!("the servers refused the module (see their log)")
+            }
+            other => other.into(),
+        })?;
     println!(
         "installed {name} at {} ({} bytes, sha256 {})",
         manifest.path, manifest.size, manifest.sha256
@@ -187,12 +189,9 @@ async fn upload(
 ) -> Result<(), ClientError> {
     let base = recipe_path(name);
     let mut ops = vec![create_op(base.clone(), manifest.format().into_bytes())];
-    ops.extend(
-        bytes
-            .chunks(CHUNK_BYTES)
-            .enumerate()
-            .map(|(index, chunk)| create_op(format!("{base}/{CHUNK_PREFIX}{index:04}"), chunk.to_vec())),
-    );
+    ops.extend(bytes.chunks(CHUNK_BYTES).enumerate().map(|(index, chunk)| {
+        create_op(format!("{base}/{CHUNK_PREFIX}{index:04}"), chunk.to_vec())
+    }));
     if bytes.len() <= CHUNK_BYTES {
         let results = client.multi(ops).await?;
         return match results.iter().find_map(|result| match result {

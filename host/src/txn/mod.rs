@@ -145,7 +145,14 @@ fn run_op(
             }
             single(
                 hooks
-                    .before_write(tree, ctx, WriteKind::Create, &request.path, &request.data, request.flags)
+                    .before_write(
+                        tree,
+                        ctx,
+                        WriteKind::Create,
+                        &request.path,
+                        &request.data,
+                        request.flags,
+                    )
                     .and_then(|()| ops::create::apply(tree, ctx, *op, request, triggers))
                     .map(create_response),
             )
@@ -158,11 +165,20 @@ fn run_op(
         ),
         TxnOp::SetData(request) => single(
             hooks
-                .before_write(tree, ctx, WriteKind::SetData, &request.path, &request.data, 0)
+                .before_write(
+                    tree,
+                    ctx,
+                    WriteKind::SetData,
+                    &request.path,
+                    &request.data,
+                    0,
+                )
                 .and_then(|()| ops::set_data::apply(tree, ctx, request, triggers))
                 .map(Response::Stat),
         ),
-        TxnOp::SetAcl(request) => single(ops::set_acl::apply(tree, ctx, request).map(Response::Stat)),
+        TxnOp::SetAcl(request) => {
+            single(ops::set_acl::apply(tree, ctx, request).map(Response::Stat))
+        }
         TxnOp::Check(request) => single(ops::check::apply(tree, ctx, request).map(Response::Stat)),
     }
 }

@@ -68,16 +68,19 @@ pub(crate) fn recipe_op(
     triggers: &mut Vec<WatchTrigger>,
 ) -> Result<abi::OpResult, ErrorCode> {
     let server = [acl::server_id()];
+    // The recipe writes as the server (session 0: its writes do not die with the triggering
+    // session, which may be the one closing); only an ephemeral belongs to that session.
+    let ephemeral = matches!(write, abi::Op::Create { flags, .. }
+        if CreateMode::from_flags(*flags).is_some_and(CreateMode::is_ephemeral));
     let ctx = Ctx {
         zxid: run.zxid,
         time_ms: run.time_ms,
-        session_id: run.session_id,
+        session_id: if ephemeral { run.session_id } else { 0 },
         auth: &server,
     };
     let code = |error: TreeError| error.code();
     Ok(match write {
         abi::Op::Create { path, data, flags } => {
-            let ephemeral = CreateMode::from_flags(*flags).is_some_and(CreateMode::is_ephemeral);
             if ephemeral && run.session_id == 0 {
                 // No session triggered this run (a timer): nobody could own the node.
                 return Err(ErrorCode::BadArguments);
@@ -92,7 +95,8 @@ pub(crate) fn recipe_op(
                 flags: *flags,
                 ttl_ms: None,
             };
-            let created = create::apply(tree, &ctx, op::CREATE2, &request, triggers).map_err(code)?;
+            let created =
+                create::apply(tree, &ctx, op::CREATE2, &request, triggers).map_err(code)?;
             abi::OpResult::Created {
                 path: created.path,
                 stat: abi_stat(created.stat),

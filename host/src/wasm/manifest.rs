@@ -22,8 +22,7 @@ pub struct Manifest {
 
 impl Manifest {
     pub fn parse(data: &[u8]) -> Result<Manifest, WasmError> {
-        let text =
-            std::str::from_utf8(data).map_err(|_| bad("the manifest is not UTF-8 text"))?;
+        let text = std::str::from_utf8(data).map_err(|_| bad("the manifest is not UTF-8 text"))?;
         let (mut path, mut size, mut sha256) = (None, None, None);
         let (mut fuel, mut memory_bytes) = (FUEL_DEFAULT, MEMORY_BYTES_DEFAULT);
         for (index, line) in text.lines().enumerate() {
@@ -46,7 +45,12 @@ impl Manifest {
                 "sha256" => sha256 = Some(value.to_ascii_lowercase()),
                 "fuel" => fuel = number()?,
                 "memory" => memory_bytes = number()?,
-                other => return Err(bad(format!("manifest line {}: unknown key {other}", index + 1))),
+                other => {
+                    return Err(bad(format!(
+                        "manifest line {}: unknown key {other}",
+                        index + 1
+                    )))
+                }
             }
         }
         let path = path.ok_or_else(|| bad("the manifest names no path"))?;
@@ -54,7 +58,9 @@ impl Manifest {
             return Err(bad(format!("path {path}: not an absolute node path")));
         }
         if path == "/zookeeper" || path.starts_with("/zookeeper/") {
-            return Err(bad(format!("path {path}: recipes cannot bind system paths")));
+            return Err(bad(format!(
+                "path {path}: recipes cannot bind system paths"
+            )));
         }
         if memory_bytes > super::engine::MEMORY_BYTES_LIMIT as u64 {
             return Err(bad(format!(
@@ -93,7 +99,10 @@ mod tests {
         let manifest = Manifest::parse(b"path=/locks\nsize=10\nsha256=AB\n").unwrap();
         assert_eq!(manifest.fuel, FUEL_DEFAULT);
         assert_eq!(manifest.sha256, "ab");
-        assert_eq!(Manifest::parse(manifest.format().as_bytes()).unwrap(), manifest);
+        assert_eq!(
+            Manifest::parse(manifest.format().as_bytes()).unwrap(),
+            manifest
+        );
     }
 
     #[test]

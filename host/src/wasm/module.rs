@@ -150,7 +150,9 @@ fn check_exports(module: &Module) -> Result<Entries, WasmError> {
                 )))
             }
         }
-        Some(_) => Err(WasmError::Refused(format!("export {name} is not a function"))),
+        Some(_) => Err(WasmError::Refused(format!(
+            "export {name} is not a function"
+        ))),
         None => Ok(false),
     };
     if !matches!(
@@ -194,8 +196,9 @@ fn check_abi_version(engine: &Engine, pre: &InstancePre<RunState>) -> Result<(),
         refuse_writes,
         super::engine::MEMORY_BYTES_LIMIT,
     );
-    let version = run::call_version(engine, pre, state, ABI_CHECK_FUEL)
-        .map_err(|failure| WasmError::Refused(format!("{}: {failure}", abi::export::ABI_VERSION)))?;
+    let version = run::call_version(engine, pre, state, ABI_CHECK_FUEL).map_err(|failure| {
+        WasmError::Refused(format!("{}: {failure}", abi::export::ABI_VERSION))
+    })?;
     if version != abi::ABI_VERSION {
         return Err(WasmError::Refused(format!(
             "speaks ABI version {version}; this server speaks {}",

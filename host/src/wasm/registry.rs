@@ -238,7 +238,7 @@ impl Runtime {
                 Err(_) => ErrorCode::SystemError,
             };
             tracing::info!(recipe = %name, zxid = info.zxid, path, code = code.code(), %reason, "validator rejected a write");
-            self.log(&name, format!("zxid {:#x}: rejected {path}: {reason}", info.zxid));
+            self.log(&name, format!("rejected {path}: {reason}"));
             return Err(code);
         }
         Ok(())
@@ -394,7 +394,12 @@ impl Runtime {
         recipe.stats.runs += 1;
         recipe.stats.fuel_used += finished.fuel_used;
         recipe.stats.time_us += stopwatch.elapsed_us();
-        let failed = !matches!(finished.outcome, Ok(0)) && entry != abi::export::VALIDATE;
+        // A validator's non-zero answer is a verdict, not a failure; its trap is a failure.
+        let failed = match finished.outcome {
+            Ok(0) => false,
+            Ok(_) => entry != abi::export::VALIDATE,
+            Err(_) => true,
+        };
         if failed {
             recipe.stats.failures += 1;
         }
@@ -413,7 +418,7 @@ impl Runtime {
                 Err(failure) => format!("{entry}: {failure}"),
             };
             tracing::warn!(recipe = %name, zxid = info.zxid, fuel_used = finished.fuel_used, "recipe run failed, its writes are discarded: {what}");
-            self.log(name, format!("zxid {:#x}: failed: {what}", info.zxid));
+            self.log(name, format!("failed: {what}"));
         }
         Ran {
             outcome: finished.outcome,
@@ -435,7 +440,10 @@ impl Runtime {
     pub fn flush_logs(&mut self, tree: &mut Tree, info: TxnInfo, triggers: &mut Vec<WatchTrigger>) {
         for (name, lines) in std::mem::take(&mut self.pending_logs) {
             let path = format!("{RECIPES_PATH}/{name}/{LOG_NODE}");
-            let mut text = tree.node(&path).map(|node| node.data.to_vec()).unwrap_or_default();
+            let mut text = tree
+                .node(&path)
+                .map(|node| node.data.to_vec())
+                .unwrap_or_default();
             for line in lines {
                 text.extend_from_slice(format!("zxid {:#x} {line}\n", info.zxid).as_bytes());
             }
@@ -455,9 +463,17 @@ impl Runtime {
                 root: path.clone(),
             };
             let op = if tree.node(&path).is_some() {
-                abi::Op::SetData { path, data: text, version: -1 }
+                abi::Op::SetData {
+                    path,
+                    data: text,
+                    version: -1,
+                }
             } else {
-                abi::Op::Create { path, data: text, flags: 0 }
+                abi::Op::Create {
+                    path,
+                    data: text,
+                    flags: 0,
+                }
             };
             if let Err(code) = (self.apply_op)(tree, &ctx, &op, triggers) {
                 // Only a removed recipe node could refuse; its log goes with it.
@@ -502,7 +518,10 @@ fn module_bytes(tree: &Tree, path: &str, size: u64) -> Result<Option<Vec<u8>>, W
         .get_children(path, &server)
         .map_err(|error| WasmError::Refused(error.to_string()))?;
     let mut bytes = Vec::new();
-    for child in children.iter().filter(|child| child.starts_with(CHUNK_PREFIX)) {
+    for child in children
+        .iter()
+        .filter(|child| child.starts_with(CHUNK_PREFIX))
+    {
         if let Some(node) = tree.node(&format!("{path}/{child}")) {
             bytes.extend_from_slice(&node.data);
         }

@@ -122,7 +122,10 @@ impl ResourceLimiter for RunState {
             self.memory_denied = true;
             // An error (not `false`) traps at the grow, so the run stops where it overreached
             // instead of limping on in a guest allocator that may spin or abort differently.
-            return Err(wasmtime::format_err!("memory cap {} bytes", self.memory_cap));
+            return Err(wasmtime::format_err!(
+                "memory cap {} bytes",
+                self.memory_cap
+            ));
         }
         Ok(true)
     }
@@ -202,7 +205,12 @@ fn classify(state: &RunState, error: wasmtime::Error) -> Failure {
 }
 
 fn first_line(error: &wasmtime::Error) -> String {
-    error.to_string().lines().next().unwrap_or_default().to_owned()
+    error
+        .to_string()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// Registers ABI v1's host functions.
@@ -210,7 +218,9 @@ pub fn link(engine: &Engine) -> Result<Linker<RunState>, WasmError> {
     let mut linker = Linker::new(engine);
     let module = abi::import::MODULE;
     let wire = |error: wasmtime::Error| WasmError::Engine(error.to_string());
-    linker.func_wrap(module, abi::import::GET, get).map_err(wire)?;
+    linker
+        .func_wrap(module, abi::import::GET, get)
+        .map_err(wire)?;
     linker
         .func_wrap(module, abi::import::CHILDREN, children)
         .map_err(wire)?;
@@ -223,7 +233,9 @@ pub fn link(engine: &Engine) -> Result<Linker<RunState>, WasmError> {
     linker
         .func_wrap(module, abi::import::SET_RESULT, set_result)
         .map_err(wire)?;
-    linker.func_wrap(module, abi::import::LOG, log).map_err(wire)?;
+    linker
+        .func_wrap(module, abi::import::LOG, log)
+        .map_err(wire)?;
     Ok(linker)
 }
 
@@ -329,7 +341,9 @@ fn write(mut caller: Caller<'_, RunState>, ptr: i32, len: i32) -> wasmtime::Resu
     let state = caller.data_mut();
     if !state.ctx.owns(path) {
         state.outside = Some(path.clone());
-        return Err(wasmtime::format_err!("write outside the recipe's path: {path}"));
+        return Err(wasmtime::format_err!(
+            "write outside the recipe's path: {path}"
+        ));
     }
     let outcome = (state.apply_op)(&mut state.tree, &state.ctx, &op, &mut state.triggers);
     match outcome {

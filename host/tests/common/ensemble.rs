@@ -118,6 +118,12 @@ impl Member {
         self.child.is_some() && four_letter(self.client_port, "cons").contains(&needle)
     }
 
+    /// Starts the member again on its existing data (after `kill`).
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "member {} is running", self.id);
+        self.spawn();
+    }
+
     /// kill -9: no shutdown path runs.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -147,6 +153,7 @@ impl Member {
             ("admin.enableServer", "false".into()),
             ("standaloneEnabled", "false".into()),
             ("reconfigEnabled", "false".into()),
+            (super::SUPER_DIGEST_KEY, super::SUPER_DIGEST.into()),
         ];
         let mut text: String = cfg.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
         text.push_str(peers);

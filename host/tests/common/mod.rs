@@ -23,6 +23,11 @@ pub const TICK_MS: u64 = 200;
 /// jute.maxbuffer every test server runs with unless a test overrides it.
 pub const JUTE_MAXBUFFER_BYTES: usize = 1024 * 1024;
 
+/// The super user every test server knows (`admin:secret`), for recipe installs.
+pub const SUPER_DIGEST_KEY: &str = "DigestAuthenticationProvider.superDigest";
+pub const SUPER_DIGEST: &str = "admin:fvr2cB/fjGeAiX8g1aGhUm3ZICk=";
+pub const SUPER_AUTH: &str = "digest:admin:secret";
+
 /// Awaits `fut` for at most [`AWAIT_SECS_MAX`]; panics (failing the test) on timeout.
 pub async fn bounded<F: std::future::Future>(what: &str, fut: F) -> F::Output {
     match tokio::time::timeout(Duration::from_secs(AWAIT_SECS_MAX), fut).await {
@@ -85,6 +90,7 @@ impl Server {
             ("extendedTypesEnabled".into(), "true".into()),
             ("admin.enableServer".into(), "false".into()),
             ("jute.maxbuffer".into(), JUTE_MAXBUFFER_BYTES.to_string()),
+            (SUPER_DIGEST_KEY.into(), SUPER_DIGEST.into()),
         ];
         for (k, v) in extra_cfg {
             cfg.retain(|(key, _)| key != k);
@@ -103,6 +109,21 @@ impl Server {
         };
         server.wait_ready();
         server
+    }
+
+    /// kill -9, then start again on the same data directory and port.
+    pub fn kill_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let cfg_path = self.dir.path().join("zoo.cfg");
+        let cfg: Vec<(String, String)> = std::fs::read_to_string(&cfg_path)
+            .unwrap()
+            .lines()
+            .filter_map(|line| line.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        self.child = spawn_process(&cfg_path, &cfg, &self.log);
+        self.wait_ready();
     }
 
     /// `host:port` connect string.

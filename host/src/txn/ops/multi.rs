@@ -58,9 +58,14 @@ fn run(
         MultiOp::Delete(request) => {
             hooks.before_write(tree, ctx, WriteKind::Delete, &request.path, &[], 0)?
         }
-        MultiOp::SetData(request) => {
-            hooks.before_write(tree, ctx, WriteKind::SetData, &request.path, &request.data, 0)?
-        }
+        MultiOp::SetData(request) => hooks.before_write(
+            tree,
+            ctx,
+            WriteKind::SetData,
+            &request.path,
+            &request.data,
+            0,
+        )?,
         MultiOp::Check(_) => {}
     }
     Ok(match sub_op {
@@ -81,7 +86,11 @@ fn run(
     })
 }
 
-pub(crate) fn failed_results(count: usize, failed_index: usize, code: ErrorCode) -> Vec<MultiResult> {
+pub(crate) fn failed_results(
+    count: usize,
+    failed_index: usize,
+    code: ErrorCode,
+) -> Vec<MultiResult> {
     (0..count)
         .map(|index| {
             let code = match index.cmp(&failed_index) {

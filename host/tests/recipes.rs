@@ -1,0 +1,348 @@
+//! Black-box tests of WebAssembly recipes on a real `zkw` process: installs through the `zkw
+//! recipe` CLI and through plain znodes with the `zookeeper-client` crate, triggers, watches on
+//! recipe writes, validators, explicit calls, session closes, hostile modules, refusals, and a
+//! restart. The recipes are the test kit's (recipes/testkit), built for wasm32 on first use.
+//! zkw only: ZooKeeper has no recipes.
+#![allow(clippy::unwrap_used)] // tests may unwrap (style.md)
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+use common::{bounded, event, mk, Server, SUPER_AUTH};
+use zookeeper_client as zk;
+
+/// The test kit's modules, built once per test binary.
+fn kit(name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace.join("target"));
+        let status = Command::new(env!("CARGO"))
+            .current_dir(&workspace)
+            .args(["build", "--quiet", "--target", "wasm32-unknown-unknown"])
+            .args([
+                "--profile",
+                "recipe",
+                "-p",
+                "zkw-test-recipes",
+                "--examples",
+            ])
+            .status()
+            .unwrap();
+        assert!(status.success(), "building the test recipes failed");
+        target.join("wasm32-unknown-unknown/recipe/examples")
+    });
+    dir.join(format!("{name}.wasm"))
+}
+
+fn zkw_recipe(server: &Server, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_zkw"))
+        .arg("recipe")
+        .args(args)
+        .args(["--server", &server.addr(), "--auth", SUPER_AUTH])
+        .output()
+        .unwrap()
+}
+
+fn install(server: &Server, name: &str, path: &str, extra: &[&str]) {
+    let file = kit(name);
+    let mut args = vec!["install", file.to_str().unwrap(), "--path", path];
+    args.extend_from_slice(extra);
+    let out = zkw_recipe(server, &args);
+    assert!(
+        out.status.success(),
+        "install {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn logs(server: &Server, name: &str) -> String {
+    String::from_utf8(zkw_recipe(server, &["logs", name]).stdout).unwrap()
+}
+
+fn skip_on_zookeeper() -> bool {
+    std::env::var("ZKW_TARGET").is_ok_and(|target| target == "zookeeper")
+}
+
+#[tokio::test]
+async fn counter_recipe_writes_fire_watches_like_any_write() {
+    if skip_on_zookeeper() {
+        return;
+    }
+    let server = Server::start(&[]);
+    let c = server.client().await;
+    mk(&c, "/c", b"").await;
+    install(&server, "counter", "/c", &[]);
+    // A fresh session: installing compiles under the apply lock, which may outlast the
+    // harness's short connection timeout on a loaded machine.
+    let c = server.client().await;
+    let (_, watch) = bounded("watch", c.check_and_watch_stat("/c/count"))
+        .await
+        .unwrap();
+    mk(&c, "/c/a", b"").await;
+    let ev = event(watch).await;
+    assert_eq!(
+        (ev.event_type, ev.path.as_str()),
+        (zk::EventType::NodeCreated, "/c/count")
+    );
+    mk(&c, "/c/b", b"").await;
+    mk(&c, "/c/d", b"").await;
+    let (data, stat) = bounded("get", c.get_data("/c/count")).await.unwrap();
+    assert_eq!((data.as_slice(), stat.version), (&b"3"[..], 2));
+    // The counter was created by the same txn as /c/a: same zxid.
+    let (_, a) = bounded("get", c.get_data("/c/a")).await.unwrap();
+    let (_, count) = bounded("get", c.get_data("/c/count")).await.unwrap();
+    assert_eq!(count.czxid, a.czxid);
+    let mntr = server.four_letter("mntr").unwrap();
+    assert!(
+        mntr.contains("zk_recipe_failures{name=\"counter\"}\t0"),
+        "{mntr}"
+    );
+}
+
+fn persistent() -> zk::CreateOptions<'static> {
+    zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())
+}
+
+#[tokio::test]
+async fn validator_rejects_with_its_code_and_logs_why() {
+    if skip_on_zookeeper() {
+        return;
+    }
+    let server = Server::start(&[]);
+    install(&server, "validator", "/v", &[]);
+    let c = server.client().await;
+    mk(&c, "/v", b"").await;
+    mk(&c, "/v/ok", b"fine").await;
+    let refused = bounded("create", c.create("/v/long", &[b'x'; 100], &persistent())).await;
+    assert!(
+        matches!(refused, Err(zk::Error::BadArguments(_))),
+        "{refused:?}"
+    );
+    assert_eq!(
+        bounded("exists", c.check_stat("/v/long")).await.unwrap(),
+        None
+    );
+    // Inside a multi the refusal fails the whole multi.
+    let mut multi = c.new_multi_writer();
+    multi.add_create("/v/m1", b"ok", &persistent()).unwrap();
+    multi.add_set_data("/v/ok", &[0xff, 0xfe], None).unwrap();
+    assert!(bounded("multi", multi.commit()).await.is_err());
+    assert_eq!(
+        bounded("exists", c.check_stat("/v/m1")).await.unwrap(),
+        None
+    );
+    let text = logs(&server, "validator");
+    assert!(text.contains("rejected /v/long"), "{text}");
+}
+
+#[tokio::test]
+async fn hostile_recipes_are_stopped_and_the_server_keeps_serving() {
+    if skip_on_zookeeper() {
+        return;
+    }
+    let server = Server::start(&[]);
+    // (module, what its log must say, extra install flags)
+    let cases = [
+        ("spin", "out of fuel", &[][..]),
+        (
+            "memory_bomb",
+            "out of memory",
+            &["--memory", "2097152", "--fuel", "1000000000"][..],
+        ),
+        ("recursion", "stack overflow", &[][..]),
+        ("escape", "write outside its path: /elsewhere", &[][..]),
+    ];
+    let c = server.client().await;
+    let other = server.client().await;
+    mk(&other, "/bystander", b"still here").await;
+    for (name, expected, extra) in cases {
+        let root = format!("/{name}");
+        mk(&c, &root, b"").await;
+        install(&server, name, &root, extra);
+        // The triggering write commits; the run's output is discarded.
+        mk(&c, &format!("{root}/x"), b"").await;
+        let (data, _) = bounded("get", other.get_data("/bystander")).await.unwrap();
+        assert_eq!(data, b"still here");
+        let text = logs(&server, name);
+        assert!(text.contains(expected), "{name}: {text}");
+    }
+    assert_eq!(
+        bounded("exists", c.check_stat("/elsewhere")).await.unwrap(),
+        None
+    );
+    // escape wrote legally before it escaped: that write is gone with the run.
+    let (children, _) = bounded("ls", c.get_children("/escape")).await.unwrap();
+    assert_eq!(children, vec!["x".to_owned()]);
+    // A validator that traps refuses the write (SystemError), it does not wave it through.
+    mk(&c, "/trap", b"").await;
+    install(&server, "trap", "/trap", &[]);
+    assert!(bounded("create", c.create("/trap/x", b"", &persistent()))
+        .await
+        .is_err());
+    let mntr = server.four_letter("mntr").unwrap();
+    assert!(
+        mntr.contains("zk_recipe_failures{name=\"spin\"}\t2"),
+        "{mntr}"
+    );
+    let text = logs(&server, "trap");
+    assert!(text.contains("deliberate panic"), "{text}");
+}
+
+#[tokio::test]
+async fn bad_modules_are_refused_at_install_with_the_reason() {
+    if skip_on_zookeeper() {
+        return;
+    }
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let wat_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../recipes/testkit/wat");
+    let cases = [
+        ("wasi", "imports wasi_snapshot_preview1::fd_write"),
+        ("wrong_abi", "speaks ABI version 2"),
+        ("no_entry", "exports no entry point"),
+    ];
+    for (name, reason) in cases {
+        let binary = wat::parse_file(wat_dir.join(format!("{name}.wat"))).unwrap();
+        let file = dir.path().join(format!("{name}.wasm"));
+        std::fs::write(&file, binary).unwrap();
+        let out = zkw_recipe(
+            &server,
+            &["install", file.to_str().unwrap(), "--path", "/b"],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains(reason),
+            "{name}: {stderr}"
+        );
+    }
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, b"not wasm at all").unwrap();
+    let out = zkw_recipe(
+        &server,
+        &["install", junk.to_str().unwrap(), "--path", "/b"],
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a WebAssembly module"));
+
+    // The servers check too: a classic client writing the nodes itself is refused.
+    let c = server.client().await;
+    mk(&c, "/zookeeper/recipes", b"").await;
+    let bytes = b"\0asm\x01\0\0\0".to_vec();
+    let manifest = format!(
+        "path=/b\nsize={}\nsha256={}\n",
+        bytes.len(),
+        sha256_hex(&bytes)
+    );
+    let plain_install = |client: zk::Client| {
+        let manifest = manifest.clone();
+        let bytes = bytes.clone();
+        async move {
+            let mut multi = client.new_multi_writer();
+            multi
+                .add_create("/zookeeper/recipes/b", manifest.as_bytes(), &persistent())
+                .unwrap();
+            multi
+                .add_create("/zookeeper/recipes/b/module-0000", &bytes, &persistent())
+                .unwrap();
+            multi.commit().await
+        }
+    };
+    // Without the super user: NoAuth.
+    let refused = bounded("multi", plain_install(c.clone())).await;
+    assert!(format!("{refused:?}").contains("NoAuth"), "{refused:?}");
+    // With it, an empty module (no exports) is still refused.
+    let admin = server.client().await;
+    bounded("auth", admin.auth("digest", b"admin:secret"))
+        .await
+        .unwrap();
+    let refused = bounded("multi", plain_install(admin.clone())).await;
+    assert!(
+        format!("{refused:?}").contains("BadArguments"),
+        "{refused:?}"
+    );
+    assert_eq!(
+        bounded("exists", c.check_stat("/zookeeper/recipes/b"))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    zkw::wasm::module::sha256_hex(bytes)
+}
+
+#[tokio::test]
+async fn explicit_calls_and_session_closes_reach_recipes() {
+    if skip_on_zookeeper() {
+        return;
+    }
+    let server = Server::start(&[]);
+    install(&server, "echo_call", "/e", &[]);
+    install(&server, "session_watch", "/s", &[]);
+    let c = server.client().await;
+    mk(&c, "/e", b"").await;
+    mk(&c, "/s", b"").await;
+    let out = zkw_recipe(&server, &["call", "echo_call", "hello"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "olleh");
+    // The same through a plain znode: the created call node holds the result.
+    let (_, sequence) = bounded(
+        "call",
+        c.create(
+            "/zookeeper/recipes/echo_call/call-",
+            b"abc",
+            &zk::CreateMode::EphemeralSequential.with_acls(zk::Acls::anyone_all()),
+        ),
+    )
+    .await
+    .unwrap();
+    let path = format!("/zookeeper/recipes/echo_call/call-{sequence}");
+    let (data, _) = bounded("get", c.get_data(&path)).await.unwrap();
+    assert_eq!(data, b"cba");
+    let (called, _) = bounded("ls", c.get_children("/e")).await.unwrap();
+    assert_eq!(called.len(), 2, "{called:?}");
+
+    let ephemeral = server.client().await;
+    let session = ephemeral.session_id().0;
+    bounded(
+        "create",
+        ephemeral.create(
+            "/s/e",
+            b"",
+            &zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all()),
+        ),
+    )
+    .await
+    .unwrap();
+    drop(ephemeral);
+    let closed = format!("/s/closed-{session:016x}");
+    let data = common::poll_until("session close recorded", 10, || async {
+        c.get_data(&closed).await.ok().map(|(data, _)| data)
+    })
+    .await;
+    assert_eq!(data, b"/s/e");
+}
+
+#[tokio::test]
+async fn installed_recipes_survive_a_kill_and_restart() {
+    if skip_on_zookeeper() {
+        return;
+    }
+    let mut server = Server::start(&[]);
+    let c = server.client().await;
+    mk(&c, "/c", b"").await;
+    install(&server, "counter", "/c", &[]);
+    let c = server.client().await;
+    mk(&c, "/c/a", b"").await;
+    drop(c);
+    server.kill_and_restart();
+    let c = server.client().await;
+    mk(&c, "/c/b", b"").await;
+    let (data, _) = bounded("get", c.get_data("/c/count")).await.unwrap();
+    assert_eq!(data, b"2");
+}
