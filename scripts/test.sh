@@ -100,6 +100,8 @@ run cargo fmt --all --check
 run cargo clippy --all-targets -- -D warnings
 log "cargo build"
 cargo build
+log "recipes for wasm32 (the test kit and the example)"
+run cargo build --target wasm32-unknown-unknown --profile recipe -p zkw-test-recipes --examples -p recipe-counter
 run cargo test --workspace
 
 export ZKW_BIN="${ZKW_BIN:-$ROOT/target/debug/zkw}"

@@ -97,7 +97,7 @@ impl StateMachine for Applier {
             // Only valid installs commit, so this means the module cache or the engine broke.
             tracing::error!(%error, "recipes in the restored snapshot cannot be loaded");
         }
-        self.renew_sessions(&store);
+        self.renew_sessions(store);
         Ok(())
     }
 

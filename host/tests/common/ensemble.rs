@@ -153,7 +153,10 @@ impl Member {
             ("admin.enableServer", "false".into()),
             ("standaloneEnabled", "false".into()),
             ("reconfigEnabled", "false".into()),
-            (super::SUPER_DIGEST_KEY, super::SUPER_DIGEST.into()),
+            (
+                crate::common::SUPER_DIGEST_KEY,
+                crate::common::SUPER_DIGEST.into(),
+            ),
         ];
         let mut text: String = cfg.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
         text.push_str(peers);
