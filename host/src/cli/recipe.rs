@@ -51,6 +51,9 @@ enum RecipeAction {
         /// Linear memory cap per run, in bytes.
         #[arg(long, default_value_t = MEMORY_BYTES_DEFAULT)]
         memory: u64,
+        /// Send it a Timer event every this many milliseconds (0: never).
+        #[arg(long, default_value_t = 0)]
+        timer_ms: u64,
     },
     /// List installed recipes with this server's run counters.
     List,
@@ -78,7 +81,15 @@ pub fn run(args: RecipeArgs) -> anyhow::Result<std::process::ExitCode> {
                 path,
                 fuel,
                 memory,
-            } => install(&client, &file, name, path, fuel, memory).await?,
+                timer_ms,
+            } => {
+                let limits = Limits {
+                    fuel,
+                    memory_bytes: memory,
+                    timer_ms,
+                };
+                install(&client, &file, name, path, limits).await?
+            }
             RecipeAction::List => list(&client, &args.server.server).await?,
             RecipeAction::Remove { name } => remove(&client, &name).await?,
             RecipeAction::Logs { name, follow } => logs(&client, &name, follow).await?,
@@ -103,6 +114,13 @@ async fn connect(args: &RecipeArgs) -> anyhow::Result<Client> {
     Ok(client)
 }
 
+/// What `install` writes into the manifest besides the module.
+struct Limits {
+    fuel: u64,
+    memory_bytes: u64,
+    timer_ms: u64,
+}
+
 fn recipe_path(name: &str) -> String {
     format!("{RECIPES_PATH}/{name}")
 }
@@ -112,8 +130,7 @@ async fn install(
     file: &PathBuf,
     name: Option<String>,
     path: Option<String>,
-    fuel: u64,
-    memory: u64,
+    limits: Limits,
 ) -> anyhow::Result<()> {
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let name = match name {
@@ -131,8 +148,9 @@ async fn install(
         path: path.unwrap_or_else(|| format!("/{name}")),
         size: u64::try_from(bytes.len())?,
         sha256: module::sha256_hex(&bytes),
-        fuel,
-        memory_bytes: memory,
+        fuel: limits.fuel,
+        memory_bytes: limits.memory_bytes,
+        timer_ms: limits.timer_ms,
     };
     // The same checks the servers make, here, so the refusal comes with its reason.
     Manifest::parse(manifest.format().as_bytes()).context("refused")?;

@@ -18,6 +18,26 @@ use crate::tree::watch::Notification;
 use crate::tree::Tree;
 use crate::txn::{self, TxnEntry, TxnOp};
 
+/// Exit status of a server that stopped because its recipe runtime differs from the leader's.
+pub const EXIT_RUNTIME_MISMATCH: i32 = 3;
+
+/// A replica whose recipe runtime differs from the leader's would run recipes differently and
+/// silently diverge: it stops instead, before applying anything of that leader's term, and says
+/// why. Its log is intact; started with a matching build it catches up.
+fn refuse_foreign_runtime(leader: &str, zxid: i64) {
+    let ours = crate::wasm::engine::fingerprint();
+    if leader != ours {
+        tracing::error!(
+            zxid,
+            leader = %leader,
+            ours = %ours,
+            "this server's recipe runtime differs from the leader's; refusing to join the \
+             ensemble (run the same zkw build on every server)"
+        );
+        std::process::exit(EXIT_RUNTIME_MISMATCH);
+    }
+}
+
 /// Where the outcome of a proposal goes.
 #[derive(Debug)]
 pub enum Route {
@@ -124,6 +144,9 @@ impl StateMachine for Applier {
             if closing_session {
                 // The closing session's own watches die with it; others see its ephemerals go.
                 store.watches.remove_session(entry.session_id);
+            }
+            if let TxnOp::RuntimeCheck { fingerprint } = &entry.op {
+                refuse_foreign_runtime(fingerprint, entry.zxid);
             }
             let store = &mut *store;
             let applied = txn::apply_with(&mut store.tree, &entry, Some(&mut store.recipes));

@@ -175,6 +175,7 @@ fn op_name(op: &TxnOp) -> &'static str {
         TxnOp::Check(_) => "CHEC",
         TxnOp::Multi(_) => "MULT",
         TxnOp::Reap { .. } => "DELE",
+        TxnOp::RecipeTimer { .. } | TxnOp::RuntimeCheck { .. } => "NOOP",
     }
 }
 

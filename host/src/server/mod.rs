@@ -284,6 +284,7 @@ pub async fn run(
             stop_rx.clone(),
         )),
         tokio::spawn(publish_ensemble_config(context.clone(), stop_rx.clone())),
+        tokio::spawn(propose_recipe_duties(context.clone(), stop_rx.clone())),
     ];
     let mut connection_tasks = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
@@ -384,6 +385,50 @@ async fn propose_while_leading(
         for (session_id, op) in due(&context.shared) {
             let proposal = Proposal {
                 session_id,
+                auth: Vec::new(),
+                op,
+                route: None,
+                leader_only: true,
+            };
+            if context.proposer.propose(proposal).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// How often the leader looks for due recipe timers, in milliseconds (the shortest timer a
+/// recipe may ask for is `wasm::manifest::TIMER_MS_MIN`).
+const RECIPE_TIMER_POLL_MS: u64 = 50;
+
+/// While leading: once per term, the runtime fingerprint (so a replica that would run recipes
+/// differently stops), then the recipe timers as they fall due.
+async fn propose_recipe_duties(context: Context, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut interval = tokio::time::interval(Duration::from_millis(RECIPE_TIMER_POLL_MS));
+    let mut checked_in = None;
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let Some(term) = context.consensus.leader_term() else {
+            continue;
+        };
+        let mut ops = Vec::new();
+        if checked_in != Some(term) {
+            checked_in = Some(term);
+            ops.push(TxnOp::RuntimeCheck {
+                fingerprint: crate::wasm::engine::fingerprint(),
+            });
+        }
+        let now_ms = context.shared.clock.wall_ms();
+        let names = context.shared.lock_store().recipes.timers_due(now_ms);
+        if !names.is_empty() {
+            ops.push(TxnOp::RecipeTimer { names });
+        }
+        for op in ops {
+            let proposal = Proposal {
+                session_id: 0,
                 auth: Vec::new(),
                 op,
                 route: None,

@@ -35,6 +35,8 @@ const TAG_SET_ACL: u8 = 6;
 const TAG_CHECK: u8 = 7;
 const TAG_MULTI: u8 = 8;
 const TAG_REAP: u8 = 9;
+const TAG_RECIPE_TIMER: u8 = 10;
+const TAG_RUNTIME_CHECK: u8 = 11;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CodecError {
@@ -114,6 +116,17 @@ fn put_op(out: &mut BytesMut, txn_op: &TxnOp) {
             out.put_u8(TAG_REAP);
             put_ustring(out, path);
         }
+        TxnOp::RecipeTimer { names } => {
+            out.put_u8(TAG_RECIPE_TIMER);
+            out.put_i32(i32::try_from(names.len()).unwrap_or(i32::MAX));
+            for name in names {
+                put_ustring(out, name);
+            }
+        }
+        TxnOp::RuntimeCheck { fingerprint } => {
+            out.put_u8(TAG_RUNTIME_CHECK);
+            put_ustring(out, fingerprint);
+        }
     }
 }
 
@@ -178,6 +191,19 @@ fn read_op(reader: &mut Reader<'_>) -> Result<TxnOp, CodecError> {
         }
         TAG_REAP => TxnOp::Reap {
             path: reader.read_ustring()?,
+        },
+        TAG_RECIPE_TIMER => {
+            let count = reader.read_i32()?;
+            let count = usize::try_from(count)
+                .map_err(|_| DecodeError::Malformed(format!("{count} timer names")))?;
+            let mut names = Vec::new();
+            for _ in 0..count {
+                names.push(reader.read_ustring()?);
+            }
+            TxnOp::RecipeTimer { names }
+        }
+        TAG_RUNTIME_CHECK => TxnOp::RuntimeCheck {
+            fingerprint: reader.read_ustring()?,
         },
         _ => match read_sub_op_body(reader, tag)? {
             MultiOp::Create { op, request } => TxnOp::Create { op, request },
@@ -296,6 +322,8 @@ mod tests {
             )),
             proptest::collection::vec(sub_op(), 0..5).prop_map(TxnOp::Multi),
             text().prop_map(|path| TxnOp::Reap { path }),
+            prop::collection::vec(text(), 0..3).prop_map(|names| TxnOp::RecipeTimer { names }),
+            text().prop_map(|fingerprint| TxnOp::RuntimeCheck { fingerprint }),
         ]
     }
 

@@ -37,15 +37,33 @@ pub struct TxnEntry {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TxnOp {
-    CreateSession { timeout_ms: i32, password: [u8; 16] },
+    CreateSession {
+        timeout_ms: i32,
+        password: [u8; 16],
+    },
     CloseSession,
-    Create { op: i32, request: CreateRequest },
+    Create {
+        op: i32,
+        request: CreateRequest,
+    },
     Delete(DeleteRequest),
     SetData(SetDataRequest),
     SetAcl(SetAclRequest),
     Check(CheckVersionRequest),
     Multi(Vec<MultiOp>),
-    Reap { path: String },
+    Reap {
+        path: String,
+    },
+    /// Timer ticks for these recipes (the leader found them due; the entry's time is the
+    /// only clock they see).
+    RecipeTimer {
+        names: Vec<String>,
+    },
+    /// A new leader's recipe runtime fingerprint: a replica whose own differs must not apply
+    /// recipe txns (the server refuses to go on; `txn` itself does nothing with it).
+    RuntimeCheck {
+        fingerprint: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -138,6 +156,13 @@ fn run_op(
         } => ops::session::create(tree, ctx, *timeout_ms, *password),
         TxnOp::CloseSession => ops::session::close(tree, ctx, triggers),
         TxnOp::Reap { path } => ops::reap::apply(tree, ctx, path, triggers),
+        TxnOp::RecipeTimer { names } => {
+            if let Some(recipes) = hooks.recipes.as_deref_mut() {
+                recipes.timer(tree, Hooks::info(ctx), names, triggers);
+            }
+            Ok(Response::Empty)
+        }
+        TxnOp::RuntimeCheck { .. } => Ok(Response::Empty),
         TxnOp::Multi(sub_ops) => Ok(ops::multi::apply(tree, ctx, sub_ops, hooks, triggers)),
         TxnOp::Create { op, request } => {
             if let Some(name) = Runtime::call_target(&request.path) {

@@ -5,6 +5,8 @@ use super::WasmError;
 
 /// Fuel per run when the manifest names none (about 10 ms of plain wasm on this machine).
 pub const FUEL_DEFAULT: u64 = 10_000_000;
+/// Shortest timer period a recipe may ask for, in milliseconds.
+pub const TIMER_MS_MIN: u64 = 100;
 /// Linear memory per run when the manifest names none, in bytes.
 pub const MEMORY_BYTES_DEFAULT: u64 = 16 * 1024 * 1024;
 
@@ -18,13 +20,15 @@ pub struct Manifest {
     pub sha256: String,
     pub fuel: u64,
     pub memory_bytes: u64,
+    /// Period of its Timer events in milliseconds (0: none).
+    pub timer_ms: u64,
 }
 
 impl Manifest {
     pub fn parse(data: &[u8]) -> Result<Manifest, WasmError> {
         let text = std::str::from_utf8(data).map_err(|_| bad("the manifest is not UTF-8 text"))?;
         let (mut path, mut size, mut sha256) = (None, None, None);
-        let (mut fuel, mut memory_bytes) = (FUEL_DEFAULT, MEMORY_BYTES_DEFAULT);
+        let (mut fuel, mut memory_bytes, mut timer_ms) = (FUEL_DEFAULT, MEMORY_BYTES_DEFAULT, 0);
         for (index, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -45,6 +49,7 @@ impl Manifest {
                 "sha256" => sha256 = Some(value.to_ascii_lowercase()),
                 "fuel" => fuel = number()?,
                 "memory" => memory_bytes = number()?,
+                "timer_ms" => timer_ms = number()?,
                 other => {
                     return Err(bad(format!(
                         "manifest line {}: unknown key {other}",
@@ -68,7 +73,11 @@ impl Manifest {
                 super::engine::MEMORY_BYTES_LIMIT
             )));
         }
+        if timer_ms != 0 && timer_ms < TIMER_MS_MIN {
+            return Err(bad(format!("timer_ms {timer_ms}: below {TIMER_MS_MIN}")));
+        }
         Ok(Manifest {
+            timer_ms,
             path,
             size: size.ok_or_else(|| bad("the manifest names no size"))?,
             sha256: sha256.ok_or_else(|| bad("the manifest names no sha256"))?,
@@ -79,8 +88,8 @@ impl Manifest {
 
     pub fn format(&self) -> String {
         format!(
-            "path={}\nsize={}\nsha256={}\nfuel={}\nmemory={}\n",
-            self.path, self.size, self.sha256, self.fuel, self.memory_bytes
+            "path={}\nsize={}\nsha256={}\nfuel={}\nmemory={}\ntimer_ms={}\n",
+            self.path, self.size, self.sha256, self.fuel, self.memory_bytes, self.timer_ms
         )
     }
 }

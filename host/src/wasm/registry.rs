@@ -68,6 +68,8 @@ pub struct Runtime {
     recipes: BTreeMap<String, Installed>,
     /// Log lines of the current txn, written to the log nodes when it ends.
     pending_logs: BTreeMap<String, Vec<String>>,
+    /// When this server, leading, last proposed each recipe's timer (leader clock, ms).
+    timers_fired: BTreeMap<String, i64>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -107,6 +109,7 @@ impl Runtime {
             apply_op,
             recipes: BTreeMap::new(),
             pending_logs: BTreeMap::new(),
+            timers_fired: BTreeMap::new(),
         })
     }
 
@@ -261,6 +264,62 @@ impl Runtime {
         if let Some((_, ephemerals)) = closed {
             queue.extend(self.session_closed(ephemerals));
         }
+        self.run_queue(tree, info, triggers, queue);
+    }
+
+    /// Timer events for `names` (the leader found them due), and what their writes trigger.
+    pub fn timer(
+        &mut self,
+        tree: &mut Tree,
+        info: TxnInfo,
+        names: &[String],
+        triggers: &mut Vec<WatchTrigger>,
+    ) {
+        let queue = names
+            .iter()
+            .filter(|name| {
+                self.recipes
+                    .get(*name)
+                    .is_some_and(|r| r.manifest.timer_ms > 0)
+            })
+            .map(|name| Pending {
+                depth: 0,
+                only: Some(name.clone()),
+                kind: EventKind::Timer,
+                path: String::new(),
+                ephemerals: Vec::new(),
+            })
+            .collect();
+        self.run_queue(tree, info, triggers, queue);
+    }
+
+    /// The recipes whose timer is due at `now_ms` (leader only; not replicated: a new leader
+    /// fires every timer at once, then keeps the periods).
+    pub fn timers_due(&mut self, now_ms: i64) -> Vec<String> {
+        let mut due = Vec::new();
+        for (name, recipe) in &self.recipes {
+            let period = i64::try_from(recipe.manifest.timer_ms).unwrap_or(i64::MAX);
+            if period == 0 {
+                continue;
+            }
+            let last = self.timers_fired.get(name).copied().unwrap_or(i64::MIN);
+            if now_ms.saturating_sub(last) >= period {
+                due.push(name.clone());
+            }
+        }
+        for name in &due {
+            self.timers_fired.insert(name.clone(), now_ms);
+        }
+        due
+    }
+
+    fn run_queue(
+        &mut self,
+        tree: &mut Tree,
+        info: TxnInfo,
+        triggers: &mut Vec<WatchTrigger>,
+        mut queue: VecDeque<Pending>,
+    ) {
         let mut runs_left = RUNS_PER_TXN_MAX;
         while let Some(pending) = queue.pop_front() {
             let names: Vec<String> = self
@@ -269,8 +328,7 @@ impl Runtime {
                 .filter(|(name, recipe)| {
                     recipe.loaded.entries.on_event
                         && pending.only.as_ref().is_none_or(|only| only == *name)
-                        && (pending.kind == EventKind::SessionClosed
-                            || owns(&recipe.manifest, &pending.path))
+                        && (pending.only.is_some() || owns(&recipe.manifest, &pending.path))
                 })
                 .map(|(name, _)| name.clone())
                 .collect();
