@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use super::membership::{quorum_address, MembershipEdit, ReconfigError};
 use super::types::{Command, SnapshotMeta, Vote, ZkwRaft};
 
 /// Largest peer message: a whole snapshot travels in one frame.
@@ -43,6 +44,16 @@ pub enum PeerRequest {
     Touch(Vec<i64>),
     /// A linearizable read index (the `sync` of a follower's client).
     ReadIndex,
+    /// A membership change (a client's `reconfig`), for the leader to run.
+    Reconfigure {
+        edit: MembershipEdit,
+        expected: Option<u64>,
+    },
+    /// Whether the receiver belongs to an initialized cluster, and whether its membership
+    /// lists the asker (a fresh server asks this at first start).
+    Membership {
+        asker: u64,
+    },
 }
 
 /// The answer to a [`PeerRequest`].
@@ -54,6 +65,10 @@ pub enum PeerResponse {
     Forwarded,
     Touched,
     ReadIndex(u64),
+    /// The new config version, or why the change did not happen.
+    Reconfigured(Result<u64, ReconfigError>),
+    /// None: not initialized; Some(listed): initialized, and whether the asker is a member.
+    Membership(Option<bool>),
     /// The receiver is not the leader (it names the one it knows, if any).
     NotLeader(Option<u64>),
     Failed(String),
@@ -223,7 +238,7 @@ impl RaftNetworkV2<ZkwRaft> for PeerClient {
     }
 }
 
-/// Builds [`PeerClient`]s for openraft from the nodes' `host:quorumPort` addresses.
+/// Builds [`PeerClient`]s for openraft from the nodes' server specs (their quorum address).
 #[derive(Clone, Default)]
 pub struct PeerNetwork;
 
@@ -231,7 +246,7 @@ impl RaftNetworkFactory<ZkwRaft> for PeerNetwork {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: u64, node: &openraft::impls::BasicNode) -> PeerClient {
-        PeerClient::new(target, node.addr.clone())
+        PeerClient::new(target, quorum_address(&node.addr))
     }
 }
 
