@@ -362,9 +362,9 @@ impl<M: StateMachine> Consensus<M> {
         }
     }
 
-    /// Whether another zoo.cfg member already runs a cluster that does not list this server
-    /// (then this server is a joiner, to be added by a reconfig). A cluster that lists it
-    /// (first boot racing, a wiped member) does not stop it initializing as before.
+    /// Whether another zoo.cfg member already runs a cluster that has moved past its initial
+    /// membership or does not list this server: then this server (a joiner, or a wiped member)
+    /// waits for the leader to bring it in. Servers booting together all initialize.
     async fn cluster_exists(&self, config: &ConsensusConfig) -> bool {
         let probes = config
             .members
@@ -376,9 +376,11 @@ impl<M: StateMachine> Consensus<M> {
                 let request = PeerRequest::Membership {
                     asker: config.my_id,
                 };
+                let answer = client.call(&request, timeout).await;
+                tracing::debug!(peer = member.id, ?answer, "asked whether a cluster exists");
                 matches!(
-                    client.call(&request, timeout).await,
-                    Ok(PeerResponse::Membership(Some(false)))
+                    answer,
+                    Ok(PeerResponse::Membership(Some((listed, version)))) if !listed || version > 0
                 )
             });
         futures_util::future::join_all(probes)
@@ -742,6 +744,11 @@ impl<M: StateMachine> Consensus<M> {
                     .await
                     .map_or_else(|e| failed(&e), PeerResponse::Snapshot)
             }
+            PeerRequest::TransferLeader(rpc) => self
+                .raft
+                .handle_transfer_leader(rpc)
+                .await
+                .map_or_else(|e| failed(&e), PeerResponse::TransferLeader),
             PeerRequest::Forward(commands) => {
                 if !self.is_leader() {
                     return PeerResponse::NotLeader(
@@ -762,7 +769,8 @@ impl<M: StateMachine> Consensus<M> {
             }
             PeerRequest::Membership { asker } => {
                 let initialized = self.raft.is_initialized().await.unwrap_or(false);
-                PeerResponse::Membership(initialized.then(|| self.membership().contains(asker)))
+                let view = self.membership();
+                PeerResponse::Membership(initialized.then(|| (view.contains(asker), view.version)))
             }
             PeerRequest::ReadIndex => {
                 if !self.is_leader() {

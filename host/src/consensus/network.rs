@@ -13,7 +13,8 @@ use openraft::error::{RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::v2::RaftNetworkV2;
 use openraft::network::{RPCOption, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -38,6 +39,8 @@ pub enum PeerRequest {
         meta: SnapshotMeta,
         data: Vec<u8>,
     },
+    /// A leader stepping down (a reconfig removed it) names its successor.
+    TransferLeader(TransferLeaderRequest<ZkwRaft>),
     /// Writes proposed on a follower, in the order its clients sent them.
     Forward(Vec<Command>),
     /// Sessions that had traffic on a follower since its last report.
@@ -62,13 +65,14 @@ pub enum PeerResponse {
     AppendEntries(AppendEntriesResponse<ZkwRaft>),
     Vote(VoteResponse<ZkwRaft>),
     Snapshot(SnapshotResponse<ZkwRaft>),
+    TransferLeader(TransferLeaderResponse<ZkwRaft>),
     Forwarded,
     Touched,
     ReadIndex(u64),
     /// The new config version, or why the change did not happen.
     Reconfigured(Result<u64, ReconfigError>),
-    /// None: not initialized; Some(listed): initialized, and whether the asker is a member.
-    Membership(Option<bool>),
+    /// None: not initialized; else whether the asker is a member, and the config version.
+    Membership(Option<(bool, u64)>),
     /// The receiver is not the leader (it names the one it knows, if any).
     NotLeader(Option<u64>),
     Failed(String),
@@ -211,6 +215,21 @@ impl RaftNetworkV2<ZkwRaft> for PeerClient {
             .await
         {
             Ok(PeerResponse::Vote(response)) => Ok(response),
+            Ok(other) => Err(self.unexpected(other)),
+            Err(error) => Err(unreachable(&error)),
+        }
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        req: TransferLeaderRequest<ZkwRaft>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<ZkwRaft>, RPCError<ZkwRaft>> {
+        match self
+            .call(&PeerRequest::TransferLeader(req), option.soft_ttl())
+            .await
+        {
+            Ok(PeerResponse::TransferLeader(response)) => Ok(response),
             Ok(other) => Err(self.unexpected(other)),
             Err(error) => Err(unreachable(&error)),
         }
