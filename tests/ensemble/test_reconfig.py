@@ -55,13 +55,22 @@ def super_client(hosts):
 def ensemble(request):
     clusters = []
 
-    def make(size=3, enabled=True):
+    def make(size=3, enabled=True, observers=()):
         extra = {
             "reconfigEnabled": "true" if enabled else "false",
             "DigestAuthenticationProvider.superDigest": super_digest(),
         }
         cluster = Cluster(size, extra_cfg=extra, proxied=False)
         clusters.append(cluster)
+        if observers:
+            plain = cluster.peer_address
+
+            def with_roles(viewer, sid):
+                server, _, client = plain(viewer, sid).partition(";")
+                role = "observer" if sid in observers else "participant"
+                return f"{server}:{role};{client}"
+
+            cluster.peer_address = with_roles
         cluster.start()
         return cluster
 
@@ -249,6 +258,33 @@ def test_observer_joins_and_leaves(ensemble):
     finally:
         zk.stop()
         zk.close()
+
+
+@pytest.mark.timeout(180)
+def test_removed_zoo_cfg_observer_stays_removed_across_leaders(ensemble):
+    cluster = ensemble(4, observers=(4,))
+    want = {1: "participant", 2: "participant", 3: "participant", 4: "observer"}
+    wait_config_everywhere(cluster, [1, 2, 3, 4], want)
+    wait_mode(cluster[4], lambda mode: mode == "observer")
+    zk = super_client(cluster.hosts([1, 2, 3]))
+    try:
+        data, _ = zk.reconfig(joining=None, leaving="4", new_members=None)
+        members, _ = parse_config(data)
+        assert members == {sid: "participant" for sid in (1, 2, 3)}, data
+    finally:
+        zk.stop()
+        zk.close()
+    cluster[4].kill()
+    freeze_configs(cluster)
+    # A new leader must not bring zoo.cfg's observer back.
+    leader = cluster.wait_quorum()
+    cluster[leader].kill()
+    others = [sid for sid in (1, 2, 3) if sid != leader]
+    cluster.wait_quorum(ids=others)
+    cluster[leader].start()
+    cluster.wait_quorum(ids=[1, 2, 3])
+    time.sleep(2)
+    wait_config_everywhere(cluster, [1, 2, 3], members)
 
 
 def test_refusals(ensemble):

@@ -40,6 +40,9 @@ pub struct MembershipView {
     pub learners: BTreeMap<u64, String>,
     /// Committed and not a joint configuration: another change may start.
     pub settled: bool,
+    /// A reconfig made this membership (its specs carry roles; see [`with_role`]): zoo.cfg no
+    /// longer describes the ensemble.
+    pub reconfigured: bool,
 }
 
 impl MembershipView {
@@ -108,6 +111,29 @@ pub fn quorum_address(spec: &str) -> String {
     server[..end].to_owned()
 }
 
+/// `spec` with its role after the election port, as a reconfig stores it: the mark that
+/// tells every later leader a reconfig happened (zoo.cfg's members are stored without one).
+pub fn with_role(spec: &str, observer: bool) -> String {
+    let role = if observer { "observer" } else { "participant" };
+    let (server, client) = match spec.split_once(';') {
+        Some((server, client)) => (server, Some(client)),
+        None => (spec, None),
+    };
+    let server = server
+        .strip_suffix(":participant")
+        .or_else(|| server.strip_suffix(":observer"))
+        .unwrap_or(server);
+    match client {
+        Some(client) => format!("{server}:{role};{client}"),
+        None => format!("{server}:{role}"),
+    }
+}
+
+fn has_role(spec: &str) -> bool {
+    let server = spec.split(';').next().unwrap_or(spec);
+    server.ends_with(":participant") || server.ends_with(":observer")
+}
+
 /// The membership `edit` asks for, from `view`: (every member with its spec, the voters).
 pub fn target(
     view: &MembershipView,
@@ -138,6 +164,9 @@ pub fn target(
         .filter(|id| !observers.contains(id))
         .copied()
         .collect();
+    for (id, spec) in nodes.iter_mut() {
+        *spec = with_role(spec, observers.contains(id));
+    }
     if voters.is_empty() {
         return Err(ReconfigError::BadArguments(
             "Reconfig failed - new configuration must include at least 1 follower".into(),
@@ -172,7 +201,9 @@ impl<M: StateMachine> Consensus<M> {
         };
         let settled = membership.get_joint_config().len() == 1
             && stored.log_id() == metrics.committed_membership_config.log_id();
+        let reconfigured = membership.nodes().any(|(_, node)| has_role(&node.addr));
         MembershipView {
+            reconfigured,
             version: stored.log_id().as_ref().map_or(0, |id| id.index),
             voters: membership.voter_ids().map(|id| (id, spec(id))).collect(),
             learners: membership.learner_ids().map(|id| (id, spec(id))).collect(),
@@ -284,7 +315,10 @@ impl<M: StateMachine> Consensus<M> {
             .voters
             .keys()
             .any(|id| nodes.contains_key(id) && !voters.contains(id));
+        // Every member's spec is re-stored with its role in the same change: the mark that a
+        // reconfig happened (see `with_role`) commits with the new voters.
         let change = ChangeMembers::Batch(vec![
+            ChangeMembers::SetNodes(basic(nodes.clone())),
             ChangeMembers::RemoveNodes(leaving_learners),
             ChangeMembers::ReplaceAllVoters(voters),
         ]);
@@ -341,7 +375,9 @@ impl<M: StateMachine> Consensus<M> {
             .reconfiguring
             .try_lock()
             .map_err(|_| ReconfigError::InProgress)?;
-        if !self.membership().settled {
+        let view = self.membership();
+        if !view.settled || view.reconfigured {
+            // After a reconfig the replicated membership alone decides who is an observer.
             return Err(ReconfigError::InProgress);
         }
         self.raft
@@ -362,6 +398,7 @@ mod tests {
             voters: (1..=3).map(|id| (id, format!("h:{id}:9;{id}"))).collect(),
             learners: [(9, "h:9:9;9".to_owned())].into(),
             settled: true,
+            reconfigured: false,
         }
     }
 
@@ -371,6 +408,15 @@ mod tests {
             spec: format!("n:{id}:1;2"),
             observer,
         }
+    }
+
+    #[test]
+    fn roles_mark_reconfigured_specs() {
+        assert_eq!(with_role("h:1:2;3", true), "h:1:2:observer;3");
+        assert_eq!(with_role("h:1:2:observer;3", false), "h:1:2:participant;3");
+        assert_eq!(with_role("h:1:2", false), "h:1:2:participant");
+        assert!(has_role("[::1]:1:2:participant;[::1]:3"));
+        assert!(!has_role("h:1:2;h:3") && !has_role("h:1"));
     }
 
     #[test]
@@ -391,7 +437,10 @@ mod tests {
         let (nodes, voters) = target(&view(), &edit).unwrap();
         assert_eq!(nodes.keys().copied().collect::<Vec<_>>(), vec![1, 3, 4, 5]);
         assert_eq!(voters, [1, 4].into());
-        assert_eq!(nodes[&4], "n:4:1;2");
+        assert_eq!(nodes[&4], "n:4:1:participant;2");
+        assert_eq!(nodes[&3], "n:3:1:observer;2");
+        assert_eq!(nodes[&1], "h:1:9:participant;1");
+        assert_eq!(nodes[&5], "n:5:1:observer;2");
     }
 
     #[test]

@@ -234,8 +234,8 @@ pub fn text_version(text: &[u8]) -> Option<u64> {
         .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
 }
 
-/// Whether the ensemble still runs its zoo.cfg config: no reconfig has been published and the
-/// membership is zoo.cfg's voters plus (some of) its observers.
+/// Whether the ensemble still runs its zoo.cfg config: no reconfig made the membership nor has
+/// one been published, and the membership is zoo.cfg's voters plus (some of) its observers.
 fn is_initial(view: &MembershipView, config: &Config, node: &[u8]) -> bool {
     let ids = |role: PeerRole| -> BTreeSet<u64> {
         config
@@ -247,7 +247,8 @@ fn is_initial(view: &MembershipView, config: &Config, node: &[u8]) -> bool {
     };
     let voters: BTreeSet<u64> = view.voters.keys().copied().collect();
     let learners: BTreeSet<u64> = view.learners.keys().copied().collect();
-    text_version(node).unwrap_or(0) == 0
+    !view.reconfigured
+        && text_version(node).unwrap_or(0) == 0
         && voters == ids(PeerRole::Participant)
         && learners.is_subset(&ids(PeerRole::Observer))
 }
@@ -382,8 +383,9 @@ mod tests {
                 (2, "h:4:5;0.0.0.0:6".to_owned()),
             ]
             .into(),
-            learners: [(3, "h:7:8;h:9".to_owned())].into(),
+            learners: [(3, "h:7:8:observer;h:9".to_owned())].into(),
             settled: true,
+            reconfigured: true,
         };
         let text = membership_text(&view, &Config::default());
         assert_eq!(
