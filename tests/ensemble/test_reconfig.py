@@ -23,6 +23,7 @@ from kazoo.exceptions import (
     BadArgumentsError,
     BadVersionError,
     ConnectionLoss,
+    NewConfigNoQuorumError,
     NoAuthError,
     ReconfigDisabledError,
 )
@@ -94,6 +95,17 @@ def parse_config(data):
         elif key == "version":
             version = int(value, 16)
     return members, version
+
+
+def current_config(zk):
+    """({id: role}, version) once the leader has published the ensemble (zkw's first leader
+    writes the node a moment after it is elected)."""
+    deadline = time.monotonic() + CONFIG_WAIT_S
+    while True:
+        members, version = parse_config(zk.get("/zookeeper/config")[0])
+        if version is not None or time.monotonic() > deadline:
+            return members, version
+        time.sleep(POLL_S)
 
 
 def joiner_line(member, role="participant"):
@@ -179,7 +191,7 @@ def test_grow_shrink_and_restart_keep_the_new_membership(ensemble):
     zk = super_client(cluster.hosts([1, 2, 3]))
     try:
         zk.create("/before", b"0")
-        _, old_version = parse_config(zk.get("/zookeeper/config")[0])
+        _, old_version = current_config(zk)
 
         new = add_member(cluster, 4)
         data, stat = zk.reconfig(joining=joiner_line(new), leaving=None, new_members=None)
@@ -204,7 +216,9 @@ def test_grow_shrink_and_restart_keep_the_new_membership(ensemble):
         )
         members, _ = parse_config(data)
         assert members == {sid: "participant" for sid in kept}, data
-        zk.create("/after", b"2")
+        cluster.wait_quorum(ids=kept)
+        zk.retry(zk.ensure_path, "/after")
+        zk.retry(zk.set, "/after", b"2")
         wait_config_everywhere(cluster, kept, members)
         if cluster.target == "zkw":
             # zkw: a removed server stops serving. ZooKeeper lets it go on as a non-voting
@@ -287,12 +301,54 @@ def test_removed_zoo_cfg_observer_stays_removed_across_leaders(ensemble):
     wait_config_everywhere(cluster, [1, 2, 3], members)
 
 
+@pytest.mark.timeout(120)
+def test_new_members_shrink_to_two(ensemble):
+    cluster = ensemble(3)
+    zk = super_client(cluster.hosts([1, 2]))
+    try:
+        _, version = current_config(zk)
+        keep = ",".join(
+            joiner_line(cluster[sid]) for sid in (1, 2)
+        )
+        data = reconfig_tolerant(
+            zk, joining=None, leaving=None, new_members=keep, from_config=version
+        )
+        members, _ = parse_config(data)
+        assert members == {1: "participant", 2: "participant"}, data
+        # ZooKeeper's followers re-sync (dropping clients) when the leader leaves.
+        cluster.wait_quorum(ids=[1, 2])
+        zk.retry(zk.ensure_path, "/two")
+        wait_config_everywhere(cluster, [1, 2], members)
+    finally:
+        zk.stop()
+        zk.close()
+
+
+@pytest.mark.timeout(120)
+def test_new_config_without_a_synced_quorum_is_refused(ensemble):
+    cluster = ensemble(3)
+    zk = super_client(cluster.hosts())
+    try:
+        _, version = current_config(zk)
+        # Four servers that do not run: 3 of 7 voters would be synced.
+        ghosts = [Member(cluster, sid) for sid in (4, 5, 6, 7)]
+        joining = ",".join(joiner_line(ghost) for ghost in ghosts)
+        with pytest.raises(NewConfigNoQuorumError):
+            zk.reconfig(joining=joining, leaving=None, new_members=None)
+        members, after = parse_config(zk.get("/zookeeper/config")[0])
+        assert set(members) == {1, 2, 3} and after == version
+        zk.create("/still-writable", b"")
+    finally:
+        zk.stop()
+        zk.close()
+
+
 def test_refusals(ensemble):
     cluster = ensemble(3)
     plain = connect(cluster.hosts())
     zk = super_client(cluster.hosts())
     try:
-        _, version = parse_config(zk.get("/zookeeper/config")[0])
+        _, version = current_config(zk)
         with pytest.raises(NoAuthError):
             plain.reconfig(joining=None, leaving="3", new_members=None)
         with pytest.raises(BadVersionError):

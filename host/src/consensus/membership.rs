@@ -129,6 +129,22 @@ pub fn with_role(spec: &str, observer: bool) -> String {
     }
 }
 
+/// `spec` without the role [`with_role`] adds.
+fn without_role(spec: &str) -> String {
+    let (server, client) = match spec.split_once(';') {
+        Some((server, client)) => (server, Some(client)),
+        None => (spec, None),
+    };
+    let server = server
+        .strip_suffix(":participant")
+        .or_else(|| server.strip_suffix(":observer"))
+        .unwrap_or(server);
+    match client {
+        Some(client) => format!("{server};{client}"),
+        None => server.to_owned(),
+    }
+}
+
 fn has_role(spec: &str) -> bool {
     let server = spec.split(';').next().unwrap_or(spec);
     server.ends_with(":participant") || server.ends_with(":observer")
@@ -259,10 +275,13 @@ impl<M: StateMachine> Consensus<M> {
         }
         let (nodes, voters) = target(&view, &edit)?;
         let current = view.nodes();
+        // Unmarked: a change that fails at the next step leaves no reconfig mark behind.
         let added: BTreeMap<u64, String> = nodes
             .iter()
-            .filter(|(id, spec)| current.get(id) != Some(spec))
-            .map(|(id, spec)| (*id, spec.clone()))
+            .map(|(id, spec)| (*id, without_role(spec)))
+            .filter(|(id, spec)| {
+                current.get(id).map(|old| without_role(old)).as_ref() != Some(spec)
+            })
             .collect();
         if !added.is_empty() {
             self.raft
@@ -369,6 +388,11 @@ impl<M: StateMachine> Consensus<M> {
         }
     }
 
+    /// Whether this server is running a membership change now.
+    pub fn reconfig_running(&self) -> bool {
+        self.reconfiguring.try_lock().is_err()
+    }
+
     /// Adds zoo.cfg observers as learners (one change), while the initial config stands.
     pub async fn add_learners(&self, learners: BTreeMap<u64, String>) -> Result<(), ReconfigError> {
         let _running = self
@@ -417,6 +441,8 @@ mod tests {
         assert_eq!(with_role("h:1:2", false), "h:1:2:participant");
         assert!(has_role("[::1]:1:2:participant;[::1]:3"));
         assert!(!has_role("h:1:2;h:3") && !has_role("h:1"));
+        assert_eq!(without_role("h:1:2:observer;3"), "h:1:2;3");
+        assert_eq!(without_role("h:1:2"), "h:1:2");
     }
 
     #[test]

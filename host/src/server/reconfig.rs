@@ -284,7 +284,8 @@ pub(super) async fn publish_ensemble_config(
             continue;
         };
         let view = context.consensus.membership();
-        if !view.settled {
+        if !view.settled || context.consensus.reconfig_running() {
+            // Mid-change: the requester publishes the outcome.
             continue;
         }
         let (current, _) = node_data(&context.shared);
