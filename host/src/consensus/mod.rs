@@ -10,7 +10,8 @@
 //!   [`StateMachine`], and keeps snapshots in dataDir;
 //! - `network.rs`: the quorum-port transport (Raft RPCs plus forwarded writes, session
 //!   liveness, read indexes and membership changes);
-//! - `membership.rs`: dynamic reconfig as Raft membership changes.
+//! - `membership.rs`: dynamic reconfig as Raft membership changes;
+//! - `purge.rs`: the autopurge.purgeInterval timer.
 //!
 //! Request path: a proposal gets a per-server sequence number and its reply route stays here
 //! ([`state_machine::Pending`]); on the leader it is stamped with the leader's clock and
@@ -25,6 +26,7 @@ pub mod log;
 pub mod membership;
 pub mod meta;
 pub mod network;
+pub mod purge;
 pub mod state_machine;
 pub mod store;
 pub mod types;
@@ -161,6 +163,8 @@ pub struct ConsensusConfig {
     pub init_limit_ticks: u64,
     pub snap_count: u64,
     pub snapshots_retained: usize,
+    /// autopurge.purgeInterval in milliseconds; 0 = no timer.
+    pub purge_interval_ms: u64,
 }
 
 impl ConsensusConfig {
@@ -239,6 +243,7 @@ impl<M: StateMachine> Consensus<M> {
         clock: Arc<dyn Clock>,
     ) -> Result<(Arc<Self>, Proposer<M::Route>), ConsensusError> {
         let snapshot_dir = config.data_dir.join("version-2");
+        let purge_dir = snapshot_dir.clone();
         let log_dir = config.log_dir.join("version-2").join("log");
         let store = LogStore::open(
             &log_dir,
@@ -301,6 +306,14 @@ impl<M: StateMachine> Consensus<M> {
         tokio::spawn(Arc::clone(&node).order_proposals(incoming));
         tokio::spawn(Arc::clone(&node).watch_leadership(stop_rx.clone()));
         tokio::spawn(Arc::clone(&node).watch_quorum(stop_rx.clone()));
+        if config.purge_interval_ms > 0 {
+            tokio::spawn(Arc::clone(&node).purge_periodically(
+                Duration::from_millis(config.purge_interval_ms),
+                config.snapshots_retained,
+                purge_dir,
+                stop_rx.clone(),
+            ));
+        }
         if !node.standalone {
             tokio::spawn(Arc::clone(&node).relay_touches(config.tick_ms, stop_rx));
         }
@@ -881,6 +894,7 @@ mod tests {
             init_limit_ticks: 10,
             snap_count: 100_000,
             snapshots_retained: 3,
+            purge_interval_ms: 0,
         }
     }
 

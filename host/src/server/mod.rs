@@ -484,6 +484,8 @@ async fn consensus_config(config: &Config) -> Result<ConsensusConfig, ServerErro
         init_limit_ticks: u64::from(config.init_limit_ticks),
         snap_count: config.snap_count,
         snapshots_retained: usize::try_from(config.autopurge_snap_retain_count).unwrap_or(3),
+        purge_interval_ms: u64::from(config.autopurge_purge_interval_hours)
+            * crate::consensus::purge::PURGE_INTERVAL_MS_PER_HOUR,
     })
 }
 
