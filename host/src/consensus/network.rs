@@ -39,14 +39,14 @@ pub enum PeerRequest {
         meta: SnapshotMeta,
         data: Vec<u8>,
     },
-    /// A leader stepping down (a reconfig removed it) names its successor.
-    TransferLeader(TransferLeaderRequest<ZkwRaft>),
     /// Writes proposed on a follower, in the order its clients sent them.
     Forward(Vec<Command>),
     /// Sessions that had traffic on a follower since its last report.
     Touch(Vec<i64>),
     /// A linearizable read index (the `sync` of a follower's client).
     ReadIndex,
+    // Variants from here on came with reconfig: kept last so that the ones above keep their
+    // wire numbers (postcard numbers variants in order).
     /// A membership change (a client's `reconfig`), for the leader to run.
     Reconfigure {
         edit: MembershipEdit,
@@ -57,6 +57,8 @@ pub enum PeerRequest {
     Membership {
         asker: u64,
     },
+    /// A leader stepping down (a reconfig removed it) names its successor.
+    TransferLeader(TransferLeaderRequest<ZkwRaft>),
 }
 
 /// The answer to a [`PeerRequest`].
@@ -65,17 +67,18 @@ pub enum PeerResponse {
     AppendEntries(AppendEntriesResponse<ZkwRaft>),
     Vote(VoteResponse<ZkwRaft>),
     Snapshot(SnapshotResponse<ZkwRaft>),
-    TransferLeader(TransferLeaderResponse<ZkwRaft>),
     Forwarded,
     Touched,
     ReadIndex(u64),
+    /// The receiver is not the leader (it names the one it knows, if any).
+    NotLeader(Option<u64>),
+    Failed(String),
+    // Added with reconfig, last (see PeerRequest).
     /// The new config version, or why the change did not happen.
     Reconfigured(Result<u64, ReconfigError>),
     /// None: not initialized; else whether the asker is a member, and the config version.
     Membership(Option<(bool, u64)>),
-    /// The receiver is not the leader (it names the one it knows, if any).
-    NotLeader(Option<u64>),
-    Failed(String),
+    TransferLeader(TransferLeaderResponse<ZkwRaft>),
 }
 
 fn invalid(message: impl Into<String>) -> io::Error {
