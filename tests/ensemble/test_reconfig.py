@@ -4,9 +4,13 @@ Grows a 3-member ensemble to 4 (a new participant joins, started with a zoo.cfg 
 current members plus itself, as ZooKeeper's docs say), shrinks it back to 3 by removing an
 original member, checks that writes keep working, that every member's /zookeeper/config shows
 the change, that the removed server stops serving, and that a restart of every member keeps
-the new membership (zoo.cfg only seeds the first config; the replicated one wins). Also the
-refusals: no WRITE on /zookeeper/config (NoAuth), a stale curConfigId (BadVersion), malformed
-server strings (BadArguments), reconfigEnabled=false (ReconfigDisabled).
+the new membership (zoo.cfg only seeds the first config; the replicated one wins). An observer
+joins and leaves; a zoo.cfg observer removed by a reconfig stays removed under a new leader;
+the non-incremental form (newMembers) shrinks 3 to 2. Also the refusals: no WRITE on
+/zookeeper/config (NoAuth), a stale curConfigId (BadVersion), malformed server strings
+(BadArguments), a new config whose voters cannot form a synced quorum (NewConfigNoQuorum),
+reconfigEnabled=false (ReconfigDisabled). Every test passes on ZooKeeper 3.8
+(ZKW_TARGET=zookeeper) and on zkw.
 
 The ensembles run without the partition proxy: a reconfig publishes one address per server,
 the same for every member, as ZooKeeper's dynamic config does.
@@ -307,9 +311,7 @@ def test_new_members_shrink_to_two(ensemble):
     zk = super_client(cluster.hosts([1, 2]))
     try:
         _, version = current_config(zk)
-        keep = ",".join(
-            joiner_line(cluster[sid]) for sid in (1, 2)
-        )
+        keep = ",".join(joiner_line(cluster[sid]) for sid in (1, 2))
         data = reconfig_tolerant(
             zk, joining=None, leaving=None, new_members=keep, from_config=version
         )
