@@ -306,6 +306,31 @@ def test_removed_zoo_cfg_observer_stays_removed_across_leaders(ensemble):
 
 
 @pytest.mark.timeout(120)
+def test_participant_becomes_observer(ensemble):
+    cluster = ensemble(3)
+    leader = cluster.wait_quorum()
+    demoted = next(sid for sid in (1, 2, 3) if sid != leader)
+    zk = super_client(cluster.hosts([sid for sid in (1, 2, 3) if sid != demoted]))
+    try:
+        data = reconfig_tolerant(
+            zk,
+            joining=joiner_line(cluster[demoted], "observer"),
+            leaving=None,
+            new_members=None,
+            from_config=current_config(zk)[1],
+        )
+        members, _ = parse_config(data)
+        assert members[demoted] == "observer", data
+        wait_mode(cluster[demoted], lambda mode: mode == "observer")
+        cluster.wait_quorum()
+        zk.retry(zk.ensure_path, "/after-demotion")
+        wait_config_everywhere(cluster, [1, 2, 3], members)
+    finally:
+        zk.stop()
+        zk.close()
+
+
+@pytest.mark.timeout(120)
 def test_new_members_shrink_to_two(ensemble):
     cluster = ensemble(3)
     zk = super_client(cluster.hosts([1, 2]))

@@ -239,7 +239,8 @@ impl<M: StateMachine> Consensus<M> {
             return self.reconfigure_as_leader(edit, expected).await;
         }
         let mut client = PeerClient::new(leader, address);
-        let timeout = Duration::from_millis(self.reconfig_sync_ms + RECONFIG_FORWARD_MARGIN_MS);
+        // Up to four bounded steps (learners, catch-up, voters, demoted leavers) run there.
+        let timeout = Duration::from_millis(self.reconfig_sync_ms * 4 + RECONFIG_FORWARD_MARGIN_MS);
         match client
             .call(&PeerRequest::Reconfigure { edit, expected }, timeout)
             .await
@@ -284,10 +285,8 @@ impl<M: StateMachine> Consensus<M> {
             })
             .collect();
         if !added.is_empty() {
-            self.raft
-                .change_membership(ChangeMembers::SetNodes(basic(added.clone())), true)
-                .await
-                .map_err(failed)?;
+            self.change(ChangeMembers::SetNodes(basic(added.clone())), true)
+                .await?;
         }
         if !self.wait_quorum_synced(&voters).await {
             let fresh: BTreeSet<u64> = added
@@ -296,11 +295,7 @@ impl<M: StateMachine> Consensus<M> {
                 .copied()
                 .collect();
             if !fresh.is_empty() {
-                if let Err(error) = self
-                    .raft
-                    .change_membership(ChangeMembers::RemoveNodes(fresh), true)
-                    .await
-                {
+                if let Err(error) = self.change(ChangeMembers::RemoveNodes(fresh), true).await {
                     tracing::warn!(%error, "could not drop the learners of a failed reconfig");
                 }
             }
@@ -341,19 +336,11 @@ impl<M: StateMachine> Consensus<M> {
             ChangeMembers::RemoveNodes(leaving_learners),
             ChangeMembers::ReplaceAllVoters(voters),
         ]);
-        let response = self
-            .raft
-            .change_membership(change, demoted)
-            .await
-            .map_err(failed)?;
-        let mut version = response.log_id.index;
+        let mut version = self.change(change, demoted).await?;
         if demoted && !leaving_voters.is_empty() {
-            let response = self
-                .raft
-                .change_membership(ChangeMembers::RemoveNodes(leaving_voters), true)
-                .await
-                .map_err(failed)?;
-            version = response.log_id.index;
+            version = self
+                .change(ChangeMembers::RemoveNodes(leaving_voters), true)
+                .await?;
         }
         tracing::info!(version, "membership changed");
         Ok(version)
@@ -404,11 +391,24 @@ impl<M: StateMachine> Consensus<M> {
             // After a reconfig the replicated membership alone decides who is an observer.
             return Err(ReconfigError::InProgress);
         }
-        self.raft
-            .change_membership(ChangeMembers::AddNodes(basic(learners)), true)
+        self.change(ChangeMembers::AddNodes(basic(learners)), true)
             .await
             .map(|_| ())
-            .map_err(failed)
+    }
+
+    /// One membership change, bounded by initLimit ticks (a leader that lost its quorum would
+    /// wait for the commit forever); returns the index of the entry it committed.
+    async fn change(
+        &self,
+        change: ChangeMembers<u64, BasicNode>,
+        retain: bool,
+    ) -> Result<u64, ReconfigError> {
+        let bound = Duration::from_millis(self.reconfig_sync_ms);
+        match tokio::time::timeout(bound, self.raft.change_membership(change, retain)).await {
+            Ok(Ok(response)) => Ok(response.log_id.index),
+            Ok(Err(error)) => Err(failed(error)),
+            Err(_) => Err(failed("the membership change did not commit in time")),
+        }
     }
 }
 
