@@ -24,7 +24,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-pub use servers::read_my_id;
+pub use servers::{parse_server_line, read_my_id};
 
 /// Smallest tickTime accepted, in milliseconds.
 pub const TICK_TIME_MS_MIN: u32 = 1;

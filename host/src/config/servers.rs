@@ -307,3 +307,62 @@ fn parse_client(text: &str) -> Option<Result<(Option<String>, Option<u16>), Stri
             .map_err(|reason| format!("client port: {reason}")),
     )
 }
+
+/// Parses a `server.N=...` string as a `reconfig` request carries it (key and value around the
+/// first `=`), with ZooKeeper's rule for joiners: the client port is required.
+pub fn parse_server_line(line: &str) -> Result<ServerEntry, String> {
+    let (key, value) = line
+        .split_once('=')
+        .ok_or_else(|| format!("\"{line}\" is not server.N=<server spec>"))?;
+    let key = key.trim();
+    if !key.starts_with("server.") {
+        return Err(format!("\"{key}\" is not server.N"));
+    }
+    let server = parse_server(key, value.trim(), false)?;
+    if server.client_port.is_none() {
+        return Err(format!(
+            "\"{line}\" has no client port (each server needs three ports)"
+        ));
+    }
+    Ok(server)
+}
+
+impl ServerEntry {
+    /// `host:quorumPort:electionPort[;clientAddress:clientPort]`: the line without its role,
+    /// as consensus keeps it for each member.
+    pub fn spec(&self) -> String {
+        let mut text = format!(
+            "{}:{}:{}",
+            bracket(&self.host),
+            self.quorum_port,
+            self.election_port
+        );
+        if let Some(port) = self.client_port {
+            let address = self.client_address.as_deref().unwrap_or("0.0.0.0");
+            text.push_str(&format!(";{}:{port}", bracket(address)));
+        }
+        text
+    }
+
+    /// The value of this server's line in ZooKeeper's dynamic-config format, role included.
+    pub fn line_value(&self, role: PeerRole) -> String {
+        let role = match role {
+            PeerRole::Participant => "participant",
+            PeerRole::Observer => "observer",
+        };
+        let spec = self.spec();
+        match spec.split_once(';') {
+            Some((server, client)) => format!("{server}:{role};{client}"),
+            None => format!("{spec}:{role}"),
+        }
+    }
+}
+
+/// IPv6 literals go in brackets, as ZooKeeper writes them.
+fn bracket(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    }
+}

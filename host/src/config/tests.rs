@@ -557,3 +557,35 @@ fn latin1_files_still_load() {
     std::fs::write(&path, b"# caf\xe9\ntickTime=1234\n").unwrap();
     assert_eq!(Config::load(&path).unwrap().0.tick_time_ms, 1234);
 }
+
+#[test]
+fn reconfig_server_strings_parse_and_render_as_zookeeper_writes_them() {
+    let server =
+        parse_server_line("server.4=127.0.0.1:2891:3891:participant;127.0.0.1:2184").unwrap();
+    assert_eq!(
+        (server.id, server.quorum_port, server.election_port),
+        (4, 2891, 3891)
+    );
+    assert_eq!(server.spec(), "127.0.0.1:2891:3891;127.0.0.1:2184");
+    assert_eq!(
+        server.line_value(PeerRole::Observer),
+        "127.0.0.1:2891:3891:observer;127.0.0.1:2184"
+    );
+    let bare_port = parse_server_line(" server.5 = h:1:2:observer;2185 ").unwrap();
+    assert_eq!(bare_port.role, PeerRole::Observer);
+    assert_eq!(bare_port.spec(), "h:1:2;0.0.0.0:2185");
+    let v6 = parse_server_line("server.6=[::1]:1:2;[::1]:3").unwrap();
+    assert_eq!(v6.spec(), "[::1]:1:2;[::1]:3");
+    for bad in [
+        "server.4=127.0.0.1:2891:3891",
+        "server.4",
+        "srv.4=h:1:2;3",
+        "server.x=h:1:2;3",
+        "server.4=h:1;3",
+        "server.4=h:1:2:voter;3",
+        "server.4=h:1:99999;3",
+        "server.0=h:1:2;3",
+    ] {
+        assert!(parse_server_line(bad).is_err(), "{bad}");
+    }
+}

@@ -9,7 +9,9 @@
 //! - `state_machine.rs`: the adapter that decodes entries and calls the server's
 //!   [`StateMachine`], and keeps snapshots in dataDir;
 //! - `network.rs`: the quorum-port transport (Raft RPCs plus forwarded writes, session
-//!   liveness and read indexes).
+//!   liveness, read indexes and membership changes);
+//! - `membership.rs`: dynamic reconfig as Raft membership changes;
+//! - `purge.rs`: the autopurge.purgeInterval timer.
 //!
 //! Request path: a proposal gets a per-server sequence number and its reply route stays here
 //! ([`state_machine::Pending`]); on the leader it is stamped with the leader's clock and
@@ -21,8 +23,10 @@
 //! Entry points: [`Consensus::start`], [`Proposer::propose`], [`Consensus::sync`].
 
 pub mod log;
+pub mod membership;
 pub mod meta;
 pub mod network;
+pub mod purge;
 pub mod state_machine;
 pub mod store;
 pub mod types;
@@ -59,9 +63,8 @@ pub const LEADER_WAIT_MS_MAX: u64 = 10_000;
 pub const FORWARD_RETRY_MS: u64 = 20;
 /// Bound on one forwarded batch or read-index round trip to the leader.
 pub const LEADER_RPC_TIMEOUT_MS: u64 = 5_000;
-/// How often, and how many times, a new leader tries to add an observer as a learner.
-pub const OBSERVER_JOIN_RETRY_MS: u64 = 200;
-pub const OBSERVER_JOIN_ATTEMPTS_MAX: u32 = 300;
+/// Bound on asking one peer, at first start, whether a cluster already exists.
+pub const PEER_PROBE_TIMEOUT_MS: u64 = 500;
 /// A standalone server's election timeout ceiling (it only votes for itself).
 pub const STANDALONE_ELECTION_MS_MAX: u64 = 300;
 /// Bound on waiting for this server to apply up to a read index.
@@ -138,6 +141,9 @@ pub struct Member {
     pub id: u64,
     /// `host:quorumPort`.
     pub address: String,
+    /// The ZooKeeper server spec (`host:quorumPort:electionPort[;clientAddress:clientPort]`),
+    /// kept in the membership so every server can publish and reach it.
+    pub spec: String,
     pub observer: bool,
 }
 
@@ -153,8 +159,12 @@ pub struct ConsensusConfig {
     pub log_dir: PathBuf,
     pub tick_ms: u64,
     pub sync_limit_ticks: u64,
+    /// How long new voters of a reconfig may take to catch up (ZooKeeper's initLimit).
+    pub init_limit_ticks: u64,
     pub snap_count: u64,
     pub snapshots_retained: usize,
+    /// autopurge.purgeInterval in milliseconds; 0 = no timer.
+    pub purge_interval_ms: u64,
 }
 
 impl ConsensusConfig {
@@ -217,8 +227,10 @@ pub struct Consensus<M: StateMachine> {
     /// its clients, when it loses its quorum).
     serving: watch::Sender<bool>,
     heartbeat_ms: u64,
-    /// `server.N=...:observer` members: Raft learners, added by whoever leads.
-    observers: Vec<Member>,
+    /// Held while a membership change runs (a second one is ReconfigInProgress).
+    reconfiguring: tokio::sync::Mutex<()>,
+    /// initLimit ticks: how long a reconfig waits for its new voters to catch up.
+    reconfig_sync_ms: u64,
     stop: watch::Sender<bool>,
 }
 
@@ -231,6 +243,7 @@ impl<M: StateMachine> Consensus<M> {
         clock: Arc<dyn Clock>,
     ) -> Result<(Arc<Self>, Proposer<M::Route>), ConsensusError> {
         let snapshot_dir = config.data_dir.join("version-2");
+        let purge_dir = snapshot_dir.clone();
         let log_dir = config.log_dir.join("version-2").join("log");
         let store = LogStore::open(
             &log_dir,
@@ -274,12 +287,8 @@ impl<M: StateMachine> Consensus<M> {
             leader_moved: watch::channel(None).0,
             serving: watch::channel(false).0,
             heartbeat_ms: raft_heartbeat_ms,
-            observers: config
-                .members
-                .iter()
-                .filter(|member| member.observer)
-                .cloned()
-                .collect(),
+            reconfiguring: tokio::sync::Mutex::new(()),
+            reconfig_sync_ms: (config.tick_ms * config.init_limit_ticks).max(raft_heartbeat_ms * 4),
             stop,
         });
         node.initialize(&config).await?;
@@ -297,6 +306,14 @@ impl<M: StateMachine> Consensus<M> {
         tokio::spawn(Arc::clone(&node).order_proposals(incoming));
         tokio::spawn(Arc::clone(&node).watch_leadership(stop_rx.clone()));
         tokio::spawn(Arc::clone(&node).watch_quorum(stop_rx.clone()));
+        if config.purge_interval_ms > 0 {
+            tokio::spawn(Arc::clone(&node).purge_periodically(
+                Duration::from_millis(config.purge_interval_ms),
+                config.snapshots_retained,
+                purge_dir,
+                stop_rx.clone(),
+            ));
+        }
         if !node.standalone {
             tokio::spawn(Arc::clone(&node).relay_touches(config.tick_ms, stop_rx));
         }
@@ -320,6 +337,12 @@ impl<M: StateMachine> Consensus<M> {
             // An observer waits, empty, for the leader to add it as a learner.
             return Ok(());
         }
+        if !config.is_standalone() && self.cluster_exists(config).await {
+            // A server joining a running ensemble (reconfig) waits to be added: its zoo.cfg
+            // is not the ensemble's membership.
+            tracing::info!("the ensemble runs without this server; waiting to be added to it");
+            return Ok(());
+        }
         // Observers join as learners once a leader exists (see `watch_leadership`).
         let voters: BTreeMap<u64, BasicNode> = if config.is_standalone() {
             [(
@@ -335,12 +358,12 @@ impl<M: StateMachine> Consensus<M> {
                 .iter()
                 .filter(|member| !member.observer)
                 .map(|member| {
-                    (
-                        member.id,
-                        BasicNode {
-                            addr: member.address.clone(),
-                        },
-                    )
+                    let addr = if member.spec.is_empty() {
+                        member.address.clone()
+                    } else {
+                        member.spec.clone()
+                    };
+                    (member.id, BasicNode { addr })
                 })
                 .collect()
         };
@@ -350,6 +373,33 @@ impl<M: StateMachine> Consensus<M> {
             Err(error) if error.to_string().contains("not allowed") => Ok(()),
             Err(error) => Err(ConsensusError::Raft(error.to_string())),
         }
+    }
+
+    /// Whether another zoo.cfg member already runs a cluster that has moved past its initial
+    /// membership or does not list this server: then this server (a joiner, or a wiped member)
+    /// waits for the leader to bring it in. Servers booting together all initialize.
+    async fn cluster_exists(&self, config: &ConsensusConfig) -> bool {
+        let probes = config
+            .members
+            .iter()
+            .filter(|member| member.id != config.my_id)
+            .map(|member| async move {
+                let mut client = PeerClient::new(member.id, member.address.clone());
+                let timeout = Duration::from_millis(PEER_PROBE_TIMEOUT_MS);
+                let request = PeerRequest::Membership {
+                    asker: config.my_id,
+                };
+                let answer = client.call(&request, timeout).await;
+                tracing::debug!(peer = member.id, ?answer, "asked whether a cluster exists");
+                matches!(
+                    answer,
+                    Ok(PeerResponse::Membership(Some((listed, version)))) if !listed || version > 0
+                )
+            });
+        futures_util::future::join_all(probes)
+            .await
+            .into_iter()
+            .any(|initialized| initialized)
     }
 
     /// `leader`, `follower`, `observer` or `standalone`, as `srvr` prints it.
@@ -387,12 +437,21 @@ impl<M: StateMachine> Consensus<M> {
     /// Recomputes `serving` from the leader this server knows and, when it leads, whether its
     /// lease (a quorum's acknowledgement within election_timeout_max) still holds.
     async fn refresh_serving(&self) {
-        let (leader, state) = {
-            let metrics = self.raft.metrics().borrow_watched().clone();
-            (metrics.current_leader, metrics.state)
+        let (leader, state, member) = {
+            let receiver = self.raft.metrics();
+            let metrics = receiver.borrow_watched();
+            let membership = metrics.membership_config.membership();
+            (
+                metrics.current_leader,
+                metrics.state,
+                membership.get_node(&self.my_id).is_some(),
+            )
         };
         let serving = match (leader, state) {
             (None, _) => false,
+            // Not (or no longer) a member: a joiner not yet added, or a server a reconfig
+            // removed, serves no clients.
+            _ if !member && !self.standalone => false,
             (Some(_), ServerState::Leader) if !self.standalone => self
                 .raft
                 .get_read_linearizer(ReadPolicy::LeaseRead)
@@ -639,7 +698,7 @@ impl<M: StateMachine> Consensus<M> {
             .membership()
             .nodes()
             .find(|(id, _)| **id == leader)
-            .map(|(_, node)| node.addr.clone())?;
+            .map(|(_, node)| membership::quorum_address(&node.addr))?;
         Some((leader, metrics.current_term, address))
     }
 
@@ -698,6 +757,11 @@ impl<M: StateMachine> Consensus<M> {
                     .await
                     .map_or_else(|e| failed(&e), PeerResponse::Snapshot)
             }
+            PeerRequest::TransferLeader(rpc) => self
+                .raft
+                .handle_transfer_leader(rpc)
+                .await
+                .map_or_else(|e| failed(&e), PeerResponse::TransferLeader),
             PeerRequest::Forward(commands) => {
                 if !self.is_leader() {
                     return PeerResponse::NotLeader(
@@ -712,6 +776,14 @@ impl<M: StateMachine> Consensus<M> {
             PeerRequest::Touch(sessions) => {
                 self.machine.touch_sessions(&sessions);
                 PeerResponse::Touched
+            }
+            PeerRequest::Reconfigure { edit, expected } => {
+                PeerResponse::Reconfigured(self.reconfigure_as_leader(edit, expected).await)
+            }
+            PeerRequest::Membership { asker } => {
+                let initialized = self.raft.is_initialized().await.unwrap_or(false);
+                let view = self.membership();
+                PeerResponse::Membership(initialized.then(|| (view.contains(asker), view.version)))
             }
             PeerRequest::ReadIndex => {
                 if !self.is_leader() {
@@ -756,50 +828,10 @@ impl<M: StateMachine> Consensus<M> {
             if now_is_leader != is_leader {
                 is_leader = now_is_leader;
                 self.machine.leadership_changed(is_leader);
-                if is_leader {
-                    tokio::spawn(Arc::clone(&self).add_observers());
-                }
             }
             tokio::select! {
                 changed = metrics.changed() => if changed.is_err() { return },
                 _ = stop.changed() => return,
-            }
-        }
-    }
-
-    /// ZooKeeper observers are Raft learners: they receive the log but do not vote.
-    async fn add_observers(self: Arc<Self>) {
-        for observer in &self.observers {
-            let known = {
-                let metrics = self.raft.metrics().borrow_watched().clone();
-                let found = metrics
-                    .membership_config
-                    .membership()
-                    .nodes()
-                    .any(|(id, _)| *id == observer.id);
-                found
-            };
-            if known {
-                continue;
-            }
-            // The initial membership must commit before another change: retry while leading.
-            for _ in 0..OBSERVER_JOIN_ATTEMPTS_MAX {
-                if !self.is_leader() {
-                    return;
-                }
-                let node = BasicNode {
-                    addr: observer.address.clone(),
-                };
-                match self.raft.add_learner(observer.id, node, false).await {
-                    Ok(_) => {
-                        tracing::info!(observer = observer.id, "observer joined as a learner");
-                        break;
-                    }
-                    Err(error) => {
-                        tracing::debug!(observer = observer.id, %error, "observer not added yet");
-                        tokio::time::sleep(Duration::from_millis(OBSERVER_JOIN_RETRY_MS)).await;
-                    }
-                }
             }
         }
     }
@@ -850,6 +882,7 @@ mod tests {
                 .map(|id| Member {
                     id,
                     address: format!("127.0.0.1:{}", 2887 + id),
+                    spec: String::new(),
                     observer: false,
                 })
                 .collect(),
@@ -858,8 +891,10 @@ mod tests {
             log_dir: PathBuf::from("unused"),
             tick_ms,
             sync_limit_ticks,
+            init_limit_ticks: 10,
             snap_count: 100_000,
             snapshots_retained: 3,
+            purge_interval_ms: 0,
         }
     }
 

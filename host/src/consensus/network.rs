@@ -13,12 +13,14 @@ use openraft::error::{RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::v2::RaftNetworkV2;
 use openraft::network::{RPCOption, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use super::membership::{quorum_address, MembershipEdit, ReconfigError};
 use super::types::{Command, SnapshotMeta, Vote, ZkwRaft};
 
 /// Largest peer message: a whole snapshot travels in one frame.
@@ -43,6 +45,20 @@ pub enum PeerRequest {
     Touch(Vec<i64>),
     /// A linearizable read index (the `sync` of a follower's client).
     ReadIndex,
+    // Variants from here on came with reconfig: kept last so that the ones above keep their
+    // wire numbers (postcard numbers variants in order).
+    /// A membership change (a client's `reconfig`), for the leader to run.
+    Reconfigure {
+        edit: MembershipEdit,
+        expected: Option<u64>,
+    },
+    /// Whether the receiver belongs to an initialized cluster, and whether its membership
+    /// lists the asker (a fresh server asks this at first start).
+    Membership {
+        asker: u64,
+    },
+    /// A leader stepping down (a reconfig removed it) names its successor.
+    TransferLeader(TransferLeaderRequest<ZkwRaft>),
 }
 
 /// The answer to a [`PeerRequest`].
@@ -57,6 +73,12 @@ pub enum PeerResponse {
     /// The receiver is not the leader (it names the one it knows, if any).
     NotLeader(Option<u64>),
     Failed(String),
+    // Added with reconfig, last (see PeerRequest).
+    /// The new config version, or why the change did not happen.
+    Reconfigured(Result<u64, ReconfigError>),
+    /// None: not initialized; else whether the asker is a member, and the config version.
+    Membership(Option<(bool, u64)>),
+    TransferLeader(TransferLeaderResponse<ZkwRaft>),
 }
 
 fn invalid(message: impl Into<String>) -> io::Error {
@@ -201,6 +223,21 @@ impl RaftNetworkV2<ZkwRaft> for PeerClient {
         }
     }
 
+    async fn transfer_leader(
+        &mut self,
+        req: TransferLeaderRequest<ZkwRaft>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<ZkwRaft>, RPCError<ZkwRaft>> {
+        match self
+            .call(&PeerRequest::TransferLeader(req), option.soft_ttl())
+            .await
+        {
+            Ok(PeerResponse::TransferLeader(response)) => Ok(response),
+            Ok(other) => Err(self.unexpected(other)),
+            Err(error) => Err(unreachable(&error)),
+        }
+    }
+
     async fn full_snapshot(
         &mut self,
         vote: Vote,
@@ -223,7 +260,7 @@ impl RaftNetworkV2<ZkwRaft> for PeerClient {
     }
 }
 
-/// Builds [`PeerClient`]s for openraft from the nodes' `host:quorumPort` addresses.
+/// Builds [`PeerClient`]s for openraft from the nodes' server specs (their quorum address).
 #[derive(Clone, Default)]
 pub struct PeerNetwork;
 
@@ -231,7 +268,7 @@ impl RaftNetworkFactory<ZkwRaft> for PeerNetwork {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: u64, node: &openraft::impls::BasicNode) -> PeerClient {
-        PeerClient::new(target, node.addr.clone())
+        PeerClient::new(target, quorum_address(&node.addr))
     }
 }
 

@@ -293,7 +293,7 @@ impl<M: StateMachine> Adapter<M> {
 }
 
 /// Keeps the newest `retained` snapshot files (autopurge.snapRetainCount), removes older ones.
-fn prune_snapshots(dir: &Path, retained: usize) {
+pub(super) fn prune_snapshots(dir: &Path, retained: usize) {
     let Ok(files) = snapshot_files(dir) else {
         return;
     };

@@ -214,14 +214,11 @@ async fn answer_locally(
                 return Flow::Close;
             }
         },
-        Request::Reconfig(_) => {
-            let code = if shared.config.reconfig_enabled {
-                ErrorCode::Unimplemented
-            } else {
-                ErrorCode::ReconfigDisabled
-            };
-            (Err(code), "RECO", Flow::Continue)
-        }
+        Request::Reconfig(request) => (
+            super::reconfig::handle(context, &state.auth, request).await,
+            "RECO",
+            Flow::Continue,
+        ),
         Request::WhoAmI => {
             // As ZooKeeper: each provider names its user (digest: the part before ':');
             // `super` has no provider of its own and is not listed.

@@ -15,6 +15,7 @@ mod connection;
 mod dispatch;
 mod four_letter;
 mod outbound;
+mod reconfig;
 mod stats;
 
 use std::collections::{BTreeMap, HashMap};
@@ -30,7 +31,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::config::PeerRole;
 use crate::consensus::{Consensus, ConsensusConfig, ConsensusError, Member, Proposal, Proposer};
-use crate::proto::{Id, SessionId, SetDataRequest};
+use crate::proto::SessionId;
 use crate::session::SessionTracker;
 use crate::tree::watch::WatchRegistry;
 use crate::tree::Tree;
@@ -283,7 +284,10 @@ pub async fn run(
             context.clone(),
             stop_rx.clone(),
         )),
-        tokio::spawn(publish_ensemble_config(context.clone(), stop_rx.clone())),
+        tokio::spawn(reconfig::publish_ensemble_config(
+            context.clone(),
+            stop_rx.clone(),
+        )),
         tokio::spawn(propose_recipe_duties(context.clone(), stop_rx.clone())),
     ];
     let mut connection_tasks = tokio::task::JoinSet::new();
@@ -474,79 +478,6 @@ fn reapable_nodes(shared: &Shared) -> Vec<(SessionId, TxnOp)> {
         .collect()
 }
 
-/// The ensemble as ZooKeeper shows it in `/zookeeper/config` (its dynamic config format).
-fn ensemble_config_text(config: &Config) -> String {
-    let mut text = String::new();
-    for server in &config.servers {
-        let role = match server.role {
-            PeerRole::Participant => "participant",
-            PeerRole::Observer => "observer",
-        };
-        text.push_str(&format!(
-            "server.{}={}:{}:{}:{role}",
-            server.id, server.host, server.quorum_port, server.election_port
-        ));
-        if let Some(port) = server.client_port {
-            let address = server.client_address.as_deref().unwrap_or("0.0.0.0");
-            text.push_str(&format!(";{address}:{port}"));
-        }
-        text.push('\n');
-    }
-    text.push_str("version=0");
-    text
-}
-
-/// In an ensemble, each new leader writes the membership into `/zookeeper/config` (once per
-/// term, when it differs), so `zkCli config` and Curator's EnsembleTracker see the servers.
-async fn publish_ensemble_config(context: Context, mut stop: tokio::sync::watch::Receiver<bool>) {
-    if !context.shared.config.is_distributed() {
-        return;
-    }
-    let data = ensemble_config_text(&context.shared.config).into_bytes();
-    let mut interval = tokio::time::interval(expiry_period(&context.shared.config));
-    let mut published_in = None;
-    loop {
-        tokio::select! {
-            _ = interval.tick() => {}
-            _ = stop.changed() => return,
-        }
-        let Some(term) = context.consensus.leader_term() else {
-            continue;
-        };
-        let current = context
-            .shared
-            .lock_store()
-            .tree
-            .get_data(CONFIG_NODE_PATH, &[super_id()]);
-        if published_in == Some(term) || current.is_ok_and(|(bytes, _)| bytes == data) {
-            continue;
-        }
-        published_in = Some(term);
-        let proposal = Proposal {
-            session_id: 0,
-            auth: vec![super_id()],
-            op: TxnOp::SetData(SetDataRequest {
-                path: CONFIG_NODE_PATH.to_owned(),
-                data: data.clone(),
-                version: -1,
-            }),
-            route: None,
-            leader_only: true,
-        };
-        if context.proposer.propose(proposal).await.is_err() {
-            return;
-        }
-    }
-}
-
-/// The node ZooKeeper keeps the ensemble's configuration in.
-const CONFIG_NODE_PATH: &str = "/zookeeper/config";
-
-/// The identity of the server's own decisions: ACLs do not apply to it.
-fn super_id() -> Id {
-    Id::new("super", "")
-}
-
 /// When this server stops serving (no leader, or a leader without its quorum), every client
 /// connection is closed so the clients move to a server that does serve, as ZooKeeper's
 /// servers drop their clients when they leave the quorum.
@@ -586,6 +517,7 @@ async fn consensus_config(config: &Config) -> Result<ConsensusConfig, ServerErro
             .map(|server| Member {
                 id: server.id,
                 address: format!("{}:{}", server.host, server.quorum_port),
+                spec: server.spec(),
                 observer: server.role == PeerRole::Observer,
             })
             .collect()
@@ -604,8 +536,11 @@ async fn consensus_config(config: &Config) -> Result<ConsensusConfig, ServerErro
         log_dir: config.log_dir().to_path_buf(),
         tick_ms: u64::from(config.tick_time_ms),
         sync_limit_ticks: u64::from(config.sync_limit_ticks),
+        init_limit_ticks: u64::from(config.init_limit_ticks),
         snap_count: config.snap_count,
         snapshots_retained: usize::try_from(config.autopurge_snap_retain_count).unwrap_or(3),
+        purge_interval_ms: u64::from(config.autopurge_purge_interval_hours)
+            * crate::consensus::purge::PURGE_INTERVAL_MS_PER_HOUR,
     })
 }
 

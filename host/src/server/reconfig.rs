@@ -1,0 +1,400 @@
+//! The `reconfig` request and the `/zookeeper/config` node.
+//!
+//! `reconfig` (reconfigEnabled=true, an ensemble) is checked the way ZooKeeper's
+//! PrepRequestProcessor checks it: malformed server strings are BadArguments, the caller needs
+//! WRITE on `/zookeeper/config` (by default only `super` has it), then consensus runs the
+//! membership change on the leader (ReconfigInProgress, BadVersion, NewConfigNoQuorum come
+//! from there). The requester then writes the new config text into `/zookeeper/config` (so
+//! its watchers fire) and answers with the node's data and stat, as ZooKeeper does.
+//!
+//! The node's text: one `server.N=host:quorumPort:electionPort:role;clientAddress:clientPort`
+//! line per member, then `version=<hex>`. While no reconfig has happened (version 0) it is the
+//! zoo.cfg ensemble, and the leader adds zoo.cfg observers as learners; afterwards it is the
+//! replicated membership, version = the log index of its membership entry. Each leader checks
+//! the node every few ticks and rewrites it when it does not match (a requester that died
+//! between the change and the write, a leader's first term).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use super::{expiry_period, Context, Shared};
+use crate::config::{parse_server_line, Config, PeerRole, ServerEntry};
+use crate::consensus::membership::{Joiner, MembershipEdit, MembershipView, ReconfigError};
+use crate::consensus::Proposal;
+use crate::proto::{perms, ErrorCode, Id, ReconfigRequest, Response, SetDataRequest};
+use crate::tree::acl;
+use crate::txn::TxnOp;
+
+/// The node ZooKeeper keeps the ensemble's configuration in.
+pub const CONFIG_NODE_PATH: &str = "/zookeeper/config";
+/// How long a requester waits for its new config text to be applied here.
+pub const CONFIG_PUBLISH_WAIT_MS_MAX: u64 = 10_000;
+/// How often the requester looks at the node while it waits.
+pub const CONFIG_PUBLISH_POLL_MS: u64 = 10;
+/// Bound on the leader adding zoo.cfg observers in one membership change.
+pub const OBSERVER_JOIN_WAIT_MS_MAX: u64 = 10_000;
+
+/// The identity of the server's own decisions: ACLs do not apply to it.
+pub(super) fn super_id() -> Id {
+    Id::new("super", "")
+}
+
+/// Answers one `reconfig` request from a client whose identities are `auth`.
+pub(super) async fn handle(
+    context: &Context,
+    auth: &[Id],
+    request: ReconfigRequest,
+) -> Result<Response, ErrorCode> {
+    let shared = &context.shared;
+    if !shared.config.reconfig_enabled {
+        return Err(ErrorCode::ReconfigDisabled);
+    }
+    if !shared.config.is_distributed() {
+        // ZooKeeper: "standalone mode - reconfiguration currently not supported".
+        return Err(ErrorCode::Unimplemented);
+    }
+    let edit = parse_request(&request).map_err(|reason| {
+        tracing::info!(%reason, "reconfig refused");
+        ErrorCode::BadArguments
+    })?;
+    let config_acl = shared
+        .lock_store()
+        .tree
+        .acl(CONFIG_NODE_PATH)
+        .unwrap_or_default();
+    acl::check(&config_acl, auth, perms::WRITE).map_err(|error| error.code())?;
+    let expected = u64::try_from(request.cur_config_id).ok();
+    let version = context
+        .consensus
+        .reconfigure(edit, expected)
+        .await
+        .map_err(|error| {
+            tracing::info!(%error, "reconfig did not happen");
+            error_code(&error)
+        })?;
+    Ok(publish_change(context, version).await)
+}
+
+fn error_code(error: &ReconfigError) -> ErrorCode {
+    match error {
+        ReconfigError::InProgress => ErrorCode::ReconfigInProgress,
+        ReconfigError::BadVersion { .. } => ErrorCode::BadVersion,
+        ReconfigError::NoQuorum => ErrorCode::NewConfigNoQuorum,
+        ReconfigError::BadArguments(_) => ErrorCode::BadArguments,
+        ReconfigError::Failed(_) => ErrorCode::ConnectionLoss,
+    }
+}
+
+/// ZooKeeper's two forms: `newMembers` (the whole membership, comma or newline separated) or
+/// `joiningServers` (`server.N=spec` list) and `leavingServers` (id list).
+pub fn parse_request(request: &ReconfigRequest) -> Result<MembershipEdit, String> {
+    let joiner = |line: &str| {
+        parse_server_line(line).map(|server| Joiner {
+            id: server.id,
+            spec: server.spec(),
+            observer: server.role == PeerRole::Observer,
+        })
+    };
+    if let Some(members) = request.new_members.as_deref() {
+        let mut joining = Vec::new();
+        for line in members.split([',', '\n']).map(str::trim) {
+            if line.is_empty() || line.starts_with("version=") {
+                continue;
+            }
+            joining.push(joiner(line)?);
+        }
+        return Ok(MembershipEdit {
+            replace_all: true,
+            joining,
+            leaving: Vec::new(),
+        });
+    }
+    let items = |text: Option<&str>| -> Vec<String> {
+        text.unwrap_or_default()
+            .split(',')
+            .map(|item| item.trim().to_owned())
+            .filter(|item| !item.is_empty())
+            .collect()
+    };
+    let joining = items(request.joining_servers.as_deref())
+        .iter()
+        .map(|line| joiner(line))
+        .collect::<Result<Vec<_>, _>>()?;
+    let leaving = items(request.leaving_servers.as_deref())
+        .iter()
+        .map(|id| {
+            id.parse::<u64>()
+                .map_err(|_| format!("\"{id}\" is not a server id"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(MembershipEdit {
+        replace_all: false,
+        joining,
+        leaving,
+    })
+}
+
+/// Writes the config text of membership `version` into the node and answers with the node
+/// once it is applied here (or, past the wait, with the text and the node's current stat).
+async fn publish_change(context: &Context, version: u64) -> Response {
+    let shared = &context.shared;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(CONFIG_PUBLISH_WAIT_MS_MAX);
+    // This server may lag the leader: wait until it sees the new membership.
+    let mut view = context.consensus.membership();
+    while view.version < version && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(CONFIG_PUBLISH_POLL_MS)).await;
+        view = context.consensus.membership();
+    }
+    let data = membership_text(&view, &shared.config).into_bytes();
+    if node_data(shared).0 != data {
+        let proposal = Proposal {
+            session_id: 0,
+            auth: vec![super_id()],
+            op: set_config(data.clone()),
+            route: None,
+            leader_only: false,
+        };
+        if context.proposer.propose(proposal).await.is_err() {
+            tracing::warn!("could not propose the new config text");
+        }
+    }
+    loop {
+        let (current, stat) = node_data(shared);
+        if current == data || tokio::time::Instant::now() >= deadline {
+            return Response::GetData { data, stat };
+        }
+        tokio::time::sleep(Duration::from_millis(CONFIG_PUBLISH_POLL_MS)).await;
+    }
+}
+
+fn node_data(shared: &Shared) -> (Vec<u8>, crate::proto::Stat) {
+    shared
+        .lock_store()
+        .tree
+        .get_data(CONFIG_NODE_PATH, &[super_id()])
+        .unwrap_or_default()
+}
+
+fn set_config(data: Vec<u8>) -> TxnOp {
+    TxnOp::SetData(SetDataRequest {
+        path: CONFIG_NODE_PATH.to_owned(),
+        data,
+        version: -1,
+    })
+}
+
+fn server_line(id: u64, line_value: &str) -> String {
+    format!("server.{id}={line_value}\n")
+}
+
+/// The zoo.cfg ensemble, version 0 (the config before any reconfig).
+pub fn initial_text(config: &Config) -> String {
+    let mut text = String::new();
+    for server in &config.servers {
+        text.push_str(&server_line(server.id, &server.line_value(server.role)));
+    }
+    text.push_str("version=0");
+    text
+}
+
+/// The replicated membership as ZooKeeper's dynamic config, `version=` its log index in hex.
+/// A member whose spec lacks ports (logs written before specs were kept) takes its zoo.cfg
+/// line.
+pub fn membership_text(view: &MembershipView, config: &Config) -> String {
+    let mut text = String::new();
+    let members: BTreeMap<u64, (&String, PeerRole)> = view
+        .voters
+        .iter()
+        .map(|(id, spec)| (*id, (spec, PeerRole::Participant)))
+        .chain(
+            view.learners
+                .iter()
+                .map(|(id, spec)| (*id, (spec, PeerRole::Observer))),
+        )
+        .collect();
+    for (id, (spec, role)) in members {
+        let parsed = parse_server_line(&format!("server.{id}={spec}")).ok();
+        let zoo = || config.servers.iter().find(|server| server.id == id);
+        let value = match (parsed, zoo()) {
+            (Some(server), _) => server.line_value(role),
+            (None, Some(server)) => server.line_value(role),
+            (None, None) => spec.clone(),
+        };
+        text.push_str(&server_line(id, &value));
+    }
+    text.push_str(&format!("version={:x}", view.version));
+    text
+}
+
+/// The `version=` of a config text; None when the text has none (the node is still empty).
+pub fn text_version(text: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(text).ok()?;
+    text.lines()
+        .find_map(|line| line.trim().strip_prefix("version="))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+}
+
+/// Whether the ensemble still runs its zoo.cfg config: no reconfig made the membership nor has
+/// one been published, and the membership is zoo.cfg's voters plus (some of) its observers.
+fn is_initial(view: &MembershipView, config: &Config, node: &[u8]) -> bool {
+    let ids = |role: PeerRole| -> BTreeSet<u64> {
+        config
+            .servers
+            .iter()
+            .filter(|server| server.role == role)
+            .map(|server| server.id)
+            .collect()
+    };
+    let voters: BTreeSet<u64> = view.voters.keys().copied().collect();
+    let learners: BTreeSet<u64> = view.learners.keys().copied().collect();
+    !view.reconfigured
+        && text_version(node).unwrap_or(0) == 0
+        && voters == ids(PeerRole::Participant)
+        && learners.is_subset(&ids(PeerRole::Observer))
+}
+
+/// zoo.cfg observers not in the membership yet.
+fn missing_observers(view: &MembershipView, config: &Config) -> BTreeMap<u64, String> {
+    config
+        .servers
+        .iter()
+        .filter(|server| server.role == PeerRole::Observer && !view.contains(server.id))
+        .map(|server: &ServerEntry| (server.id, server.spec()))
+        .collect()
+}
+
+/// In an ensemble, the leader keeps `/zookeeper/config` in step with the membership (see the
+/// module notes), so `zkCli config` and Curator's EnsembleTracker see the servers.
+pub(super) async fn publish_ensemble_config(
+    context: Context,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    if !context.shared.config.is_distributed() {
+        return;
+    }
+    let config = &context.shared.config;
+    let mut interval = tokio::time::interval(expiry_period(config));
+    let mut proposed: Option<(u64, Vec<u8>)> = None;
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let Some(term) = context.consensus.leader_term() else {
+            continue;
+        };
+        let view = context.consensus.membership();
+        if !view.settled || context.consensus.reconfig_running() {
+            // Mid-change: the requester publishes the outcome.
+            continue;
+        }
+        let (current, _) = node_data(&context.shared);
+        let initial = is_initial(&view, config, &current);
+        let data = if initial {
+            initial_text(config)
+        } else {
+            membership_text(&view, config)
+        }
+        .into_bytes();
+        if current != data && proposed.as_ref() != Some(&(term, data.clone())) {
+            proposed = Some((term, data.clone()));
+            let proposal = Proposal {
+                session_id: 0,
+                auth: vec![super_id()],
+                op: set_config(data),
+                route: None,
+                leader_only: true,
+            };
+            if context.proposer.propose(proposal).await.is_err() {
+                return;
+            }
+        }
+        let missing = missing_observers(&view, config);
+        if initial && !missing.is_empty() {
+            let join = context.consensus.add_learners(missing);
+            match tokio::time::timeout(Duration::from_millis(OBSERVER_JOIN_WAIT_MS_MAX), join).await
+            {
+                Ok(Ok(())) => tracing::info!("zoo.cfg observers joined as learners"),
+                Ok(Err(error)) => tracing::debug!(%error, "observers not added yet"),
+                Err(_) => tracing::debug!("adding observers timed out; will retry"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(
+        joining: Option<&str>,
+        leaving: Option<&str>,
+        members: Option<&str>,
+    ) -> ReconfigRequest {
+        ReconfigRequest {
+            joining_servers: joining.map(str::to_owned),
+            leaving_servers: leaving.map(str::to_owned),
+            new_members: members.map(str::to_owned),
+            cur_config_id: -1,
+        }
+    }
+
+    #[test]
+    fn incremental_requests_parse() {
+        let edit = parse_request(&request(
+            Some("server.4=127.0.0.1:1:2:participant;127.0.0.1:3, server.5=h:4:5:observer;6"),
+            Some("2, 3"),
+            None,
+        ))
+        .unwrap();
+        assert!(!edit.replace_all);
+        assert_eq!(edit.leaving, vec![2, 3]);
+        assert_eq!(edit.joining.len(), 2);
+        assert_eq!(edit.joining[0].spec, "127.0.0.1:1:2;127.0.0.1:3");
+        assert!(edit.joining[1].observer);
+        assert!(parse_request(&request(None, Some("x"), None)).is_err());
+        assert!(parse_request(&request(Some("server.4=h:1:2"), None, None)).is_err());
+        assert_eq!(
+            parse_request(&request(None, None, None)).unwrap().joining,
+            vec![]
+        );
+    }
+
+    #[test]
+    fn new_members_parse_with_commas_or_newlines() {
+        let edit = parse_request(&request(
+            Some("ignored"),
+            None,
+            Some("server.1=h:1:2;3\nserver.2=h:4:5;6,version=100000000"),
+        ))
+        .unwrap();
+        assert!(edit.replace_all);
+        assert_eq!(
+            edit.joining.iter().map(|j| j.id).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+    }
+
+    #[test]
+    fn membership_text_is_zookeeper_dynamic_config() {
+        let view = MembershipView {
+            version: 0x1f,
+            voters: [
+                (1, "h:1:2;h:3".to_owned()),
+                (2, "h:4:5;0.0.0.0:6".to_owned()),
+            ]
+            .into(),
+            learners: [(3, "h:7:8:observer;h:9".to_owned())].into(),
+            settled: true,
+            reconfigured: true,
+        };
+        let text = membership_text(&view, &Config::default());
+        assert_eq!(
+            text,
+            "server.1=h:1:2:participant;h:3\nserver.2=h:4:5:participant;0.0.0.0:6\n\
+             server.3=h:7:8:observer;h:9\nversion=1f"
+        );
+        assert_eq!(text_version(text.as_bytes()), Some(0x1f));
+        assert_eq!(text_version(b""), None);
+    }
+}
