@@ -65,6 +65,18 @@ fn logs(server: &Server, name: &str) -> String {
     String::from_utf8(zkw_recipe(server, &["logs", name]).stdout).unwrap()
 }
 
+/// Installing compiles a module under the apply lock, and hostile runs burn their fuel there:
+/// on a loaded machine that can outlast the harness's 400 ms connection timeout, so these tests'
+/// sessions wait longer for an answer.
+async fn client(server: &Server) -> zk::Client {
+    let connector = server
+        .connector()
+        .with_connection_timeout(std::time::Duration::from_secs(5));
+    bounded("connect", connector.connect(&server.addr()))
+        .await
+        .unwrap()
+}
+
 fn skip_on_zookeeper() -> bool {
     std::env::var("ZKW_TARGET").is_ok_and(|target| target == "zookeeper")
 }
@@ -75,12 +87,10 @@ async fn counter_recipe_writes_fire_watches_like_any_write() {
         return;
     }
     let server = Server::start(&[]);
-    let c = server.client().await;
+    let c = client(&server).await;
     mk(&c, "/c", b"").await;
     install(&server, "counter", "/c", &[]);
-    // A fresh session: installing compiles under the apply lock, which may outlast the
-    // harness's short connection timeout on a loaded machine.
-    let c = server.client().await;
+    let c = client(&server).await;
     let (_, watch) = bounded("watch", c.check_and_watch_stat("/c/count"))
         .await
         .unwrap();
@@ -116,7 +126,7 @@ async fn validator_rejects_with_its_code_and_logs_why() {
     }
     let server = Server::start(&[]);
     install(&server, "validator", "/v", &[]);
-    let c = server.client().await;
+    let c = client(&server).await;
     mk(&c, "/v", b"").await;
     mk(&c, "/v/ok", b"fine").await;
     let refused = bounded("create", c.create("/v/long", &[b'x'; 100], &persistent())).await;
@@ -158,8 +168,8 @@ async fn hostile_recipes_are_stopped_and_the_server_keeps_serving() {
         ("recursion", "stack overflow", &[][..]),
         ("escape", "write outside its path: /elsewhere", &[][..]),
     ];
-    let c = server.client().await;
-    let other = server.client().await;
+    let c = client(&server).await;
+    let other = client(&server).await;
     mk(&other, "/bystander", b"still here").await;
     for (name, expected, extra) in cases {
         let root = format!("/{name}");
@@ -230,7 +240,7 @@ async fn bad_modules_are_refused_at_install_with_the_reason() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a WebAssembly module"));
 
     // The servers check too: a classic client writing the nodes itself is refused.
-    let c = server.client().await;
+    let c = client(&server).await;
     mk(&c, "/zookeeper/recipes", b"").await;
     let bytes = b"\0asm\x01\0\0\0".to_vec();
     let manifest = format!(
@@ -256,7 +266,7 @@ async fn bad_modules_are_refused_at_install_with_the_reason() {
     let refused = bounded("multi", plain_install(c.clone())).await;
     assert!(format!("{refused:?}").contains("NoAuth"), "{refused:?}");
     // With it, an empty module (no exports) is still refused.
-    let admin = server.client().await;
+    let admin = client(&server).await;
     bounded("auth", admin.auth("digest", b"admin:secret"))
         .await
         .unwrap();
@@ -285,7 +295,7 @@ async fn explicit_calls_and_session_closes_reach_recipes() {
     let server = Server::start(&[]);
     install(&server, "echo_call", "/e", &[]);
     install(&server, "session_watch", "/s", &[]);
-    let c = server.client().await;
+    let c = client(&server).await;
     mk(&c, "/e", b"").await;
     mk(&c, "/s", b"").await;
     let out = zkw_recipe(&server, &["call", "echo_call", "hello"]);
@@ -307,7 +317,7 @@ async fn explicit_calls_and_session_closes_reach_recipes() {
     let (called, _) = bounded("ls", c.get_children("/e")).await.unwrap();
     assert_eq!(called.len(), 2, "{called:?}");
 
-    let ephemeral = server.client().await;
+    let ephemeral = client(&server).await;
     let session = ephemeral.session_id().0;
     bounded(
         "create",
@@ -334,15 +344,50 @@ async fn installed_recipes_survive_a_kill_and_restart() {
         return;
     }
     let mut server = Server::start(&[]);
-    let c = server.client().await;
+    let c = client(&server).await;
     mk(&c, "/c", b"").await;
     install(&server, "counter", "/c", &[]);
-    let c = server.client().await;
+    let c = client(&server).await;
     mk(&c, "/c/a", b"").await;
     drop(c);
     server.kill_and_restart();
-    let c = server.client().await;
+    let c = client(&server).await;
     mk(&c, "/c/b", b"").await;
     let (data, _) = bounded("get", c.get_data("/c/count")).await.unwrap();
     assert_eq!(data, b"2");
+}
+
+#[tokio::test]
+async fn timers_fire_with_the_leaders_clock() {
+    if skip_on_zookeeper() {
+        return;
+    }
+    let server = Server::start(&[]);
+    let c = client(&server).await;
+    mk(&c, "/t", b"").await;
+    install(&server, "ticker", "/t", &["--timer-ms", "100"]);
+    let c = client(&server).await;
+    let text = common::poll_until("three ticks", 20, || async {
+        let (data, _) = c.get_data("/t/ticks").await.ok()?;
+        let text = String::from_utf8(data).unwrap();
+        let count: u64 = text.split(' ').next()?.parse().ok()?;
+        (count >= 3).then_some(text)
+    })
+    .await;
+    let time_ms: i64 = text.split(' ').nth(1).unwrap().parse().unwrap();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    assert!((now_ms - time_ms).abs() < 60_000, "{text} vs {now_ms}");
+    // The tick's time is the txn's: the node's mtime is the same instant.
+    let (data, stat) = bounded("get", c.get_data("/t/ticks")).await.unwrap();
+    let stamped: i64 = String::from_utf8(data)
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(stat.mtime, stamped);
 }
