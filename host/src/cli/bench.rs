@@ -60,6 +60,9 @@ pub enum Workload {
     Set,
     Get,
     Mixed,
+    /// Creates under a path a do-nothing recipe is bound to: against `create`, the cost of a
+    /// triggered run (needs `--auth` with the super user).
+    Trigger,
 }
 
 impl Workload {
@@ -69,6 +72,7 @@ impl Workload {
             Workload::Set => "set",
             Workload::Get => "get",
             Workload::Mixed => "mixed",
+            Workload::Trigger => "trigger",
         }
     }
 }
@@ -101,7 +105,21 @@ pub struct BenchArgs {
     /// Leave the bench root in place (for memory and restart measurements).
     #[arg(long)]
     pub keep: bool,
+    /// Bind this recipe module to the bench root for the run (any workload; needs --auth).
+    #[arg(long, value_name = "FILE.wasm")]
+    pub recipe: Option<std::path::PathBuf>,
+    /// Credentials sent first, e.g. `digest:admin:secret` (recipes need the super user).
+    #[arg(long, value_name = "SCHEME:AUTH")]
+    pub auth: Option<String>,
 }
+
+/// The recipe `--workload trigger` binds: it does nothing, so what it costs is the trigger
+/// itself (a fresh instance, the event copied in, one call).
+const NOOP_RECIPE_WAT: &str = r#"(module
+  (memory (export "memory") 1)
+  (func (export "zkw_abi_version") (result i32) (i32.const 1))
+  (func (export "zkw_alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "zkw_on_event") (param i32 i32) (result i32) (i32.const 0)))"#;
 
 /// Runs the bench; exit code 1 when any request failed or read a wrong value.
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -187,8 +205,13 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Summary> {
         .create(&root, b"", &Acl::open_unsafe(), CreateMode::Persistent)
         .await
         .with_context(|| format!("creating the bench root {root}"))?;
+    let recipe = bind_recipe(args, &servers, &root).await?;
     let sessions = prepare_sessions(args, &root, clients).await?;
     let summary = measure(args, &sessions).await?;
+    if let Some((client, name)) = recipe {
+        super::recipe::remove(&client, &name).await?;
+        let _ = client.close().await;
+    }
     if args.keep {
         eprintln!("zkw bench: kept {root}");
     } else {
@@ -200,6 +223,33 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Summary> {
         }
     }
     Ok(summary)
+}
+
+/// Installs the recipe of `--recipe` or `--workload trigger`, bound to `root`; returns the
+/// admin session and the recipe's name, for removal.
+async fn bind_recipe(
+    args: &BenchArgs,
+    servers: &[String],
+    root: &str,
+) -> anyhow::Result<Option<(Client, String)>> {
+    let bytes = match (&args.recipe, args.workload) {
+        (Some(file), _) => {
+            std::fs::read(file).with_context(|| format!("reading {}", file.display()))?
+        }
+        (None, Workload::Trigger) => wat::parse_str(NOOP_RECIPE_WAT)?,
+        (None, _) => return Ok(None),
+    };
+    let server = servers.first().context("no server")?;
+    let client = Client::connect(server, Duration::from_millis(SESSION_TIMEOUT_MS)).await?;
+    super::recipe::authenticate(&client, args.auth.as_deref()).await?;
+    let name = root.trim_start_matches('/').to_owned();
+    let limits = super::recipe::Limits {
+        fuel: crate::wasm::manifest::FUEL_DEFAULT,
+        memory_bytes: crate::wasm::manifest::MEMORY_BYTES_DEFAULT,
+        timer_ms: 0,
+    };
+    super::recipe::install_bytes(&client, &name, &bytes, root.to_owned(), limits).await?;
+    Ok(Some((client, name)))
 }
 
 /// One bench session: its client, its parent node and its per-key bookkeeping.
@@ -247,7 +297,7 @@ async fn prepare_sessions(
     let mut handles = Vec::with_capacity(sessions.len());
     for mut session in sessions {
         session.parent = format!("{root}/c{}", session.index);
-        let keys = if args.workload == Workload::Create {
+        let keys = if matches!(args.workload, Workload::Create | Workload::Trigger) {
             0
         } else {
             args.keys
@@ -470,7 +520,7 @@ type ReplyFuture = std::pin::Pin<
 /// Submits the lane's next request and says what its reply must be.
 fn issue(session: &Session, run: &Run, rng: &mut u64) -> (ReplyFuture, Expect) {
     let is_set = match run.workload {
-        Workload::Create => return issue_create(session, run),
+        Workload::Create | Workload::Trigger => return issue_create(session, run),
         Workload::Set => true,
         Workload::Get => false,
         Workload::Mixed => next_random(rng) % 100 < MIXED_SET_PERCENT,
@@ -575,7 +625,7 @@ impl Drop for ClearOnDrop {
 
 /// Deletes everything the run created, then the root; bounded by [`CLEANUP_SECS_MAX`].
 async fn cleanup(args: &BenchArgs, root: &str, sessions: &[Arc<Session>]) {
-    let keys = if args.workload == Workload::Create {
+    let keys = if matches!(args.workload, Workload::Create | Workload::Trigger) {
         0
     } else {
         args.keys

@@ -102,7 +102,13 @@ pub fn run(args: RecipeArgs) -> anyhow::Result<std::process::ExitCode> {
 async fn connect(args: &RecipeArgs) -> anyhow::Result<Client> {
     let timeout = Duration::from_millis(SESSION_TIMEOUT_MS);
     let client = Client::connect(&args.server.server, timeout).await?;
-    if let Some(auth) = &args.auth {
+    authenticate(&client, args.auth.as_deref()).await?;
+    Ok(client)
+}
+
+/// Sends `--auth SCHEME:AUTH`, if given.
+pub(super) async fn authenticate(client: &Client, auth: Option<&str>) -> anyhow::Result<()> {
+    if let Some(auth) = auth {
         let (scheme, credentials) = auth
             .split_once(':')
             .context("--auth must be SCHEME:AUTH, e.g. digest:user:password")?;
@@ -111,14 +117,14 @@ async fn connect(args: &RecipeArgs) -> anyhow::Result<Client> {
             .await
             .context("authentication refused")?;
     }
-    Ok(client)
+    Ok(())
 }
 
 /// What `install` writes into the manifest besides the module.
-struct Limits {
-    fuel: u64,
-    memory_bytes: u64,
-    timer_ms: u64,
+pub(super) struct Limits {
+    pub fuel: u64,
+    pub memory_bytes: u64,
+    pub timer_ms: u64,
 }
 
 fn recipe_path(name: &str) -> String {
@@ -141,11 +147,29 @@ async fn install(
             .context("name the recipe with --name")?
             .to_owned(),
     };
+    let path = path.unwrap_or_else(|| format!("/{name}"));
+    let manifest = install_bytes(client, &name, &bytes, path, limits).await?;
+    println!(
+        "installed {name} at {} ({} bytes, sha256 {})",
+        manifest.path, manifest.size, manifest.sha256
+    );
+    Ok(())
+}
+
+/// Checks `bytes` locally, then installs them as `name` bound to `path` (replacing a recipe
+/// of that name). Also used by `zkw bench --workload trigger`.
+pub(super) async fn install_bytes(
+    client: &Client,
+    name: &str,
+    bytes: &[u8],
+    path: String,
+    limits: Limits,
+) -> anyhow::Result<Manifest> {
     if name.is_empty() || name.contains('/') {
         bail!("recipe name {name:?}: must be one path component");
     }
     let manifest = Manifest {
-        path: path.unwrap_or_else(|| format!("/{name}")),
+        path,
         size: u64::try_from(bytes.len())?,
         sha256: module::sha256_hex(&bytes),
         fuel: limits.fuel,
@@ -154,12 +178,12 @@ async fn install(
     };
     // The same checks the servers make, here, so the refusal comes with its reason.
     Manifest::parse(manifest.format().as_bytes()).context("refused")?;
-    check_locally(&bytes).context("refused")?;
+    check_locally(bytes).context("refused")?;
     ensure_node(client, RECIPES_PATH).await?;
-    if client.exists(&recipe_path(&name), false).await?.is_some() {
-        remove(client, &name).await?;
+    if client.exists(&recipe_path(name), false).await?.is_some() {
+        remove(client, name).await?;
     }
-    upload(client, &name, &manifest, &bytes)
+    upload(client, name, &manifest, bytes)
         .await
         .map_err(|error| match error {
             ClientError::Server(ErrorCode::NoAuth) => {
@@ -170,11 +194,7 @@ async fn install(
             }
             other => other.into(),
         })?;
-    println!(
-        "installed {name} at {} ({} bytes, sha256 {})",
-        manifest.path, manifest.size, manifest.sha256
-    );
-    Ok(())
+    Ok(manifest)
 }
 
 fn check_locally(bytes: &[u8]) -> anyhow::Result<()> {
@@ -279,7 +299,7 @@ fn mntr(servers: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-async fn remove(client: &Client, name: &str) -> anyhow::Result<()> {
+pub(super) async fn remove(client: &Client, name: &str) -> anyhow::Result<()> {
     let base = recipe_path(name);
     let children = match client.get_children(&base, false).await {
         Ok(children) => children,
