@@ -171,7 +171,7 @@ pub(super) async fn install_bytes(
     let manifest = Manifest {
         path,
         size: u64::try_from(bytes.len())?,
-        sha256: module::sha256_hex(&bytes),
+        sha256: module::sha256_hex(bytes),
         fuel: limits.fuel,
         memory_bytes: limits.memory_bytes,
         timer_ms: limits.timer_ms,
