@@ -14,7 +14,7 @@ use crate::client::{Client, ClientError};
 use crate::proto::{op, Acl, CreateMode, CreateRequest, DeleteRequest, ErrorCode, MultiOp};
 use crate::wasm::manifest::{Manifest, FUEL_DEFAULT, MEMORY_BYTES_DEFAULT};
 use crate::wasm::registry::LOG_NODE;
-use crate::wasm::{module, run, CALL_PREFIX, CHUNK_PREFIX, RECIPES_PATH};
+use crate::wasm::{embedded, module, run, CALL_PREFIX, CHUNK_PREFIX, RECIPES_PATH};
 
 /// Session timeout of the CLI's session, in milliseconds.
 const SESSION_TIMEOUT_MS: u64 = 10_000;
@@ -36,7 +36,8 @@ pub struct RecipeArgs {
 
 #[derive(Debug, Subcommand)]
 enum RecipeAction {
-    /// Install (or replace) a module, bound to a path.
+    /// Install (or replace) a module, bound to a path: a `.wasm` file, or the name of a recipe
+    /// built into zkw (see `zkw recipe builtin`).
     Install {
         file: PathBuf,
         /// Recipe name (default: the file name without `.wasm`).
@@ -57,6 +58,8 @@ enum RecipeAction {
     },
     /// List installed recipes with this server's run counters.
     List,
+    /// List the recipes built into this zkw binary.
+    Builtin,
     /// Remove a recipe.
     Remove { name: String },
     /// Print a recipe's recent log lines.
@@ -71,6 +74,12 @@ enum RecipeAction {
 }
 
 pub fn run(args: RecipeArgs) -> anyhow::Result<std::process::ExitCode> {
+    if matches!(args.action, RecipeAction::Builtin) {
+        for name in embedded::names() {
+            println!("{name}");
+        }
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     runtime.block_on(async move {
         let client = connect(&args).await?;
@@ -91,6 +100,7 @@ pub fn run(args: RecipeArgs) -> anyhow::Result<std::process::ExitCode> {
                 install(&client, &file, name, path, limits).await?
             }
             RecipeAction::List => list(&client, &args.server.server).await?,
+            RecipeAction::Builtin => {}
             RecipeAction::Remove { name } => remove(&client, &name).await?,
             RecipeAction::Logs { name, follow } => logs(&client, &name, follow).await?,
             RecipeAction::Call { name, args } => call(&client, &name, args.as_bytes()).await?,
@@ -138,7 +148,11 @@ async fn install(
     path: Option<String>,
     limits: Limits,
 ) -> anyhow::Result<()> {
-    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let builtin = file.to_str().and_then(embedded::module);
+    let bytes = match builtin {
+        Some(bytes) if !file.exists() => bytes.to_vec(),
+        _ => std::fs::read(file).with_context(|| format!("reading {}", file.display()))?,
+    };
     let name = match name {
         Some(name) => name,
         None => file

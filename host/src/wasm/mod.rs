@@ -9,6 +9,7 @@
 //! - `manifest`: the `key=value` manifest a recipe node holds;
 //! - `registry`: which recipes are installed (derived from the tree), their triggers, stats.
 
+pub mod embedded;
 pub mod engine;
 pub mod manifest;
 pub mod module;

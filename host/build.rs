@@ -1,0 +1,110 @@
+//! Builds every recipe crate under `recipes/<name>/` (package `zkw-recipe-<name>`) for
+//! `wasm32-unknown-unknown` and embeds the modules in the binary, so `zkw recipe install lock`
+//! works by name. The nested cargo uses its own target directory (the outer build holds a lock
+//! on ours) and none of the outer build's wrappers. Without the wasm32 target installed the
+//! binary embeds no recipes and says so (`rustup target add wasm32-unknown-unknown`).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The recipe build profile (workspace Cargo.toml: small, panic = abort).
+const PROFILE: &str = "recipe";
+const TARGET: &str = "wasm32-unknown-unknown";
+/// Environment the outer cargo sets that must not leak into the nested build.
+const OUTER_ENV: [&str; 8] = [
+    "RUSTC_WRAPPER",
+    "RUSTC_WORKSPACE_WRAPPER",
+    "CLIPPY_ARGS",
+    "CARGO_TARGET_DIR",
+    "CARGO_BUILD_TARGET",
+    "RUSTFLAGS",
+    "CARGO_ENCODED_RUSTFLAGS",
+    "CARGO_MAKEFLAGS",
+];
+
+fn main() {
+    let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
+    let workspace = manifest_dir.join("..");
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it"));
+    println!("cargo:rerun-if-changed=../recipes");
+    println!("cargo:rerun-if-changed=../guest-sdk");
+    let names = recipe_names(&workspace.join("recipes"));
+    let built = if names.is_empty() {
+        Vec::new()
+    } else {
+        build(&workspace, &out_dir, &names)
+    };
+    let mut code = String::from(
+        "/// Recipes built into this binary: (name, module bytes).\npub const EMBEDDED: &[(&str, &[u8])] = &[\n",
+    );
+    for (name, path) in &built {
+        let _ = writeln!(
+            code,
+            "    ({name:?}, include_bytes!({:?})),",
+            path.display().to_string()
+        );
+    }
+    code.push_str("];\n");
+    std::fs::write(out_dir.join("embedded_recipes.rs"), code).expect("OUT_DIR is writable");
+}
+
+/// Directories under `recipes/` holding a `zkw-recipe-<dir>` package.
+fn recipe_names(recipes: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(recipes) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().to_str()?.to_owned();
+            let manifest = std::fs::read_to_string(entry.path().join("Cargo.toml")).ok()?;
+            manifest
+                .contains(&format!("name = \"zkw-recipe-{name}\""))
+                .then_some(name)
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+fn build(workspace: &Path, out_dir: &Path, names: &[String]) -> Vec<(String, PathBuf)> {
+    let target_dir = out_dir.join("recipe-target");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(workspace)
+        .args(["build", "--quiet", "--target", TARGET, "--profile", PROFILE])
+        .arg("--target-dir")
+        .arg(&target_dir);
+    for name in names {
+        command.args(["-p", &format!("zkw-recipe-{name}")]);
+    }
+    for key in OUTER_ENV {
+        command.env_remove(key);
+    }
+    match command.status() {
+        Ok(status) if status.success() => {}
+        Ok(status) => {
+            println!(
+                "cargo:warning=building the recipes for {TARGET} failed ({status}); this zkw embeds none (is the target installed? rustup target add {TARGET})"
+            );
+            return Vec::new();
+        }
+        Err(error) => {
+            println!("cargo:warning=cannot run cargo to build the recipes: {error}");
+            return Vec::new();
+        }
+    }
+    names
+        .iter()
+        .map(|name| {
+            let file = format!("zkw_recipe_{}.wasm", name.replace('-', "_"));
+            (
+                name.clone(),
+                target_dir.join(TARGET).join(PROFILE).join(file),
+            )
+        })
+        .filter(|(_, path)| path.exists())
+        .collect()
+}
