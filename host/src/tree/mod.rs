@@ -688,4 +688,35 @@ mod tests {
         assert_eq!((tree.ephemeral_count(), tree.sessions().len()), (0, 0));
         assert_eq!(tree.digest(), tree.digest_full());
     }
+
+    #[test]
+    fn nested_journals_roll_back_alone_or_together() {
+        let mut tree = Tree::new();
+        tree.advance_zxid(1);
+        let node = |tree: &mut Tree, path: &str| {
+            tree.insert_node(
+                path.into(),
+                Meta::created(1, 0, 0),
+                Vec::new(),
+                Acl::open_unsafe(),
+            );
+        };
+        let empty = tree.digest();
+        tree.begin_journal();
+        node(&mut tree, "/outer");
+        let with_outer = tree.digest();
+        tree.begin_journal();
+        node(&mut tree, "/inner");
+        tree.rollback_journal();
+        assert_eq!(tree.digest(), with_outer);
+        tree.begin_journal();
+        node(&mut tree, "/kept");
+        tree.commit_journal();
+        assert!(tree.stat("/kept").is_some());
+        // The outer journal still undoes what the committed inner one did.
+        tree.rollback_journal();
+        assert_eq!(tree.digest(), empty);
+        assert!(tree.stat("/kept").is_none() && tree.stat("/outer").is_none());
+        assert_eq!(tree.digest(), tree.digest_full());
+    }
 }

@@ -18,6 +18,10 @@ pub mod run;
 
 pub use registry::{RecipeStats, Runtime};
 
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;
+
 /// Where installed recipes live in the tree: `<RECIPES_PATH>/<name>` holds the manifest, its
 /// `module-NNNN` children the module's bytes in order.
 pub const RECIPES_PATH: &str = "/zookeeper/recipes";
