@@ -197,9 +197,9 @@ RECIPES_PATH = "/zookeeper/recipes"
 CLI_TIMEOUT_S = 60
 WASM_BUILD_TIMEOUT_S = 900
 READ_DURING_RUN_S = 1.0
-# Fuel per run of the spin recipe: a hundred times the default, so a run lasts long enough
+# Fuel per run of the spin recipe: thirty times the default, so a run lasts long enough
 # (tens of ms) for reads to queue up behind it.
-SPIN_FUEL = 1_000_000_000
+SPIN_FUEL = 300_000_000
 
 KIT_RECIPES = ("counter", "validator", "echo_call", "spin")
 
