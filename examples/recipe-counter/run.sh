@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the counter recipe, installs it on a zkw server bound to /counter, creates three nodes
-# under /counter with zkCli.sh and prints /counter/count (3 on a fresh server).
+# under /counter with zkCli.sh and prints /counter/count (3 on a fresh server, 3 more each run).
 #   bash examples/recipe-counter/run.sh
 # Environment:
 #   ZKW_SERVER  host:port of a running zkw (default 127.0.0.1:2181). If nothing answers there,
@@ -64,10 +64,10 @@ zk create /counter > /dev/null 2>&1 || true # the bound path; it may exist alrea
     echo "install failed: is ZKW_AUTH=$AUTH the super user of $SERVER? (README.md, Credentials)" >&2
     exit 1
 }
-for name in apple banana cherry; do
-    zk create "/counter/$name" > /dev/null
-    echo "created /counter/$name"
+for _ in 1 2 3; do # sequential names, so that a second run against the same server works too
+    zk create -s /counter/item- > /dev/null
 done
+echo "ls /counter = $(zk ls /counter)"
 echo "/counter/count = $(zk get /counter/count)"
 echo "the recipe's log (zkw recipe logs counter):"
 "$ZKW" recipe logs counter --server "$SERVER"
