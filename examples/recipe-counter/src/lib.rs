@@ -1,24 +1,24 @@
 //! A zkw recipe: counts the nodes created under its path in `<path>/count`.
 use zkw_guest::{CreateMode, Ctx, Error, Event, EventKind};
-
 fn on_event(ctx: &mut Ctx, event: &Event) -> Result<(), Error> {
     let count_path = ctx.path("count");
     // Our own write to the counter fires an event too: skip it, or we would count ourselves.
     if event.kind != EventKind::Created || event.path == count_path {
         return Ok(());
     }
-    let Some(node) = ctx.get(&count_path)? else {
-        ctx.create(&count_path, b"1", CreateMode::Persistent)?;
-        return Ok(());
+    let count = match ctx.get(&count_path)? {
+        None => {
+            ctx.create(&count_path, b"1", CreateMode::Persistent)?;
+            1
+        }
+        Some(node) => {
+            let count = String::from_utf8_lossy(&node.data).parse().unwrap_or(0u64) + 1;
+            // The version we read makes a concurrent change a failed run, never a lost count.
+            ctx.set(&count_path, count.to_string().as_bytes(), node.stat.version)?;
+            count
+        }
     };
-    let count: u64 = String::from_utf8_lossy(&node.data).parse().unwrap_or(0);
-    // Passing the version we read makes a concurrent change a failed run, never a lost count.
-    ctx.set(
-        &count_path,
-        (count + 1).to_string().as_bytes(),
-        node.stat.version,
-    )?;
-    ctx.info(format_args!("{} is number {}", event.path, count + 1));
+    ctx.info(format_args!("{} is number {count}", event.path));
     Ok(())
 }
 
