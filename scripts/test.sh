@@ -101,7 +101,8 @@ run cargo clippy --all-targets -- -D warnings
 log "cargo build"
 cargo build
 log "recipes for wasm32 (the test kit and the example)"
-run cargo build --target wasm32-unknown-unknown --profile recipe -p zkw-test-recipes --examples -p recipe-counter
+run cargo build --target wasm32-unknown-unknown --profile recipe -p zkw-test-recipes --examples
+run cargo build --target wasm32-unknown-unknown --profile recipe -p recipe-counter
 run cargo test --workspace
 
 export ZKW_BIN="${ZKW_BIN:-$ROOT/target/debug/zkw}"
