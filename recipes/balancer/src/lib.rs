@@ -125,7 +125,7 @@ fn validate(ctx: &mut Ctx, write: &Validate) -> Result<(), Reject> {
         Target::Assignments(_) => Err("written by the balancer recipe only".to_owned()),
         Target::Input(_, false) | Target::Other => Ok(()),
     };
-    outcome.map_err(|reason| Reject::bad_arguments(format!("{}: {reason}", write.path)))
+    outcome.map_err(Reject::bad_arguments)
 }
 
 fn on_event(ctx: &mut Ctx, event: &Event) -> Result<(), Error> {

@@ -130,7 +130,7 @@ fn validate(ctx: &mut Ctx, write: &Validate) -> Result<(), Reject> {
         Target::Published(_) => Err("written by the config-push recipe only".to_owned()),
         Target::Other => Ok(()),
     };
-    outcome.map_err(|reason| Reject::bad_arguments(format!("{}: {reason}", write.path)))
+    outcome.map_err(Reject::bad_arguments)
 }
 
 /// A rollback names a kept version whose bytes still fit the app's schema.

@@ -103,8 +103,7 @@ fn an_invalid_config_is_rejected_and_live_stays() {
     let run = tree
         .validate(&RECIPE, &set("/config/web", b"{oops"))
         .unwrap();
-    assert!(run.result_text().contains("invalid JSON"), "{run:?}");
-    assert!(run.result_text().starts_with("/config/web: "), "{run:?}");
+    assert!(run.result_text().starts_with("invalid JSON"), "{run:?}");
     assert_eq!(tree.data("/config/web/live").unwrap(), b"{\"port\": 80}");
     assert_eq!(versions_of(&tree, "web").len(), 1);
 }

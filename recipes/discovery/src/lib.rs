@@ -89,7 +89,7 @@ fn validate(ctx: &mut Ctx, write: &Validate) -> Result<(), Reject> {
         Target::Endpoints(_) => Err("written by the discovery recipe only".to_owned()),
         Target::Instances(_) | Target::Other => Ok(()),
     };
-    outcome.map_err(|reason| Reject::bad_arguments(format!("{}: {reason}", write.path)))
+    outcome.map_err(Reject::bad_arguments)
 }
 
 fn on_event(ctx: &mut Ctx, event: &Event) -> Result<(), Error> {
