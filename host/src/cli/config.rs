@@ -143,10 +143,10 @@ async fn refused(client: &Client, recipe: &str, path: &str) {
         Err(_) => String::new(),
     };
     let marker = format!("rejected {path}: ");
-    let reason = text
-        .lines()
-        .rev()
-        .find_map(|line| line.split_once(&marker).map(|(_, reason)| reason.to_owned()));
+    let reason = text.lines().rev().find_map(|line| {
+        line.split_once(&marker)
+            .map(|(_, reason)| reason.to_owned())
+    });
     match reason {
         Some(reason) => eprintln!("refused: {reason}"),
         None => eprintln!("refused (BadArguments); see `zkw recipe logs {recipe}`"),
@@ -205,7 +205,11 @@ async fn history(client: &Client, root: &str, app: &str) -> anyhow::Result<ExitC
         };
         let text = String::from_utf8_lossy(&data);
         let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-        let live = if Some(*number) == newest { " (live)" } else { "" };
+        let live = if Some(*number) == newest {
+            " (live)"
+        } else {
+            ""
+        };
         println!(
             "{number}{live}\t{:#x}\t{}\t{}\t{first}",
             stat.czxid,

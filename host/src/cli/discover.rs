@@ -33,7 +33,10 @@ pub struct DiscoverArgs {
 
 pub fn run(args: DiscoverArgs) -> anyhow::Result<ExitCode> {
     if args.service.is_empty() || args.service.contains('/') {
-        bail!("service name {:?}: must be one path component", args.service);
+        bail!(
+            "service name {:?}: must be one path component",
+            args.service
+        );
     }
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     runtime.block_on(async move {
