@@ -4,7 +4,7 @@
 //! change to either, in the same txn, the recipe recomputes who owns what and writes
 //! `<root>/<group>/assignments/<id>` (the item names, one per line, sorted) only for the
 //! members whose set changed; a member watches only its own. Each item goes to the member with
-//! the highest score `-weight / ln(u)`, `u` a deterministic hash of (member, item) in (0, 1),
+//! the highest score `-weight / ln(u)`, `u` a fixed hash of (member, item) mapped into (0, 1),
 //! so a join takes about weight/total of the items and a leave moves only the leaver's.
 //! README.md has the whole protocol.
 
@@ -59,17 +59,17 @@ pub fn parse_weight(data: &[u8]) -> Result<f64, String> {
     }
 }
 
-/// 64-bit FNV-1a of `member`, a 0xff separator (never in a znode name's UTF-8) and `item`,
-/// finished with MurmurHash3's fmix64 so close names spread over all bits.
-pub fn hash(member: &str, item: &str) -> u64 {
+/// 64-bit FNV-1a of a name.
+fn fnv1a(name: &str) -> u64 {
     const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut h = FNV_OFFSET;
-    let bytes = member.bytes().chain([0xff]).chain(item.bytes());
-    for byte in bytes {
-        h ^= u64::from(byte);
-        h = h.wrapping_mul(FNV_PRIME);
-    }
+    name.bytes().fold(FNV_OFFSET, |h, byte| {
+        (h ^ u64::from(byte)).wrapping_mul(FNV_PRIME)
+    })
+}
+
+/// MurmurHash3's 64-bit finaliser: a bijection that spreads every input bit over the output.
+fn fmix64(mut h: u64) -> u64 {
     h ^= h >> 33;
     h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
     h ^= h >> 33;
@@ -77,42 +77,114 @@ pub fn hash(member: &str, item: &str) -> u64 {
     h ^ (h >> 33)
 }
 
-/// The weighted rendezvous score of `member` for `item`: `-weight / ln(u)` with `u` in (0, 1).
-pub fn score(member: &str, weight: f64, item: &str) -> f64 {
-    // The top 53 bits, centred in their interval, are exactly representable and never 0 or 1.
-    let u = ((hash(member, item) >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
-    -weight / u.ln()
+/// The pair hash from the two names' own hashes (`member_key`, `item_key`), so a rebalance
+/// hashes each name once and each (member, item) pair with a few multiplications.
+fn combine(member_key: u64, item_key: u64) -> u64 {
+    fmix64(member_key ^ item_key)
 }
 
-/// Who owns each item: every member (id → weight) gets an entry, possibly empty; an item goes
-/// to the highest score (ties to the lowest id), and nowhere when every weight is 0.
+fn member_key(member: &str) -> u64 {
+    fnv1a(member)
+}
+
+fn item_key(item: &str) -> u64 {
+    fmix64(fnv1a(item))
+}
+
+/// The hash of (member, item): `fmix64(fnv1a(member) ^ fmix64(fnv1a(item)))`, with 64-bit
+/// FNV-1a and MurmurHash3's fmix64. Fixed forever: changing it would move every item.
+pub fn hash(member: &str, item: &str) -> u64 {
+    combine(member_key(member), item_key(item))
+}
+
+/// `u` in (0, 1) from a pair hash: its top 53 bits, centred in their interval (exactly
+/// representable, never 0 or 1).
+fn unit(h: u64) -> f64 {
+    ((h >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+}
+
+/// The weighted rendezvous score of `member` for `item`: `-weight / ln(u)` with `u` in (0, 1).
+pub fn score(member: &str, weight: f64, item: &str) -> f64 {
+    -weight / unit(hash(member, item)).ln()
+}
+
+/// Who owns each item, as indices into `items`: every member (id → weight) gets an entry,
+/// possibly empty, its indices ascending; an item goes to the highest score (ties to the
+/// lowest id), and nowhere when every weight is 0. Indices, not names: a rebalance runs on
+/// fuel, and copying and ordering thousands of strings costs more than hashing them.
+pub fn assign_indices(
+    members: &BTreeMap<String, f64>,
+    items: &[String],
+) -> BTreeMap<String, Vec<usize>> {
+    let live: Vec<(&String, f64, u64)> = members
+        .iter()
+        .filter(|(_, weight)| **weight > 0.0)
+        .map(|(id, weight)| (id, *weight, member_key(id)))
+        .collect();
+    let mut owned: Vec<Vec<usize>> = vec![Vec::new(); live.len()];
+    // With equal weights the score grows with the hash's top 53 bits alone: compare those
+    // and skip the logarithms (most groups).
+    let uniform = live.windows(2).all(|pair| pair[0].1 == pair[1].1);
+    if !live.is_empty() {
+        for (index, item) in items.iter().enumerate() {
+            let key = item_key(item);
+            let mut best = 0;
+            if uniform {
+                let mut top = combine(live[0].2, key) >> 11;
+                for (at, (_, _, member)) in live.iter().enumerate().skip(1) {
+                    let h = combine(*member, key) >> 11;
+                    if h > top {
+                        (best, top) = (at, h);
+                    }
+                }
+            } else {
+                let score = |(_, weight, member): &(&String, f64, u64)| {
+                    -weight / unit(combine(*member, key)).ln()
+                };
+                let mut top = score(&live[0]);
+                for (at, candidate) in live.iter().enumerate().skip(1) {
+                    let s = score(candidate);
+                    if s > top {
+                        (best, top) = (at, s);
+                    }
+                }
+            }
+            owned[best].push(index);
+        }
+    }
+    let mut result: BTreeMap<String, Vec<usize>> =
+        members.keys().map(|id| (id.clone(), Vec::new())).collect();
+    for ((id, _, _), indices) in live.iter().zip(owned) {
+        result.insert((*id).clone(), indices);
+    }
+    result
+}
+
+/// [`assign_indices`] with the item names.
 pub fn assign(
     members: &BTreeMap<String, f64>,
     items: &[String],
 ) -> BTreeMap<String, BTreeSet<String>> {
-    let mut owned: BTreeMap<String, BTreeSet<String>> = members
-        .keys()
-        .map(|id| (id.clone(), BTreeSet::new()))
-        .collect();
-    for item in items {
-        let mut best: Option<(&String, f64)> = None;
-        for (id, weight) in members.iter().filter(|(_, w)| **w > 0.0) {
-            let s = score(id, *weight, item);
-            if best.is_none_or(|(_, top)| s > top) {
-                best = Some((id, s));
-            }
-        }
-        if let Some((id, _)) = best {
-            owned.entry(id.clone()).or_default().insert(item.clone());
-        }
-    }
-    owned
+    assign_indices(members, items)
+        .into_iter()
+        .map(|(id, indices)| {
+            let names = indices.into_iter().map(|i| items[i].clone()).collect();
+            (id, names)
+        })
+        .collect()
 }
 
-/// An assignment node's data: the item names, one per line, sorted.
-pub fn assignment_data(items: &BTreeSet<String>) -> Vec<u8> {
-    let names: Vec<&str> = items.iter().map(String::as_str).collect();
-    names.join("\n").into_bytes()
+/// An assignment node's data: the names of `indices` into `items`, one per line, in the
+/// order given (the children order: sorted).
+pub fn assignment_data(items: &[String], indices: &[usize]) -> Vec<u8> {
+    let mut data = Vec::new();
+    for (n, index) in indices.iter().enumerate() {
+        if n > 0 {
+            data.push(b'\n');
+        }
+        data.extend_from_slice(items[*index].as_bytes());
+    }
+    data
 }
 
 fn validate(ctx: &mut Ctx, write: &Validate) -> Result<(), Reject> {
@@ -145,8 +217,14 @@ fn on_event(ctx: &mut Ctx, event: &Event) -> Result<(), Error> {
                 groups.insert(group.to_owned());
             }
         }
+        // Joins, leaves and item changes; a deleted members or items node. (A deleted item
+        // also changes its parent's children: one run is enough.)
         EventKind::ChildrenChanged | EventKind::Deleted => {
-            if let Target::Input(group, false) = classify(&root, &event.path) {
+            let is_dir = event.kind == EventKind::ChildrenChanged
+                || [MEMBERS_NODE, ITEMS_NODE]
+                    .iter()
+                    .any(|dir| event.path.ends_with(&format!("/{dir}")));
+            if let (Target::Input(group, false), true) = (classify(&root, &event.path), is_dir) {
                 groups.insert(group.to_owned());
             }
         }
@@ -166,35 +244,44 @@ fn children_or_none(ctx: &mut Ctx, path: &str) -> Result<Vec<String>, Error> {
     }
 }
 
-/// Recomputes `group`'s assignments and writes the ones that changed.
+/// Recomputes `group`'s assignments and writes the ones that changed, once per txn: a multi
+/// that adds many items fires as many events, but all of them see the txn's final tree, so
+/// the `assignments` node's data records the zxid of the last rebalance and later runs in the
+/// same txn stop there. (It would miss a change that another recipe made under this root later
+/// in the same txn; recipes are not expected to share a root.)
 fn rebalance(ctx: &mut Ctx, group: &str) -> Result<(), Error> {
     let base = ctx.path(group);
-    let members_dir = format!("{base}/{MEMBERS_NODE}");
-    let mut members = BTreeMap::new();
-    for id in children_or_none(ctx, &members_dir)? {
-        let data = ctx.get_data(&format!("{members_dir}/{id}"))?;
-        // A weight written before the recipe was installed may be bad: count it as 1.
-        let weight = data.map_or(WEIGHT_DEFAULT, |d| {
-            parse_weight(&d).unwrap_or(WEIGHT_DEFAULT)
-        });
-        members.insert(id, weight);
+    let dir = format!("{base}/{ASSIGNMENTS_NODE}");
+    let stamp = ctx.zxid().to_string();
+    let dir_node = ctx.get(&dir)?;
+    if dir_node
+        .as_ref()
+        .is_some_and(|node| node.data == stamp.as_bytes())
+    {
+        return Ok(());
+    }
+    let members = read_members(ctx, &base)?;
+    if members.is_empty() && dir_node.is_none() {
+        return Ok(()); // nobody to assign to and nothing assigned: skip reading the items
     }
     let items = children_or_none(ctx, &format!("{base}/{ITEMS_NODE}"))?;
-    let owned = assign(&members, &items);
-    let dir = format!("{base}/{ASSIGNMENTS_NODE}");
+    let owned = assign_indices(&members, &items);
     let existing = children_or_none(ctx, &dir)?;
     for stale in existing.iter().filter(|id| !members.contains_key(*id)) {
         ctx.delete(&format!("{dir}/{stale}"), zkw_guest::ANY_VERSION)?;
     }
-    if owned.is_empty() {
-        return Ok(());
+    match dir_node {
+        Some(node) => {
+            ctx.set(&dir, stamp.as_bytes(), node.stat.version)?;
+        }
+        None if owned.is_empty() => return Ok(()),
+        None => {
+            ctx.create(&dir, stamp.as_bytes(), CreateMode::Persistent)?;
+        }
     }
-    if ctx.exists(&dir)?.is_none() {
-        ctx.create(&dir, b"", CreateMode::Persistent)?;
-    }
-    for (id, items) in &owned {
+    for (id, indices) in &owned {
         let path = format!("{dir}/{id}");
-        let data = assignment_data(items);
+        let data = assignment_data(&items, indices);
         match ctx.get(&path)? {
             Some(node) if node.data == data => {}
             Some(node) => {
@@ -206,6 +293,21 @@ fn rebalance(ctx: &mut Ctx, group: &str) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// The group's members and their weights.
+fn read_members(ctx: &mut Ctx, base: &str) -> Result<BTreeMap<String, f64>, Error> {
+    let members_dir = format!("{base}/{MEMBERS_NODE}");
+    let mut members = BTreeMap::new();
+    for id in children_or_none(ctx, &members_dir)? {
+        let data = ctx.get_data(&format!("{members_dir}/{id}"))?;
+        // A weight written before the recipe was installed may be bad: count it as 1.
+        let weight = data.map_or(WEIGHT_DEFAULT, |d| {
+            parse_weight(&d).unwrap_or(WEIGHT_DEFAULT)
+        });
+        members.insert(id, weight);
+    }
+    Ok(members)
 }
 
 zkw_guest::recipe! { on_event: on_event, validate: validate }

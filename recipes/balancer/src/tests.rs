@@ -35,7 +35,7 @@ fn the_hash_is_fixed() {
     assert_eq!(hash("a", "b"), hash("a", "b"));
     assert_ne!(hash("a", "b"), hash("b", "a"));
     assert_ne!(hash("ab", ""), hash("a", "b"));
-    assert_eq!(hash("member-1", "shard-001"), 0xe9dd_246b_b073_2949);
+    assert_eq!(hash("member-1", "shard-001"), 0x7ad8_368d_f653_2e2a);
 }
 
 #[test]
@@ -83,6 +83,47 @@ fn weights_are_honoured() {
     assert!(parse_weight(b"-1").is_err());
     assert!(parse_weight(b"inf").is_err());
     assert!(parse_weight(b"heavy").is_err());
+}
+
+#[test]
+fn equal_weights_take_the_fast_path_to_the_same_answer() {
+    let ids = ["a", "b", "c", "d", "e"];
+    for weight in [1.0, 2.5] {
+        let weighted: BTreeMap<String, f64> =
+            ids.iter().map(|id| (id.to_string(), weight)).collect();
+        let fast = owners(&assign(&weighted, &item_names()));
+        for item in item_names() {
+            let best = ids
+                .iter()
+                .max_by(|x, y| score(x, weight, &item).total_cmp(&score(y, weight, &item)))
+                .unwrap();
+            assert_eq!(&fast[&item], best, "{item}");
+        }
+    }
+}
+
+#[test]
+fn one_rebalance_per_txn() {
+    let mut tree = setup();
+    join(&mut tree, 0x11, "m1");
+    let stamp = tree.text("/balancer/g/assignments").unwrap();
+    assert_eq!(stamp, tree.header().zxid.to_string());
+    // Fake "already rebalanced in this txn": stamp the zxid the next event run will carry.
+    tree.apply(&MockTree::create_op("/balancer/g/items/x", b""))
+        .unwrap();
+    let next = tree.header().zxid + 2;
+    let stamp = Op::SetData {
+        path: "/balancer/g/assignments".into(),
+        data: next.to_string().into_bytes(),
+        version: -1,
+    };
+    tree.apply(&stamp).unwrap();
+    let run = tree.on_event(&RECIPE, EventKind::ChildrenChanged, "/balancer/g/items");
+    assert!(run.succeeded() && run.fired.is_empty(), "{run:?}");
+    assert_eq!(assignment(&tree, "m1").unwrap().len(), 30);
+    let run = tree.on_event(&RECIPE, EventKind::ChildrenChanged, "/balancer/g/items");
+    assert!(run.succeeded(), "{run:?}");
+    assert_eq!(assignment(&tree, "m1").unwrap().len(), 31);
 }
 
 #[test]

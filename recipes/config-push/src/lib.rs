@@ -164,17 +164,15 @@ fn on_event(ctx: &mut Ctx, event: &Event) -> Result<(), Error> {
     }
 }
 
-/// Publishes the app node's data, unless it is empty, invalid (a write that bypassed the
-/// validator, e.g. made before the recipe was installed) or already live.
+/// Publishes the app node's data, unless it is empty or already live. It does not parse it
+/// again: every write that gets here passed the validator (a client's, in this txn) or was
+/// checked as a rollback, and a second parse could run out of fuel where the first did not,
+/// leaving an accepted config unpublished.
 fn publish(ctx: &mut Ctx, app: &str) -> Result<(), Error> {
     let Some(node) = ctx.get(&app_path(ctx, app))? else {
         return Ok(());
     };
     if node.data.iter().all(u8::is_ascii_whitespace) {
-        return Ok(());
-    }
-    if let Err(reason) = check_config(ctx, app, &node.data) {
-        ctx.warn(format_args!("{app}: not published: {reason}"));
         return Ok(());
     }
     let live_path = child(ctx, app, LIVE_NODE);
