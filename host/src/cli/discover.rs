@@ -1,6 +1,6 @@
 //! `zkw discover SERVICE [--watch]`: prints a service's endpoints, the JSON array the discovery
-//! recipe keeps in `<root>/<service>/endpoints` (recipes/discovery/README.md), one document per
-//! line; with `--watch`, prints it again each time it changes, until interrupted.
+//! recipe keeps in `<root>/<service>/endpoints` (recipes/discovery/README.md), as compact JSON
+//! on one line; with `--watch`, prints it again each time it changes, until interrupted.
 
 use std::process::ExitCode;
 
@@ -73,11 +73,19 @@ pub fn run(args: DiscoverArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// The node keeps one endpoint per line; print each document on one line (compact JSON).
+fn one_line(data: &[u8]) -> String {
+    match serde_json::from_slice::<serde_json::Value>(data) {
+        Ok(value) => value.to_string(),
+        Err(_) => String::from_utf8_lossy(data).replace('\n', " "),
+    }
+}
+
 /// The endpoints document, `[]` when the node is absent (no instance ever registered, or the
 /// recipe is not installed); `watch` leaves a data or exists watch.
 async fn read(client: &Client, path: &str, watch: bool) -> anyhow::Result<String> {
     match client.get_data(path, watch).await {
-        Ok((data, _)) => Ok(String::from_utf8_lossy(&data).into_owned()),
+        Ok((data, _)) => Ok(one_line(&data)),
         Err(ClientError::Server(ErrorCode::NoNode)) => {
             if client.exists(path, watch).await?.is_some() {
                 // Created between the two reads: read it properly next time round.

@@ -1,15 +1,18 @@
 //! `discovery`: service instances register (usually ephemeral) nodes
 //! `<root>/<service>/instances/<id>` holding a JSON object (`address`, `port`, optional
 //! `metadata`); the recipe keeps `<root>/<service>/endpoints`, a JSON array of every instance
-//! (its object plus `"id"`), sorted by id, rewritten in the same txn as each join, change,
-//! leave or session expiry, so consumers read and watch one node instead of N. A validator
-//! refuses malformed instance payloads and client writes to `endpoints`. README.md has the
-//! whole protocol.
+//! (`"id"` then its payload), sorted by id, one per line, rewritten in the same txn as each
+//! join, change, leave or session expiry, so consumers read and watch one node instead of N.
+//! A run splices the one entry that changed (see [`doc`]); it rebuilds the whole document
+//! from the instances only when the document is missing or its count disagrees with the
+//! instances node's. A validator refuses malformed payloads and client writes to
+//! `endpoints`. README.md has the whole protocol.
 
-use std::collections::BTreeSet;
+mod doc;
 
-use serde_json::{Map, Value};
-use zkw_guest::{CreateMode, Ctx, Error, Event, EventKind, Reject, Validate, WriteKind};
+pub use doc::{encode, entry_line, parse_instance, Lines};
+
+use zkw_guest::{CreateMode, Ctx, Error, Event, EventKind, Node, Reject, Validate, WriteKind};
 
 /// The children of a service node with a meaning to this recipe.
 pub const INSTANCES_NODE: &str = "instances";
@@ -43,42 +46,6 @@ pub fn classify<'a>(root: &str, path: &'a str) -> Target<'a> {
     }
 }
 
-/// Checks an instance payload: a JSON object with a string `address`, an integer `port` in
-/// 0..=[`PORT_MAX`] and, if present, an object `metadata`. Other fields are kept as they are.
-pub fn parse_instance(data: &[u8]) -> Result<Map<String, Value>, String> {
-    let value: Value =
-        serde_json::from_slice(data).map_err(|error| format!("not JSON: {error}"))?;
-    let Value::Object(object) = value else {
-        return Err("must be a JSON object".into());
-    };
-    if !object.get("address").is_some_and(Value::is_string) {
-        return Err("needs a string \"address\"".into());
-    }
-    match object.get("port").and_then(Value::as_u64) {
-        Some(port) if port <= PORT_MAX => {}
-        _ => return Err(format!("needs an integer \"port\" in 0..={PORT_MAX}")),
-    }
-    if object.get("metadata").is_some_and(|m| !m.is_object()) {
-        return Err("\"metadata\" must be an object".into());
-    }
-    Ok(object)
-}
-
-/// The endpoints document for `instances` (id, payload), in the given order; payloads that
-/// are not valid instances are left out.
-pub fn endpoints(instances: &[(String, Vec<u8>)]) -> Vec<u8> {
-    let list: Vec<Value> = instances
-        .iter()
-        .filter_map(|(id, data)| {
-            let mut object = parse_instance(data).ok()?;
-            object.insert("id".into(), Value::String(id.clone()));
-            Some(Value::Object(object))
-        })
-        .collect();
-    // Serializing a Value cannot fail (its keys are strings).
-    serde_json::to_vec(&Value::Array(list)).unwrap_or_else(|_| b"[]".to_vec())
-}
-
 fn validate(ctx: &mut Ctx, write: &Validate) -> Result<(), Reject> {
     if write.kind == WriteKind::Delete {
         return Ok(());
@@ -94,59 +61,110 @@ fn validate(ctx: &mut Ctx, write: &Validate) -> Result<(), Reject> {
 
 fn on_event(ctx: &mut Ctx, event: &Event) -> Result<(), Error> {
     let root = ctx.root().to_owned();
-    let mut services = BTreeSet::new();
     if event.kind == EventKind::SessionClosed {
+        // The deletions fired their own events too; this is idempotent and covers hosts
+        // that report only the close.
         for path in &event.ephemerals {
-            if let Target::Instance(service, _) = classify(&root, path) {
-                services.insert(service.to_owned());
+            if let Target::Instance(service, id) = classify(&root, path) {
+                splice(ctx, service, id, false)?;
             }
         }
-    } else {
-        match classify(&root, &event.path) {
-            Target::Instances(service) | Target::Instance(service, _) => {
-                services.insert(service.to_owned());
-            }
-            Target::Endpoints(_) | Target::Other => {}
+        return Ok(());
+    }
+    match (event.kind, classify(&root, &event.path)) {
+        (EventKind::Created | EventKind::DataChanged, Target::Instance(service, id)) => {
+            splice(ctx, service, id, true)
         }
+        (EventKind::Deleted, Target::Instance(service, id)) => splice(ctx, service, id, false),
+        (EventKind::ChildrenChanged, Target::Instances(service)) => verify(ctx, service),
+        (EventKind::Deleted, Target::Instances(service)) => {
+            // The service is being taken down: its endpoints go too.
+            let path = endpoints_path(ctx, service);
+            if let Some(node) = ctx.get(&path)? {
+                ctx.delete(&path, node.stat.version)?;
+            }
+            Ok(())
+        }
+        _ => Ok(()),
     }
-    for service in services {
-        refresh(ctx, &service)?;
-    }
-    Ok(())
 }
 
-/// Rewrites `service`'s endpoints node from its instances, if it changed. Without an
-/// instances node the service is being taken down: the endpoints node goes too.
-fn refresh(ctx: &mut Ctx, service: &str) -> Result<(), Error> {
-    let base = ctx.path(service);
-    let dir = format!("{base}/{INSTANCES_NODE}");
-    let endpoints_path = format!("{base}/{ENDPOINTS_NODE}");
-    let current = ctx.get(&endpoints_path)?;
+fn endpoints_path(ctx: &Ctx, service: &str) -> String {
+    format!("{}/{ENDPOINTS_NODE}", ctx.path(service))
+}
+
+fn instances_path(ctx: &Ctx, service: &str) -> String {
+    format!("{}/{INSTANCES_NODE}", ctx.path(service))
+}
+
+/// Updates `id`'s entry from its node (`present`: it was created or changed; else it left).
+fn splice(ctx: &mut Ctx, service: &str, id: &str, present: bool) -> Result<(), Error> {
+    let current = ctx.get(&endpoints_path(ctx, service))?;
+    let data = if present {
+        ctx.get_data(&format!("{}/{id}", instances_path(ctx, service)))?
+    } else {
+        None
+    };
+    let line = data.and_then(|data| entry_line(id, &data));
+    let spliced = match current.as_ref().and_then(|node| Lines::parse(&node.data)) {
+        Some(lines) => lines.splice(id, line.as_deref()),
+        None => return rebuild(ctx, service, current),
+    };
+    store(ctx, service, current, &spliced)
+}
+
+/// After a change of the instances' children: rebuilds when the document's entry count (its
+/// lines) disagrees with the instances node's (a run that failed, instances from before the
+/// install, or several changes in one txn whose own events have not run yet).
+fn verify(ctx: &mut Ctx, service: &str) -> Result<(), Error> {
+    let current = ctx.get(&endpoints_path(ctx, service))?;
+    let Some(instances) = ctx.exists(&instances_path(ctx, service))? else {
+        return Ok(());
+    };
+    let count = usize::try_from(instances.num_children).unwrap_or(usize::MAX);
+    let entries = current.as_ref().map(|node| {
+        let newlines = node.data.iter().filter(|byte| **byte == b'\n').count();
+        newlines.saturating_sub(1)
+    });
+    if entries == Some(count) {
+        return Ok(());
+    }
+    rebuild(ctx, service, current)
+}
+
+/// Writes the document from every instance (or deletes it without an instances node).
+fn rebuild(ctx: &mut Ctx, service: &str, current: Option<Node>) -> Result<(), Error> {
+    let dir = instances_path(ctx, service);
     let ids = match ctx.children(&dir) {
         Ok(ids) => ids,
         Err(Error::NoNode) => {
             if let Some(node) = current {
-                ctx.delete(&endpoints_path, node.stat.version)?;
+                ctx.delete(&endpoints_path(ctx, service), node.stat.version)?;
             }
             return Ok(());
         }
         Err(error) => return Err(error),
     };
-    let mut instances = Vec::with_capacity(ids.len());
+    // The children come sorted, so the lines are in id order.
+    let mut lines = Vec::with_capacity(ids.len());
     for id in ids {
-        // A run sees one consistent tree, so every listed child is there; skip one anyway.
         if let Some(data) = ctx.get_data(&format!("{dir}/{id}"))? {
-            instances.push((id, data));
+            lines.extend(entry_line(&id, &data));
         }
     }
-    let doc = endpoints(&instances);
+    store(ctx, service, current, &encode(&lines))
+}
+
+/// Writes `data` as the endpoints node unless it already holds it.
+fn store(ctx: &mut Ctx, service: &str, current: Option<Node>, data: &[u8]) -> Result<(), Error> {
+    let path = endpoints_path(ctx, service);
     match current {
-        Some(node) if node.data == doc => return Ok(()),
+        Some(node) if node.data == data => {}
         Some(node) => {
-            ctx.set(&endpoints_path, &doc, node.stat.version)?;
+            ctx.set(&path, data, node.stat.version)?;
         }
         None => {
-            ctx.create(&endpoints_path, &doc, CreateMode::Persistent)?;
+            ctx.create(&path, data, CreateMode::Persistent)?;
         }
     }
     Ok(())

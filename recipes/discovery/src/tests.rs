@@ -1,6 +1,7 @@
 //! Native tests of discovery against the SDK's mock host.
 
 use super::*;
+use serde_json::Value;
 use zkw_guest::testing::MockTree;
 use zkw_guest::Op;
 
@@ -51,17 +52,6 @@ fn paths_are_classified() {
 }
 
 #[test]
-fn payloads_are_checked() {
-    parse_instance(br#"{"address": "h", "port": 1, "metadata": {"zone": "a"}}"#).unwrap();
-    assert!(parse_instance(b"nope").unwrap_err().starts_with("not JSON"));
-    assert!(parse_instance(b"[]").is_err());
-    assert!(parse_instance(br#"{"port": 1}"#).is_err());
-    assert!(parse_instance(br#"{"address": "h", "port": 70000}"#).is_err());
-    assert!(parse_instance(br#"{"address": "h", "port": "80"}"#).is_err());
-    assert!(parse_instance(br#"{"address": "h", "port": 1, "metadata": 3}"#).is_err());
-}
-
-#[test]
 fn endpoints_follow_joins_changes_and_leaves_in_the_same_txn() {
     let mut tree = tree();
     join(&mut tree, 0x11, "b", 2);
@@ -72,7 +62,7 @@ fn endpoints_follow_joins_changes_and_leaves_in_the_same_txn() {
     assert_eq!(endpoints.stat.mzxid, instance.stat.czxid);
     let text = tree.text("/services/web/endpoints").unwrap();
     assert!(
-        text.contains(r#"{"address":"10.0.0.1","id":"a","port":1}"#),
+        text.contains(r#"{"id":"a","address":"10.0.0.1","port":1}"#),
         "{text}"
     );
     let change = Op::SetData {
@@ -137,4 +127,50 @@ fn removing_the_instances_node_removes_endpoints() {
         version: -1,
     };
     tree.write(&RECIPE, &rm).unwrap();
+}
+
+#[test]
+fn a_missing_or_foreign_document_is_rebuilt() {
+    let mut tree = tree();
+    // Instances from before the install: one valid, one not (no validator ran).
+    let old = MockTree::create_op(
+        "/services/web/instances/old",
+        br#"{"address": "o", "port": 7}"#,
+    );
+    tree.apply(&old).unwrap();
+    let bad = MockTree::create_op("/services/web/instances/bad", b"junk");
+    tree.apply(&bad).unwrap();
+    join(&mut tree, 0x11, "new", 1);
+    assert_eq!(ids(&tree), vec!["new", "old"]);
+    tree.apply(&Op::SetData {
+        path: "/services/web/endpoints".into(),
+        data: b"[]".to_vec(),
+        version: -1,
+    })
+    .unwrap();
+    let run = tree.on_event(
+        &RECIPE,
+        EventKind::ChildrenChanged,
+        "/services/web/instances",
+    );
+    assert!(run.succeeded(), "{run:?}");
+    assert_eq!(ids(&tree), vec!["new", "old"]);
+}
+
+#[test]
+fn a_join_reads_one_instance() {
+    let mut tree = tree();
+    for (n, id) in ["a", "b", "c"].iter().enumerate() {
+        join(&mut tree, 0x20 + n as i64, id, n as u16);
+    }
+    // Corrupt b's payload behind the recipe's back: a splice of c must not notice.
+    tree.apply(&Op::SetData {
+        path: "/services/web/instances/b".into(),
+        data: b"junk".to_vec(),
+        version: -1,
+    })
+    .unwrap();
+    let run = tree.on_event(&RECIPE, EventKind::DataChanged, "/services/web/instances/c");
+    assert!(run.succeeded(), "{run:?}");
+    assert_eq!(ids(&tree), vec!["a", "b", "c"]);
 }
