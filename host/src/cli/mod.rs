@@ -8,8 +8,11 @@
 //! a shutdown future tied to SIGTERM / SIGINT. Entry point: [`main`]. `anyhow` is allowed
 //! here (house rule 6); everything below returns typed errors.
 
+mod balance;
 mod bench;
+mod config;
 mod daemon;
+mod discover;
 mod four_letter;
 mod recipe;
 
@@ -46,6 +49,12 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Install, list, remove, call and follow WebAssembly recipes.
     Recipe(recipe::RecipeArgs),
+    /// Push, read, list and roll back configs kept by the config-push recipe.
+    Config(config::ConfigArgs),
+    /// Print a service's endpoints, kept by the discovery recipe.
+    Discover(discover::DiscoverArgs),
+    /// Show a group's members and the items the balancer recipe assigned them.
+    Balance(balance::BalanceArgs),
 }
 
 #[derive(Debug, Clone, Copy, Subcommand)]
@@ -74,6 +83,9 @@ pub fn main() -> anyhow::Result<ExitCode> {
         Command::Server { action, config } => run_server_action(action, config),
         Command::Bench(args) => bench::run(args),
         Command::Recipe(args) => recipe::run(args),
+        Command::Config(args) => config::run(args),
+        Command::Discover(args) => discover::run(args),
+        Command::Balance(args) => balance::run(args),
     }
 }
 
