@@ -391,3 +391,39 @@ async fn timers_fire_with_the_leaders_clock() {
         .unwrap();
     assert_eq!(stat.mtime, stamped);
 }
+
+#[tokio::test]
+async fn built_in_recipes_install_by_name() {
+    if skip_on_zookeeper() {
+        return;
+    }
+    let server = Server::start(&[]);
+    let builtin = Command::new(env!("CARGO_BIN_EXE_zkw"))
+        .args(["recipe", "builtin"])
+        .output()
+        .unwrap();
+    let names: Vec<String> = String::from_utf8(builtin.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    for expected in ["balancer", "config-push", "discovery"] {
+        assert!(names.iter().any(|name| name == expected), "{names:?}");
+    }
+    for name in &names {
+        let path = format!("/builtin-{name}");
+        let out = zkw_recipe(&server, &["install", name, "--path", &path]);
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let listed = String::from_utf8(zkw_recipe(&server, &["list"]).stdout).unwrap();
+    for name in &names {
+        assert!(
+            listed.contains(&format!("{name}\t/builtin-{name}")),
+            "{listed}"
+        );
+    }
+}
