@@ -10,7 +10,9 @@
 
 mod bench;
 mod daemon;
+mod elect;
 mod four_letter;
+mod lock;
 mod recipe;
 
 use std::path::PathBuf;
@@ -46,6 +48,10 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Install, list, remove, call and follow WebAssembly recipes.
     Recipe(recipe::RecipeArgs),
+    /// Run a command while holding a lock of the `lock` recipe.
+    Lock(lock::LockArgs),
+    /// Campaign in (or follow) an election of the `election` recipe.
+    Elect(elect::ElectArgs),
 }
 
 #[derive(Debug, Clone, Copy, Subcommand)]
@@ -74,6 +80,8 @@ pub fn main() -> anyhow::Result<ExitCode> {
         Command::Server { action, config } => run_server_action(action, config),
         Command::Bench(args) => bench::run(args),
         Command::Recipe(args) => recipe::run(args),
+        Command::Lock(args) => lock::run(args),
+        Command::Elect(args) => elect::run(args),
     }
 }
 
