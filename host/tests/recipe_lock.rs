@@ -81,7 +81,9 @@ async fn contend(hosts: String) -> Vec<(u64, i64)> {
         tokio::time::sleep(Duration::from_millis(GAP_MS)).await;
         let next = (value + 1).to_string();
         let set = client.set_data("/counter", next.as_bytes(), Some(stat.version));
-        bounded("set", set).await.expect("lost update under the lock");
+        bounded("set", set)
+            .await
+            .expect("lost update under the lock");
         bounded("delete", client.delete(&path, None)).await.unwrap();
         seen.push((value, token));
     }
