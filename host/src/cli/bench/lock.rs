@@ -2,7 +2,7 @@
 //! (recipes/lock), bound to `<root>/locks`. Each session runs cycles: acquire (create an
 //! ephemeral sequential `write-` request under `<root>/locks/bench`, then wait for the grant the
 //! recipe writes onto it, watching only its own node) → getData + conditional setData of the
-//! counter `<root>/counter` → release (delete the request). Acquire latency goes to the
+//! counter `<root>/counter` → release (delete the request), with the pipelining `cycle` explains. Acquire latency goes to the
 //! histogram; a conditional set that fails is a lost update under the lock (an error), and the
 //! run ends by checking that the counter equals the increments that took effect.
 
@@ -15,9 +15,9 @@ use hdrhistogram::Histogram;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::{LaneResult, Run, Session, LATENCY_US_MAX, SESSION_TIMEOUT_MS};
-use crate::cli::lock::wait_grant;
-use crate::client::{Client, ClientError, WatchedEvent};
-use crate::proto::{Acl, CreateMode};
+use crate::cli::lock::grant_token;
+use crate::client::{get_data_request, set_data_request, Client, ClientError, WatchedEvent};
+use crate::proto::{Acl, CreateMode, DeleteRequest, ErrorCode, Request, Response};
 
 /// Where the recipe build leaves the module, relative to the cargo target directory.
 const RECIPE_FILE: &str = "wasm32-unknown-unknown/recipe/zkw_recipe_lock.wasm";
@@ -167,7 +167,10 @@ fn failure(error: impl std::fmt::Display, incremented: bool) -> Failure {
     }
 }
 
-/// acquire → read-modify-write → release.
+/// acquire → read-modify-write → release, pipelined where the session's FIFO order keeps it
+/// correct: the counter is read right behind each read of the request (it counts only when
+/// that read shows the grant, so it was served while the lock was held), and the release is
+/// queued right behind the counter's write (served after it, whatever the write's outcome).
 async fn cycle(
     session: &Session,
     run: &Run,
@@ -175,6 +178,9 @@ async fn cycle(
     latency: &mut Histogram<u64>,
 ) -> Result<(), Failure> {
     let client = &session.client;
+    let counter = counter_node(&run.root);
+    // Stale notifications (our earlier requests' deletions) would only be skipped later.
+    while events.try_recv().is_ok() {}
     let started = Instant::now();
     let request = client
         .create(
@@ -186,50 +192,75 @@ async fn cycle(
         .await
         .map_err(|error| failure(error, false))?;
     let bound = Duration::from_millis(ACQUIRE_MS_MAX);
-    match tokio::time::timeout(bound, wait_grant(client, events, &request)).await {
-        Ok(Ok(_token)) => {}
-        Ok(Err(error)) => return Err(failure(format!("{error:#}"), false)),
-        Err(_) => {
+    let (value, version) = tokio::time::timeout(bound, acquire(client, events, &request, &counter))
+        .await
+        .map_err(|_| Failure {
+            fatal: true,
+            what: format!("{request} not granted within {bound:?}"),
+            incremented: false,
+        })??;
+    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(LATENCY_US_MAX);
+    latency.saturating_record(micros.clamp(1, LATENCY_US_MAX));
+    let next = (value + 1).to_string();
+    let set = client.submit(set_data_request(&counter, next.as_bytes(), version));
+    let release = client.submit(Request::Delete(DeleteRequest {
+        path: request,
+        version: -1,
+    }));
+    let (set, release) = (set.await, release.await);
+    match set {
+        Ok(_) => {}
+        Err(ClientError::Server(ErrorCode::BadVersion)) => {
             return Err(Failure {
-                fatal: true,
-                what: format!("{request} not granted within {bound:?}"),
+                fatal: false,
+                what: "lost update: the counter changed while this session held the lock".into(),
                 incremented: false,
             })
         }
+        Err(error) => return Err(failure(error, false)),
     }
-    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(LATENCY_US_MAX);
-    latency.saturating_record(micros.clamp(1, LATENCY_US_MAX));
-    // Release whatever the increment did: holding on would stall every other session.
-    let incremented = increment(client, &counter_node(&run.root)).await;
-    let released = client.delete(&request, -1).await;
-    incremented?;
-    released.map_err(|error| failure(error, true))
+    release.map(drop).map_err(|error| failure(error, true))
 }
 
-/// Reads the counter and writes it + 1 if nobody changed it meanwhile (under the lock nobody
-/// may: a BadVersion is a lost update the lock failed to prevent).
-async fn increment(client: &Client, counter: &str) -> Result<(), Failure> {
-    let (data, stat) = client
-        .get_data(counter, false)
-        .await
-        .map_err(|error| failure(error, false))?;
-    let value: u64 = String::from_utf8_lossy(&data)
-        .parse()
-        .map_err(|_| Failure {
-            fatal: true,
-            what: format!("counter holds {:?}", String::from_utf8_lossy(&data)),
-            incremented: false,
-        })?;
-    match client
-        .set_data(counter, (value + 1).to_string().as_bytes(), stat.version)
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(ClientError::Server(crate::proto::ErrorCode::BadVersion)) => Err(Failure {
-            fatal: false,
-            what: "lost update: the counter changed while this session held the lock".into(),
-            incremented: false,
-        }),
-        Err(error) => Err(failure(error, false)),
+/// Waits for the grant on `request`; the counter's value and version as read under the lock.
+async fn acquire(
+    client: &Client,
+    events: &mut UnboundedReceiver<WatchedEvent>,
+    request: &str,
+    counter: &str,
+) -> Result<(u64, i32), Failure> {
+    loop {
+        let own = client.submit(get_data_request(request, true));
+        let read = client.submit(get_data_request(counter, false));
+        let (own, read) = (own.await, read.await);
+        let own = match own {
+            Ok(Response::GetData { data, .. }) => data,
+            Ok(other) => return Err(failure(format!("unexpected reply {other:?}"), false)),
+            Err(error) => return Err(failure(error, false)),
+        };
+        if grant_token(&own).is_some() {
+            return match read {
+                Ok(Response::GetData { data, stat }) => {
+                    let value = String::from_utf8_lossy(&data)
+                        .parse()
+                        .map_err(|_| Failure {
+                            fatal: true,
+                            what: format!("counter holds {:?}", String::from_utf8_lossy(&data)),
+                            incremented: false,
+                        })?;
+                    Ok((value, stat.version))
+                }
+                Ok(other) => Err(failure(format!("unexpected reply {other:?}"), false)),
+                Err(error) => Err(failure(error, false)),
+            };
+        }
+        loop {
+            let Some(event) = events.recv().await else {
+                return Err(failure("connection lost while waiting", false));
+            };
+            if event.path == request {
+                break;
+            }
+        }
     }
 }
