@@ -47,6 +47,10 @@ CLI_TIMEOUT_S = 30.0
 KILL_AFTER_S = 1.0
 SHORT_SESSION_MS = 2000
 PASS_ON_SLACK_S = 6.0
+# The recipe's timer period (lease expiry checks) and the lease the lease test sets, in ms.
+TIMER_MS = 250
+LEASE_MS = 1000
+LEASE_SLACK_S = 3.0
 
 
 # ---------------------------------------------------------------- shared helpers
@@ -223,7 +227,7 @@ pytestmark = pytest.mark.skipif(target() == "zookeeper", reason="zkw recipes onl
 def lock_cluster(make_cluster):
     build_recipe("zkw-recipe-lock", WASM)
     cluster = make_cluster(3, extra_cfg={"DigestAuthenticationProvider.superDigest": SUPER_DIGEST})
-    install(cluster, WASM, "lock", LOCKS)
+    install(cluster, WASM, "lock", LOCKS, ["--timer-ms", str(TIMER_MS)])
     from kazoo.client import KazooClient
 
     zk = KazooClient(hosts=cluster.hosts(), timeout=SESSION_TIMEOUT_S)
@@ -323,3 +327,29 @@ def test_zkw_lock_runs_the_command_with_the_token(lock_cluster):
     assert 0 < tokens[0] < tokens[1]
     zk.sync(f"{LOCKS}/cli")  # our server may lag the one zkw lock used
     assert zk.get_children(f"{LOCKS}/cli") == [], "released after the command"
+
+
+def test_readers_share_and_a_lease_expires_a_stuck_holder(lock_cluster):
+    from kazoo.exceptions import BadArgumentsError
+
+    cluster, zk = lock_cluster
+    lock = f"{LOCKS}/leased"
+    zk.create(lock, f"lease_ms={LEASE_MS}".encode())
+    deadline = time.monotonic() + CLI_TIMEOUT_S
+    r1, t1 = acquire(zk, lock, deadline, prefix="read-")
+    r2, t2 = acquire(zk, lock, deadline, prefix="read-")
+    assert t1 < t2, "each reader granted by its own txn"
+    writer = zk.create(f"{lock}/write-", b"", ephemeral=True, sequence=True)
+    assert grant_token(zk.get(writer)[0]) is None, "a writer waits for the readers"
+    with pytest.raises(BadArgumentsError):
+        zk.set(writer, b"granted 1")  # forging a grant is refused
+    # Nobody releases: the lease (checked by the timer) expires the readers, then the writer.
+    started = time.monotonic()
+    token = wait_granted(zk, writer, started + LEASE_MS / 1000 + LEASE_SLACK_S)
+    assert token > t2
+    assert zk.exists(r1) is None and zk.exists(r2) is None
+    zk.sync(writer)
+    while zk.exists(writer) is not None:
+        assert time.monotonic() - started < 2 * LEASE_MS / 1000 + LEASE_SLACK_S, "lease ignored"
+        time.sleep(RETRY_PAUSE_S)
+    print(f"\nwriter lease expired {time.monotonic() - started:.2f}s after the readers' grant")
