@@ -104,8 +104,14 @@ fn on_event(ctx: &mut Ctx, event: &Event) -> Result<(), Error> {
                 Err(Error::NoNode) => return Ok(()),
                 Err(error) => return Err(error),
             };
+            // Without a lease nothing changes with time: only leased locks need a look.
             for name in names {
-                settle(ctx, &format!("{root}/{name}"))?;
+                let lock = format!("{root}/{name}");
+                let leased = (ctx.get_data(&lock)?)
+                    .is_some_and(|data| parse_lease(&data).ok().flatten().is_some());
+                if leased {
+                    settle(ctx, &lock)?;
+                }
             }
             Ok(())
         }
