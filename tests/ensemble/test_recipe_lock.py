@@ -5,7 +5,8 @@ counter znode under the lock with a deliberate read-modify-write gap, while
 the leader server is killed -9, and no update is lost; fencing tokens
 strictly increase in counter order; a holder's session loss passes the lock
 on within a session timeout; `zkw lock` runs a command with the token and
-exits with its status. The clients speak the recipe's plain-znode protocol
+exits with its status, and `zkw lock` holders in separate processes never
+overlap; readers share; a forged grant is refused; a lease expires a holder. The clients speak the recipe's plain-znode protocol
 (recipes/lock/README.md): ephemeral sequential `write-` request, getData
 with a watch on their own node until it reads `granted <token>`, delete.
 
@@ -353,3 +354,41 @@ def test_readers_share_and_a_lease_expires_a_stuck_holder(lock_cluster):
         assert time.monotonic() - started < 2 * LEASE_MS / 1000 + LEASE_SLACK_S, "lease ignored"
         time.sleep(RETRY_PAUSE_S)
     print(f"\nwriter lease expired {time.monotonic() - started:.2f}s after the readers' grant")
+
+
+# Run by `zkw lock` in the next test: one read-modify-write of the counter with kazoo, printing
+# the fencing token and the value read.
+RMW = """
+import os, sys, time
+from kazoo.client import KazooClient
+zk = KazooClient(hosts=sys.argv[1]); zk.start(timeout=20)
+data, stat = zk.get(sys.argv[2])
+time.sleep(float(sys.argv[3]))
+zk.set(sys.argv[2], str(int(data) + 1).encode(), version=stat.version)
+print(os.environ["ZKW_FENCING_TOKEN"], int(data))
+zk.stop(); zk.close()
+"""
+CLI_HOLDERS = 3
+
+
+def test_zkw_lock_holders_in_separate_processes_never_overlap(lock_cluster):
+    cluster, zk = lock_cluster
+    procs = []
+    for i in range(CLI_HOLDERS):
+        ids = cluster.ids
+        hosts = cluster.hosts(ids[i % len(ids):] + ids[:i % len(ids)])
+        procs.append(subprocess.Popen(
+            [str(zkw_binary()), "lock", "counter-lock", "--server", hosts, "--",
+             sys.executable, "-c", RMW, hosts, COUNTER, str(GAP_S)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    seen = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=CLI_TIMEOUT_S)
+        assert proc.returncode == 0, err
+        token, read = out.split()
+        seen.append((int(read), int(token)))
+    seen.sort()
+    assert [read for read, _ in seen] == list(range(CLI_HOLDERS)), seen
+    assert all(a[1] < b[1] for a, b in zip(seen, seen[1:])), seen
+    zk.sync(COUNTER)
+    assert zk.get(COUNTER)[0] == str(CLI_HOLDERS).encode()
