@@ -12,6 +12,10 @@
 #   --ensemble          also run 3-node ensembles on 127.0.0.1 (three zoo.cfg + myid)
 #   --only zkw|zookeeper  run one side only
 #   --zk-no-fsync       run ZooKeeper with forceSync=no (zkw standalone has no durable log yet)
+#   --lock              instead of the workloads: the lock cycle (acquire, read-modify-write of
+#                       a counter, release) with the zkw `lock` recipe (`zkw bench --workload
+#                       lock`), kazoo's Lock (bench/lock_kazoo.py) and Curator's InterProcessMutex
+#                       (bench/LockBench.java; Debian package libcurator-recipes-java) on both
 #   --memory N          instead of the workloads: load N znodes of 100 bytes into a fresh
 #                       standalone server of each kind, report its RSS (VmRSS), then kill -9 it,
 #                       restart it and report how long until it serves a read of the data again
@@ -39,7 +43,17 @@ WORKLOADS="create set get mixed"
 ENSEMBLE=0
 ONLY=""
 MEMORY=0
+LOCK=0
 ZK_FORCE_SYNC=yes
+# The super user (admin:secret) that installs the lock recipe for `zkw bench --workload lock`.
+SUPER_DIGEST="admin:fvr2cB/fjGeAiX8g1aGhUm3ZICk="
+SUPER_AUTH="digest:admin:secret"
+CURATOR_CP="/usr/share/java/curator-recipes.jar:/usr/share/java/curator-framework.jar"
+CURATOR_CP+=":/usr/share/java/curator-client.jar:/usr/share/java/zookeeper.jar"
+CURATOR_CP+=":/usr/share/java/zookeeper-jute.jar:/usr/share/java/guava.jar"
+CURATOR_CP+=":/usr/share/java/slf4j-api.jar:/usr/share/java/slf4j-nop.jar"
+PYTHON="${PYTHON:-python3}"
+if [ -x "$ROOT/.venv/bin/python" ]; then PYTHON="$ROOT/.venv/bin/python"; fi
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -52,7 +66,8 @@ while [ $# -gt 0 ]; do
     --only) ONLY="$2"; shift 2 ;;
     --memory) MEMORY="$2"; shift 2 ;;
     --zk-no-fsync) ZK_FORCE_SYNC=no; shift ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    --lock) LOCK=1; shift ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "compare.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -140,6 +155,7 @@ write_cfg() {
     echo "maxClientCnxns=0"
     echo "admin.enableServer=false"
     echo "4lw.commands.whitelist=*"
+    echo "DigestAuthenticationProvider.superDigest=$SUPER_DIGEST"
     if [ -n "$servers" ]; then printf '%s\n' "$servers"; fi
   } > "$dir/zoo.cfg"
 }
@@ -208,6 +224,73 @@ bench_json() {
   fi
   echo "{\"server\":\"$kind\",\"setup\":\"$setup\",\"result\":$line}" >> "$RESULTS"
   log "$kind $setup: $line"
+}
+
+# lock_json KIND SETUP TAG CMD...: one lock-cycle run; its JSON line, tagged, into RESULTS.
+lock_json() {
+  local kind="$1" setup="$2" tag="$3" line
+  shift 3
+  line="$(timeout $((DURATION + BENCH_SECS_SLACK)) "$@" 2>> "$TMP/bench.err" | tail -n 1)" || true
+  if [ -z "$line" ]; then
+    log "$kind $setup $tag: no result (see errors below)"
+    tail -n 5 "$TMP/bench.err" >&2 || true
+    return 0
+  fi
+  echo "{\"server\":\"$kind\",\"setup\":\"$setup\",\"client\":\"$tag\",\"result\":$line}" >> "$RESULTS"
+  log "$kind $setup $tag: $line"
+}
+
+run_lock() {
+  local setup="$1" size="$2" kind
+  local wasm="$ROOT/target/wasm32-unknown-unknown/recipe/zkw_recipe_lock.wasm"
+  if [ ! -f "$wasm" ]; then
+    (cd "$ROOT" && cargo build --target wasm32-unknown-unknown --profile recipe \
+      -p zkw-recipe-lock >&2)
+  fi
+  for kind in zookeeper zkw; do
+    [ -n "$ONLY" ] && [ "$ONLY" != "$kind" ] && continue
+    if ! start_cluster "$kind" "$size"; then
+      log "skipping $kind $setup"
+      stop_cluster
+      continue
+    fi
+    if [ "$kind" = zkw ]; then
+      lock_json "$kind" "$setup" zkw-recipe "$ZKW_BIN" bench --server "$SERVERS" \
+        --workload lock --clients "$CLIENTS" --duration "$DURATION" --auth "$SUPER_AUTH"
+    fi
+    if [ -f /usr/share/java/curator-recipes.jar ]; then
+      lock_json "$kind" "$setup" curator java -cp "$CURATOR_CP" "$ROOT/bench/LockBench.java" \
+        "$SERVERS" "$CLIENTS" "$DURATION"
+    else
+      log "no Curator: apt-get install libcurator-recipes-java"
+    fi
+    if "$PYTHON" -c 'import kazoo' 2>/dev/null; then
+      lock_json "$kind" "$setup" kazoo "$PYTHON" "$ROOT/bench/lock_kazoo.py" \
+        --server "$SERVERS" --clients "$CLIENTS" --duration "$DURATION"
+    else
+      log "no kazoo for $PYTHON: pip install -r tests/python/requirements.txt"
+    fi
+    stop_cluster
+  done
+}
+
+print_lock_table() {
+  python3 - "$RESULTS" <<'EOF'
+import json, sys
+rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+print(f"{'setup':<10} {'server':<10} {'client':<11} {'cycles/s':>9} {'acq p50':>9} "
+      f"{'acq p99':>9} {'counter':>8}")
+for r in rows:
+    x = r["result"]
+    print(f"{r['setup']:<10} {r['server']:<10} {r['client']:<11} {x['cycles_per_sec']:>9.0f} "
+          f"{x['acquire_p50_us']:>9} {x['acquire_p99_us']:>9} {str(x['counter_ok']):>8}")
+by = {(r["setup"], r["server"], r["client"]): r["result"]["cycles_per_sec"] for r in rows}
+for setup in dict.fromkeys(r["setup"] for r in rows):
+    ours, theirs = by.get((setup, "zkw", "zkw-recipe")), by.get((setup, "zookeeper", "curator"))
+    if ours and theirs:
+        print(f"{setup}: zkw lock recipe / Curator on ZooKeeper = {ours / theirs:.2f}x")
+print("(acquire latencies in microseconds)")
+EOF
 }
 
 run_workloads() {
@@ -338,6 +421,12 @@ if [ "$MEMORY" -gt 0 ]; then
     [ -n "$ONLY" ] && [ "$ONLY" != "$kind" ] && continue
     memory_run "$kind"
   done
+  exit 0
+fi
+if [ "$LOCK" = 1 ]; then
+  run_lock standalone 1
+  if [ "$ENSEMBLE" = 1 ]; then run_lock ensemble3 3; fi
+  print_lock_table
   exit 0
 fi
 run_workloads standalone 1

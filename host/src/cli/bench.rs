@@ -10,7 +10,10 @@
 //! session submitted before it (or the initial value); anything else counts as an error, as do
 //! server errors, timeouts and lost connections. Latency is per request, in microseconds, in
 //! an HDR histogram. A progress bar goes to stderr; ONE JSON line goes to stdout. The bench
-//! root is deleted afterwards (bounded, best effort) unless `--keep`.
+//! root is deleted afterwards (bounded, best effort) unless `--keep`. The `lock` workload (in
+//! `lock`) measures lock cycles of the `lock` recipe instead of single requests.
+
+mod lock;
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -63,9 +66,17 @@ pub enum Workload {
     /// Creates under a path a do-nothing recipe is bound to: against `create`, the cost of a
     /// triggered run (needs `--auth` with the super user).
     Trigger,
+    /// Every session contends on one lock of the `lock` recipe (bound to `<root>/locks`; needs
+    /// `--auth`): a cycle is acquire, read-modify-write of a counter node, release.
+    Lock,
 }
 
 impl Workload {
+    /// Whether the run works on a pre-created key space per session.
+    fn has_keys(self) -> bool {
+        matches!(self, Workload::Set | Workload::Get | Workload::Mixed)
+    }
+
     fn name(self) -> &'static str {
         match self {
             Workload::Create => "create",
@@ -73,6 +84,7 @@ impl Workload {
             Workload::Get => "get",
             Workload::Mixed => "mixed",
             Workload::Trigger => "trigger",
+            Workload::Lock => "lock",
         }
     }
 }
@@ -148,6 +160,10 @@ struct Summary {
     errors: u64,
     secs: f64,
     latency: Histogram<u64>,
+    /// Counter increments that took effect (the lock workload).
+    increments: u64,
+    /// The lock workload's verdict: the counter equals the increments.
+    counter_ok: Option<bool>,
 }
 
 /// The JSON line, fields in the documented order.
@@ -164,6 +180,15 @@ struct Report {
     p999_us: u64,
     max_us: u64,
     errors: u64,
+    /// The lock workload's fields: ops are cycles and the latencies are acquires.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cycles_per_sec: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    acquire_p50_us: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    acquire_p99_us: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    counter_ok: Option<bool>,
 }
 
 impl Summary {
@@ -176,7 +201,12 @@ impl Summary {
         let report = Report {
             workload: args.workload.name(),
             clients: args.clients,
-            inflight: args.inflight,
+            // A lock session waits for its grant: one request in flight by nature.
+            inflight: if args.workload == Workload::Lock {
+                1
+            } else {
+                args.inflight
+            },
             ops: self.ops,
             secs: round3(self.secs),
             ops_per_sec: round3(ops_per_sec),
@@ -185,6 +215,12 @@ impl Summary {
             p999_us: self.latency.value_at_quantile(0.999),
             max_us: self.latency.max(),
             errors: self.errors,
+            cycles_per_sec: self.counter_ok.map(|_| round3(ops_per_sec)),
+            acquire_p50_us: (self.counter_ok.map(|_| self.latency.value_at_quantile(0.5))),
+            acquire_p99_us: (self
+                .counter_ok
+                .map(|_| self.latency.value_at_quantile(0.99))),
+            counter_ok: self.counter_ok,
         };
         // A struct of numbers and a static str always serializes.
         serde_json::to_string(&report).unwrap_or_default()
@@ -206,8 +242,15 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Summary> {
         .await
         .with_context(|| format!("creating the bench root {root}"))?;
     let recipe = bind_recipe(args, &servers, &root).await?;
+    if args.workload == Workload::Lock {
+        lock::prepare(&first.client, &root).await?;
+    }
     let sessions = prepare_sessions(args, &root, clients).await?;
-    let summary = measure(args, &sessions).await?;
+    let mut summary = measure(args, &sessions, &root).await?;
+    if args.workload == Workload::Lock {
+        let first = sessions.first().context("no session")?;
+        summary.counter_ok = Some(lock::counter_ok(&first.client, &root, summary.increments).await);
+    }
     if let Some((client, name)) = recipe {
         super::recipe::remove(&client, &name).await?;
         let _ = client.close().await;
@@ -237,7 +280,13 @@ async fn bind_recipe(
             std::fs::read(file).with_context(|| format!("reading {}", file.display()))?
         }
         (None, Workload::Trigger) => wat::parse_str(NOOP_RECIPE_WAT)?,
+        (None, Workload::Lock) => lock::recipe_bytes()?,
         (None, _) => return Ok(None),
+    };
+    // The lock recipe guards its own subtree; the counter stays outside it.
+    let bound = match args.workload {
+        Workload::Lock => lock::bound_path(root),
+        _ => root.to_owned(),
     };
     let server = servers.first().context("no server")?;
     let client = Client::connect(server, Duration::from_millis(SESSION_TIMEOUT_MS)).await?;
@@ -248,7 +297,7 @@ async fn bind_recipe(
         memory_bytes: crate::wasm::manifest::MEMORY_BYTES_DEFAULT,
         timer_ms: 0,
     };
-    super::recipe::install_bytes(&client, &name, &bytes, root.to_owned(), limits).await?;
+    super::recipe::install_bytes(&client, &name, &bytes, bound, limits).await?;
     Ok(Some((client, name)))
 }
 
@@ -262,6 +311,8 @@ struct Session {
     /// Per key, the sequence number of the last set submitted; the lock is held across the
     /// submit so the queue order and this record agree.
     last_set: Mutex<Vec<u64>>,
+    /// The session's watch notifications, until a lock lane takes them.
+    events: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<crate::client::WatchedEvent>>>,
 }
 
 async fn connect_all(servers: &[String], count: usize) -> anyhow::Result<Vec<Session>> {
@@ -276,8 +327,10 @@ async fn connect_all(servers: &[String], count: usize) -> anyhow::Result<Vec<Ses
     }
     let mut sessions = Vec::with_capacity(count);
     for (index, handle) in handles.into_iter().enumerate() {
-        let client = handle.await.context("connect task")??;
+        let mut client = handle.await.context("connect task")??;
+        let events = Mutex::new(client.take_events());
         sessions.push(Session {
+            events,
             index,
             client,
             parent: String::new(),
@@ -297,10 +350,10 @@ async fn prepare_sessions(
     let mut handles = Vec::with_capacity(sessions.len());
     for mut session in sessions {
         session.parent = format!("{root}/c{}", session.index);
-        let keys = if matches!(args.workload, Workload::Create | Workload::Trigger) {
-            0
-        } else {
+        let keys = if args.workload.has_keys() {
             args.keys
+        } else {
+            0
         };
         session.last_set = Mutex::new(vec![0; keys]);
         let value_size = args.value_size;
@@ -372,6 +425,8 @@ struct Run {
     issued: AtomicU64,
     completed: AtomicU64,
     first_error: Mutex<Option<String>>,
+    /// The bench root (the lock workload finds its lock and counter under it).
+    root: String,
 }
 
 impl Run {
@@ -403,6 +458,8 @@ struct LaneResult {
     ops: u64,
     errors: u64,
     latency: Histogram<u64>,
+    /// Counter increments that took effect (the lock workload).
+    increments: u64,
 }
 
 fn new_histogram() -> anyhow::Result<Histogram<u64>> {
@@ -410,7 +467,11 @@ fn new_histogram() -> anyhow::Result<Histogram<u64>> {
         .context("creating the latency histogram")
 }
 
-async fn measure(args: &BenchArgs, sessions: &[Arc<Session>]) -> anyhow::Result<Summary> {
+async fn measure(
+    args: &BenchArgs,
+    sessions: &[Arc<Session>],
+    root: &str,
+) -> anyhow::Result<Summary> {
     let duration = match (args.ops, args.duration) {
         (Some(_), _) => None,
         (None, Some(secs)) => Some(Duration::from_secs_f64(secs)),
@@ -425,16 +486,26 @@ async fn measure(args: &BenchArgs, sessions: &[Arc<Session>]) -> anyhow::Result<
         issued: AtomicU64::new(0),
         completed: AtomicU64::new(0),
         first_error: Mutex::new(None),
+        root: root.to_owned(),
     });
     let progress = tokio::spawn(show_progress(Arc::clone(&run), args.ops, duration));
     let mut lanes = Vec::new();
+    // A lock session has one request in flight by nature: it waits for its grant.
+    let lanes_per_session = if args.workload == Workload::Lock {
+        1
+    } else {
+        args.inflight
+    };
     for session in sessions {
-        for _lane in 0..args.inflight {
+        for _lane in 0..lanes_per_session {
             let seed = rand::random::<u64>() | 1;
             let histogram = new_histogram()?;
             let (session, run) = (Arc::clone(session), Arc::clone(&run));
             lanes.push(tokio::spawn(async move {
-                run_lane(&session, &run, seed, histogram).await
+                match run.workload {
+                    Workload::Lock => lock::run_lane(&session, &run, histogram).await,
+                    _ => run_lane(&session, &run, seed, histogram).await,
+                }
             }));
         }
     }
@@ -443,11 +514,14 @@ async fn measure(args: &BenchArgs, sessions: &[Arc<Session>]) -> anyhow::Result<
         errors: 0,
         secs: 0.0,
         latency: new_histogram()?,
+        increments: 0,
+        counter_ok: None,
     };
     for lane in lanes {
         let result = lane.await.context("bench lane")?;
         summary.ops += result.ops;
         summary.errors += result.errors;
+        summary.increments += result.increments;
         summary
             .latency
             .add(&result.latency)
@@ -502,6 +576,7 @@ async fn run_lane(
         ops,
         errors,
         latency,
+        increments: 0,
     }
 }
 
@@ -520,7 +595,7 @@ type ReplyFuture = std::pin::Pin<
 /// Submits the lane's next request and says what its reply must be.
 fn issue(session: &Session, run: &Run, rng: &mut u64) -> (ReplyFuture, Expect) {
     let is_set = match run.workload {
-        Workload::Create | Workload::Trigger => return issue_create(session, run),
+        Workload::Create | Workload::Trigger | Workload::Lock => return issue_create(session, run),
         Workload::Set => true,
         Workload::Get => false,
         Workload::Mixed => next_random(rng) % 100 < MIXED_SET_PERCENT,
@@ -625,10 +700,10 @@ impl Drop for ClearOnDrop {
 
 /// Deletes everything the run created, then the root; bounded by [`CLEANUP_SECS_MAX`].
 async fn cleanup(args: &BenchArgs, root: &str, sessions: &[Arc<Session>]) {
-    let keys = if matches!(args.workload, Workload::Create | Workload::Trigger) {
-        0
-    } else {
+    let keys = if args.workload.has_keys() {
         args.keys
+    } else {
+        0
     };
     let work = async {
         let mut handles = Vec::new();
@@ -651,6 +726,9 @@ async fn cleanup(args: &BenchArgs, root: &str, sessions: &[Arc<Session>]) {
             failed += handle.await.unwrap_or(1);
         }
         if let Some(first) = sessions.first() {
+            if args.workload == Workload::Lock {
+                failed += lock::cleanup(&first.client, root).await;
+            }
             if first.client.delete(root, -1).await.is_err() {
                 failed += 1;
             }

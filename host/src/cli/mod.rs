@@ -13,7 +13,9 @@ mod bench;
 mod config;
 mod daemon;
 mod discover;
+mod elect;
 mod four_letter;
+mod lock;
 mod recipe;
 
 use std::path::PathBuf;
@@ -55,6 +57,10 @@ enum Command {
     Discover(discover::DiscoverArgs),
     /// Show a group's members and the items the balancer recipe assigned them.
     Balance(balance::BalanceArgs),
+    /// Run a command while holding a lock of the `lock` recipe.
+    Lock(lock::LockArgs),
+    /// Campaign in (or follow) an election of the `election` recipe.
+    Elect(elect::ElectArgs),
 }
 
 #[derive(Debug, Clone, Copy, Subcommand)]
@@ -86,6 +92,8 @@ pub fn main() -> anyhow::Result<ExitCode> {
         Command::Config(args) => config::run(args),
         Command::Discover(args) => discover::run(args),
         Command::Balance(args) => balance::run(args),
+        Command::Lock(args) => lock::run(args),
+        Command::Elect(args) => elect::run(args),
     }
 }
 
