@@ -6,11 +6,10 @@
 //! histogram; a conditional set that fails is a lost update under the lock (an error), and the
 //! run ends by checking that the counter equals the increments that took effect.
 
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use hdrhistogram::Histogram;
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -19,8 +18,6 @@ use crate::cli::lock::grant_token;
 use crate::client::{get_data_request, set_data_request, Client, ClientError, WatchedEvent};
 use crate::proto::{Acl, CreateMode, DeleteRequest, ErrorCode, Request, Response};
 
-/// Where the recipe build leaves the module, relative to the cargo target directory.
-const RECIPE_FILE: &str = "wasm32-unknown-unknown/recipe/zkw_recipe_lock.wasm";
 /// Bound on one acquire: longer than any fair wait of a healthy run, in milliseconds.
 const ACQUIRE_MS_MAX: u64 = 6 * SESSION_TIMEOUT_MS;
 
@@ -37,25 +34,11 @@ fn counter_node(root: &str) -> String {
     format!("{root}/counter")
 }
 
-/// The lock recipe's module: next to this binary's target dir (`target/<profile>/zkw` →
-/// `target/wasm32-unknown-unknown/recipe/`), or under `./target`.
+/// The lock recipe built into this binary (`recipes/lock`).
 pub(super) fn recipe_bytes() -> anyhow::Result<Vec<u8>> {
-    let mut candidates = Vec::new();
-    if let Ok(exe) = std::env::current_exe() {
-        if let Some(target) = exe.parent().and_then(|dir| dir.parent()) {
-            candidates.push(target.join(RECIPE_FILE));
-        }
-    }
-    candidates.push(PathBuf::from("target").join(RECIPE_FILE));
-    for candidate in &candidates {
-        if let Ok(bytes) = std::fs::read(candidate) {
-            return Ok(bytes);
-        }
-    }
-    bail!(
-        "the lock recipe is not built (looked at {candidates:?}): cargo build --target \
-         wasm32-unknown-unknown --profile recipe -p zkw-recipe-lock, or pass --recipe FILE"
-    )
+    crate::wasm::embedded::module("lock")
+        .map(<[u8]>::to_vec)
+        .context("this zkw was built without its recipes (rustup target add wasm32-unknown-unknown, then rebuild), or pass --recipe FILE")
 }
 
 /// Creates the recipe's root, the lock and the counter (0).
