@@ -242,11 +242,6 @@ lock_json() {
 
 run_lock() {
   local setup="$1" size="$2" kind
-  local wasm="$ROOT/target/wasm32-unknown-unknown/recipe/zkw_recipe_lock.wasm"
-  if [ ! -f "$wasm" ]; then
-    (cd "$ROOT" && cargo build --target wasm32-unknown-unknown --profile recipe \
-      -p zkw-recipe-lock >&2)
-  fi
   for kind in zookeeper zkw; do
     [ -n "$ONLY" ] && [ "$ONLY" != "$kind" ] && continue
     if ! start_cluster "$kind" "$size"; then
