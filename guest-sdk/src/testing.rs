@@ -185,6 +185,39 @@ impl MockTree {
         }
     }
 
+    /// A client of `session` creates an ephemeral sequential `<parent>/<prefix>NNNNNNNNNN` with
+    /// `data` (a lock request, an election participant...); every run it causes must succeed.
+    /// Returns the created path.
+    pub fn join(
+        &mut self,
+        recipe: &Recipe,
+        session: i64,
+        parent: &str,
+        prefix: &str,
+        data: &[u8],
+    ) -> String {
+        self.set_session(session);
+        let op = Op::Create {
+            path: format!("{parent}/{prefix}"),
+            data: data.to_vec(),
+            flags: CreateMode::EphemeralSequential as i32,
+        };
+        let before = self.children(parent).unwrap_or_default();
+        let runs = self
+            .write(recipe, &op)
+            .unwrap_or_else(|error| panic!("join: {error}"));
+        assert!(runs.iter().all(Run::succeeded), "{runs:?}");
+        let created = self
+            .children(parent)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|name| name.starts_with(prefix) && !before.contains(name));
+        format!(
+            "{parent}/{}",
+            created.unwrap_or_else(|| panic!("join: nothing created under {parent}"))
+        )
+    }
+
     /// A client's write as the host handles it, in its own txn: `recipe`'s validator (if any)
     /// may reject it (its code is the client's error); then it applies, and the events it fires
     /// under the root run `recipe`'s `on_event` (if any), whose kept writes fire more events,

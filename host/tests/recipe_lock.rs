@@ -9,11 +9,9 @@ mod common;
 #[path = "common/ensemble.rs"]
 mod ensemble;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
-use common::{bounded, mk, SUPER_AUTH};
+use common::{bounded, mk};
 use ensemble::Ensemble;
 use zookeeper_client as zk;
 
@@ -25,21 +23,6 @@ const CYCLES: usize = 8;
 const GAP_MS: u64 = 10;
 /// Bound on one acquire (a fair wait behind every other session's cycle).
 const ACQUIRE_SECS_MAX: u64 = 30;
-
-fn lock_wasm() -> PathBuf {
-    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let status = Command::new(env!("CARGO"))
-        .current_dir(&workspace)
-        .args(["build", "--quiet", "--target", "wasm32-unknown-unknown"])
-        .args(["--profile", "recipe", "-p", "zkw-recipe-lock"])
-        .status()
-        .unwrap();
-    assert!(status.success(), "building the lock recipe failed");
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace.join("target"))
-        .join("wasm32-unknown-unknown/recipe/zkw_recipe_lock.wasm")
-}
 
 fn grant_token(data: &[u8]) -> Option<i64> {
     let rest = data.strip_prefix(b"granted ")?;
@@ -95,21 +78,10 @@ async fn the_lock_serialises_read_modify_writes_across_members() {
     if std::env::var("ZKW_TARGET").is_ok_and(|target| target == "zookeeper") {
         return;
     }
-    let wasm = lock_wasm();
     let ens = Ensemble::start(3).await;
     let admin = Ensemble::client(&ens.live_hosts()).await;
-    let out = Command::new(env!("CARGO_BIN_EXE_zkw"))
-        .args(["recipe", "install"])
-        .arg(&wasm)
-        .args(["--name", "lock", "--path", "/locks"])
-        .args(["--server", &ens.live_hosts(), "--auth", SUPER_AUTH])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // The lock recipe built into zkw, by name.
+    common::install_recipe(&ens.live_hosts(), "lock", "/locks", &[]);
     mk(&admin, "/locks", b"").await;
     mk(&admin, "/locks/l", b"").await;
     mk(&admin, "/counter", b"0").await;

@@ -9,56 +9,21 @@ mod common;
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
 
-use common::{bounded, event, mk, Server, SUPER_AUTH};
+use common::{bounded, event, mk, Server};
 use zookeeper_client as zk;
 
-/// The test kit's modules, built once per test binary.
-fn kit(name: &str) -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    let dir = BUILT.get_or_init(|| {
-        let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| workspace.join("target"));
-        let status = Command::new(env!("CARGO"))
-            .current_dir(&workspace)
-            .args(["build", "--quiet", "--target", "wasm32-unknown-unknown"])
-            .args([
-                "--profile",
-                "recipe",
-                "-p",
-                "zkw-test-recipes",
-                "--examples",
-            ])
-            .status()
-            .unwrap();
-        assert!(status.success(), "building the test recipes failed");
-        target.join("wasm32-unknown-unknown/recipe/examples")
-    });
-    dir.join(format!("{name}.wasm"))
+fn zkw_recipe(server: &Server, args: &[&str]) -> std::process::Output {
+    common::zkw_recipe(&server.addr(), args)
 }
 
-fn zkw_recipe(server: &Server, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_zkw"))
-        .arg("recipe")
-        .args(args)
-        .args(["--server", &server.addr(), "--auth", SUPER_AUTH])
-        .output()
-        .unwrap()
+fn kit(name: &str) -> PathBuf {
+    common::test_recipe(name)
 }
 
 fn install(server: &Server, name: &str, path: &str, extra: &[&str]) {
     let file = kit(name);
-    let mut args = vec!["install", file.to_str().unwrap(), "--path", path];
-    args.extend_from_slice(extra);
-    let out = zkw_recipe(server, &args);
-    assert!(
-        out.status.success(),
-        "install {name}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::install_recipe(&server.addr(), file.to_str().unwrap(), path, extra);
 }
 
 fn logs(server: &Server, name: &str) -> String {

@@ -9,9 +9,7 @@ mod common;
 #[path = "common/ensemble.rs"]
 mod ensemble;
 
-use std::process::Command;
-
-use common::{bounded, mk, poll_until, SUPER_AUTH};
+use common::{bounded, mk, poll_until};
 use ensemble::{four_letter, Ensemble};
 use futures_util::future::join_all;
 use zookeeper_client as zk;
@@ -25,42 +23,9 @@ const BURNER_FUEL: &str = "60000";
 /// Bound on the members converging after the load.
 const CONVERGE_SECS_MAX: u64 = 60;
 
-fn kit(name: &str) -> std::path::PathBuf {
-    let workspace = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let status = Command::new(env!("CARGO"))
-        .current_dir(&workspace)
-        .args(["build", "--quiet", "--target", "wasm32-unknown-unknown"])
-        .args([
-            "--profile",
-            "recipe",
-            "-p",
-            "zkw-test-recipes",
-            "--examples",
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| workspace.join("target"))
-        .join(format!(
-            "wasm32-unknown-unknown/recipe/examples/{name}.wasm"
-        ))
-}
-
 fn install(server: &str, name: &str, path: &str, extra: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_zkw"))
-        .args(["recipe", "install"])
-        .arg(kit(name))
-        .args(["--path", path, "--server", server, "--auth", SUPER_AUTH])
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let file = common::test_recipe(name);
+    common::install_recipe(server, file.to_str().unwrap(), path, extra);
 }
 
 fn mntr_value(port: u16, key: &str) -> Option<String> {

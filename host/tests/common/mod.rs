@@ -28,6 +28,55 @@ pub const SUPER_DIGEST_KEY: &str = "DigestAuthenticationProvider.superDigest";
 pub const SUPER_DIGEST: &str = "admin:fvr2cB/fjGeAiX8g1aGhUm3ZICk=";
 pub const SUPER_AUTH: &str = "digest:admin:secret";
 
+/// A module of the recipe test kit (recipes/testkit/examples/NAME.rs), built for wasm32 once
+/// per test binary.
+pub fn test_recipe(name: &str) -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace.join("target"));
+        let status = Command::new(env!("CARGO"))
+            .current_dir(&workspace)
+            .args(["build", "--quiet", "--target", "wasm32-unknown-unknown"])
+            .args([
+                "--profile",
+                "recipe",
+                "-p",
+                "zkw-test-recipes",
+                "--examples",
+            ])
+            .status()
+            .unwrap();
+        assert!(status.success(), "building the test recipes failed");
+        target.join("wasm32-unknown-unknown/recipe/examples")
+    });
+    dir.join(format!("{name}.wasm"))
+}
+
+/// `zkw recipe ARGS --server SERVERS --auth <the super user>`.
+pub fn zkw_recipe(servers: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_zkw"))
+        .arg("recipe")
+        .args(args)
+        .args(["--server", servers, "--auth", SUPER_AUTH])
+        .output()
+        .unwrap()
+}
+
+/// Installs `module` (a .wasm path or a built-in recipe's name) bound to `path`.
+pub fn install_recipe(servers: &str, module: &str, path: &str, extra: &[&str]) {
+    let mut args = vec!["install", module, "--path", path];
+    args.extend_from_slice(extra);
+    let out = zkw_recipe(servers, &args);
+    assert!(
+        out.status.success(),
+        "install {module}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Awaits `fut` for at most [`AWAIT_SECS_MAX`]; panics (failing the test) on timeout.
 pub async fn bounded<F: std::future::Future>(what: &str, fut: F) -> F::Output {
     match tokio::time::timeout(Duration::from_secs(AWAIT_SECS_MAX), fut).await {

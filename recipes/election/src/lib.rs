@@ -198,19 +198,13 @@ mod tests {
     }
 
     fn join(tree: &mut MockTree, session: i64, data: &str) -> String {
-        tree.set_session(session);
-        let before = tree.children(ELECTION).unwrap();
-        let op = Op::Create {
-            path: format!("{ELECTION}/{PARTICIPANT_PREFIX}"),
-            data: data.as_bytes().to_vec(),
-            flags: CreateMode::EphemeralSequential as i32,
-        };
-        let runs = tree.write(&RECIPE, &op).unwrap();
-        assert!(runs.iter().all(|run| run.succeeded()), "{runs:?}");
-        let name = (tree.children(ELECTION).unwrap().into_iter())
-            .find(|n| !before.contains(n) && parse_participant(n).is_some())
-            .unwrap();
-        format!("{ELECTION}/{name}")
+        tree.join(
+            &RECIPE,
+            session,
+            ELECTION,
+            PARTICIPANT_PREFIX,
+            data.as_bytes(),
+        )
     }
 
     fn leader(tree: &MockTree) -> Leader {

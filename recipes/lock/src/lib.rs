@@ -222,18 +222,8 @@ mod tests {
 
     /// A client's request as `session`; returns the created path.
     fn request(tree: &mut MockTree, session: i64, prefix: &str) -> String {
-        tree.set_session(session);
-        let before = tree.children(LOCK).unwrap();
-        let op = Op::Create {
-            path: format!("{LOCK}/{prefix}"),
-            data: format!("s{session}").into_bytes(),
-            flags: CreateMode::EphemeralSequential as i32,
-        };
-        let runs = tree.write(&RECIPE, &op).unwrap();
-        assert!(runs.iter().all(|run| run.succeeded()), "{runs:?}");
-        let after = tree.children(LOCK).unwrap();
-        let name = after.into_iter().find(|n| !before.contains(n)).unwrap();
-        format!("{LOCK}/{name}")
+        let data = format!("s{session}");
+        tree.join(&RECIPE, session, LOCK, prefix, data.as_bytes())
     }
 
     fn release(tree: &mut MockTree, path: &str) {
