@@ -11,10 +11,9 @@ import signal
 
 import pytest
 
-from cluster import Cluster, target
-from test_recipe_config import SUPER_AUTH, SUPER_DIGEST, recipe_wasm, zkw
+from cluster import target
+from recipe_kit import member_clients, recipe_ensemble, zkw
 from test_recipe_discovery import spawn_ephemeral, wait_gone
-from workload import connect
 
 pytestmark = [
     pytest.mark.skipif(target() == "zookeeper", reason="recipes are a zkw feature"),
@@ -30,24 +29,12 @@ JOIN_MOVED_MAX = 27
 
 @pytest.fixture(scope="module")
 def ensemble():
-    wasm = recipe_wasm("zkw-recipe-balancer")
-    cluster = Cluster(3, extra_cfg={"DigestAuthenticationProvider.superDigest": SUPER_DIGEST})
-    try:
-        cluster.start()
-        zkw(cluster, "recipe", "install", wasm, "--name", "balancer", "--path", ROOT,
-            "--auth", SUPER_AUTH)
-        yield cluster
-    finally:
-        cluster.close()
+    yield from recipe_ensemble("balancer", ROOT)
 
 
 @pytest.fixture
 def clients(ensemble):
-    zks = [connect(ensemble[sid].hosts) for sid in ensemble.ids]
-    yield zks
-    for zk in zks:
-        zk.stop()
-        zk.close()
+    yield from member_clients(ensemble)
 
 
 def owners(zk):

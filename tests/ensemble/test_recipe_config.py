@@ -7,82 +7,36 @@ schema node is enforced; rollback (one write) restores the earlier bytes; and
 each `zkw config` subcommand once. Skipped on Apache ZooKeeper (no recipes).
 """
 
-import os
 import queue
-import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
 from kazoo.exceptions import BadArgumentsError
 
-from cluster import REPO_ROOT, Cluster, target, zkw_binary
-from workload import connect
+from cluster import target
+from recipe_kit import member_clients, recipe_ensemble, zkw
 
 pytestmark = [
     pytest.mark.skipif(target() == "zookeeper", reason="recipes are a zkw feature"),
     pytest.mark.timeout(180),
 ]
 
-# admin:secret, as DigestAuthenticationProvider.generateDigest makes it.
-SUPER_DIGEST = "admin:fvr2cB/fjGeAiX8g1aGhUm3ZICk="
-SUPER_AUTH = "digest:admin:secret"
 ROOT = "/config"
 RECIPE = "config-push"
 # Bounded waits, all in seconds.
-BUILD_TIMEOUT_S = 600
-CLI_TIMEOUT_S = 60
 EVENT_TIMEOUT_S = 15.0
-
-
-def recipe_wasm(package):
-    """The recipe's .wasm, built (incrementally) unless cargo is missing."""
-    crate = package.replace("-", "_")
-    target_dir = Path(os.environ.get("CARGO_TARGET_DIR", REPO_ROOT / "target"))
-    wasm = target_dir / "wasm32-unknown-unknown" / "recipe" / f"{crate}.wasm"
-    if shutil.which("cargo"):
-        subprocess.run(
-            ["cargo", "build", "--quiet", "--target", "wasm32-unknown-unknown",
-             "--profile", "recipe", "-p", package],
-            cwd=REPO_ROOT, check=True, timeout=BUILD_TIMEOUT_S,
-        )
-    assert wasm.exists(), f"{wasm} missing: build it with cargo"
-    return wasm
-
-
-def zkw(cluster, *args, check=True):
-    """Runs the zkw CLI against the whole ensemble; returns the CompletedProcess."""
-    done = subprocess.run(
-        [str(zkw_binary()), *map(str, args), "--server", cluster.hosts()],
-        capture_output=True, text=True, timeout=CLI_TIMEOUT_S,
-    )
-    if check:
-        assert done.returncode == 0, f"zkw {args}: {done.stdout}\n{done.stderr}"
-    return done
 
 
 @pytest.fixture(scope="module")
 def ensemble():
-    wasm = recipe_wasm("zkw-recipe-config-push")
-    cluster = Cluster(3, extra_cfg={"DigestAuthenticationProvider.superDigest": SUPER_DIGEST})
-    try:
-        cluster.start()
-        zkw(cluster, "recipe", "install", wasm, "--name", RECIPE, "--path", ROOT,
-            "--auth", SUPER_AUTH)
-        yield cluster
-    finally:
-        cluster.close()
+    yield from recipe_ensemble(RECIPE, ROOT)
 
 
 @pytest.fixture
 def clients(ensemble):
     """One kazoo client per member, so watchers sit on different servers."""
-    zks = [connect(ensemble[sid].hosts) for sid in ensemble.ids]
-    yield zks
-    for zk in zks:
-        zk.stop()
-        zk.close()
+    yield from member_clients(ensemble)
 
 
 class Watcher:

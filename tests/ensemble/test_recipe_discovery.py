@@ -19,9 +19,8 @@ import time
 import pytest
 from kazoo.exceptions import BadArgumentsError
 
-from cluster import Cluster, target, zkw_binary
-from test_recipe_config import SUPER_AUTH, SUPER_DIGEST, recipe_wasm, zkw
-from workload import connect
+from cluster import target, zkw_binary
+from recipe_kit import member_clients, recipe_ensemble, zkw
 
 pytestmark = [
     pytest.mark.skipif(target() == "zookeeper", reason="recipes are a zkw feature"),
@@ -84,24 +83,12 @@ def endpoint_ids(zk):
 
 @pytest.fixture(scope="module")
 def ensemble():
-    wasm = recipe_wasm("zkw-recipe-discovery")
-    cluster = Cluster(3, extra_cfg={"DigestAuthenticationProvider.superDigest": SUPER_DIGEST})
-    try:
-        cluster.start()
-        zkw(cluster, "recipe", "install", wasm, "--name", "discovery", "--path", ROOT,
-            "--auth", SUPER_AUTH)
-        yield cluster
-    finally:
-        cluster.close()
+    yield from recipe_ensemble("discovery", ROOT)
 
 
 @pytest.fixture
 def clients(ensemble):
-    zks = [connect(ensemble[sid].hosts) for sid in ensemble.ids]
-    yield zks
-    for zk in zks:
-        zk.stop()
-        zk.close()
+    yield from member_clients(ensemble)
 
 
 def test_endpoints_follow_instances_and_expiry(ensemble, clients):

@@ -15,21 +15,17 @@ import signal
 import subprocess
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
-from cluster import target
+from cluster import target, zkw_binary
+from recipe_kit import SUPER_CFG, install_builtin
 
 pytestmark = pytest.mark.skipif(target() == "zookeeper", reason="zkw recipes only")
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SUPER_DIGEST = "admin:fvr2cB/fjGeAiX8g1aGhUm3ZICk="
-SUPER_AUTH = "digest:admin:secret"
 ROOT = "/elections"
 ELECTION = f"{ROOT}/svc"
 LEADER = f"{ELECTION}/leader"
-WASM = REPO_ROOT / "target/wasm32-unknown-unknown/recipe/zkw_recipe_election.wasm"
 
 PARTICIPANTS = 3
 # The participants' session timeout, in milliseconds: the bound on a dead leader's reign.
@@ -37,7 +33,6 @@ SESSION_MS = 2000
 # Bounded waits, all in seconds.
 SESSION_TIMEOUT_S = 10.0
 CONNECT_TIMEOUT_S = 20.0
-BUILD_TIMEOUT_S = 300.0
 CLI_TIMEOUT_S = 30.0
 WAIT_S = 15.0
 POLL_S = 0.05
@@ -45,20 +40,6 @@ POLL_S = 0.05
 MOVE_SLACK_S = 3.0
 # A resignation is one txn: it must move well before any session could expire.
 RESIGN_S_MAX = 1.5
-
-
-def zkw_binary():
-    return Path(os.environ.get("ZKW_BIN", REPO_ROOT / "target" / "debug" / "zkw"))
-
-
-def build_recipe(package, wasm):
-    if wasm.exists():
-        return
-    subprocess.run(
-        ["cargo", "build", "--quiet", "--target", "wasm32-unknown-unknown", "--profile", "recipe",
-         "-p", package],
-        cwd=REPO_ROOT, check=True, timeout=BUILD_TIMEOUT_S,
-    )
 
 
 def parse_line(line):
@@ -141,14 +122,8 @@ class Observer:
 
 @pytest.fixture
 def election(make_cluster):
-    build_recipe("zkw-recipe-election", WASM)
-    cluster = make_cluster(3, extra_cfg={"DigestAuthenticationProvider.superDigest": SUPER_DIGEST})
-    out = subprocess.run(
-        [str(zkw_binary()), "recipe", "install", str(WASM), "--name", "election", "--path", ROOT,
-         "--server", cluster.hosts(), "--auth", SUPER_AUTH],
-        capture_output=True, text=True, timeout=CLI_TIMEOUT_S,
-    )
-    assert out.returncode == 0, out.stderr
+    cluster = make_cluster(3, extra_cfg=SUPER_CFG)
+    install_builtin(cluster, "election", ROOT)
     observer = Observer(cluster.hosts())
     observer.zk.ensure_path(ELECTION)
     electors = []

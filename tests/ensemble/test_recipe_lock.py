@@ -23,13 +23,9 @@ import threading
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SUPER_DIGEST = "admin:fvr2cB/fjGeAiX8g1aGhUm3ZICk="
-SUPER_AUTH = "digest:admin:secret"
 LOCKS = "/locks"
 LOCK = f"{LOCKS}/counter-lock"
 COUNTER = "/counter"
-WASM = REPO_ROOT / "target/wasm32-unknown-unknown/recipe/zkw_recipe_lock.wasm"
 
 # Workload shape: processes x threads clients, each doing CYCLES increments.
 PROCESSES = 3
@@ -43,7 +39,6 @@ CONNECT_TIMEOUT_S = 20.0
 WORKER_DEADLINE_S = 75.0
 RETRY_PAUSE_S = 0.1
 GRANT_POLL_S = 1.0
-BUILD_TIMEOUT_S = 300.0
 CLI_TIMEOUT_S = 30.0
 KILL_AFTER_S = 1.0
 SHORT_SESSION_MS = 2000
@@ -55,29 +50,6 @@ LEASE_SLACK_S = 3.0
 
 
 # ---------------------------------------------------------------- shared helpers
-
-
-def zkw_binary():
-    return Path(os.environ.get("ZKW_BIN", REPO_ROOT / "target" / "debug" / "zkw"))
-
-
-def build_recipe(package, wasm):
-    if wasm.exists():
-        return
-    subprocess.run(
-        ["cargo", "build", "--quiet", "--target", "wasm32-unknown-unknown", "--profile", "recipe",
-         "-p", package],
-        cwd=REPO_ROOT, check=True, timeout=BUILD_TIMEOUT_S,
-    )
-
-
-def install(cluster, wasm, name, path, extra=()):
-    out = subprocess.run(
-        [str(zkw_binary()), "recipe", "install", str(wasm), "--name", name, "--path", path,
-         "--server", cluster.hosts(), "--auth", SUPER_AUTH, *extra],
-        capture_output=True, text=True, timeout=CLI_TIMEOUT_S,
-    )
-    assert out.returncode == 0, out.stderr
 
 
 # ---------------------------------------------------------------- the protocol, as a client
@@ -219,16 +191,16 @@ if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "worker":
 
 import pytest  # noqa: E402
 
-from cluster import target  # noqa: E402
+from cluster import target, zkw_binary  # noqa: E402
+from recipe_kit import SUPER_CFG, install_builtin  # noqa: E402
 
 pytestmark = pytest.mark.skipif(target() == "zookeeper", reason="zkw recipes only")
 
 
 @pytest.fixture
 def lock_cluster(make_cluster):
-    build_recipe("zkw-recipe-lock", WASM)
-    cluster = make_cluster(3, extra_cfg={"DigestAuthenticationProvider.superDigest": SUPER_DIGEST})
-    install(cluster, WASM, "lock", LOCKS, ["--timer-ms", str(TIMER_MS)])
+    cluster = make_cluster(3, extra_cfg=SUPER_CFG)
+    install_builtin(cluster, "lock", LOCKS, "--timer-ms", TIMER_MS)
     from kazoo.client import KazooClient
 
     zk = KazooClient(hosts=cluster.hosts(), timeout=SESSION_TIMEOUT_S)
