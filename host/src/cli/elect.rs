@@ -14,6 +14,7 @@ use clap::Args;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::bench::ServerOpts;
+use super::lock::ensure_node;
 use crate::client::{Client, ClientError, WatchedEvent};
 use crate::proto::{Acl, CreateMode, ErrorCode};
 
@@ -163,21 +164,6 @@ fn print_leader(data: &[u8], my_name: Option<&str>) {
             "zkw elect: unreadable leader node: {:?}",
             String::from_utf8_lossy(data)
         ),
-    }
-}
-
-async fn ensure_node(client: &Client, path: &str, root: &str) -> anyhow::Result<()> {
-    match client
-        .create(path, b"", &Acl::open_unsafe(), CreateMode::Persistent)
-        .await
-    {
-        Ok(_) | Err(ClientError::Server(ErrorCode::NodeExists)) => Ok(()),
-        // The first user of a fresh root creates it (the recipe may be bound before).
-        Err(ClientError::Server(ErrorCode::NoNode)) if root.len() > 1 => {
-            Box::pin(ensure_node(client, root, "/")).await?;
-            Box::pin(ensure_node(client, path, root)).await
-        }
-        Err(error) => Err(error.into()),
     }
 }
 

@@ -23,8 +23,7 @@ use crate::proto::{
 use crate::proto::{ErrorCode, MultiResult, SetAclRequest, SetDataRequest, Zxid};
 use crate::tree::{watch::WatchTrigger, Tree, TreeError};
 use crate::wasm::Runtime;
-use recipes::Hooks;
-use zkw_guest::abi::WriteKind;
+use recipes::{ClientWrite, Hooks};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TxnEntry {
@@ -170,34 +169,20 @@ fn run_op(
             }
             single(
                 hooks
-                    .before_write(
-                        tree,
-                        ctx,
-                        WriteKind::Create,
-                        &request.path,
-                        &request.data,
-                        request.flags,
-                    )
+                    .before_write(tree, ctx, &ClientWrite::create(request))
                     .and_then(|()| ops::create::apply(tree, ctx, *op, request, triggers))
                     .map(create_response),
             )
         }
         TxnOp::Delete(request) => single(
             hooks
-                .before_write(tree, ctx, WriteKind::Delete, &request.path, &[], 0)
+                .before_write(tree, ctx, &ClientWrite::delete(request))
                 .and_then(|()| ops::delete::apply(tree, ctx, request, triggers))
                 .map(|()| Response::Empty),
         ),
         TxnOp::SetData(request) => single(
             hooks
-                .before_write(
-                    tree,
-                    ctx,
-                    WriteKind::SetData,
-                    &request.path,
-                    &request.data,
-                    0,
-                )
+                .before_write(tree, ctx, &ClientWrite::set_data(request))
                 .and_then(|()| ops::set_data::apply(tree, ctx, request, triggers))
                 .map(Response::Stat),
         ),
@@ -210,19 +195,15 @@ fn run_op(
 
 /// True when the op writes a recipe's manifest or module (see `Runtime::is_install_path`).
 fn touches_install(txn_op: &TxnOp) -> bool {
-    let path = |sub_op: &MultiOp| match sub_op {
-        MultiOp::Create { request, .. } => request.path.clone(),
-        MultiOp::Delete(request) => request.path.clone(),
-        MultiOp::SetData(request) => request.path.clone(),
-        MultiOp::Check(request) => request.path.clone(),
-    };
+    let install = |write: ClientWrite<'_>| Runtime::is_install_path(write.path);
     match txn_op {
-        TxnOp::Create { request, .. } => Runtime::is_install_path(&request.path),
-        TxnOp::Delete(request) => Runtime::is_install_path(&request.path),
-        TxnOp::SetData(request) => Runtime::is_install_path(&request.path),
+        TxnOp::Create { request, .. } => install(ClientWrite::create(request)),
+        TxnOp::Delete(request) => install(ClientWrite::delete(request)),
+        TxnOp::SetData(request) => install(ClientWrite::set_data(request)),
         TxnOp::Multi(sub_ops) => sub_ops
             .iter()
-            .any(|sub_op| Runtime::is_install_path(&path(sub_op))),
+            .filter_map(ClientWrite::of_sub_op)
+            .any(install),
         _ => false,
     }
 }

@@ -8,13 +8,60 @@ use zkw_guest::abi::{self, WriteKind};
 use super::ops::{check, create, delete, set_data};
 use super::Ctx;
 use crate::proto::{op, CheckVersionRequest, CreateMode, CreateRequest, DeleteRequest};
-use crate::proto::{ErrorCode, SetDataRequest};
+use crate::proto::{ErrorCode, MultiOp, SetDataRequest};
 use crate::tree::path::parent_of;
 use crate::tree::watch::WatchTrigger;
 use crate::tree::{acl, Tree, TreeError};
 use crate::wasm::registry::TxnInfo;
 use crate::wasm::run::{abi_stat, RunCtx};
 use crate::wasm::Runtime;
+
+/// A client write as validators see it.
+pub(crate) struct ClientWrite<'a> {
+    pub kind: WriteKind,
+    pub path: &'a str,
+    pub data: &'a [u8],
+    pub flags: i32,
+}
+
+impl<'a> ClientWrite<'a> {
+    /// The write a multi sub-op makes (None for check).
+    pub fn of_sub_op(sub_op: &'a MultiOp) -> Option<ClientWrite<'a>> {
+        match sub_op {
+            MultiOp::Create { request, .. } => Some(Self::create(request)),
+            MultiOp::Delete(request) => Some(Self::delete(request)),
+            MultiOp::SetData(request) => Some(Self::set_data(request)),
+            MultiOp::Check(_) => None,
+        }
+    }
+
+    pub fn create(request: &'a CreateRequest) -> ClientWrite<'a> {
+        ClientWrite {
+            kind: WriteKind::Create,
+            path: &request.path,
+            data: &request.data,
+            flags: request.flags,
+        }
+    }
+
+    pub fn delete(request: &'a DeleteRequest) -> ClientWrite<'a> {
+        ClientWrite {
+            kind: WriteKind::Delete,
+            path: &request.path,
+            data: &[],
+            flags: 0,
+        }
+    }
+
+    pub fn set_data(request: &'a SetDataRequest) -> ClientWrite<'a> {
+        ClientWrite {
+            kind: WriteKind::SetData,
+            path: &request.path,
+            data: &request.data,
+            flags: 0,
+        }
+    }
+}
 
 /// What a txn carries to its writes: the runtime (None where recipes are off, as in unit
 /// tests) and whether it changed an installed recipe.
@@ -37,12 +84,9 @@ impl Hooks<'_> {
         &mut self,
         tree: &mut Tree,
         ctx: &Ctx<'_>,
-        kind: WriteKind,
-        path: &str,
-        data: &[u8],
-        flags: i32,
+        write: &ClientWrite<'_>,
     ) -> Result<(), TreeError> {
-        if Runtime::is_install_path(path) {
+        if Runtime::is_install_path(write.path) {
             // Installing runs code on every replica: only an admin may.
             if !acl::is_super(ctx.auth) {
                 return Err(TreeError::NoAuth);
@@ -52,7 +96,14 @@ impl Hooks<'_> {
         }
         match self.recipes.as_deref_mut() {
             Some(recipes) if !recipes.is_empty() => recipes
-                .validate(tree, Self::info(ctx), kind, path, data, flags)
+                .validate(
+                    tree,
+                    Self::info(ctx),
+                    write.kind,
+                    write.path,
+                    write.data,
+                    write.flags,
+                )
                 .map_err(TreeError::Recipe),
             _ => Ok(()),
         }

@@ -9,9 +9,8 @@
 use crate::proto::{ErrorCode, MultiOp, MultiResult, Response};
 use crate::tree::watch::WatchTrigger;
 use crate::tree::{Tree, TreeError};
-use crate::txn::recipes::Hooks;
+use crate::txn::recipes::{ClientWrite, Hooks};
 use crate::txn::{create_result, Ctx};
-use zkw_guest::abi::WriteKind;
 
 use super::{check, create, delete, set_data};
 
@@ -46,27 +45,8 @@ fn run(
     hooks: &mut Hooks<'_>,
     triggers: &mut Vec<WatchTrigger>,
 ) -> Result<MultiResult, TreeError> {
-    match sub_op {
-        MultiOp::Create { request, .. } => hooks.before_write(
-            tree,
-            ctx,
-            WriteKind::Create,
-            &request.path,
-            &request.data,
-            request.flags,
-        )?,
-        MultiOp::Delete(request) => {
-            hooks.before_write(tree, ctx, WriteKind::Delete, &request.path, &[], 0)?
-        }
-        MultiOp::SetData(request) => hooks.before_write(
-            tree,
-            ctx,
-            WriteKind::SetData,
-            &request.path,
-            &request.data,
-            0,
-        )?,
-        MultiOp::Check(_) => {}
+    if let Some(write) = ClientWrite::of_sub_op(sub_op) {
+        hooks.before_write(tree, ctx, &write)?;
     }
     Ok(match sub_op {
         MultiOp::Create { op, request } => {
