@@ -36,17 +36,34 @@ fn main() {
         build(&workspace, &out_dir, &names)
     };
     let mut code = String::from(
-        "/// Recipes built into this binary: (name, module bytes).\npub const EMBEDDED: &[(&str, &[u8])] = &[\n",
+        "/// Recipes built into this binary: (name, module bytes, fuel per run from the crate's\n/// `[package.metadata.zkw] fuel`, 0 when it names none).\npub const EMBEDDED: &[(&str, &[u8], u64)] = &[\n",
     );
     for (name, path) in &built {
+        let fuel = metadata_fuel(&workspace.join("recipes").join(name).join("Cargo.toml"));
         let _ = writeln!(
             code,
-            "    ({name:?}, include_bytes!({:?})),",
+            "    ({name:?}, include_bytes!({:?}), {fuel}),",
             path.display().to_string()
         );
     }
     code.push_str("];\n");
     std::fs::write(out_dir.join("embedded_recipes.rs"), code).expect("OUT_DIR is writable");
+}
+
+/// The `fuel = N` line of a recipe crate's `[package.metadata.zkw]` table (0 if none): the
+/// fuel a run of that recipe needs by default.
+fn metadata_fuel(manifest: &Path) -> u64 {
+    let text = std::fs::read_to_string(manifest).unwrap_or_default();
+    let Some((_, table)) = text.split_once("[package.metadata.zkw]") else {
+        return 0;
+    };
+    table
+        .lines()
+        .take_while(|line| !line.trim_start().starts_with('['))
+        .filter_map(|line| line.split_once('='))
+        .find(|(key, _)| key.trim() == "fuel")
+        .and_then(|(_, value)| value.trim().replace('_', "").parse().ok())
+        .unwrap_or(0)
 }
 
 /// Directories under `recipes/` holding a `zkw-recipe-<dir>` package.

@@ -46,9 +46,9 @@ enum RecipeAction {
         /// The path it watches and may write under (default: /<name>).
         #[arg(long)]
         path: Option<String>,
-        /// Fuel per run.
-        #[arg(long, default_value_t = FUEL_DEFAULT)]
-        fuel: u64,
+        /// Fuel per run (default: what a built-in recipe asks for, else 10,000,000).
+        #[arg(long)]
+        fuel: Option<u64>,
         /// Linear memory cap per run, in bytes.
         #[arg(long, default_value_t = MEMORY_BYTES_DEFAULT)]
         memory: u64,
@@ -92,8 +92,9 @@ pub fn run(args: RecipeArgs) -> anyhow::Result<std::process::ExitCode> {
                 memory,
                 timer_ms,
             } => {
+                let builtin_fuel = file.to_str().and_then(embedded::fuel);
                 let limits = Limits {
-                    fuel,
+                    fuel: fuel.or(builtin_fuel).unwrap_or(FUEL_DEFAULT),
                     memory_bytes: memory,
                     timer_ms,
                 };

@@ -7,11 +7,19 @@ include!(concat!(env!("OUT_DIR"), "/embedded_recipes.rs"));
 pub fn module(name: &str) -> Option<&'static [u8]> {
     EMBEDDED
         .iter()
-        .find(|(embedded, _)| *embedded == name)
-        .map(|(_, bytes)| *bytes)
+        .find(|(embedded, _, _)| *embedded == name)
+        .map(|(_, bytes, _)| *bytes)
+}
+
+/// The fuel per run the embedded recipe `name` asks for by default, if it names one.
+pub fn fuel(name: &str) -> Option<u64> {
+    EMBEDDED
+        .iter()
+        .find(|(embedded, _, fuel)| *embedded == name && *fuel > 0)
+        .map(|(_, _, fuel)| *fuel)
 }
 
 /// Names of the embedded recipes.
 pub fn names() -> Vec<&'static str> {
-    EMBEDDED.iter().map(|(name, _)| *name).collect()
+    EMBEDDED.iter().map(|(name, _, _)| *name).collect()
 }
