@@ -78,12 +78,9 @@ async fn session_survives_kill_of_its_leader() {
     session_ephemeral_and_watches_survive_server_kill(true).await;
 }
 
-/// Places a client (through one proxy per member) on the leader or a follower, gives it an
-/// ephemeral and data, child and exists watches, kills its member -9 while every proxy refuses
-/// new connections, changes the watched nodes during that gap, lets the client back in, and
-/// checks that the session, the ephemeral and every watch came through: the gap events must
-/// come from SetWatches, as the client was away when they happened.
-async fn session_ephemeral_and_watches_survive_server_kill(on_leader: bool) {
+/// A fresh ensemble, its leader, and the member a test's client goes to: the leader, or the
+/// member after it.
+async fn start_with_target(on_leader: bool) -> (Ensemble, usize, usize) {
     let mut ens = Ensemble::start(MEMBERS).await;
     let leader = ens.leader().await;
     let target = if on_leader {
@@ -91,6 +88,16 @@ async fn session_ephemeral_and_watches_survive_server_kill(on_leader: bool) {
     } else {
         (leader + 1) % MEMBERS
     };
+    (ens, leader, target)
+}
+
+/// Places a client (through one proxy per member) on the leader or a follower, gives it an
+/// ephemeral and data, child and exists watches, kills its member -9 while every proxy refuses
+/// new connections, changes the watched nodes during that gap, lets the client back in, and
+/// checks that the session, the ephemeral and every watch came through: the gap events must
+/// come from SetWatches, as the client was away when they happened.
+async fn session_ephemeral_and_watches_survive_server_kill(on_leader: bool) {
+    let (mut ens, _, target) = start_with_target(on_leader).await;
     let admin = Ensemble::client(&ens.live_hosts()).await;
     for p in ["/data", "/gap", "/kids"] {
         mk(&admin, p, b"v0").await;
@@ -310,13 +317,7 @@ async fn silent_session_on_killed_leader_expires_on_new_leader() {
 /// A raw session on a follower (TCP kept open) or on the leader creates an ephemeral and
 /// goes silent; the leader is killed -9; the new leader must still expire the session.
 async fn silent_session_expires_on_new_leader(on_leader: bool) {
-    let mut ens = Ensemble::start(MEMBERS).await;
-    let leader = ens.leader().await;
-    let target = if on_leader {
-        leader
-    } else {
-        (leader + 1) % MEMBERS
-    };
+    let (mut ens, leader, target) = start_with_target(on_leader).await;
     let port = ens.member(target).client_port;
     let timeout_ms = SESSION_TIMEOUT_MS as i32;
     let (mut raw, negotiated) =

@@ -18,7 +18,6 @@ the same for every member, as ZooKeeper's dynamic config does.
 
 import base64
 import hashlib
-import os
 import time
 
 import pytest
@@ -32,7 +31,7 @@ from kazoo.exceptions import (
     ReconfigDisabledError,
 )
 
-from cluster import HOST, Cluster, Member
+from cluster import HOST, Member
 from workload import CONNECT_TIMEOUT_S, connect
 
 SUPER_PASSWORD = "reconfig-test"
@@ -57,16 +56,13 @@ def super_client(hosts):
 
 
 @pytest.fixture
-def ensemble(request):
-    clusters = []
-
+def ensemble(make_cluster):
     def make(size=3, enabled=True, observers=()):
         extra = {
             "reconfigEnabled": "true" if enabled else "false",
             "DigestAuthenticationProvider.superDigest": super_digest(),
         }
-        cluster = Cluster(size, extra_cfg=extra, proxied=False)
-        clusters.append(cluster)
+        cluster = make_cluster(size, extra_cfg=extra, start=False, proxied=False)
         if observers:
             plain = cluster.peer_address
 
@@ -79,13 +75,7 @@ def ensemble(request):
         cluster.start()
         return cluster
 
-    yield make
-    report = getattr(request.node, "report_call", None)
-    keep = bool(os.environ.get("ZKW_KEEP_LOGS")) or report is None or report.failed
-    for cluster in clusters:
-        cluster.close(keep_dir=keep)
-        if keep:
-            print(f"\nmember logs kept in {cluster.base_dir}")
+    return make
 
 
 def parse_config(data):
