@@ -115,22 +115,22 @@ pub fn quorum_address(spec: &str) -> String {
 /// tells every later leader a reconfig happened (zoo.cfg's members are stored without one).
 pub fn with_role(spec: &str, observer: bool) -> String {
     let role = if observer { "observer" } else { "participant" };
-    let (server, client) = match spec.split_once(';') {
-        Some((server, client)) => (server, Some(client)),
-        None => (spec, None),
-    };
-    let server = server
-        .strip_suffix(":participant")
-        .or_else(|| server.strip_suffix(":observer"))
-        .unwrap_or(server);
-    match client {
-        Some(client) => format!("{server}:{role};{client}"),
-        None => format!("{server}:{role}"),
+    match split_role(spec) {
+        (server, Some(client)) => format!("{server}:{role};{client}"),
+        (server, None) => format!("{server}:{role}"),
     }
 }
 
 /// `spec` without the role [`with_role`] adds.
 fn without_role(spec: &str) -> String {
+    match split_role(spec) {
+        (server, Some(client)) => format!("{server};{client}"),
+        (server, None) => server.to_owned(),
+    }
+}
+
+/// The server part of `spec` without any role, and its client part (after `;`).
+fn split_role(spec: &str) -> (&str, Option<&str>) {
     let (server, client) = match spec.split_once(';') {
         Some((server, client)) => (server, Some(client)),
         None => (spec, None),
@@ -139,10 +139,7 @@ fn without_role(spec: &str) -> String {
         .strip_suffix(":participant")
         .or_else(|| server.strip_suffix(":observer"))
         .unwrap_or(server);
-    match client {
-        Some(client) => format!("{server};{client}"),
-        None => server.to_owned(),
-    }
+    (server, client)
 }
 
 fn has_role(spec: &str) -> bool {
