@@ -84,6 +84,14 @@ impl Ctx {
         format!("{root}/{name}")
     }
 
+    /// The node directly under the root that `path` lies in (`<root>/<name>`: a lock, an
+    /// election, an app...) and the rest of `path` below it (empty for that node itself).
+    pub fn split_under_root<'a>(&self, path: &'a str) -> Option<(String, &'a str)> {
+        let rest = relative(self.root(), path)?;
+        let (name, tail) = rest.split_once('/').unwrap_or((rest, ""));
+        (!name.is_empty()).then(|| (self.path(name), tail))
+    }
+
     /// True when `path` is the root or lies under it (where this recipe may write).
     pub fn is_under_root(&self, path: &str) -> bool {
         let root = self.header.root.trim_end_matches('/');
@@ -193,6 +201,13 @@ impl Ctx {
     pub fn debug(&mut self, message: impl fmt::Display) {
         self.log(Level::Debug, message);
     }
+}
+
+/// The part of `path` below `root`, without the `/` between them; None unless `path` lies
+/// strictly under `root`.
+pub fn relative<'a>(root: &str, path: &'a str) -> Option<&'a str> {
+    let root = root.trim_end_matches('/');
+    path.strip_prefix(root)?.strip_prefix('/')
 }
 
 #[cfg(test)]

@@ -84,7 +84,7 @@ mod sys;
 pub mod testing;
 
 pub use abi::{Event, EventKind, Header, Node, Op, OpResult, Stat, Validate, WriteKind};
-pub use ctx::{CreateMode, Ctx, Level, ANY_VERSION};
+pub use ctx::{relative, CreateMode, Ctx, Level, ANY_VERSION};
 pub use error::{Error, Reject};
 pub use rt::{CallFn, EventFn, Recipe, ValidateFn};
 

@@ -38,8 +38,7 @@ pub enum Target<'a> {
 
 /// Classifies `path` relative to `root`.
 pub fn classify<'a>(root: &str, path: &'a str) -> Target<'a> {
-    let root = root.trim_end_matches('/');
-    let Some(rest) = path.strip_prefix(root).and_then(|r| r.strip_prefix('/')) else {
+    let Some(rest) = zkw_guest::relative(root, path) else {
         return Target::Other;
     };
     let mut parts = rest.split('/');

@@ -72,28 +72,20 @@ pub fn parse_campaign(data: &[u8]) -> (bool, &[u8]) {
     }
 }
 
-/// The election a path under the root belongs to (`<root>/<name>`), and the rest after it.
-fn split_under_root<'a>(ctx: &Ctx, path: &'a str) -> Option<(String, &'a str)> {
-    let root = ctx.root().trim_end_matches('/');
-    let rest = path.strip_prefix(root)?.strip_prefix('/')?;
-    let (name, tail) = rest.split_once('/').unwrap_or((rest, ""));
-    (!name.is_empty()).then(|| (format!("{root}/{name}"), tail))
-}
-
 fn on_event(ctx: &mut Ctx, event: &Event) -> Result<(), Error> {
     match event.kind {
-        EventKind::ChildrenChanged => match split_under_root(ctx, &event.path) {
+        EventKind::ChildrenChanged => match ctx.split_under_root(&event.path) {
             Some((election, "")) => settle(ctx, &election),
             _ => Ok(()),
         },
         // A participant changed its proposal or its yield (our own leader writes are skipped).
-        EventKind::DataChanged => match split_under_root(ctx, &event.path) {
+        EventKind::DataChanged => match ctx.split_under_root(&event.path) {
             Some((election, tail)) if parse_participant(tail).is_some() => settle(ctx, &election),
             _ => Ok(()),
         },
         EventKind::SessionClosed => {
             let mut elections: Vec<String> = (event.ephemerals.iter())
-                .filter_map(|path| split_under_root(ctx, path))
+                .filter_map(|path| ctx.split_under_root(path))
                 .filter(|(_, tail)| parse_participant(tail).is_some())
                 .map(|(election, _)| election)
                 .collect();
@@ -159,7 +151,7 @@ fn settle(ctx: &mut Ctx, election: &str) -> Result<(), Error> {
 /// Refuses client writes of the leader node (only the server names leaders; deleting it is
 /// allowed so an empty election can be removed) and malformed participants.
 fn validate(ctx: &mut Ctx, write: &Validate) -> Result<(), Reject> {
-    let Some((_, tail)) = split_under_root(ctx, &write.path) else {
+    let Some((_, tail)) = ctx.split_under_root(&write.path) else {
         return Ok(());
     };
     match (write.kind, tail) {

@@ -69,27 +69,19 @@ pub fn parse_lease(data: &[u8]) -> Result<Option<i64>, String> {
     }
 }
 
-/// The lock a path under the root belongs to (`<root>/<name>`), and the rest after it.
-fn split_under_root<'a>(ctx: &Ctx, path: &'a str) -> Option<(String, &'a str)> {
-    let root = ctx.root().trim_end_matches('/');
-    let rest = path.strip_prefix(root)?.strip_prefix('/')?;
-    let (name, tail) = rest.split_once('/').unwrap_or((rest, ""));
-    (!name.is_empty()).then(|| (format!("{root}/{name}"), tail))
-}
-
 fn on_event(ctx: &mut Ctx, event: &Event) -> Result<(), Error> {
     match event.kind {
         // A request came or went (release, expiry), or the lease setting changed: only the
         // lock node's own events, so each change settles the queue once, not twice.
         EventKind::ChildrenChanged | EventKind::DataChanged => {
-            match split_under_root(ctx, &event.path) {
+            match ctx.split_under_root(&event.path) {
                 Some((lock, "")) => settle(ctx, &lock),
                 _ => Ok(()),
             }
         }
         EventKind::SessionClosed => {
             let mut locks: Vec<String> = (event.ephemerals.iter())
-                .filter_map(|path| split_under_root(ctx, path))
+                .filter_map(|path| ctx.split_under_root(path))
                 .filter(|(_, tail)| !tail.is_empty())
                 .map(|(lock, _)| lock)
                 .collect();
@@ -169,7 +161,7 @@ fn grant(ctx: &mut Ctx, path: &str, data: &[u8], version: i32) -> Result<(), Err
 /// Refuses client writes that would break the protocol: forged grants, malformed requests
 /// and leases. Deletes (releases) always pass.
 fn validate(ctx: &mut Ctx, write: &Validate) -> Result<(), Reject> {
-    let Some((_, tail)) = split_under_root(ctx, &write.path) else {
+    let Some((_, tail)) = ctx.split_under_root(&write.path) else {
         return Ok(());
     };
     match (write.kind, tail) {
