@@ -33,6 +33,28 @@ const STOP_KILL_WAIT_MS_MAX: u64 = 5_000;
 /// Pause between two looks at the server while waiting.
 const POLL_INTERVAL_MS: u64 = 100;
 
+/// The environment variable that also sets `--log-format` (and carries it to `start`'s child).
+pub(crate) const LOG_FORMAT_ENV: &str = "ZKW_LOG_FORMAT";
+
+/// How the server writes its log lines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    /// tracing's human format: time, level, target, message, then the fields.
+    #[default]
+    Human,
+    /// One JSON object per line with the fields at the top level.
+    Json,
+}
+
+impl LogFormat {
+    fn name(self) -> &'static str {
+        match self {
+            LogFormat::Human => "human",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
 /// The config named on the command line, or the embedded default.
 fn load_config(path: Option<&Path>) -> anyhow::Result<(Config, Vec<crate::config::ConfigWarning>)> {
     match path {
@@ -46,8 +68,11 @@ fn pid_file(config: &Config) -> PathBuf {
 }
 
 /// `zkw server start-foreground`: serve in this process until SIGTERM or SIGINT.
-pub(crate) fn start_foreground(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
-    init_tracing();
+pub(crate) fn start_foreground(
+    config_path: Option<&Path>,
+    log_format: LogFormat,
+) -> anyhow::Result<ExitCode> {
+    init_tracing(log_format);
     let (config, warnings) = load_config(config_path)?;
     for warning in &warnings {
         tracing::warn!(%warning, "config");
@@ -74,16 +99,24 @@ pub(crate) fn start_foreground(config_path: Option<&Path>) -> anyhow::Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
-fn init_tracing() {
+fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ZKW_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // A second init (never in the binary) would fail harmlessly; ignore it.
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(std::io::stderr);
+    // A second init (never in the binary) would fail harmlessly; ignore it.
+    let _ = match format {
         // Colour codes only for a terminal, never into zkw.out.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        LogFormat::Human => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+    };
 }
 
 /// A future that completes on the first SIGTERM or SIGINT. The handlers are installed before
@@ -101,7 +134,7 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + S
 }
 
 /// `zkw server start`: re-run this executable with `start-foreground`, detached.
-pub(crate) fn start(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
+pub(crate) fn start(config_path: Option<&Path>, log_format: LogFormat) -> anyhow::Result<ExitCode> {
     let (config, _warnings) = load_config(config_path)?;
     print_now("Starting zkw ... ");
     std::fs::create_dir_all(&config.data_dir)
@@ -114,7 +147,7 @@ pub(crate) fn start(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     }
-    let mut child = spawn_background(&config, config_path)?;
+    let mut child = spawn_background(&config, config_path, log_format)?;
     std::fs::write(&pid_path, child.id().to_string())
         .with_context(|| format!("FAILED TO WRITE PID to {}", pid_path.display()))?;
     if wait_until_serving(&config, &mut child)? {
@@ -137,7 +170,11 @@ fn out_file(config: &Config) -> PathBuf {
     }
 }
 
-fn spawn_background(config: &Config, config_path: Option<&Path>) -> anyhow::Result<Child> {
+fn spawn_background(
+    config: &Config,
+    config_path: Option<&Path>,
+    log_format: LogFormat,
+) -> anyhow::Result<Child> {
     use std::os::unix::process::CommandExt;
     let out_path = out_file(config);
     if let Some(parent) = out_path.parent() {
@@ -154,7 +191,9 @@ fn spawn_background(config: &Config, config_path: Option<&Path>) -> anyhow::Resu
         .context("cannot duplicate the output file")?;
     let exe = std::env::current_exe().context("cannot find the zkw executable")?;
     let mut command = Command::new(exe);
-    command.args(["server", "start-foreground"]);
+    command
+        .args(["server", "start-foreground"])
+        .env(LOG_FORMAT_ENV, log_format.name());
     if let Some(path) = config_path {
         command.arg("--config").arg(path);
     }

@@ -44,6 +44,10 @@ enum Command {
         /// (./conf/zoo.cfg is NOT read implicitly).
         #[arg(long, global = true, value_name = "PATH")]
         config: Option<PathBuf>,
+        /// Log format of the server: `human` (one line per event, the default) or `json` (one
+        /// JSON object per line, fields included, for log shippers).
+        #[arg(long, global = true, value_enum, env = daemon::LOG_FORMAT_ENV, default_value_t)]
+        log_format: daemon::LogFormat,
     },
     /// Print the zkw version.
     Version,
@@ -86,7 +90,11 @@ pub fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Command::Version => print_version(),
-        Command::Server { action, config } => run_server_action(action, config),
+        Command::Server {
+            action,
+            config,
+            log_format,
+        } => run_server_action(action, config, log_format),
         Command::Bench(args) => bench::run(args),
         Command::Recipe(args) => recipe::run(args),
         Command::Config(args) => config::run(args),
@@ -102,18 +110,22 @@ fn print_version() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn run_server_action(action: ServerAction, config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+fn run_server_action(
+    action: ServerAction,
+    config: Option<PathBuf>,
+    log_format: daemon::LogFormat,
+) -> anyhow::Result<ExitCode> {
     match action {
         ServerAction::Version => print_version(),
-        ServerAction::StartForeground => daemon::start_foreground(config.as_deref()),
-        ServerAction::Start => daemon::start(config.as_deref()),
+        ServerAction::StartForeground => daemon::start_foreground(config.as_deref(), log_format),
+        ServerAction::Start => daemon::start(config.as_deref(), log_format),
         ServerAction::Stop => daemon::stop(config.as_deref()),
         ServerAction::Restart => {
             let stopped = daemon::stop(config.as_deref())?;
             if stopped != ExitCode::SUCCESS {
                 return Ok(stopped);
             }
-            daemon::start(config.as_deref())
+            daemon::start(config.as_deref(), log_format)
         }
         ServerAction::Status => daemon::status(config.as_deref()),
     }

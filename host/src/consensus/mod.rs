@@ -805,16 +805,18 @@ impl<M: StateMachine> Consensus<M> {
         let mut leader = None;
         let mut is_leader = false;
         loop {
-            let (now_leader, now_is_leader, term) = {
+            let (now_leader, now_is_leader, term, zxid) = {
                 let current = metrics.borrow_and_update();
                 (
                     current.current_leader,
                     current.state == ServerState::Leader,
                     current.current_term,
+                    current.last_applied.map_or(0, |id| id.index),
                 )
             };
             if now_leader != leader {
-                tracing::info!(leader = ?now_leader, term, me = self.my_id, "leader changed");
+                // The election's outcome, once per change (ZooKeeper's LEADING/FOLLOWING line).
+                tracing::info!(leader = ?now_leader, term, zxid, me = self.my_id, "leader changed");
                 leader = now_leader;
             }
             self.refresh_serving().await;

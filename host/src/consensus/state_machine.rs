@@ -332,7 +332,11 @@ impl RaftSnapshotBuilder<ZkwRaft> for Builder {
         })
         .await
         .map_err(io::Error::other)??;
-        tracing::info!(snapshot = %written.0.display(), "snapshot written");
+        tracing::info!(
+            zxid = self.meta.last_log_id.map_or(0, |id| id.index),
+            snapshot = %written.0.display(),
+            "snapshot written"
+        );
         Ok(openraft::Snapshot {
             meta: self.meta.clone(),
             snapshot: written.1,

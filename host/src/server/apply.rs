@@ -187,6 +187,12 @@ impl StateMachine for Applier {
                 shared.lock_tracker().remove(entry.session_id);
             }
             if let (TxnOp::CreateSession { timeout_ms, .. }, true) = (&entry.op, session_created) {
+                tracing::info!(
+                    session = format_args!("0x{:x}", entry.session_id),
+                    zxid = applied.zxid,
+                    timeout_ms,
+                    "session opened"
+                );
                 let now_ms = shared.clock.monotonic_ms();
                 let timeout_ms = u64::try_from(*timeout_ms).unwrap_or(0);
                 shared

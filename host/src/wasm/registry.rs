@@ -475,7 +475,13 @@ impl Runtime {
                 Ok(code) => format!("{entry} returned {code}"),
                 Err(failure) => format!("{entry}: {failure}"),
             };
-            tracing::warn!(recipe = %name, zxid = info.zxid, fuel_used = finished.fuel_used, "recipe run failed, its writes are discarded: {what}");
+            tracing::warn!(
+                recipe = %name,
+                zxid = info.zxid,
+                session = format_args!("0x{:x}", info.session_id),
+                fuel_used = finished.fuel_used,
+                "recipe run failed, its writes are discarded: {what}"
+            );
             self.log(name, format!("failed: {what}"));
         }
         Ran {

@@ -121,11 +121,17 @@ pub struct Server {
     pub port: u16,
     dir: tempfile::TempDir,
     log: PathBuf,
+    args: Vec<String>,
 }
 
 impl Server {
     /// Starts a server with the common settings plus `extra_cfg` (which override them).
     pub fn start(extra_cfg: &[(&str, &str)]) -> Server {
+        Server::start_with_args(extra_cfg, &[])
+    }
+
+    /// As [`Server::start`], with extra arguments after `zkw server start-foreground`.
+    pub fn start_with_args(extra_cfg: &[(&str, &str)], args: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let data = dir.path().join("data");
@@ -149,12 +155,14 @@ impl Server {
         let text: String = cfg.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
         std::fs::write(&cfg_path, text).unwrap();
         let log = dir.path().join("server.log");
-        let child = spawn_process(&cfg_path, &cfg, &log);
+        let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
+        let child = spawn_process(&cfg_path, &cfg, &log, &args);
         let mut server = Server {
             child,
             port,
             dir,
             log,
+            args,
         };
         server.wait_ready();
         server
@@ -171,7 +179,7 @@ impl Server {
             .filter_map(|line| line.split_once('='))
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
-        self.child = spawn_process(&cfg_path, &cfg, &self.log);
+        self.child = spawn_process(&cfg_path, &cfg, &self.log, &self.args);
         self.wait_ready();
     }
 
@@ -241,6 +249,11 @@ impl Server {
         RawConn::connect(self.port)
     }
 
+    /// The server's output so far (stdout and stderr).
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     fn dump_log(&self) {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let tail: Vec<&str> = text.lines().rev().take(200).collect();
@@ -262,7 +275,12 @@ impl Drop for Server {
     }
 }
 
-fn spawn_process(cfg_path: &std::path::Path, cfg: &[(String, String)], log: &PathBuf) -> Child {
+fn spawn_process(
+    cfg_path: &std::path::Path,
+    cfg: &[(String, String)],
+    log: &PathBuf,
+    args: &[String],
+) -> Child {
     let out = File::create(log).unwrap();
     let err = out.try_clone().unwrap();
     let mut cmd = if target_is_zookeeper() {
@@ -272,7 +290,8 @@ fn spawn_process(cfg_path: &std::path::Path, cfg: &[(String, String)], log: &Pat
         c.arg("server")
             .arg("start-foreground")
             .arg("--config")
-            .arg(cfg_path);
+            .arg(cfg_path)
+            .args(args);
         c
     };
     cmd.stdin(Stdio::null())
