@@ -60,7 +60,7 @@ impl Ca {
         let mut params =
             CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
         params.distinguished_name.push(DnType::CommonName, name);
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        let cert = params.signed_by(&key, &*self.issuer).unwrap();
         Leaf {
             cert: cert.pem(),
             key: key.serialize_pem(),

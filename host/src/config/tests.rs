@@ -636,7 +636,10 @@ fn tls_keys_reach_the_config() {
     let tls = &config.tls;
     assert_eq!(config.secure_client_port, Some(2281));
     let key_store = tls.client.key_store.as_ref().unwrap();
-    assert_eq!((key_store.key.as_str(), key_store.line), ("ssl.keyStore.location", 2));
+    assert_eq!(
+        (key_store.key.as_str(), key_store.line),
+        ("ssl.keyStore.location", 2)
+    );
     assert!(tls.client.trust_store.is_some());
     // A trust store without ssl.clientAuth means need, as ZooKeeper's ClientAuth default.
     assert_eq!(tls.client.client_auth, ClientAuth::Need);

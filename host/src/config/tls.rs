@@ -285,14 +285,19 @@ fn check_pem(text: &str, is_key_store: bool) -> Result<(), String> {
     if !is_key_store {
         return Ok(());
     }
-    if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") || text.contains("Proc-Type: 4,ENCRYPTED")
+    if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+        || text.contains("Proc-Type: 4,ENCRYPTED")
     {
-        return Err("holds an encrypted private key, which zkw cannot use; decrypt it with \
+        return Err(
+            "holds an encrypted private key, which zkw cannot use; decrypt it with \
                     `openssl pkey -in key.pem -out plain.pem` and protect the file instead"
-            .into());
+                .into(),
+        );
     }
     if !text.contains("PRIVATE KEY-----") {
-        return Err("has no PEM private key; a key store holds the key and its certificate chain".into());
+        return Err(
+            "has no PEM private key; a key store holds the key and its certificate chain".into(),
+        );
     }
     Ok(())
 }
@@ -308,7 +313,11 @@ fn client_auth(value: &str) -> Result<ClientAuth, String> {
 
 fn protocols(value: &str) -> Result<Vec<TlsVersion>, String> {
     let mut versions = Vec::new();
-    for name in value.split(',').map(str::trim).filter(|name| !name.is_empty()) {
+    for name in value
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+    {
         match name {
             "TLSv1.2" => versions.push(TlsVersion::Tls12),
             "TLSv1.3" => versions.push(TlsVersion::Tls13),

@@ -37,6 +37,9 @@ use super::types::{Command, SnapshotMeta, Vote, ZkwRaft};
 pub const PEER_FRAME_BYTES_MAX: u32 = 1024 * 1024 * 1024;
 /// How long to wait for a TCP connection to a peer.
 pub const PEER_CONNECT_TIMEOUT_MS: u64 = 1_000;
+/// Fewest milliseconds between two warnings about the same peer's failed TLS handshake (the
+/// connection is retried every heartbeat; later failures in the window are debug lines).
+pub const PEER_TLS_WARN_INTERVAL_MS: u64 = 10_000;
 
 /// A peer connection's byte stream: plain TCP, or TLS over it.
 trait PeerIo: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -177,6 +180,7 @@ pub struct PeerClient {
     pub target: u64,
     address: String,
     stream: Option<PeerStream>,
+    tls_warned_at: Option<std::time::Instant>,
 }
 
 impl PeerClient {
@@ -185,6 +189,7 @@ impl PeerClient {
             target,
             address,
             stream: None,
+            tls_warned_at: None,
         }
     }
 
@@ -199,14 +204,34 @@ impl PeerClient {
             return Ok(());
         };
         let handshake = tls.connector.connect(server_name(&self.address)?, stream);
-        let stream = tokio::time::timeout(tls.handshake_timeout, handshake)
+        let outcome = tokio::time::timeout(tls.handshake_timeout, handshake)
             .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))?
-            .inspect_err(|error| {
-                tracing::warn!(peer = self.target, address = %self.address, %error, "quorum TLS handshake failed");
-            })?;
-        self.stream = Some(Box::new(stream));
-        Ok(())
+            .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "timed out")));
+        match outcome {
+            Ok(stream) => {
+                self.stream = Some(Box::new(stream));
+                Ok(())
+            }
+            Err(error) => {
+                self.log_tls_failure(&error);
+                Err(error)
+            }
+        }
+    }
+
+    /// A warning per peer per [`PEER_TLS_WARN_INTERVAL_MS`], debug lines in between.
+    fn log_tls_failure(&mut self, error: &io::Error) {
+        let now = std::time::Instant::now();
+        let quiet = Duration::from_millis(PEER_TLS_WARN_INTERVAL_MS);
+        if self
+            .tls_warned_at
+            .is_some_and(|warned| now.duration_since(warned) < quiet)
+        {
+            tracing::debug!(peer = self.target, address = %self.address, %error, "quorum TLS handshake failed");
+            return;
+        }
+        self.tls_warned_at = Some(now);
+        tracing::warn!(peer = self.target, address = %self.address, %error, "quorum TLS handshake failed");
     }
 
     /// One request, one response, within `timeout`.

@@ -403,7 +403,7 @@ async fn serve_secure(
             return;
         }
         Err(_) => {
-            tracing::warn!(%peer, timeout_ms = timeout.as_millis(), "TLS handshake timed out on the secure client port; closing");
+            tracing::warn!(%peer, ?timeout, "TLS handshake timed out on the secure client port; closing");
             return;
         }
     };
