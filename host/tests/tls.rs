@@ -163,7 +163,8 @@ async fn exercise(client: &zk::Client) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_get_watch_over_tls_without_client_auth() {
     let secure = SecureServer::start(Some("none"));
-    let connect = secure.connector(None).connect(&secure.tls_hosts());
+    let hosts = secure.tls_hosts();
+    let connect = secure.connector(None).connect(&hosts);
     let client = bounded("TLS connect", connect).await.unwrap();
     exercise(&client).await;
     // The plain port still works and sees the same tree.
@@ -176,8 +177,9 @@ async fn create_get_watch_over_tls_without_client_auth() {
 async fn client_certificate_required_by_default_with_a_trust_store() {
     // ssl.clientAuth unset with a trust store: ZooKeeper's default, need.
     let secure = SecureServer::start(None);
+    let hosts = secure.tls_hosts();
     let leaf = secure.ca.leaf("client");
-    let connect = secure.connector(Some(&leaf)).connect(&secure.tls_hosts());
+    let connect = secure.connector(Some(&leaf)).connect(&hosts);
     let client = bounded("TLS connect with a client cert", connect)
         .await
         .unwrap();
@@ -186,7 +188,7 @@ async fn client_certificate_required_by_default_with_a_trust_store() {
     let anonymous = secure
         .connector(None)
         .with_fail_eagerly()
-        .connect(&secure.tls_hosts());
+        .connect(&hosts);
     let outcome = tokio::time::timeout(Duration::from_secs(REFUSED_SECS_MAX), anonymous).await;
     assert!(
         !matches!(outcome, Ok(Ok(_))),
@@ -197,7 +199,7 @@ async fn client_certificate_required_by_default_with_a_trust_store() {
     let foreign = secure
         .connector(Some(&stranger))
         .with_fail_eagerly()
-        .connect(&secure.tls_hosts());
+        .connect(&hosts);
     let outcome = tokio::time::timeout(Duration::from_secs(REFUSED_SECS_MAX), foreign).await;
     assert!(
         !matches!(outcome, Ok(Ok(_))),

@@ -42,8 +42,8 @@ pub const PEER_CONNECT_TIMEOUT_MS: u64 = 1_000;
 pub const PEER_TLS_WARN_INTERVAL_MS: u64 = 10_000;
 
 /// A peer connection's byte stream: plain TCP, or TLS over it.
-trait PeerIo: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> PeerIo for T {}
+trait PeerIo: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> PeerIo for T {}
 type PeerStream = Box<dyn PeerIo>;
 
 /// Both ends of quorum TLS, built once from the ssl.quorum keys.
