@@ -185,10 +185,7 @@ async fn client_certificate_required_by_default_with_a_trust_store() {
         .unwrap();
     exercise(&client).await;
 
-    let anonymous = secure
-        .connector(None)
-        .with_fail_eagerly()
-        .connect(&hosts);
+    let anonymous = secure.connector(None).with_fail_eagerly().connect(&hosts);
     let outcome = tokio::time::timeout(Duration::from_secs(REFUSED_SECS_MAX), anonymous).await;
     assert!(
         !matches!(outcome, Ok(Ok(_))),

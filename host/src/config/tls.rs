@@ -89,12 +89,26 @@ impl Default for TlsSettings {
 }
 
 /// TLS for the secure client port and (with `sslQuorum=true`) between servers.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TlsConfig {
     pub client: TlsSettings,
     pub quorum: TlsSettings,
     /// `sslQuorum`: the peer transport runs over mutual TLS.
     pub quorum_enabled: bool,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            client: TlsSettings::default(),
+            // Quorum TLS is always mutual, as ZooKeeper's quorum SSL is by default.
+            quorum: TlsSettings {
+                client_auth: ClientAuth::Need,
+                ..TlsSettings::default()
+            },
+            quorum_enabled: false,
+        }
+    }
 }
 
 /// Raw values of one side, kept until `finish` resolves the defaults that depend on others.
