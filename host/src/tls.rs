@@ -43,7 +43,7 @@ fn provider(settings: &TlsSettings) -> Arc<CryptoProvider> {
     if !settings.cipher_suites.is_empty() {
         provider.cipher_suites.retain(|suite| {
             let name = rustls_name_to_java(&format!("{:?}", suite.suite()));
-            settings.cipher_suites.iter().any(|wanted| *wanted == name)
+            settings.cipher_suites.contains(&name)
         });
     }
     Arc::new(provider)
