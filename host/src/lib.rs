@@ -8,6 +8,7 @@
 //! - [`session`]: session liveness and expiry.
 //! - [`server`]: listeners, connections, dispatch, four-letter words.
 //! - [`config`]: zoo.cfg / zkw.toml.
+//! - [`tls`]: rustls configurations for the secure client port and the quorum.
 //! - [`cli`]: the `zkw` command tree.
 //! - [`client`]: an async ZooKeeper client for our tools (bench, cli) and tests.
 
@@ -19,6 +20,7 @@ pub mod consensus;
 pub mod proto;
 pub mod server;
 pub mod session;
+pub mod tls;
 pub mod tree;
 pub mod txn;
 pub mod wasm;

@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use super::servers;
+use super::tls::{self, RawTls};
 use super::*;
 
 /// The four-letter words ZooKeeper 3.8 knows; others in the whitelist only earn a warning.
@@ -19,10 +20,10 @@ const FOUR_LETTER_WORDS: [&str; 18] = [
     "srvr", "stat", "stmk", "wchc", "wchp", "wchs",
 ];
 
-/// ZooKeeper keys zkw accepts and ignores (TLS, SASL, tuning knobs of the JVM server).
-const IGNORED_KEY_PREFIXES: [&str; 14] = [
+/// ZooKeeper keys zkw accepts and ignores (SASL, tuning knobs of the JVM server, the TLS keys
+/// zkw has no use for, such as `ssl.sslProvider`; the ones it reads are in `config::tls`).
+const IGNORED_KEY_PREFIXES: [&str; 13] = [
     "ssl.",
-    "sslQuorum",
     "portUnification",
     "serverCnxnFactory",
     "authProvider.",
@@ -60,6 +61,7 @@ pub(crate) struct Builder<'file> {
     whitelist: Option<FourLetterWhitelist>,
     client_port_set: bool,
     server_entries: Vec<Entry>,
+    raw_tls: RawTls,
 }
 
 /// Applies `entries` (in file order) and validates the result.
@@ -77,6 +79,7 @@ pub(crate) fn build(
         whitelist: None,
         client_port_set: false,
         server_entries: Vec::new(),
+        raw_tls: RawTls::default(),
     };
     for entry in last_occurrences(file, entries, &mut builder.warnings) {
         builder.apply(&entry)?;
@@ -113,6 +116,9 @@ fn last_occurrences(
 
 /// The key without a `zookeeper.` prefix, when it names a system-property key.
 fn canonical(key: &str) -> &str {
+    if let Some(tls_key) = tls::canonical(key) {
+        return tls_key;
+    }
     match key.strip_prefix("zookeeper.") {
         Some(rest) if SYSTEM_PROPERTY_KEYS.contains(&rest) => rest,
         _ => key,
@@ -126,7 +132,8 @@ impl Builder<'_> {
         let handled = self.apply_core(&key, entry)?
             || self.apply_session(&key, entry)?
             || self.apply_services(&key, entry)?
-            || self.apply_quorum(&key, entry)?;
+            || self.apply_quorum(&key, entry)?
+            || self.apply_tls(&key, entry)?;
         if !handled {
             self.warn_unhandled(&key, entry)?;
         }
@@ -373,6 +380,7 @@ impl Builder<'_> {
             }
         };
         servers::finish(&mut self)?;
+        self.finish_tls()?;
         Ok((self.config, self.warnings))
     }
 
@@ -424,6 +432,18 @@ impl Builder<'_> {
 
     fn check<T>(&self, entry: &Entry, result: Result<T, String>) -> Result<T, ConfigError> {
         check(self.file, entry, result)
+    }
+
+    pub(super) fn check_value<T>(
+        &self,
+        entry: &Entry,
+        result: Result<T, String>,
+    ) -> Result<T, ConfigError> {
+        check(self.file, entry, result)
+    }
+
+    pub(super) fn raw_tls_mut(&mut self) -> &mut RawTls {
+        &mut self.raw_tls
     }
 
     pub(super) fn error(&self, entry: &Entry, reason: String) -> ConfigError {

@@ -17,6 +17,7 @@
 mod keys;
 mod properties;
 mod servers;
+mod tls;
 mod toml_file;
 
 use std::collections::BTreeSet;
@@ -25,6 +26,10 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 pub use servers::{parse_server_line, read_my_id};
+pub use tls::{
+    ClientAuth, PemFile, TlsConfig, TlsSettings, TlsVersion, TLS_CIPHER_SUITES_SUPPORTED,
+    TLS_HANDSHAKE_TIMEOUT_MS_DEFAULT, TLS_HANDSHAKE_TIMEOUT_MS_MAX, TLS_PEM_FILE_BYTES_MAX,
+};
 
 /// Smallest tickTime accepted, in milliseconds.
 pub const TICK_TIME_MS_MIN: u32 = 1;
@@ -207,6 +212,8 @@ pub struct Config {
     pub super_digest: Option<String>,
     pub secure_client_port: Option<u16>,
     pub secure_client_port_address: Option<IpAddr>,
+    /// `ssl.*`, `ssl.quorum.*`, `sslQuorum` (see docs/tls.md).
+    pub tls: TlsConfig,
     /// `peerType`: this server's own role.
     pub peer_type: PeerRole,
     pub dynamic_config_file: Option<PathBuf>,
@@ -251,6 +258,7 @@ impl Default for Config {
             super_digest: None,
             secure_client_port: None,
             secure_client_port_address: None,
+            tls: TlsConfig::default(),
             peer_type: PeerRole::Participant,
             dynamic_config_file: None,
             election_algorithm: ELECTION_ALGORITHM_SUPPORTED,

@@ -144,7 +144,7 @@ fn every_simple_key_is_applied() {
          metricsProvider.httpHost=127.0.0.1\nmetricsProvider.httpPort=7001\n\
          metricsProvider.exportJvmInfo=false\njute.maxbuffer=0x100000\nextendedTypesEnabled=true\n\
          standaloneEnabled=false\nreconfigEnabled=true\nsnapCount=5000\n\
-         znode.container.checkIntervalMs=1000\nsecureClientPort=2281\nelectionAlg=3\n\
+         znode.container.checkIntervalMs=1000\nelectionAlg=3\n\
          syncEnabled=false\nquorumListenOnAllIPs=true\nlocalSessionsEnabled=true\n\
          localSessionsUpgradingEnabled=TRUE\nDigestAuthenticationProvider.superDigest=super:abc=\n",
     );
@@ -196,7 +196,6 @@ fn every_simple_key_is_applied() {
         (config.snap_count, config.container_check_interval_ms),
         (5000, 1000)
     );
-    assert_eq!(config.secure_client_port, Some(2281));
     assert!(!config.sync_enabled && config.quorum_listen_on_all_ips);
     assert!(config.local_sessions_enabled && config.local_sessions_upgrading_enabled);
     assert_eq!(config.super_digest.as_deref(), Some("super:abc="));
@@ -282,7 +281,7 @@ fn min_session_timeout_above_max_is_refused() {
 fn unknown_keys_and_duplicates_warn() {
     let (config, warnings) = load_text(
         "zoo.cfg",
-        "tickTime=1000\nfooBar=1\nsslQuorum=true\ntickTime=1500\n",
+        "tickTime=1000\nfooBar=1\nportUnification=true\ntickTime=1500\n",
     )
     .unwrap();
     assert_eq!(config.tick_time_ms, 1500);
@@ -296,7 +295,7 @@ fn unknown_keys_and_duplicates_warn() {
         .any(|text| text.ends_with(":2: fooBar: unknown key; ignored")));
     assert!(texts
         .iter()
-        .any(|text| text.contains(":3: sslQuorum: a ZooKeeper key zkw does not use")));
+        .any(|text| text.contains(":3: portUnification: a ZooKeeper key zkw does not use")));
 }
 
 #[test]
@@ -588,4 +587,159 @@ fn reconfig_server_strings_parse_and_render_as_zookeeper_writes_them() {
     ] {
         assert!(parse_server_line(bad).is_err(), "{bad}");
     }
+}
+
+// --- TLS keys (config::tls) ---
+
+/// PEM-shaped stand-ins: the config only checks what a file holds, `tls` parses it.
+const KEY_STORE_PEM: &str = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n\
+                             -----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+const TRUST_STORE_PEM: &str = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+
+/// Loads `text` with `{KEY}` and `{TRUST}` replaced by paths of PEM stand-ins.
+fn load_tls(text: &str) -> Result<(Config, Vec<ConfigWarning>), ConfigError> {
+    let dir = TempDir::new();
+    let key_store = dir.write("server.pem", KEY_STORE_PEM);
+    let trust_store = dir.write("ca.pem", TRUST_STORE_PEM);
+    let encrypted = dir.write(
+        "encrypted.pem",
+        "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n\
+         -----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    );
+    let text = text
+        .replace("{KEY}", &key_store.display().to_string())
+        .replace("{TRUST}", &trust_store.display().to_string())
+        .replace("{ENCRYPTED}", &encrypted.display().to_string())
+        .replace("{DIR}", &dir.0.display().to_string());
+    let path = dir.write("zoo.cfg", &text);
+    Config::load(&path)
+}
+
+fn tls_error(text: &str) -> String {
+    load_tls(text).unwrap_err().to_string()
+}
+
+#[test]
+fn tls_keys_reach_the_config() {
+    let (config, warnings) = load_tls(
+        "secureClientPort=2281\nssl.keyStore.location={KEY}\nssl.keyStore.type=PEM\n\
+         ssl.keyStore.password=secret\nzookeeper.ssl.trustStore.location={TRUST}\n\
+         ssl.trustStore.type=pem\nssl.enabledProtocols=TLSv1.3\n\
+         ssl.ciphersuites=TLS_AES_128_GCM_SHA256,TLS_AES_256_GCM_SHA384\n\
+         ssl.handshakeDetectionTimeoutMillis=2500\n\
+         sslQuorum=true\nssl.quorum.keyStore.location={KEY}\n\
+         zookeeper.ssl.quorum.trustStore.location={TRUST}\nssl.quorum.hostnameVerification=false\n\
+         ssl.quorum.protocol=TLSv1.2\n",
+    )
+    .unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let tls = &config.tls;
+    assert_eq!(config.secure_client_port, Some(2281));
+    let key_store = tls.client.key_store.as_ref().unwrap();
+    assert_eq!(
+        (key_store.key.as_str(), key_store.line),
+        ("ssl.keyStore.location", 2)
+    );
+    assert!(tls.client.trust_store.is_some());
+    // A trust store without ssl.clientAuth means need, as ZooKeeper's ClientAuth default.
+    assert_eq!(tls.client.client_auth, ClientAuth::Need);
+    assert_eq!(tls.client.protocols, vec![TlsVersion::Tls13]);
+    assert_eq!(tls.client.cipher_suites.len(), 2);
+    assert_eq!(tls.client.handshake_timeout_ms, 2500);
+    assert!(tls.quorum_enabled);
+    assert_eq!(tls.quorum.client_auth, ClientAuth::Need);
+    assert!(!tls.quorum.hostname_verification && tls.client.hostname_verification);
+    assert_eq!(tls.quorum.protocols, vec![TlsVersion::Tls12]);
+}
+
+#[test]
+fn tls_defaults_without_a_trust_store() {
+    let (config, _) = load_tls("secureClientPort=2281\nssl.keyStore.location={KEY}\n").unwrap();
+    assert_eq!(config.tls.client.client_auth, ClientAuth::None);
+    assert_eq!(
+        config.tls.client.protocols,
+        vec![TlsVersion::Tls12, TlsVersion::Tls13]
+    );
+    assert!(!config.tls.quorum_enabled);
+    let want = load_tls(
+        "ssl.keyStore.location={KEY}\nssl.trustStore.location={TRUST}\nssl.clientAuth=WANT\n",
+    )
+    .unwrap()
+    .0;
+    assert_eq!(want.tls.client.client_auth, ClientAuth::Want);
+}
+
+#[test]
+fn tls_errors_name_key_and_line() {
+    let cases = [
+        (
+            "tickTime=2000\nsecureClientPort=2281\n",
+            ":2: secureClientPort: needs ssl.keyStore.location",
+        ),
+        (
+            "ssl.keyStore.location={KEY}\nssl.keyStore.type=JKS\n",
+            ":2: ssl.keyStore.type: type \"JKS\" is not supported; zkw reads PEM only",
+        ),
+        (
+            "ssl.trustStore.location={TRUST}\nssl.trustStore.type=PKCS12\n",
+            ":2: ssl.trustStore.type: type \"PKCS12\" is not supported",
+        ),
+        (
+            "\nssl.keyStore.location={DIR}/store.p12\n",
+            ":2: ssl.keyStore.location: looks like a Java key store",
+        ),
+        (
+            "ssl.keyStore.location={DIR}/missing.pem\n",
+            ":1: ssl.keyStore.location: cannot read",
+        ),
+        (
+            "ssl.keyStore.location={TRUST}\n",
+            ":1: ssl.keyStore.location: has no PEM private key",
+        ),
+        (
+            "ssl.keyStore.location={ENCRYPTED}\nssl.keyStore.password=secret\n",
+            ":1: ssl.keyStore.location: holds an encrypted private key",
+        ),
+        (
+            "zookeeper.ssl.quorum.trustStore.location={DIR}/nowhere.pem\n",
+            ":1: zookeeper.ssl.quorum.trustStore.location: cannot read",
+        ),
+        (
+            "ssl.keyStore.location={KEY}\nssl.enabledProtocols=TLSv1.2,TLSv1.1\n",
+            ":2: ssl.enabledProtocols: \"TLSv1.1\" is not supported",
+        ),
+        (
+            "ssl.ciphersuites=TLS_RSA_WITH_AES_128_CBC_SHA\n",
+            ":1: ssl.ciphersuites: \"TLS_RSA_WITH_AES_128_CBC_SHA\" is not supported; zkw offers",
+        ),
+        (
+            "ssl.clientAuth=maybe\n",
+            ":1: ssl.clientAuth: \"maybe\" is not none, want or need",
+        ),
+        (
+            "ssl.keyStore.location={KEY}\nssl.clientAuth=need\n",
+            ":2: ssl.clientAuth: needs ssl.trustStore.location",
+        ),
+        (
+            "tickTime=2000\nsslQuorum=true\nssl.quorum.keyStore.location={KEY}\n",
+            ":2: sslQuorum: true needs ssl.quorum.keyStore.location and ssl.quorum.trustStore",
+        ),
+        (
+            "sslQuorum=yes\n",
+            ":1: sslQuorum: \"yes\" is not true or false",
+        ),
+    ];
+    for (text, expected) in cases {
+        let error = tls_error(text);
+        assert!(error.contains(expected), "{text:?}: {error}");
+    }
+}
+
+#[test]
+fn unused_tls_keys_only_warn() {
+    let (_, warnings) = load_tls("ssl.sslProvider=JDK\nserverCnxnFactory=x.Netty\n").unwrap();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings
+        .iter()
+        .all(|warning| warning.message.contains("a ZooKeeper key zkw does not use")));
 }

@@ -2,11 +2,16 @@
 //! postcard messages over TCP, one request and one response at a time per connection.
 //! Carries openraft's RPCs and zkw's own leader services (forwarded writes, session
 //! liveness, read indexes). Frame length is checked before the payload is read.
+//!
+//! With `sslQuorum=true` every peer connection is mutual TLS: the dialling server presents
+//! its ssl.quorum key store and checks the other's certificate (and host name) against the
+//! ssl.quorum trust store; the accepting server requires and checks the dialler's certificate.
+//! The setting is process-wide ([`enable_tls`], once at startup): a zkw process is one server.
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use openraft::error::{RPCError, ReplicationClosed, StreamingError, Unreachable};
@@ -17,8 +22,13 @@ use openraft::raft::{
     TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+use crate::config::TlsSettings;
+use crate::tls::TlsError;
 
 use super::membership::{quorum_address, MembershipEdit, ReconfigError};
 use super::types::{Command, SnapshotMeta, Vote, ZkwRaft};
@@ -27,6 +37,52 @@ use super::types::{Command, SnapshotMeta, Vote, ZkwRaft};
 pub const PEER_FRAME_BYTES_MAX: u32 = 1024 * 1024 * 1024;
 /// How long to wait for a TCP connection to a peer.
 pub const PEER_CONNECT_TIMEOUT_MS: u64 = 1_000;
+/// Fewest milliseconds between two warnings about the same peer's failed TLS handshake (the
+/// connection is retried every heartbeat; later failures in the window are debug lines).
+pub const PEER_TLS_WARN_INTERVAL_MS: u64 = 10_000;
+
+/// A peer connection's byte stream: plain TCP, or TLS over it.
+trait PeerIo: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> PeerIo for T {}
+type PeerStream = Box<dyn PeerIo>;
+
+/// Both ends of quorum TLS, built once from the ssl.quorum keys.
+struct QuorumTls {
+    connector: TlsConnector,
+    acceptor: TlsAcceptor,
+    handshake_timeout: Duration,
+}
+
+static QUORUM_TLS: OnceLock<QuorumTls> = OnceLock::new();
+
+/// Turns on mutual TLS for every later peer connection of this process (`sslQuorum=true`).
+/// A second call keeps the first setting: a process serves one configuration.
+pub fn enable_tls(settings: &TlsSettings) -> Result<(), TlsError> {
+    let tls = QuorumTls {
+        connector: TlsConnector::from(crate::tls::client_config(settings)?),
+        acceptor: TlsAcceptor::from(crate::tls::server_config(settings)?),
+        handshake_timeout: Duration::from_millis(settings.handshake_timeout_ms),
+    };
+    if QUORUM_TLS.set(tls).is_err() {
+        tracing::debug!("quorum TLS was already set up in this process; keeping it");
+    } else {
+        tracing::info!("quorum TLS on: peers authenticate each other with certificates");
+    }
+    Ok(())
+}
+
+/// The host part of `host:port` (brackets of an IPv6 literal removed), as the TLS server name.
+fn server_name(address: &str) -> io::Result<ServerName<'static>> {
+    let host = address
+        .rsplit_once(':')
+        .map_or(address, |(host, _port)| host);
+    let host = host
+        .strip_prefix('[')
+        .and_then(|rest| rest.strip_suffix(']'))
+        .unwrap_or(host);
+    ServerName::try_from(host.to_owned())
+        .map_err(|error| invalid(format!("peer address {address}: {error}")))
+}
 
 /// What one server asks another.
 #[derive(Debug, Serialize, Deserialize)]
@@ -85,7 +141,11 @@ fn invalid(message: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, message.into())
 }
 
-async fn write_message<T: Serialize>(stream: &mut TcpStream, message: &T) -> io::Result<()> {
+async fn write_message<S, T>(stream: &mut S, message: &T) -> io::Result<()>
+where
+    S: AsyncWrite + Unpin + ?Sized,
+    T: Serialize,
+{
     let body = postcard::to_stdvec(message).map_err(|error| invalid(error.to_string()))?;
     let length = u32::try_from(body.len()).map_err(|_| invalid("peer message too large"))?;
     if length > PEER_FRAME_BYTES_MAX {
@@ -94,10 +154,16 @@ async fn write_message<T: Serialize>(stream: &mut TcpStream, message: &T) -> io:
     let mut frame = Vec::with_capacity(body.len() + 4);
     frame.extend_from_slice(&length.to_be_bytes());
     frame.extend_from_slice(&body);
-    stream.write_all(&frame).await
+    stream.write_all(&frame).await?;
+    // TLS may keep the records buffered until flushed (a no-op on TCP).
+    stream.flush().await
 }
 
-async fn read_message<T: for<'de> Deserialize<'de>>(stream: &mut TcpStream) -> io::Result<T> {
+async fn read_message<S, T>(stream: &mut S) -> io::Result<T>
+where
+    S: AsyncRead + Unpin + ?Sized,
+    T: for<'de> Deserialize<'de>,
+{
     let length = stream.read_u32().await?;
     if length > PEER_FRAME_BYTES_MAX {
         return Err(invalid(format!(
@@ -113,7 +179,8 @@ async fn read_message<T: for<'de> Deserialize<'de>>(stream: &mut TcpStream) -> i
 pub struct PeerClient {
     pub target: u64,
     address: String,
-    stream: Option<TcpStream>,
+    stream: Option<PeerStream>,
+    tls_warned_at: Option<std::time::Instant>,
 }
 
 impl PeerClient {
@@ -122,6 +189,7 @@ impl PeerClient {
             target,
             address,
             stream: None,
+            tls_warned_at: None,
         }
     }
 
@@ -131,8 +199,39 @@ impl PeerClient {
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
         let _ = stream.set_nodelay(true);
-        self.stream = Some(stream);
-        Ok(())
+        let Some(tls) = QUORUM_TLS.get() else {
+            self.stream = Some(Box::new(stream));
+            return Ok(());
+        };
+        let handshake = tls.connector.connect(server_name(&self.address)?, stream);
+        let outcome = tokio::time::timeout(tls.handshake_timeout, handshake)
+            .await
+            .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "timed out")));
+        match outcome {
+            Ok(stream) => {
+                self.stream = Some(Box::new(stream));
+                Ok(())
+            }
+            Err(error) => {
+                self.log_tls_failure(&error);
+                Err(error)
+            }
+        }
+    }
+
+    /// A warning per peer per [`PEER_TLS_WARN_INTERVAL_MS`], debug lines in between.
+    fn log_tls_failure(&mut self, error: &io::Error) {
+        let now = std::time::Instant::now();
+        let quiet = Duration::from_millis(PEER_TLS_WARN_INTERVAL_MS);
+        if self
+            .tls_warned_at
+            .is_some_and(|warned| now.duration_since(warned) < quiet)
+        {
+            tracing::debug!(peer = self.target, address = %self.address, %error, "quorum TLS handshake failed");
+            return;
+        }
+        self.tls_warned_at = Some(now);
+        tracing::warn!(peer = self.target, address = %self.address, %error, "quorum TLS handshake failed");
     }
 
     /// One request, one response, within `timeout`.
@@ -291,6 +390,9 @@ pub async fn serve(
                     let handler = Arc::clone(&handler);
                     let stop = stop.clone();
                     connections.spawn(async move {
+                        let Some(stream) = accept_peer(stream, peer).await else {
+                            return;
+                        };
                         if let Err(error) = serve_connection(stream, handler, stop).await {
                             tracing::debug!(%peer, %error, "peer connection ended");
                         }
@@ -308,8 +410,27 @@ pub async fn serve(
     connections.abort_all();
 }
 
+/// The accepted peer's stream; with quorum TLS, after a handshake that verified its
+/// certificate (a peer without a valid one is logged and dropped).
+async fn accept_peer(stream: TcpStream, peer: std::net::SocketAddr) -> Option<PeerStream> {
+    let Some(tls) = QUORUM_TLS.get() else {
+        return Some(Box::new(stream));
+    };
+    match tokio::time::timeout(tls.handshake_timeout, tls.acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => Some(Box::new(stream)),
+        Ok(Err(error)) => {
+            tracing::warn!(%peer, %error, "refusing a peer: quorum TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(%peer, "refusing a peer: quorum TLS handshake timed out");
+            None
+        }
+    }
+}
+
 async fn serve_connection(
-    mut stream: TcpStream,
+    mut stream: PeerStream,
     handler: PeerHandler,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> io::Result<()> {

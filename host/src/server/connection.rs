@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use rand::RngCore;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{oneshot, watch};
 
@@ -57,10 +56,28 @@ pub enum ConnectionError {
     Refused(String),
 }
 
-/// Runs the connection to its end and unregisters it.
+/// Runs a plain TCP connection to its end and unregisters it.
 pub async fn run(context: Context, stream: TcpStream, admitted: Admitted) {
     let _ = stream.set_nodelay(true);
+    // TcpStream splits without a lock, so the plain path keeps its owned halves.
     let (reader, writer) = stream.into_split();
+    run_split(context, reader, writer, admitted).await;
+}
+
+/// Runs a connection over any byte stream (the TLS one of the secure client port).
+pub async fn run_stream<S>(context: Context, stream: S, admitted: Admitted)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (reader, writer) = tokio::io::split(stream);
+    run_split(context, reader, writer, admitted).await;
+}
+
+async fn run_split<R, W>(context: Context, reader: R, writer: W, admitted: Admitted)
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let (closed_tx, closed_rx) = watch::channel(false);
     let writer_task = tokio::spawn(write_loop(
         writer,
@@ -107,9 +124,9 @@ fn detach(context: &Context, state: &ConnectionState) {
     connections.remove(state.id);
 }
 
-async fn read_loop(
+async fn read_loop<R: AsyncRead + Unpin>(
     context: &Context,
-    mut reader: OwnedReadHalf,
+    mut reader: R,
     state: &mut ConnectionState,
     mut closed: watch::Receiver<bool>,
 ) -> Result<(), ConnectionError> {
@@ -173,8 +190,8 @@ async fn read_loop(
 
 /// Reads until one whole frame is buffered; `None` when the peer closed cleanly or the
 /// connection is being closed from our side.
-async fn next_frame(
-    reader: &mut OwnedReadHalf,
+async fn next_frame<R: AsyncRead + Unpin>(
+    reader: &mut R,
     buffer: &mut BytesMut,
     max_bytes: usize,
     first: bool,
@@ -349,8 +366,8 @@ fn send_connect_response(
 }
 
 /// Drains the outbound queue into the socket, a batch per write.
-async fn write_loop(
-    mut writer: OwnedWriteHalf,
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut writer: W,
     mut receiver: OutboundReceiver,
     stats: Arc<ConnectionStats>,
     shared: Arc<super::Shared>,
@@ -387,7 +404,10 @@ async fn write_loop(
             .stats
             .packets_sent
             .fetch_add(frames, Ordering::Relaxed);
-        if !bytes.is_empty() && writer.write_all(&bytes).await.is_err() {
+        // flush: a TLS stream may hold records back until asked (a no-op on TCP).
+        if !bytes.is_empty()
+            && (writer.write_all(&bytes).await.is_err() || writer.flush().await.is_err())
+        {
             break 'outer;
         }
         bytes.clear();

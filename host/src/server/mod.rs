@@ -4,7 +4,9 @@
 //! is replicated (that is `consensus`).
 //!
 //! Entry points: [`serve`] binds the configured client port; [`run`] takes an already bound
-//! listener (tests use port 0).
+//! listener (tests use port 0), and binds `secureClientPort` itself when one is configured:
+//! there TLS is terminated (see `crate::tls`) and the decrypted stream goes to the same
+//! connection code. With `sslQuorum=true`, [`run`] also turns on TLS for the peer transport.
 //!
 //! Shared state and its lock order (never take them in another order):
 //! `store` (tree + watches) → `connections` → `tracker`. All are std mutexes held briefly and
@@ -25,7 +27,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
@@ -61,6 +64,8 @@ pub enum ServerError {
     Consensus(#[from] ConsensusError),
     #[error("{0}")]
     Recipes(#[from] crate::wasm::WasmError),
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     #[error("server.{id} address {address}: {reason}")]
     PeerAddress {
         id: u64,
@@ -233,6 +238,10 @@ pub async fn run(
     clock: Arc<dyn Clock>,
 ) -> Result<(), ServerError> {
     let local_address = listener.local_addr().map_err(ServerError::LocalAddress)?;
+    let secure = bind_secure(&config).await?;
+    if config.tls.quorum_enabled {
+        crate::consensus::network::enable_tls(&config.tls.quorum)?;
+    }
     let server_id = config.my_id.unwrap_or(0);
     let mut tree = Tree::new();
     tree.set_extended_types_enabled(config.extended_types_enabled);
@@ -306,6 +315,16 @@ pub async fn run(
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
+            accepted = accept_secure(secure.as_ref()) => match accepted {
+                Ok((stream, peer)) => if let Some(secure) = &secure {
+                    let (acceptor, timeout) = (secure.acceptor.clone(), secure.handshake_timeout);
+                    connection_tasks.spawn(serve_secure(context.clone(), acceptor, timeout, stream, peer));
+                },
+                Err(error) => {
+                    tracing::warn!(%error, "secure accept failed; backing off");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
             Some(_) = connection_tasks.join_next(), if !connection_tasks.is_empty() => {}
         }
     }
@@ -326,6 +345,71 @@ pub async fn run(
     drop(context);
     consensus.shutdown().await;
     Ok(())
+}
+
+/// The secure client port: its listener and the TLS acceptor built from `ssl.*`.
+struct SecureListener {
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    handshake_timeout: Duration,
+}
+
+/// Binds `secureClientPort` when configured (its TLS setup is checked before binding).
+async fn bind_secure(config: &Config) -> Result<Option<SecureListener>, ServerError> {
+    let Some(port) = config.secure_client_port else {
+        return Ok(None);
+    };
+    let acceptor = TlsAcceptor::from(crate::tls::server_config(&config.tls.client)?);
+    let ip = config
+        .secure_client_port_address
+        .or(config.client_port_address)
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let address = SocketAddr::new(ip, port);
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|source| ServerError::Bind { address, source })?;
+    tracing::info!(%address, "zkw serving TLS clients");
+    Ok(Some(SecureListener {
+        listener,
+        acceptor,
+        handshake_timeout: Duration::from_millis(config.tls.client.handshake_timeout_ms),
+    }))
+}
+
+/// Accepts on the secure port; never completes when there is none.
+async fn accept_secure(
+    secure: Option<&SecureListener>,
+) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match secure {
+        Some(secure) => secure.listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Completes the TLS handshake (bounded), then runs the connection as on the plain port. A
+/// client that does not speak TLS, or lacks a certificate the port needs, is logged and closed.
+async fn serve_secure(
+    context: Context,
+    acceptor: TlsAcceptor,
+    timeout: Duration,
+    stream: TcpStream,
+    peer: SocketAddr,
+) {
+    let _ = stream.set_nodelay(true);
+    let stream = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => {
+            tracing::warn!(%peer, %error, "TLS handshake failed on the secure client port; closing");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(%peer, ?timeout, "TLS handshake timed out on the secure client port; closing");
+            return;
+        }
+    };
+    if let Some(admitted) = admit(&context.shared, peer) {
+        connection::run_stream(context, stream, admitted).await;
+    }
 }
 
 /// Applies maxClientCnxns and the global ceiling; registers the connection when admitted.

@@ -92,6 +92,8 @@ pub struct Member {
     election_port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// Keys added to this member's zoo.cfg (they override the common ones).
+    extra: Vec<(String, String)>,
 }
 
 impl Member {
@@ -158,7 +160,14 @@ impl Member {
                 crate::common::SUPER_DIGEST.into(),
             ),
         ];
-        let mut text: String = cfg.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        let mut text: String = cfg
+            .iter()
+            .filter(|(k, _)| !self.extra.iter().any(|(key, _)| key == k))
+            .map(|(k, v)| format!("{k}={v}\n"))
+            .collect();
+        for (k, v) in &self.extra {
+            text.push_str(&format!("{k}={v}\n"));
+        }
         text.push_str(peers);
         std::fs::write(self.dir.join("zoo.cfg"), text).unwrap();
     }
@@ -215,6 +224,14 @@ pub struct Ensemble {
 impl Ensemble {
     /// Starts `size` members and waits until they all serve under one leader.
     pub async fn start(size: usize) -> Ensemble {
+        let mut ens = Self::spawn_with(size, |_| Vec::new());
+        ens.wait_quorum().await;
+        ens
+    }
+
+    /// Starts `size` members, member `id` (1-based) with the extra zoo.cfg keys `extra(id)`,
+    /// and returns at once (no wait for a quorum: some members may be meant not to join).
+    pub fn spawn_with(size: usize, extra: impl Fn(usize) -> Vec<(String, String)>) -> Ensemble {
         let dir = tempfile::tempdir().unwrap();
         let members: Vec<Member> = (1..=size)
             .map(|id| Member {
@@ -224,6 +241,7 @@ impl Ensemble {
                 election_port: member_port(),
                 dir: dir.path().join(format!("m{id}")),
                 child: None,
+                extra: extra(id),
             })
             .collect();
         let peers: String = members
@@ -238,7 +256,6 @@ impl Ensemble {
             m.write_config(&peers);
             m.spawn();
         }
-        ens.wait_quorum().await;
         ens
     }
 
