@@ -41,9 +41,12 @@ pub fn families(monitor: &MonitorFacts) -> Vec<MetricFamily> {
     let mut families: Vec<MetricFamily> = monitor
         .rows
         .iter()
+        // The tree digest is an identity, not a quantity: a float would garble it.
+        .filter(|(name, _)| *name != "digest")
         .filter_map(|(name, value)| {
             let number = match value {
                 Value::Int(number) => *number as f64,
+                Value::Uint(number) => *number as f64,
                 Value::Float(number) => *number,
                 Value::Text(_) => return None,
             };

@@ -165,6 +165,7 @@ impl Serialize for Pairs {
 #[serde(untagged)]
 pub enum Value {
     Int(i64),
+    Uint(u64),
     Float(f64),
     Text(String),
 }
@@ -173,6 +174,7 @@ impl std::fmt::Display for Value {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Value::Int(value) => write!(f, "{value}"),
+            Value::Uint(value) => write!(f, "{value}"),
             Value::Float(value) => write!(f, "{value:.4}"),
             Value::Text(value) => f.write_str(value),
         }
@@ -501,7 +503,7 @@ pub fn monitor(context: &Context, mode: &str) -> MonitorFacts {
         ("last_processed_zxid", int(zxid)),
         ("auth_failed_count", load(&stats.auth_failed_count)),
         ("connection_rejected", load(&stats.connections_rejected)),
-        ("digest", int(digest)),
+        ("digest", Value::Uint(digest)),
     ];
     let config = &shared.config;
     if config.is_distributed() {
