@@ -114,7 +114,10 @@ async fn commands_report_what_the_clients_did() {
     assert_eq!(monitor["num_alive_connections"], 2);
     assert_eq!(monitor["watch_count"], 2);
     assert_eq!(monitor["server_state"], "standalone");
-    assert!(monitor["cnt_updatelatency"].as_u64() >= Some(3), "{monitor}");
+    assert!(
+        monitor["cnt_updatelatency"].as_u64() >= Some(3),
+        "{monitor}"
+    );
 
     let summary = admin.command("watch_summary");
     assert_eq!(
@@ -122,9 +125,14 @@ async fn commands_report_what_the_clients_did() {
         (&Value::from(2), &Value::from(2))
     );
     let by_path = admin.command("watches_by_path");
-    assert!(by_path["path_to_session_ids"]["/n0"].is_array(), "{by_path}");
+    assert!(
+        by_path["path_to_session_ids"]["/n0"].is_array(),
+        "{by_path}"
+    );
     let by_session = admin.command("watches");
-    let sessions = by_session["session_id_to_watched_paths"].as_object().unwrap();
+    let sessions = by_session["session_id_to_watched_paths"]
+        .as_object()
+        .unwrap();
     assert_eq!(sessions.len(), 2);
 
     let connections = admin.command("connections");
@@ -157,7 +165,10 @@ async fn commands_report_what_the_clients_did() {
         admin.command(name);
     }
     let digest = admin.command("digest");
-    assert!(digest["zxid"].as_i64() > Some(0) && digest["hash"].is_u64(), "{digest}");
+    assert!(
+        digest["zxid"].as_i64() > Some(0) && digest["hash"].is_u64(),
+        "{digest}"
+    );
     drop((watcher, children));
 }
 
@@ -205,7 +216,11 @@ async fn metrics_follow_the_tree_and_the_recipes() {
     for index in 0..3 {
         let path = format!("/svc/n{index}");
         let _ = client
-            .create(&path, b"x", &zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all()))
+            .create(
+                &path,
+                b"x",
+                &zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all()),
+            )
             .await;
     }
     common::poll_until("recipe runs to rise", common::AWAIT_SECS_MAX, || {
@@ -217,7 +232,10 @@ async fn metrics_follow_the_tree_and_the_recipes() {
     let znodes = admin.command("mntr")["znode_count"].as_f64().unwrap();
     assert_eq!(after["znode_count"], znodes);
     assert_eq!(after["num_alive_connections"], 1.0);
-    assert!(after.contains_key("updatelatency{quantile=\"0.5\"}"), "{after:?}");
+    assert!(
+        after.contains_key("updatelatency{quantile=\"0.5\"}"),
+        "{after:?}"
+    );
     assert!(after["updatelatency_count"] >= 3.0, "{after:?}");
     assert!(after.contains_key("fsynctime_count"), "{after:?}");
     assert!(after.contains_key("zkw_recipe_failures_total{recipe=\"discovery\"}"));

@@ -181,10 +181,16 @@ mod tests {
             .encode(&families(&monitor), &mut text)
             .unwrap();
         let text = String::from_utf8(text).unwrap();
-        assert!(text.contains("# TYPE znode_count gauge\nznode_count 5\n"), "{text}");
+        assert!(
+            text.contains("# TYPE znode_count gauge\nznode_count 5\n"),
+            "{text}"
+        );
         assert!(!text.contains("server_state"), "{text}");
         assert!(text.contains("readlatency{quantile=\"0.5\"} 3\n"), "{text}");
         assert!(text.contains("readlatency_count 1\n"), "{text}");
-        assert!(text.contains("zkw_recipe_runs_total{recipe=\"lock\"} 7\n"), "{text}");
+        assert!(
+            text.contains("zkw_recipe_runs_total{recipe=\"lock\"} 7\n"),
+            "{text}"
+        );
     }
 }

@@ -23,7 +23,10 @@ pub fn spawn(context: &Context, stop: &watch::Receiver<bool>) -> Vec<JoinHandle<
     let config = &context.shared.config;
     let mut tasks = Vec::new();
     if config.admin.enable_server {
-        let address = (config.admin.server_address.clone(), config.admin.server_port);
+        let address = (
+            config.admin.server_address.clone(),
+            config.admin.server_port,
+        );
         let router = commands::router(context.clone(), &config.admin.command_url);
         tasks.push(tokio::spawn(serve_http(
             "admin server",
@@ -76,4 +79,3 @@ async fn serve_http(
         tracing::error!(%error, "{what} stopped");
     }
 }
-

@@ -226,7 +226,10 @@ impl MonitorFacts {
             flat.push((format!("sum_{name}"), int(reading.sum_ms)));
             if name.ends_with("latency") {
                 for (prefix, quantile) in MONITOR_PERCENTILES {
-                    flat.push((format!("{prefix}_{name}"), int(reading.quantile_ms(quantile))));
+                    flat.push((
+                        format!("{prefix}_{name}"),
+                        int(reading.quantile_ms(quantile)),
+                    ));
                 }
             }
         }
@@ -485,7 +488,10 @@ pub fn monitor(context: &Context, mode: &str) -> MonitorFacts {
         ("min_latency", int(stats.latency.min_ms())),
         ("packets_received", load(&stats.packets_received)),
         ("packets_sent", load(&stats.packets_sent)),
-        ("num_alive_connections", int(shared.lock_connections().len())),
+        (
+            "num_alive_connections",
+            int(shared.lock_connections().len()),
+        ),
         (
             "outstanding_requests",
             int(stats.outstanding_requests.load(Ordering::Relaxed)),
@@ -568,7 +574,12 @@ pub fn watch_summary(shared: &Shared) -> WatchSummaryFacts {
 
 pub fn watches(shared: &Shared) -> WatchesFacts {
     WatchesFacts {
-        session_id_to_watched_paths: shared.lock_store().watches.by_session().into_iter().collect(),
+        session_id_to_watched_paths: shared
+            .lock_store()
+            .watches
+            .by_session()
+            .into_iter()
+            .collect(),
     }
 }
 
