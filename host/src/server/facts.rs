@@ -340,7 +340,7 @@ pub fn stat(shared: &Shared, mode: &str) -> StatFacts {
     let connections = shared
         .lock_connections()
         .iter()
-        .map(|entry| brief(entry))
+        .map(brief)
         .collect();
     StatFacts {
         server: server_stats(shared, mode),
