@@ -109,7 +109,7 @@ async fn commands_report_what_the_clients_did() {
         .await
         .unwrap();
 
-    let monitor = admin.command("mntr");
+    let monitor = admin.command("monitor");
     assert_eq!(monitor["znode_count"].as_u64(), Some(before + 3));
     assert_eq!(monitor["num_alive_connections"], 2);
     assert_eq!(monitor["watch_count"], 2);
@@ -140,7 +140,7 @@ async fn commands_report_what_the_clients_did() {
     let stats = admin.command("stats");
     assert_eq!(stats["server_stats"]["num_alive_client_connections"], 2);
     assert_eq!(stats["node_count"].as_u64(), Some(before + 3));
-    let srvr = admin.command("srvr");
+    let srvr = admin.command("server_stats");
     assert_eq!(srvr["server_stats"]["server_state"], "standalone");
     assert_eq!(srvr["read_only"], false);
 
@@ -192,7 +192,7 @@ async fn unknown_commands_are_404_with_the_list() {
     );
     // The 4lw on the client port and the admin JSON agree (same gathered facts).
     let mntr = admin.server.four_letter("mntr").unwrap();
-    let zxid_line = format!("zk_znode_count\t{}", admin.command("mntr")["znode_count"]);
+    let zxid_line = format!("zk_znode_count\t{}", admin.command("monitor")["znode_count"]);
     assert!(mntr.contains(&zxid_line), "{mntr}");
 }
 
@@ -229,7 +229,7 @@ async fn metrics_follow_the_tree_and_the_recipes() {
     })
     .await;
     let after = admin.metrics();
-    let znodes = admin.command("mntr")["znode_count"].as_f64().unwrap();
+    let znodes = admin.command("monitor")["znode_count"].as_f64().unwrap();
     assert_eq!(after["znode_count"], znodes);
     assert_eq!(after["num_alive_connections"], 1.0);
     assert!(
