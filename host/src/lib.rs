@@ -12,6 +12,7 @@
 //! - [`cli`]: the `zkw` command tree.
 //! - [`client`]: an async ZooKeeper client for our tools (bench, cli) and tests.
 
+pub mod admin;
 pub mod cli;
 pub mod client;
 pub mod clock;

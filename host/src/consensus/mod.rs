@@ -477,7 +477,8 @@ impl<M: StateMachine> Consensus<M> {
         }
     }
 
-    fn leader(&self) -> Option<(u64, String)> {
+    /// The leader this server knows: its id and quorum address (for the admin `leader`).
+    pub fn leader(&self) -> Option<(u64, String)> {
         self.leadership()
             .map(|(leader, _, address)| (leader, address))
     }

@@ -294,7 +294,7 @@ pub fn record_reply(
 ) {
     let latency_ms = shared.clock.monotonic_ms().saturating_sub(received_ms);
     if cxid != xid::PING {
-        shared.stats.latency.record(latency_ms);
+        shared.stats.record_request(op_name, latency_ms);
         stats.latency.record(latency_ms);
     }
     if let Ok(mut last) = stats.last.lock() {

@@ -15,10 +15,11 @@
 mod apply;
 mod connection;
 mod dispatch;
-mod four_letter;
+pub mod facts;
+pub(crate) mod four_letter;
 mod outbound;
 mod reconfig;
-mod stats;
+pub mod stats;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -299,6 +300,7 @@ pub async fn run(
         )),
         tokio::spawn(propose_recipe_duties(context.clone(), stop_rx.clone())),
     ];
+    let side_doors = crate::admin::spawn(&context, &stop_rx);
     let mut connection_tasks = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -341,6 +343,10 @@ pub async fn run(
     connection_tasks.abort_all();
     for task in background {
         let _ = task.await;
+    }
+    // The admin and metrics servers may hold idle keep-alive connections: do not wait.
+    for task in side_doors {
+        task.abort();
     }
     drop(context);
     consensus.shutdown().await;

@@ -1,8 +1,11 @@
 //! Counters behind the four-letter words (srvr, stat, cons, mntr, crst, srst): server-wide and
-//! per connection. Lock-free atomics; read racily, as ZooKeeper's are.
+//! per connection. Lock-free atomics; read racily, as ZooKeeper's are. Read and write latency
+//! summaries (ZooKeeper's `readlatency`, `updatelatency`) feed `mntr` and Prometheus.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
+
+use crate::admin::timing::Timing;
 
 /// Request latency in milliseconds: min / total / count / max.
 #[derive(Debug)]
@@ -68,9 +71,28 @@ pub struct ServerStats {
     pub outstanding_requests: AtomicI64,
     pub auth_failed_count: AtomicU64,
     pub connections_rejected: AtomicU64,
+    /// Latency of read requests (ZooKeeper's `readlatency`).
+    pub read_latency: Timing,
+    /// Latency of writes, from receipt to reply (ZooKeeper's `updatelatency`).
+    pub update_latency: Timing,
 }
 
+/// The request names (as `cons` prints them) of writes: they go through consensus.
+const UPDATE_OPS: [&str; 8] = [
+    "CREA", "CLOS", "DELE", "SETD", "SETA", "CHEC", "MULT", "RECO",
+];
+
 impl ServerStats {
+    /// Records one answered request (pings excluded) into the latency counters.
+    pub fn record_request(&self, op_name: &str, latency_ms: u64) {
+        self.latency.record(latency_ms);
+        if UPDATE_OPS.contains(&op_name) {
+            self.update_latency.record_ms(latency_ms);
+        } else {
+            self.read_latency.record_ms(latency_ms);
+        }
+    }
+
     pub fn reset(&self) {
         self.packets_received.store(0, Ordering::Relaxed);
         self.packets_sent.store(0, Ordering::Relaxed);
