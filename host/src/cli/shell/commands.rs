@@ -606,7 +606,7 @@ async fn config(client: &Client, tokens: &[String]) -> Result<(), CliError> {
 
 /// reconfig's arguments, checked the way ReconfigCommand.parse checks them.
 fn reconfig_request(parsed: &Parsed) -> Result<ReconfigRequest, CliError> {
-    let has = |name| parsed.has(name);
+    let has = |name: &str| parsed.has(name);
     if !(has("file") || has("members")) && !has("add") && !has("remove") {
         return Err(parse_usage_error("reconfig"));
     }
@@ -635,8 +635,7 @@ fn reconfig_request(parsed: &Parsed) -> Result<ReconfigRequest, CliError> {
         let lines: Vec<&str> = text
             .lines()
             .map(str::trim)
-            .filter(|line| line.starts_with("server.") || line.starts_with("version="))
-            .filter(|line| !line.starts_with("version="))
+            .filter(|line| line.starts_with("server."))
             .collect();
         new_members = Some(lines.join(","));
     }
