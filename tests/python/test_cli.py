@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ import zkharness as h
 
 CLI_TIMEOUT_S = 60
 EXPECT_TIMEOUT_S = 15
+KEY_DELAY_S = 0.03
 
 HAVE_ZKCLI = os.path.exists(h.ZK_CLI) and shutil.which("java") is not None
 
@@ -175,7 +177,16 @@ def spawn(server, home):
         timeout=EXPECT_TIMEOUT_S,
         dimensions=(40, 300),
     )
+    child.delaybeforesend = None
     return pexpect, child
+
+
+def type_(child, text):
+    """Keys one at a time, as a person types: rustyline with an external printer leaves a
+    burst of bytes read in one go unprocessed until the next key (a paste lags)."""
+    for key in text:
+        child.send(key)
+        time.sleep(KEY_DELAY_S)
 
 
 def prompt(server, state, n):
@@ -191,18 +202,18 @@ def test_interactive_session(server, zk, base, tmp_path):
         child.expect(prompt(server, "CONNECTED", 0))
         # Line editing: type "et ... data" then Ctrl-A, "g" at the start, then fix a typo
         # at the end with backspace.
-        child.send(f"et {base}/xylophone")
-        child.send("\x01")  # Ctrl-A: start of line
-        child.send("g")
-        child.send("\x05")  # Ctrl-E: end of line
-        child.send("Q\x7f")  # a stray letter, erased
-        child.send("\r")
+        type_(child, f"et {base}/xylophone")
+        type_(child, "\x01")  # Ctrl-A: start of line
+        type_(child, "g")
+        type_(child, "\x05")  # Ctrl-E: end of line
+        type_(child, "Q\x7f")  # a stray letter, erased
+        type_(child, "\r")
         child.expect("\r\nfirst\r\n")
         child.expect(prompt(server, "CONNECTED", 1))
         # Tab completion of a path under the base, then a data watch.
-        child.send(f"get -w {base}/xy")
-        child.send("\t")
-        child.send("\r")
+        type_(child, f"get -w {base}/xy")
+        type_(child, "\t")
+        type_(child, "\r")
         child.expect("\r\nfirst\r\n")
         child.expect(prompt(server, "CONNECTED", 2))
         # The prompt waits; another client changes the node; the event shows up.
@@ -211,24 +222,24 @@ def test_interactive_session(server, zk, base, tmp_path):
         child.expect(
             re.escape(f"WatchedEvent state:SyncConnected type:NodeDataChanged path:{base}/xylophone")
         )
-        child.send("history\r")
+        type_(child, "history\r")
         child.expect(re.escape(f"1 - get -w {base}/xylophone"))
         child.expect(r"2 - history")
         child.expect(prompt(server, "CONNECTED", 3))
-        child.send("redo 1\r")
+        type_(child, "redo 1\r")
         child.expect("\r\nsecond\r\n")
         child.expect(prompt(server, "CONNECTED", 4))
-        child.send("get /nope/nothing\r")
+        type_(child, "get /nope/nothing\r")
         child.expect("Node does not exist: /nope/nothing")
         child.expect(prompt(server, "CONNECTED", 5))
-        child.send("close\r")
+        type_(child, "close\r")
         child.expect("WatchedEvent state:Closed type:None path:null")
         child.expect(prompt(server, "CLOSED", 6))
-        child.send("ls /\r")
+        type_(child, "ls /\r")
         child.expect("Not connected")
-        child.send("connect\r")
+        type_(child, "connect\r")
         child.expect(prompt(server, "CONNECTED", 8))
-        child.send("quit\r")
+        type_(child, "quit\r")
         child.expect(pexpect.EOF)
         child.close()
         # quit exits with the code of the command before it (connect: 0).
