@@ -66,7 +66,12 @@ impl Client {
     }
 
     /// setACL (op 7) with an expected ACL `version` (-1: any); returns the new Stat.
-    pub async fn set_acl(&self, path: &str, acl: &[Acl], version: i32) -> Result<Stat, ClientError> {
+    pub async fn set_acl(
+        &self,
+        path: &str,
+        acl: &[Acl],
+        version: i32,
+    ) -> Result<Stat, ClientError> {
         let request = Request::SetAcl(SetAclRequest {
             path: path.to_owned(),
             acl: acl.to_vec(),

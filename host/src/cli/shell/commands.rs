@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 
 use super::parse::{
-    flag, parse_acl, parse_options, valued, validate_path, CliError, OptSpec, Parsed,
+    flag, parse_acl, parse_options, validate_path, valued, CliError, OptSpec, Parsed,
 };
 use super::render;
 use crate::client::{Client, ClientError, CreateOptions};
@@ -611,9 +611,8 @@ fn reconfig_request(parsed: &Parsed) -> Result<ReconfigRequest, CliError> {
         return Err(parse_usage_error("reconfig"));
     }
     let cur_config_id = match parsed.value("v") {
-        Some(text) => i64::from_str_radix(text, 16).map_err(|_| {
-            CliError::new("-v must be followed by a long (configuration version)")
-        })?,
+        Some(text) => i64::from_str_radix(text, 16)
+            .map_err(|_| CliError::new("-v must be followed by a long (configuration version)"))?,
         None => -1,
     };
     if (has("file") || has("members")) && (has("add") || has("remove")) {
@@ -748,7 +747,9 @@ mod tests {
             "-t argument must be a long value"
         );
         assert_eq!(
-            mode(&["create", "-e", "-t", "5", "/a"]).unwrap_err().message,
+            mode(&["create", "-e", "-t", "5", "/a"])
+                .unwrap_err()
+                .message,
             "TTLs cannot be used with Ephemeral znodes"
         );
     }
@@ -765,7 +766,12 @@ mod tests {
 
     #[test]
     fn reconfig_arguments_are_checked() {
-        let specs = [valued("v"), valued("members"), valued("add"), valued("remove")];
+        let specs = [
+            valued("v"),
+            valued("members"),
+            valued("add"),
+            valued("remove"),
+        ];
         let parse = |list: &[&str]| reconfig_request(&parse_options(&specs, &toks(list)).unwrap());
         assert!(parse(&["reconfig"]).is_err());
         let request = parse(&["reconfig", "-remove", "3", "-v", "1a"]).unwrap();

@@ -137,7 +137,10 @@ mod tests {
 
     #[test]
     fn commands_complete_by_prefix() {
-        assert_eq!(command_candidates("getA"), ["getAcl", "getAllChildrenNumber"]);
+        assert_eq!(
+            command_candidates("getA"),
+            ["getAcl", "getAllChildrenNumber"]
+        );
         assert_eq!(command_candidates("q"), ["quit"]);
         assert!(command_candidates("zz").is_empty());
         assert_eq!(word_start("ls /a/b", 7), 3);

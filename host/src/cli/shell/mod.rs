@@ -297,7 +297,8 @@ impl Shell {
             self.events = Some(self.runtime.spawn(async move {
                 while let Some(event) = events.recv().await {
                     if print_watches.load(Ordering::Relaxed) {
-                        let text = render::watcher_message(event.event_type, event.state, &event.path);
+                        let text =
+                            render::watcher_message(event.event_type, event.state, &event.path);
                         print_event(&printer, text);
                     }
                 }
@@ -457,8 +458,10 @@ mod tests {
 
     #[test]
     fn arguments_parse_like_zookeeper_main() {
-        let options = parse_args(&args(&["-server", "h:1", "-timeout", "5000", "ls", "-R", "/"]))
-            .unwrap();
+        let options = parse_args(&args(&[
+            "-server", "h:1", "-timeout", "5000", "ls", "-R", "/",
+        ]))
+        .unwrap();
         assert_eq!(
             options,
             Options {

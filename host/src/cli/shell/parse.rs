@@ -148,9 +148,15 @@ fn missing_argument(name: &str) -> CliError {
 /// `-v5` is `-v 5`, and a value may be a negative number.
 pub fn parse_options(specs: &[OptSpec], tokens: &[String]) -> Result<Parsed, CliError> {
     let find = |name: &str| specs.iter().find(|spec| spec.name == name);
-    let is_option = |token: &str| token.len() > 1 && token.starts_with('-') && {
-        let name = &token[1..];
-        find(name).is_some() || name.chars().next().is_some_and(|c| find(&c.to_string()).is_some())
+    let is_option = |token: &str| {
+        token.len() > 1 && token.starts_with('-') && {
+            let name = &token[1..];
+            find(name).is_some()
+                || name
+                    .chars()
+                    .next()
+                    .is_some_and(|c| find(&c.to_string()).is_some())
+        }
     };
     let mut parsed = Parsed::default();
     let mut rest = tokens.iter();
@@ -253,9 +259,7 @@ pub fn validate_path(path: &str, sequential: bool) -> Result<(), String> {
         return Err("Path must not end with / character".into());
     }
     match invalid_reason(&chars) {
-        Some(reason) => Err(format!(
-            "Invalid path string \"{path}\" caused by {reason}"
-        )),
+        Some(reason) => Err(format!("Invalid path string \"{path}\" caused by {reason}")),
         None => Ok(()),
     }
 }
@@ -299,7 +303,10 @@ mod tests {
 
     #[test]
     fn tokenizer_groups_quoted_words() {
-        assert_eq!(words("create /a \"hello world\""), ["create", "/a", "hello world"]);
+        assert_eq!(
+            words("create /a \"hello world\""),
+            ["create", "/a", "hello world"]
+        );
         assert_eq!(words("  set /a 'x y'  "), ["set", "/a", "x y"]);
         assert_eq!(words("get   /a"), ["get", "/a"]);
         assert_eq!(words("set /a \"\""), ["set", "/a", ""]);
@@ -377,7 +384,10 @@ mod tests {
         );
         assert_eq!(
             warnings,
-            ["bad does not have the form scheme:id:perm", "Unknown perm type: z"]
+            [
+                "bad does not have the form scheme:id:perm",
+                "Unknown perm type: z"
+            ]
         );
     }
 
@@ -402,7 +412,10 @@ mod tests {
             validate_path("/a/..", false).unwrap_err(),
             "Invalid path string \"/a/..\" caused by relative paths not allowed @4"
         );
-        assert_eq!(validate_path("", false).unwrap_err(), "Path length must be > 0");
+        assert_eq!(
+            validate_path("", false).unwrap_err(),
+            "Path length must be > 0"
+        );
         assert!(validate_path("/a.b/..c", false).is_ok());
     }
 }

@@ -260,7 +260,10 @@ mod tests {
                 id: Id::new("digest", "u:x"),
             },
         ];
-        assert_eq!(acl(&entries), "'world,'anyone\n: cdrwa\n'digest,'u:x\n: rw\n");
+        assert_eq!(
+            acl(&entries),
+            "'world,'anyone\n: cdrwa\n'digest,'u:x\n: rw\n"
+        );
         assert_eq!(perm_string(0), "");
     }
 
