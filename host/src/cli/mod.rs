@@ -2,8 +2,8 @@
 //!
 //! Owns argument parsing and the operator-facing commands: `zkw server start | start-foreground |
 //! stop | restart | status | version` (mirroring ZooKeeper's zkServer.sh, messages included,
-//! with "zookeeper" spelled "zkw"), `zkw version` and `zkw bench` (the load generator, in
-//! `bench`). It must not know how the server works inside: it loads a
+//! with "zookeeper" spelled "zkw"), `zkw version`, `zkw bench` (the load generator, in
+//! `bench`) and `zkw cli` (the zkCli.sh-compatible shell, in `shell`). It must not know how the server works inside: it loads a
 //! [`crate::config::Config`], and `start-foreground` hands it to [`crate::server::serve`] with
 //! a shutdown future tied to SIGTERM / SIGINT. Entry point: [`main`]. `anyhow` is allowed
 //! here (house rule 6); everything below returns typed errors.
@@ -17,6 +17,7 @@ mod elect;
 mod four_letter;
 mod lock;
 mod recipe;
+mod shell;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -65,6 +66,8 @@ enum Command {
     Lock(lock::LockArgs),
     /// Campaign in (or follow) an election of the `election` recipe.
     Elect(elect::ElectArgs),
+    /// A zkCli.sh-compatible shell: `zkw cli -server host:port [cmd args...]`.
+    Cli(shell::ShellArgs),
 }
 
 #[derive(Debug, Clone, Copy, Subcommand)]
@@ -102,6 +105,7 @@ pub fn main() -> anyhow::Result<ExitCode> {
         Command::Balance(args) => balance::run(args),
         Command::Lock(args) => lock::run(args),
         Command::Elect(args) => elect::run(args),
+        Command::Cli(args) => shell::run(args),
     }
 }
 

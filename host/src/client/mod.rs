@@ -1,19 +1,20 @@
 //! `client`: a small async ZooKeeper client over tokio, used by our own tools (`zkw bench`,
-//! later `zkw cli`) and tests. It speaks only through `crate::proto`'s client-side mirror.
+//! `zkw cli`) and tests. It speaks only through `crate::proto`'s client-side mirror.
 //!
 //! [`Client::connect`] takes a server list (`host:port,host:port`, tried in order), negotiates
 //! the session timeout and starts two tasks on the connection (see `conn`): a writer that
 //! pipelines any number of requests and pings every third of the timeout when idle, and a
 //! reader that matches replies to requests in order. [`Client::submit`] queues a request at
 //! once and returns a future for its reply, so one task can keep many requests in flight; the
-//! typed helpers (create, get_data, set_data, delete, exists, get_children, multi, sync, close)
-//! wait for one reply each. A non-zero reply code is `ClientError::Server(code)`. Every wait
+//! typed helpers (create, get_data, set_data, delete, exists, get_children, multi, sync, close;
+//! ACLs, watches, ephemerals, whoami, config and reconfig in `admin`) wait for one reply each. A non-zero reply code is `ClientError::Server(code)`. Every wait
 //! is bounded by the negotiated session timeout.
 //!
 //! Limits, on purpose for now: no reconnect (a broken connection fails every pending request
 //! with `ConnectionLoss` and the caller opens a new client), no auth, no chroot, no
 //! read-only mode. Watch notifications go to [`Client::take_events`].
 
+mod admin;
 mod conn;
 mod error;
 
@@ -24,6 +25,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+pub use admin::{CreateOptions, CONFIG_NODE};
 pub use conn::{WatchedEvent, REPLY_FRAME_BYTES_MAX, WRITE_BATCH_REQUESTS_MAX};
 pub use error::ClientError;
 
