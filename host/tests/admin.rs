@@ -192,7 +192,10 @@ async fn unknown_commands_are_404_with_the_list() {
     );
     // The 4lw on the client port and the admin JSON agree (same gathered facts).
     let mntr = admin.server.four_letter("mntr").unwrap();
-    let zxid_line = format!("zk_znode_count\t{}", admin.command("monitor")["znode_count"]);
+    let zxid_line = format!(
+        "zk_znode_count\t{}",
+        admin.command("monitor")["znode_count"]
+    );
     assert!(mntr.contains(&zxid_line), "{mntr}");
 }
 

@@ -337,11 +337,7 @@ pub fn server_stats(shared: &Shared, mode: &str) -> ServerStatsFacts {
 }
 
 pub fn stat(shared: &Shared, mode: &str) -> StatFacts {
-    let connections = shared
-        .lock_connections()
-        .iter()
-        .map(brief)
-        .collect();
+    let connections = shared.lock_connections().iter().map(brief).collect();
     StatFacts {
         server: server_stats(shared, mode),
         connections,
