@@ -2,11 +2,13 @@
 //! JSON shapes and values after known client activity, the 404 listing, `recipes`, and the
 //! metrics text (gauges, latency summaries, recipe counters).
 
+#![allow(clippy::unwrap_used)] // tests may unwrap (style.md)
+
 mod common;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::time::Duration;
 
 use common::{Server, SOCKET_IO_SECS_MAX};
@@ -14,18 +16,6 @@ use serde_json::Value;
 use zookeeper_client as zk;
 
 const PROMETHEUS_CLASS: &str = "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider";
-
-fn skip_on_zookeeper() -> bool {
-    std::env::var("ZKW_TARGET").is_ok_and(|target| target == "zookeeper")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A zkw server with the admin server and the metrics endpoint on free loopback ports.
 struct Admin {
@@ -35,7 +25,7 @@ struct Admin {
 }
 
 fn start() -> Admin {
-    let (admin_port, metrics_port) = (free_port(), free_port());
+    let (admin_port, metrics_port) = (common::free_port(), common::free_port());
     let (admin, metrics) = (admin_port.to_string(), metrics_port.to_string());
     let server = Server::start(&[
         ("admin.enableServer", "true"),
@@ -92,7 +82,7 @@ impl Admin {
 
 #[tokio::test]
 async fn commands_report_what_the_clients_did() {
-    if skip_on_zookeeper() {
+    if common::target_is_zookeeper() {
         return;
     }
     let admin = start();
@@ -174,7 +164,7 @@ async fn commands_report_what_the_clients_did() {
 
 #[tokio::test]
 async fn unknown_commands_are_404_with_the_list() {
-    if skip_on_zookeeper() {
+    if common::target_is_zookeeper() {
         return;
     }
     let admin = start();
@@ -201,7 +191,7 @@ async fn unknown_commands_are_404_with_the_list() {
 
 #[tokio::test]
 async fn metrics_follow_the_tree_and_the_recipes() {
-    if skip_on_zookeeper() {
+    if common::target_is_zookeeper() {
         return;
     }
     let admin = start();

@@ -2,6 +2,8 @@
 //! is one JSON object, and the lines operators grep for (session opened and closed, leader
 //! changed, snapshot written, recipe run failed) carry the session id and zxid as fields.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap (style.md)
+
 mod common;
 
 use common::{bounded, install_recipe, poll_until, test_recipe, Server};
@@ -26,13 +28,9 @@ fn with_message<'a>(lines: &'a [serde_json::Value], message: &str) -> Vec<&'a se
         .collect()
 }
 
-fn skip_on_zookeeper() -> bool {
-    std::env::var("ZKW_TARGET").is_ok_and(|target| target == "zookeeper")
-}
-
 #[tokio::test]
 async fn json_log_lines_carry_session_and_zxid() {
-    if skip_on_zookeeper() {
+    if common::target_is_zookeeper() {
         return; // zkw's own log format
     }
     // snapCount 2: a snapshot is written after a couple of writes.
@@ -110,7 +108,7 @@ async fn json_log_lines_carry_session_and_zxid() {
 /// Without the flag the log is tracing's human format (not JSON) with the same fields.
 #[tokio::test]
 async fn human_log_is_the_default() {
-    if skip_on_zookeeper() {
+    if common::target_is_zookeeper() {
         return;
     }
     let server = Server::start(&[]);

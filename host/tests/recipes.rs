@@ -42,13 +42,9 @@ async fn client(server: &Server) -> zk::Client {
         .unwrap()
 }
 
-fn skip_on_zookeeper() -> bool {
-    std::env::var("ZKW_TARGET").is_ok_and(|target| target == "zookeeper")
-}
-
 #[tokio::test]
 async fn counter_recipe_writes_fire_watches_like_any_write() {
-    if skip_on_zookeeper() {
+    if common::target_is_zookeeper() {
         return;
     }
     let server = Server::start(&[]);
@@ -86,7 +82,7 @@ fn persistent() -> zk::CreateOptions<'static> {
 
 #[tokio::test]
 async fn validator_rejects_with_its_code_and_logs_why() {
-    if skip_on_zookeeper() {
+    if common::target_is_zookeeper() {
         return;
     }
     let server = Server::start(&[]);
@@ -118,7 +114,7 @@ async fn validator_rejects_with_its_code_and_logs_why() {
 
 #[tokio::test]
 async fn hostile_recipes_are_stopped_and_the_server_keeps_serving() {
-    if skip_on_zookeeper() {
+    if common::target_is_zookeeper() {
         return;
     }
     let server = Server::start(&[]);
@@ -171,7 +167,7 @@ async fn hostile_recipes_are_stopped_and_the_server_keeps_serving() {
 
 #[tokio::test]
 async fn bad_modules_are_refused_at_install_with_the_reason() {
-    if skip_on_zookeeper() {
+    if common::target_is_zookeeper() {
         return;
     }
     let server = Server::start(&[]);
@@ -254,7 +250,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 #[tokio::test]
 async fn explicit_calls_and_session_closes_reach_recipes() {
-    if skip_on_zookeeper() {
+    if common::target_is_zookeeper() {
         return;
     }
     let server = Server::start(&[]);
@@ -305,7 +301,7 @@ async fn explicit_calls_and_session_closes_reach_recipes() {
 
 #[tokio::test]
 async fn installed_recipes_survive_a_kill_and_restart() {
-    if skip_on_zookeeper() {
+    if common::target_is_zookeeper() {
         return;
     }
     let mut server = Server::start(&[]);
@@ -324,7 +320,7 @@ async fn installed_recipes_survive_a_kill_and_restart() {
 
 #[tokio::test]
 async fn timers_fire_with_the_leaders_clock() {
-    if skip_on_zookeeper() {
+    if common::target_is_zookeeper() {
         return;
     }
     let server = Server::start(&[]);
@@ -359,7 +355,7 @@ async fn timers_fire_with_the_leaders_clock() {
 
 #[tokio::test]
 async fn built_in_recipes_install_by_name() {
-    if skip_on_zookeeper() {
+    if common::target_is_zookeeper() {
         return;
     }
     let server = Server::start(&[]);

@@ -11,7 +11,7 @@ mod common;
 mod ensemble;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -81,11 +81,6 @@ fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     path
 }
 
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
 /// A server with a secure client port; `client_auth` None leaves ssl.clientAuth unset.
 struct SecureServer {
     server: Server,
@@ -100,7 +95,7 @@ impl SecureServer {
         let ca = Ca::new("zkw test CA");
         let key_store = write_key_store(certs.path(), "server", &ca.leaf("server"));
         let trust_store = write_file(certs.path(), "ca.pem", &ca.pem());
-        let secure_port = free_port();
+        let secure_port = common::free_port();
         let port = secure_port.to_string();
         let key_store = key_store.display().to_string();
         let trust_store = trust_store.display().to_string();

@@ -99,9 +99,12 @@ fn summary_family(name: &str, reading: &TimingSnapshot) -> MetricFamily {
     family(name, name, MetricType::SUMMARY, vec![metric])
 }
 
+/// A recipe counter: its metric name, help text and where its value is read.
+type RecipeCounter = (&'static str, &'static str, fn(&RecipeFacts) -> u64);
+
 /// `zkw_recipe_{runs,failures,fuel_used,time_us}_total`, one series per installed recipe.
 fn recipe_families(recipes: &[RecipeFacts]) -> Vec<MetricFamily> {
-    let counters: [(&str, &str, fn(&RecipeFacts) -> u64); 4] = [
+    let counters: [RecipeCounter; 4] = [
         ("zkw_recipe_runs_total", "recipe runs on this server", |r| {
             r.runs
         }),

@@ -134,6 +134,9 @@ pub struct QuorumConf {
 #[derive(Debug, serde::Serialize)]
 pub struct ConfFacts {
     pub client_port: u16,
+    /// `secureClientPort`, -1 when none (ZooKeeper prints it in `conf`, not in the JSON).
+    #[serde(skip)]
+    pub secure_client_port: i32,
     pub data_dir: String,
     #[serde(skip)]
     pub data_dir_size: u64,
@@ -421,6 +424,7 @@ pub fn conf(shared: &Shared) -> ConfFacts {
     });
     ConfFacts {
         client_port: shared.local_address.port(),
+        secure_client_port: config.secure_client_port.map_or(-1, i32::from),
         data_dir: config.data_dir.display().to_string(),
         data_dir_size: directory_bytes(&config.data_dir),
         data_log_dir: config.log_dir().display().to_string(),

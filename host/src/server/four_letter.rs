@@ -124,7 +124,7 @@ fn conf(shared: &Shared) -> String {
     let conf = facts::conf(shared);
     let mut text = String::new();
     let _ = writeln!(text, "clientPort={}", conf.client_port);
-    let _ = writeln!(text, "secureClientPort=-1");
+    let _ = writeln!(text, "secureClientPort={}", conf.secure_client_port);
     let _ = writeln!(text, "dataDir={}", conf.data_dir);
     let _ = writeln!(text, "dataDirSize={}", conf.data_dir_size);
     let _ = writeln!(text, "dataLogDir={}", conf.data_log_dir);

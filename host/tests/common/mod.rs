@@ -104,13 +104,16 @@ where
     }
 }
 
-fn target_is_zookeeper() -> bool {
+/// True when the suite runs against Apache ZooKeeper (`ZKW_TARGET=zookeeper`); zkw-only tests
+/// return early then.
+pub fn target_is_zookeeper() -> bool {
     std::env::var("ZKW_TARGET")
         .map(|v| v == "zookeeper")
         .unwrap_or(false)
 }
 
-fn free_port() -> u16 {
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
 }

@@ -607,7 +607,7 @@ async fn config(client: &Client, tokens: &[String]) -> Result<(), CliError> {
 /// reconfig's arguments, checked the way ReconfigCommand.parse checks them.
 fn reconfig_request(parsed: &Parsed) -> Result<ReconfigRequest, CliError> {
     let has = |name: &str| parsed.has(name);
-    if !(has("file") || has("members")) && !has("add") && !has("remove") {
+    if !(has("file") || has("members") || has("add") || has("remove")) {
         return Err(parse_usage_error("reconfig"));
     }
     let cur_config_id = match parsed.value("v") {
