@@ -166,6 +166,11 @@ async fn create_get_watch_over_tls_without_client_auth() {
     let plain = secure.server.client().await;
     let (data, _) = plain.get_data("/tls").await.unwrap();
     assert_eq!(data, b"changed");
+    // `cons` lists both sessions, the TLS one included.
+    let cons = secure.server.four_letter("cons").unwrap();
+    for session in [client.session_id().0, plain.session_id().0] {
+        assert!(cons.contains(&format!("sid=0x{session:x}")), "{cons}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

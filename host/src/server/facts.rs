@@ -340,11 +340,15 @@ pub fn server_stats(shared: &Shared, mode: &str) -> ServerStatsFacts {
 }
 
 pub fn stat(shared: &Shared, mode: &str) -> StatFacts {
-    let connections = shared.lock_connections().iter().map(brief).collect();
+    let (secure, plain): (Vec<_>, Vec<_>) = shared
+        .lock_connections()
+        .iter()
+        .map(|entry| (entry.secure, brief(entry)))
+        .partition(|(secure, _)| *secure);
     StatFacts {
         server: server_stats(shared, mode),
-        connections,
-        secure_connections: Vec::new(),
+        connections: plain.into_iter().map(|(_, brief)| brief).collect(),
+        secure_connections: secure.into_iter().map(|(_, brief)| brief).collect(),
     }
 }
 
@@ -359,7 +363,7 @@ fn brief(entry: &super::ConnectionEntry) -> ConnectionBrief {
 }
 
 pub fn connections(shared: &Shared) -> ConnectionsFacts {
-    let connections = shared
+    let (secure, plain): (Vec<_>, Vec<_>) = shared
         .lock_connections()
         .iter()
         .map(|entry| {
@@ -369,7 +373,7 @@ pub fn connections(shared: &Shared) -> ConnectionsFacts {
                 .lock()
                 .map(|last| last.clone())
                 .unwrap_or_default();
-            ConnectionFacts {
+            let facts = ConnectionFacts {
                 brief: brief(entry),
                 session_id: entry.session_id.unwrap_or(0),
                 last_operation: if last.op.is_empty() { "NA" } else { last.op }.to_owned(),
@@ -382,12 +386,13 @@ pub fn connections(shared: &Shared) -> ConnectionsFacts {
                 min_latency: stats.latency.min_ms(),
                 avg_latency: stats.latency.avg_ms(),
                 max_latency: stats.latency.max_ms(),
-            }
+            };
+            (entry.secure, facts)
         })
-        .collect();
+        .partition(|(secure, _)| *secure);
     ConnectionsFacts {
-        connections,
-        secure_connections: Vec::new(),
+        connections: plain.into_iter().map(|(_, facts)| facts).collect(),
+        secure_connections: secure.into_iter().map(|(_, facts)| facts).collect(),
     }
 }
 

@@ -106,7 +106,7 @@ fn server_stats(facts: &ServerStatsFacts) -> String {
 fn stat(facts: &StatFacts) -> String {
     let mut text = version_line();
     text.push_str("Clients:\n");
-    for connection in &facts.connections {
+    for connection in facts.connections.iter().chain(&facts.secure_connections) {
         let _ = writeln!(
             text,
             " /{}[1](queued={},recved={},sent={})",
@@ -159,7 +159,8 @@ fn conf(shared: &Shared) -> String {
 
 fn connections(facts: &ConnectionsFacts) -> String {
     let mut text = String::new();
-    for connection in &facts.connections {
+    // As ZooKeeper's cons: the plain port's connections, then the secure port's.
+    for connection in facts.connections.iter().chain(&facts.secure_connections) {
         let brief = &connection.brief;
         let _ = writeln!(
             text,

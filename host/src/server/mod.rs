@@ -96,6 +96,8 @@ pub struct ConnectionEntry {
     pub timeout_ms: i32,
     pub established_wall_ms: i64,
     pub stats: Arc<ConnectionStats>,
+    /// Accepted on the secure client port (listed under `secure_connections`).
+    pub secure: bool,
 }
 
 /// Every connection by id, the session attached to each, and counts per client IP.
@@ -308,7 +310,7 @@ pub async fn run(
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    if let Some(admitted) = admit(&shared, peer) {
+                    if let Some(admitted) = admit(&shared, peer, false) {
                         connection_tasks.spawn(connection::run(context.clone(), stream, admitted));
                     }
                 }
@@ -413,13 +415,13 @@ async fn serve_secure(
             return;
         }
     };
-    if let Some(admitted) = admit(&context.shared, peer) {
+    if let Some(admitted) = admit(&context.shared, peer, true) {
         connection::run_stream(context, stream, admitted).await;
     }
 }
 
 /// Applies maxClientCnxns and the global ceiling; registers the connection when admitted.
-fn admit(shared: &Shared, peer: SocketAddr) -> Option<connection::Admitted> {
+fn admit(shared: &Shared, peer: SocketAddr, secure: bool) -> Option<connection::Admitted> {
     let per_ip_max = shared.config.max_client_connections;
     let mut connections = shared.lock_connections();
     let count = connections.per_ip.get(&peer.ip()).copied().unwrap_or(0);
@@ -448,6 +450,7 @@ fn admit(shared: &Shared, peer: SocketAddr) -> Option<connection::Admitted> {
             timeout_ms: 0,
             established_wall_ms: shared.clock.wall_ms(),
             stats: Arc::clone(&stats),
+            secure,
         },
     );
     Some(connection::Admitted {
