@@ -21,6 +21,7 @@ pub mod consensus;
 pub mod proto;
 pub mod server;
 pub mod session;
+pub mod timing;
 pub mod tls;
 pub mod tree;
 pub mod txn;

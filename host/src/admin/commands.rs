@@ -210,7 +210,7 @@ fn initial_configuration(context: &Context) -> Result<serde_json::Value, String>
 }
 
 fn last_snapshot(_: &Context) -> Result<serde_json::Value, String> {
-    let last = crate::admin::timing::LAST_SNAPSHOT
+    let last = crate::timing::LAST_SNAPSHOT
         .lock()
         .ok()
         .and_then(|last| *last);

@@ -13,9 +13,9 @@ use prometheus::proto::{
 };
 use prometheus::{Encoder, TextEncoder};
 
-use crate::admin::timing::{TimingSnapshot, SUMMARY_QUANTILES};
 use crate::server::facts::{self, MonitorFacts, RecipeFacts, Value};
 use crate::server::Context;
+use crate::timing::{TimingSnapshot, SUMMARY_QUANTILES};
 
 pub fn router(context: Context) -> Router {
     Router::new().fallback(scrape).with_state(context)
@@ -152,7 +152,7 @@ fn recipe_families(recipes: &[RecipeFacts]) -> Vec<MetricFamily> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admin::timing::Timing;
+    use crate::timing::Timing;
 
     #[test]
     fn renders_gauges_summaries_and_recipe_counters() {

@@ -6,7 +6,6 @@
 
 pub mod commands;
 pub mod metrics;
-pub mod timing;
 
 use std::net::SocketAddr;
 

@@ -329,7 +329,7 @@ impl RaftSnapshotBuilder<ZkwRaft> for Builder {
             let started = std::time::Instant::now();
             let written = write_snapshot_file(&dir, &meta, &data).map(|path| (path, data));
             let index = meta.last_log_id.map_or(0, |id| id.index);
-            crate::admin::timing::snapshot_written(index, started);
+            crate::timing::snapshot_written(index, started);
             prune_snapshots(&dir, retained);
             written
         })

@@ -221,7 +221,7 @@ fn send_reply(shared: &Shared, route: ReplyRoute, zxid: i64, reply: Result<Respo
     super::dispatch::record_reply(
         shared,
         &route.stats,
-        route.op_name,
+        (route.op_name, super::stats::RequestKind::Update),
         route.xid,
         zxid,
         route.received_ms,

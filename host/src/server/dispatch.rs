@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use super::apply::{ReplyRoute, Route};
 use super::connection::reply_frame;
 use super::outbound::Outbound;
-use super::stats::{ConnectionStats, LastRequest};
+use super::stats::{ConnectionStats, LastRequest, RequestKind};
 use super::{Context, Shared, Store};
 use crate::consensus::Proposal;
 use crate::proto::{
@@ -188,6 +188,11 @@ async fn answer_locally(
 ) -> Flow {
     state.wait_for_writes().await;
     let shared = &context.shared;
+    let kind = if matches!(request, Request::Reconfig(_)) {
+        RequestKind::Update
+    } else {
+        RequestKind::Read
+    };
     let (result, name, flow) = match request {
         Request::Ping => (Ok(Response::Empty), "PING", Flow::Continue),
         Request::Auth(packet) => {
@@ -246,7 +251,7 @@ async fn answer_locally(
             record_reply(
                 shared,
                 &state.stats,
-                name,
+                (name, RequestKind::Read),
                 xid,
                 zxid,
                 shared.clock.monotonic_ms(),
@@ -259,7 +264,7 @@ async fn answer_locally(
     record_reply(
         shared,
         &state.stats,
-        name,
+        (name, kind),
         xid,
         zxid,
         shared.clock.monotonic_ms(),
@@ -287,14 +292,14 @@ pub async fn reply_now(
 pub fn record_reply(
     shared: &Shared,
     stats: &ConnectionStats,
-    op_name: &'static str,
+    (op_name, kind): (&'static str, RequestKind),
     cxid: i32,
     zxid: i64,
     received_ms: u64,
 ) {
     let latency_ms = shared.clock.monotonic_ms().saturating_sub(received_ms);
     if cxid != xid::PING {
-        shared.stats.record_request(op_name, latency_ms);
+        shared.stats.record_request(kind, latency_ms);
         stats.latency.record(latency_ms);
     }
     if let Ok(mut last) = stats.last.lock() {

@@ -9,8 +9,8 @@ use std::sync::atomic::Ordering;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use super::{Context, Shared, VERSION_STRING};
-use crate::admin::timing::{self, TimingSnapshot, MONITOR_PERCENTILES};
 use crate::config::PeerRole;
+use crate::timing::{self, TimingSnapshot, MONITOR_PERCENTILES};
 
 /// ZooKeeper's build line after the version; zkw has no build stamp.
 const BUILT_ON: &str = "built on 1970-01-01 00:00 UTC";

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use crate::admin::timing::Timing;
+use crate::timing::Timing;
 
 /// Request latency in milliseconds: min / total / count / max.
 #[derive(Debug)]
@@ -77,19 +77,22 @@ pub struct ServerStats {
     pub update_latency: Timing,
 }
 
-/// The request names (as `cons` prints them) of writes: they go through consensus.
-const UPDATE_OPS: [&str; 8] = [
-    "CREA", "CLOS", "DELE", "SETD", "SETA", "CHEC", "MULT", "RECO",
-];
+/// Which latency summary a request counts in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestKind {
+    /// Answered from the local tree (and sync, auth, setWatches ...): `readlatency`.
+    Read,
+    /// A change of the replicated state (a txn, or a reconfig): `updatelatency`.
+    Update,
+}
 
 impl ServerStats {
     /// Records one answered request (pings excluded) into the latency counters.
-    pub fn record_request(&self, op_name: &str, latency_ms: u64) {
+    pub fn record_request(&self, kind: RequestKind, latency_ms: u64) {
         self.latency.record(latency_ms);
-        if UPDATE_OPS.contains(&op_name) {
-            self.update_latency.record_ms(latency_ms);
-        } else {
-            self.read_latency.record_ms(latency_ms);
+        match kind {
+            RequestKind::Read => self.read_latency.record_ms(latency_ms),
+            RequestKind::Update => self.update_latency.record_ms(latency_ms),
         }
     }
 

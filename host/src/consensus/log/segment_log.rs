@@ -317,7 +317,7 @@ impl<D: LogDisk> SegmentLog<D> {
             if let Some(segment) = self.segments.last() {
                 let started = std::time::Instant::now();
                 segment.file.sync_data().map_err(io_error(&segment.name))?;
-                crate::admin::timing::FSYNC_MS.record_since(started);
+                crate::timing::FSYNC_MS.record_since(started);
             }
             self.file_unsynced = false;
         }

@@ -1,6 +1,8 @@
 //! Durations summarised for `mntr`, the admin `monitor` command and the Prometheus summaries:
 //! count, sum, min, max and quantiles, in milliseconds. Also the process-wide timings the
 //! storage layer records (log fdatasync, snapshot writes), which have no server handle.
+//! A leaf like `clock`: consensus and server record here, `server::facts` and `admin` read,
+//! so storage never depends on the HTTP side.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex};
