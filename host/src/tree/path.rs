@@ -18,41 +18,86 @@ pub fn validate_path(path: &str, sequential: bool) -> Result<(), TreeError> {
 }
 
 fn validate_full(path: &str) -> Result<(), TreeError> {
-    let bad = || TreeError::BadArguments(path.to_owned());
-    if !path.starts_with('/') {
-        return Err(bad());
+    match path_fault(path) {
+        Some(_) => Err(TreeError::BadArguments(path.to_owned())),
+        None => Ok(()),
     }
-    if path == "/" {
-        return Ok(());
-    }
-    if path.ends_with('/') {
-        return Err(bad());
-    }
-    // Each segment after the leading "/" must be non-empty, not "." or "..", and hold no
-    // forbidden character.
-    for segment in path[1..].split('/') {
-        if segment.is_empty() || segment == "." || segment == ".." {
-            return Err(bad());
-        }
-        // Printable ASCII is always allowed: only other segments need the per-char check
-        // (snapshot loading validates a million paths).
-        let printable = segment.bytes().all(|byte| (0x20..0x7f).contains(&byte));
-        if !printable && segment.chars().any(is_forbidden_char) {
-            return Err(bad());
-        }
-    }
-    Ok(())
 }
 
-/// The characters Java's validatePath refuses. Java works on UTF-16 units, so every
-/// supplementary character (a surrogate pair there) is refused as well.
-fn is_forbidden_char(c: char) -> bool {
-    let code = c as u32;
-    code == 0
-        || (0x01..=0x1f).contains(&code)
-        || (0x7f..=0x9f).contains(&code)
-        || (0xd800..=0xf8ff).contains(&code)
-        || code >= 0xfff0
+/// How a path breaks the rules, as Java's `PathUtils.validatePath` words it (zkCli prints
+/// these); `index` counts UTF-16 units, as Java's does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathFault {
+    Empty,
+    NotAbsolute,
+    TrailingSlash,
+    NullCharacter { index: usize },
+    EmptyName { index: usize },
+    Relative { index: usize },
+    InvalidCharacter { index: usize },
+}
+
+impl std::fmt::Display for PathFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PathFault::Empty => write!(f, "Path length must be > 0"),
+            PathFault::NotAbsolute => write!(f, "Path must start with / character"),
+            PathFault::TrailingSlash => write!(f, "Path must not end with / character"),
+            PathFault::NullCharacter { index } => write!(f, "null character not allowed @{index}"),
+            PathFault::EmptyName { index } => write!(f, "empty node name specified @{index}"),
+            PathFault::Relative { index } => write!(f, "relative paths not allowed @{index}"),
+            PathFault::InvalidCharacter { index } => write!(f, "invalid character @{index}"),
+        }
+    }
+}
+
+/// The first rule `path` breaks, checked in Java's order, or `None` for a valid path. One
+/// pass over the UTF-16 units without allocating (snapshot loading checks a million paths).
+pub fn path_fault(path: &str) -> Option<PathFault> {
+    if path.is_empty() {
+        return Some(PathFault::Empty);
+    }
+    if !path.starts_with('/') {
+        return Some(PathFault::NotAbsolute);
+    }
+    if path == "/" {
+        return None;
+    }
+    if path.ends_with('/') {
+        return Some(PathFault::TrailingSlash);
+    }
+    const SLASH: u16 = b'/' as u16;
+    const DOT: u16 = b'.' as u16;
+    let mut units = path.encode_utf16().enumerate().peekable();
+    let (mut before_last, mut last) = (0u16, SLASH);
+    units.next(); // the leading "/"
+    while let Some((index, unit)) = units.next() {
+        let at_name_end = units.peek().is_none_or(|&(_, next)| next == SLASH);
+        let fault = match unit {
+            0 => Some(PathFault::NullCharacter { index }),
+            SLASH if last == SLASH => Some(PathFault::EmptyName { index }),
+            DOT if last == DOT && before_last == SLASH && at_name_end => {
+                Some(PathFault::Relative { index })
+            }
+            DOT if last == SLASH && at_name_end => Some(PathFault::Relative { index }),
+            _ if is_forbidden_unit(unit) => Some(PathFault::InvalidCharacter { index }),
+            _ => None,
+        };
+        if fault.is_some() {
+            return fault;
+        }
+        (before_last, last) = (last, unit);
+    }
+    None
+}
+
+/// The UTF-16 units Java's validatePath refuses (NUL is reported on its own, first). Every
+/// supplementary character is a surrogate pair there, so it is refused as well.
+fn is_forbidden_unit(unit: u16) -> bool {
+    (0x01..=0x1f).contains(&unit)
+        || (0x7f..=0x9f).contains(&unit)
+        || (0xd800..=0xf8ff).contains(&unit)
+        || unit >= 0xfff0
 }
 
 /// The parent of an absolute, non-root path: "/a" -> "/", "/a/b" -> "/a". `None` when the
@@ -89,6 +134,24 @@ pub fn join(parent: &str, name: &str) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn faults_name_the_first_broken_rule_at_its_utf16_index() {
+        assert_eq!(path_fault("/a/b"), None);
+        assert_eq!(path_fault(""), Some(PathFault::Empty));
+        assert_eq!(path_fault("/a//b"), Some(PathFault::EmptyName { index: 3 }));
+        assert_eq!(path_fault("/a/.."), Some(PathFault::Relative { index: 4 }));
+        assert_eq!(path_fault("/a/./b"), Some(PathFault::Relative { index: 3 }));
+        // A supplementary character is two units in Java: refused at its first one.
+        assert_eq!(
+            path_fault("/\u{1F600}/\u{1}"),
+            Some(PathFault::InvalidCharacter { index: 1 })
+        );
+        assert_eq!(
+            path_fault("/ab\u{0}").map(|fault| fault.to_string()),
+            Some("null character not allowed @3".to_owned())
+        );
+    }
 
     #[test]
     fn accepts_ordinary_paths() {

@@ -5,6 +5,7 @@
 //! (PathUtils.validatePath), whose messages zkCli prints as they are.
 
 use crate::proto::{perms, Acl, Id};
+use crate::tree::path::{path_fault, PathFault};
 
 /// A command's failure as zkCli reports it: the message goes to stderr, the exit code is the
 /// process's in one-shot mode (CliException: 1; CommandNotFoundException: 127).
@@ -245,51 +246,13 @@ pub fn validate_path(path: &str, sequential: bool) -> Result<(), String> {
     if sequential {
         return validate_path(&format!("{path}1"), false);
     }
-    let chars: Vec<char> = path.chars().collect();
-    if chars.is_empty() {
-        return Err("Path length must be > 0".into());
-    }
-    if chars[0] != '/' {
-        return Err("Path must start with / character".into());
-    }
-    if chars.len() == 1 {
-        return Ok(());
-    }
-    if chars[chars.len() - 1] == '/' {
-        return Err("Path must not end with / character".into());
-    }
-    match invalid_reason(&chars) {
-        Some(reason) => Err(format!("Invalid path string \"{path}\" caused by {reason}")),
+    match path_fault(path) {
         None => Ok(()),
-    }
-}
-
-fn invalid_reason(chars: &[char]) -> Option<String> {
-    let at_name_end = |i: usize| i + 1 == chars.len() || chars[i + 1] == '/';
-    for i in 1..chars.len() {
-        let (c, last) = (chars[i], chars[i - 1]);
-        let code = u32::from(c);
-        if c == '\0' {
-            return Some(format!("null character not allowed @{i}"));
-        } else if c == '/' && last == '/' {
-            return Some(format!("empty node name specified @{i}"));
-        } else if c == '.' && last == '.' {
-            if i >= 2 && chars[i - 2] == '/' && at_name_end(i) {
-                return Some(format!("relative paths not allowed @{i}"));
-            }
-        } else if c == '.' {
-            if last == '/' && at_name_end(i) {
-                return Some(format!("relative paths not allowed @{i}"));
-            }
-        } else if (0x1..=0x1f).contains(&code)
-            || (0x7f..=0x9f).contains(&code)
-            || (0xd800..=0xf8ff).contains(&code)
-            || (0xfff0..=0xffff).contains(&code)
-        {
-            return Some(format!("invalid character @{i}"));
+        Some(fault @ (PathFault::Empty | PathFault::NotAbsolute | PathFault::TrailingSlash)) => {
+            Err(fault.to_string())
         }
+        Some(fault) => Err(format!("Invalid path string \"{path}\" caused by {fault}")),
     }
-    None
 }
 
 #[cfg(test)]
