@@ -6,9 +6,10 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex};
-use std::time::Instant;
 
 use hdrhistogram::Histogram;
+
+use crate::clock::{Clock, Stopwatch, SystemClock};
 
 /// Significant decimal digits the histograms keep (1% precision is plenty for latencies).
 const HISTOGRAM_SIGNIFICANT_DIGITS: u8 = 2;
@@ -34,11 +35,9 @@ pub struct LastSnapshot {
 }
 
 /// Called by the snapshot builder after each write: its duration and what it covered.
-pub fn snapshot_written(zxid: u64, started: Instant) {
+pub fn snapshot_written(zxid: u64, started: &Stopwatch) {
     SNAPSHOT_MS.record_since(started);
-    let unix_secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs());
+    let unix_secs = u64::try_from(SystemClock::new().wall_ms() / 1000).unwrap_or(0);
     if let Ok(mut last) = LAST_SNAPSHOT.lock() {
         *last = Some(LastSnapshot { zxid, unix_secs });
     }
@@ -92,10 +91,9 @@ impl Timing {
         self.sum_ms.fetch_add(ms, Ordering::Relaxed);
     }
 
-    /// Records the time since `start`.
-    pub fn record_since(&self, start: Instant) {
-        let ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.record_ms(ms);
+    /// Records the time `started` has run.
+    pub fn record_since(&self, started: &Stopwatch) {
+        self.record_ms(started.elapsed_us() / 1000);
     }
 
     pub fn snapshot(&self) -> TimingSnapshot {

@@ -326,10 +326,10 @@ impl RaftSnapshotBuilder<ZkwRaft> for Builder {
         );
         let retained = self.retained;
         let written = tokio::task::spawn_blocking(move || {
-            let started = std::time::Instant::now();
+            let started = crate::clock::Stopwatch::start();
             let written = write_snapshot_file(&dir, &meta, &data).map(|path| (path, data));
             let index = meta.last_log_id.map_or(0, |id| id.index);
-            crate::timing::snapshot_written(index, started);
+            crate::timing::snapshot_written(index, &started);
             prune_snapshots(&dir, retained);
             written
         })

@@ -315,9 +315,9 @@ impl<D: LogDisk> SegmentLog<D> {
     fn flush_unchecked(&mut self) -> Result<(), LogError> {
         if self.file_unsynced {
             if let Some(segment) = self.segments.last() {
-                let started = std::time::Instant::now();
+                let started = crate::clock::Stopwatch::start();
                 segment.file.sync_data().map_err(io_error(&segment.name))?;
-                crate::timing::FSYNC_MS.record_since(started);
+                crate::timing::FSYNC_MS.record_since(&started);
             }
             self.file_unsynced = false;
         }
