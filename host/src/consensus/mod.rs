@@ -11,6 +11,8 @@
 //! - `network.rs`: the quorum-port transport (Raft RPCs plus forwarded writes, session
 //!   liveness, read indexes and membership changes);
 //! - `membership.rs`: dynamic reconfig as Raft membership changes;
+//! - `failover.rs`: followers elect at once when their leader's process goes (or it falls
+//!   silent for syncLimit ticks), pre-vote kept;
 //! - `purge.rs`: the autopurge.purgeInterval timer.
 //!
 //! Request path: a proposal gets a per-server sequence number and its reply route stays here
@@ -22,6 +24,7 @@
 //!
 //! Entry points: [`Consensus::start`], [`Proposer::propose`], [`Consensus::sync`].
 
+mod failover;
 pub mod log;
 pub mod membership;
 pub mod meta;
@@ -207,6 +210,12 @@ impl ConsensusConfig {
     }
 }
 
+/// Whether this server has applied an entry of `term` (every new leader's first entry is one):
+/// then everything the leaders before it committed is applied here too.
+fn applied_this_term(last_applied: Option<&types::LogId>, term: u64) -> bool {
+    last_applied.is_some_and(|applied| applied.leader_id.term >= term)
+}
+
 /// A running consensus node.
 pub struct Consensus<M: StateMachine> {
     raft: Raft<Adapter<M>>,
@@ -232,6 +241,8 @@ pub struct Consensus<M: StateMachine> {
     /// initLimit ticks: how long a reconfig waits for its new voters to catch up.
     reconfig_sync_ms: u64,
     stop: watch::Sender<bool>,
+    /// The leader this server last had an AppendEntries from, and when (monotonic ms).
+    heard_from_leader: Mutex<Option<(u64, u64)>>,
 }
 
 impl<M: StateMachine> Consensus<M> {
@@ -290,6 +301,7 @@ impl<M: StateMachine> Consensus<M> {
             reconfiguring: tokio::sync::Mutex::new(()),
             reconfig_sync_ms: (config.tick_ms * config.init_limit_ticks).max(raft_heartbeat_ms * 4),
             stop,
+            heard_from_leader: Mutex::new(None),
         });
         node.initialize(&config).await?;
         if let Some(listen) = config.listen {
@@ -315,6 +327,8 @@ impl<M: StateMachine> Consensus<M> {
             ));
         }
         if !node.standalone {
+            let silence_limit_ms = config.tick_ms * config.sync_limit_ticks;
+            tokio::spawn(Arc::clone(&node).watch_leader(silence_limit_ms, stop_rx.clone()));
             tokio::spawn(Arc::clone(&node).relay_touches(config.tick_ms, stop_rx));
         }
         Ok((node, Proposer { queue }))
@@ -437,7 +451,7 @@ impl<M: StateMachine> Consensus<M> {
     /// Recomputes `serving` from the leader this server knows and, when it leads, whether its
     /// lease (a quorum's acknowledgement within election_timeout_max) still holds.
     async fn refresh_serving(&self) {
-        let (leader, state, member) = {
+        let (leader, state, member, caught_up) = {
             let receiver = self.raft.metrics();
             let metrics = receiver.borrow_watched();
             let membership = metrics.membership_config.membership();
@@ -445,6 +459,7 @@ impl<M: StateMachine> Consensus<M> {
                 metrics.current_leader,
                 metrics.state,
                 membership.get_node(&self.my_id).is_some(),
+                applied_this_term(metrics.last_applied.as_ref(), metrics.current_term),
             )
         };
         let serving = match (leader, state) {
@@ -452,6 +467,12 @@ impl<M: StateMachine> Consensus<M> {
             // Not (or no longer) a member: a joiner not yet added, or a server a reconfig
             // removed, serves no clients.
             _ if !member && !self.standalone => false,
+            // Entries of an earlier term that the new leader's first entry commits (a write
+            // the old leader took but never answered) must be in the tree before anyone reads
+            // it or resumes a session here: else a client that lost its connection with the
+            // old leader reads the old value, retries, and its first write lands after all.
+            // ZooKeeper's followers likewise serve only once synced with the new leader.
+            _ if !caught_up => false,
             (Some(_), ServerState::Leader) if !self.standalone => self
                 .raft
                 .get_read_linearizer(ReadPolicy::LeaseRead)
@@ -607,7 +628,17 @@ impl<M: StateMachine> Consensus<M> {
             if batch.is_empty() {
                 continue;
             }
-            match self.submit(&batch, &mut forward).await {
+            // A leader that stops answering (paused, cut off) is given up as soon as another
+            // is known: the batch goes again to that one (copies are skipped at apply).
+            let mut moved = leader_moved.clone();
+            let submitted = tokio::select! {
+                submitted = self.submit(&batch, &mut forward) => submitted,
+                _ = moved.changed() => {
+                    forward = None;
+                    Err(ConsensusError::Leader("the leader changed during the hand-over".into()))
+                }
+            };
+            match submitted {
                 Ok(target) => {
                     delivered_to = Some(target);
                     failing_since = None;
@@ -733,11 +764,15 @@ impl<M: StateMachine> Consensus<M> {
     async fn handle_peer(&self, request: PeerRequest) -> PeerResponse {
         let failed = |error: &dyn std::fmt::Display| PeerResponse::Failed(error.to_string());
         match request {
-            PeerRequest::AppendEntries(rpc) => self
-                .raft
-                .append_entries(rpc)
-                .await
-                .map_or_else(|e| failed(&e), PeerResponse::AppendEntries),
+            PeerRequest::AppendEntries(rpc) => {
+                if rpc.vote.committed {
+                    self.heard_from(rpc.vote.leader_id.voted_for);
+                }
+                self.raft
+                    .append_entries(rpc)
+                    .await
+                    .map_or_else(|e| failed(&e), PeerResponse::AppendEntries)
+            }
             PeerRequest::Vote(rpc) => self
                 .raft
                 .vote(rpc)
@@ -786,6 +821,7 @@ impl<M: StateMachine> Consensus<M> {
                 let view = self.membership();
                 PeerResponse::Membership(initialized.then(|| (view.contains(asker), view.version)))
             }
+            PeerRequest::HoldLeader { term } => self.hold_as_leader(term).await,
             PeerRequest::ReadIndex => {
                 if !self.is_leader() {
                     return PeerResponse::NotLeader(

@@ -115,6 +115,12 @@ pub enum PeerRequest {
     },
     /// A leader stepping down (a reconfig removed it) names its successor.
     TransferLeader(TransferLeaderRequest<ZkwRaft>),
+    /// A follower holds this open on its leader of `term`; the leader answers (`NotLeader`)
+    /// only when it stops leading that term, so the connection closing means its process is
+    /// gone (see `failover`).
+    HoldLeader {
+        term: u64,
+    },
 }
 
 /// The answer to a [`PeerRequest`].
@@ -251,6 +257,22 @@ impl PeerClient {
             self.stream = None;
         }
         result
+    }
+
+    /// One request whose answer may take as long as it takes (the caller bounds it). Dropping
+    /// the future mid-way drops the connection, so the next call starts on a fresh one.
+    pub async fn hold(&mut self, request: &PeerRequest) -> io::Result<PeerResponse> {
+        let mut stream = match self.stream.take() {
+            Some(stream) => stream,
+            None => {
+                self.connect().await?;
+                self.stream.take().ok_or_else(|| invalid("no connection"))?
+            }
+        };
+        write_message(&mut stream, request).await?;
+        let response = read_message(&mut stream).await?;
+        self.stream = Some(stream);
+        Ok(response)
     }
 
     async fn call_unbounded(&mut self, request: &PeerRequest) -> io::Result<PeerResponse> {
