@@ -100,7 +100,9 @@ impl<M: StateMachine> Consensus<M> {
             .map(|(_, node)| super::membership::quorum_address(&node.addr))?;
         Some(Watched {
             leader,
-            vote: metrics.vote.clone(),
+            // As the core holds it: `current_leader` and `current_term` come from its vote,
+            // while `metrics.vote` is the last *flushed* one and may differ from it.
+            vote: Vote::new_committed(metrics.current_term, leader),
             term: metrics.current_term,
             address,
         })
@@ -215,7 +217,7 @@ impl<M: StateMachine> Consensus<M> {
         );
         // A transfer request naming the gone leader itself as the target: every member that
         // handles it drops the gone leader's lease, none campaigns because of it.
-        let forget = TransferLeaderRequest::new(watched.vote.clone(), watched.leader, None);
+        let forget = TransferLeaderRequest::new(watched.vote, watched.leader, None);
         if let Err(error) = self.raft.handle_transfer_leader(forget).await {
             tracing::warn!(%error, "could not drop the gone leader's lease");
             return;
