@@ -459,3 +459,42 @@ def test_exactly_once_through_leader_kills(make_cluster):
     finally:
         stop_burners(burners)
         run.close()
+
+
+def test_checks_catch_double_applies_and_wrong_answers():
+    """The checks above on hand-made results (no server): a correct one passes; a write
+    applied twice, a BadVersion write that was applied, an answer for another request, and
+    a duplicated or missing create are each reported."""
+    from types import SimpleNamespace
+
+    run = ExactlyOnce(cluster=None)
+    run.keys = ["k0"]
+    h = run.history
+
+    def write(ident, prev, expected, result, version=None):
+        op = h.invoke(0, lin.CAS, "k0", value=f"{ident}|{prev}|{expected}".encode(), expected=expected)
+        {lin.OK: lambda: h.ok(op, (version,)), lin.FAIL: lambda: h.fail(op, "BadVersion"),
+         lin.UNKNOWN: lambda: h.unknown(op, "ConnectionLoss")}[result]()
+        run.writes[ident] = op
+        return op.value
+
+    v1 = write("c0:1", "init", 0, lin.OK, 1)
+    v2 = write("c1:1", "c0:1", 1, lin.OK, 2)
+    v2b = write("c2:1", "c0:1", 1, lin.FAIL)
+    assert run.check_counters({"k0": (v2, 2)})[0] == []
+    assert run.check_counters({"k0": (v1, 1)})[0]  # c1:1 acknowledged but lost
+    assert run.check_counters({"k0": (v2, 3)})[0]  # c1:1 applied again at version 3
+    assert run.check_counters({"k0": (v2b, 2)})[0]  # BadVersion answered, yet applied
+    write("c0:2", "c1:1", 2, lin.OK, 2)  # answered with another request's version
+    assert run.check_counters({"k0": (v2, 2)})[0]
+
+    def creates(*recs):
+        run.clients = [SimpleNamespace(creates=[dict(id=i, result=r, path=p, error=None, seen=None)
+                                                for i, r, p in recs])]
+
+    creates(("c0:1", lin.OK, f"{SEQ}/c0:1-0000000000"), ("c0:2", lin.UNKNOWN, None))
+    good = {"c0:1-0000000000": b"c0:1", "c0:2-0000000001": b"c0:2"}
+    assert run.check_creates(good) == []
+    assert run.check_creates({**good, "c0:2-0000000002": b"c0:2"})  # applied twice
+    assert run.check_creates({"c0:2-0000000001": b"c0:2"})  # acknowledged, missing
+    assert run.check_creates({**good, "c9:1-0000000003": b"c9:1"})  # nobody created it
