@@ -142,7 +142,8 @@ def wait_whole(cluster):
 
 
 def one_round(cluster, fault):
-    """One fault of the leader; returns (write_s, leader_s), None where not seen in time."""
+    """One fault of the leader; returns (write_s, leader_s, old leader, new leader), None
+    where not seen in time."""
     old = cluster.wait_quorum(timeout=WHOLE_TIMEOUT_S)
     survivors = [s for s in cluster.ids if s != old]
     writers = [Writer(cluster[s]) for s in survivors]
@@ -155,11 +156,13 @@ def one_round(cluster, fault):
             cluster[old].kill()
         else:
             cluster[old].pause()
-        write_s = leader_s = None
+        write_s = leader_s = new = None
         deadline = t0 + FAULT_DEADLINE_S
         while time.monotonic() < deadline and (write_s is None or leader_s is None):
-            if leader_s is None and any(cluster[s].srvr().get("Mode") == "leader" for s in survivors):
-                leader_s = time.monotonic() - t0
+            if leader_s is None:
+                new = next((s for s in survivors if cluster[s].srvr().get("Mode") == "leader"), None)
+                if new is not None:
+                    leader_s = time.monotonic() - t0
             if write_s is None:
                 firsts = [f for f in (w.first_ack_after(t0) for w in writers) if f is not None]
                 if firsts:
@@ -173,7 +176,7 @@ def one_round(cluster, fault):
         elif cluster[old].paused:
             cluster[old].resume()
     wait_whole(cluster)
-    return write_s, leader_s
+    return write_s, leader_s, old, new
 
 
 def run_target(kind, rounds, size, faults):
@@ -186,9 +189,10 @@ def run_target(kind, rounds, size, faults):
         log(f"{kind}: {size} members up in {cluster.base_dir}")
         for fault in faults:
             for r in range(rounds):
-                write_s, leader_s = one_round(cluster, fault)
+                write_s, leader_s, old, new = one_round(cluster, fault)
                 results[fault].append((write_s, leader_s))
-                log(f"{kind} {fault} round {r + 1}/{rounds}: write {fmt(write_s)}, leader {fmt(leader_s)}")
+                log(f"{kind} {fault} round {r + 1}/{rounds}: write {fmt(write_s)}, "
+                    f"leader {fmt(leader_s)} ({old} -> {new})")
     finally:
         cluster.close(keep_dir=bool(os.environ.get("ZKW_KEEP_LOGS")))
     return results
