@@ -21,6 +21,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from proxy import Proxy
@@ -40,6 +41,28 @@ MAX_SESSION_TIMEOUT_MS = 60000
 # ZooKeeper's election connect timeout (default 5 s) bounds how long a
 # blackholed election connection can stall; zkw ignores the key.
 ZK_CNX_TIMEOUT_MS = 1500
+
+
+@dataclass(frozen=True)
+class Timing:
+    """An ensemble's timing keys; `cnx_timeout_ms` None leaves ZooKeeper's own default."""
+
+    tick_ms: int = TICK_TIME_MS
+    init_limit: int = INIT_LIMIT_TICKS
+    sync_limit: int = SYNC_LIMIT_TICKS
+    cnx_timeout_ms: int = ZK_CNX_TIMEOUT_MS
+
+    @property
+    def sync_timeout_s(self):
+        """syncLimit x tickTime: how long a follower may go unheard (ZooKeeper's
+        learner read timeout; zkw's longest election timeout)."""
+        return self.tick_ms * self.sync_limit / 1000.0
+
+
+# The tests' timing (above); and ZooKeeper's sample zoo.cfg (conf/zoo_sample.cfg), as an
+# operator would run it, with ZooKeeper's default election connect timeout.
+DEFAULT_TIMING = Timing()
+SAMPLE_TIMING = Timing(tick_ms=2000, init_limit=10, sync_limit=5, cnx_timeout_ms=None)
 
 # Bounded waits, all in seconds.
 MEMBER_START_TIMEOUT_S = 30.0
@@ -166,9 +189,9 @@ class Member:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         (self.data_dir / "myid").write_text(f"{self.id}\n")
         cfg = {
-            "tickTime": TICK_TIME_MS,
-            "initLimit": INIT_LIMIT_TICKS,
-            "syncLimit": SYNC_LIMIT_TICKS,
+            "tickTime": self.cluster.timing.tick_ms,
+            "initLimit": self.cluster.timing.init_limit,
+            "syncLimit": self.cluster.timing.sync_limit,
             "dataDir": self.data_dir,
             "clientPort": self.client_port,
             "clientPortAddress": HOST,
@@ -192,6 +215,7 @@ class Member:
             if not binary.exists():
                 raise RuntimeError(f"zkw binary {binary} not found: cargo build or set ZKW_BIN")
             return [str(binary), "server", "start-foreground", "--config", str(self.cfg_path)]
+        cnx_timeout = self.cluster.timing.cnx_timeout_ms
         return [
             "java",
             "-Xmx256m",
@@ -201,7 +225,7 @@ class Member:
             "-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS",
             "-Dzookeeper.admin.enableServer=false",
             "-Dzookeeper.4lw.commands.whitelist=*",
-            f"-Dzookeeper.cnxTimeout={ZK_CNX_TIMEOUT_MS}",
+            *([f"-Dzookeeper.cnxTimeout={cnx_timeout}"] if cnx_timeout is not None else []),
             "-cp",
             ZK_CLASSPATH,
             "org.apache.zookeeper.server.quorum.QuorumPeerMain",
@@ -319,8 +343,11 @@ class Member:
 class Cluster:
     """N members (ids 1..N) wired through an in-process proxy on the peer ports."""
 
-    def __init__(self, size, base_dir=None, extra_cfg=None, proxied=True, target_kind=None):
+    def __init__(
+        self, size, base_dir=None, extra_cfg=None, proxied=True, target_kind=None, timing=None
+    ):
         self.target = target_kind or target()
+        self.timing = timing or DEFAULT_TIMING
         self.base_dir = Path(base_dir or tempfile.mkdtemp(prefix=f"zkw-ensemble-{self.target}-"))
         self.extra_cfg = dict(extra_cfg or {})
         self.members = {}

@@ -32,8 +32,8 @@ def pytest_runtest_makereport(item, call):
 def make_cluster(request):
     clusters = []
 
-    def make(size=3, extra_cfg=None, start=True, proxied=True):
-        cluster = Cluster(size, extra_cfg=extra_cfg, proxied=proxied)
+    def make(size=3, extra_cfg=None, start=True, proxied=True, timing=None):
+        cluster = Cluster(size, extra_cfg=extra_cfg, proxied=proxied, timing=timing)
         clusters.append(cluster)
         if start:
             cluster.start()
