@@ -938,6 +938,16 @@ mod tests {
     }
 
     #[test]
+    fn serves_only_after_applying_an_entry_of_the_current_term() {
+        let applied = |term, index| types::LogId::new_term_index(term, index);
+        assert!(!applied_this_term(None, 1));
+        // The old term's entries are applied, the new leader's first entry is not yet.
+        assert!(!applied_this_term(Some(&applied(3, 40)), 4));
+        assert!(applied_this_term(Some(&applied(4, 41)), 4));
+        assert!(applied_this_term(Some(&applied(4, 41)), 3));
+    }
+
+    #[test]
     fn zookeeper_timing_maps_to_valid_raft_timing() {
         for (tick_ms, sync_limit_ticks) in [(2000, 5), (3000, 2), (200, 5), (50, 1), (1, 1)] {
             for members in [0, 3, 5] {
