@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use openraft::error::Fatal as RaftFatal;
+use openraft::type_config::async_runtime::watch::WatchReceiver;
 use tokio::sync::watch;
 
 use super::{Consensus, StateMachine};

@@ -62,6 +62,17 @@ pub enum MetaError {
     Malformed { key: &'static str, bytes: usize },
 }
 
+impl MetaError {
+    /// The io error underneath, if the database failed on I/O (redb does not chain it as a
+    /// `source`).
+    pub fn io(&self) -> Option<&std::io::Error> {
+        match self {
+            MetaError::Db(redb::Error::Io(io)) => Some(io),
+            _ => None,
+        }
+    }
+}
+
 impl From<MetaError> for std::io::Error {
     fn from(error: MetaError) -> Self {
         std::io::Error::other(error)

@@ -104,7 +104,11 @@ impl LogStore {
 
     /// Raises a failed meta write and hands the error on to openraft.
     fn meta_failed(&self, error: MetaError) -> io::Error {
-        let fatal = Fatal::storage(Step::MetaCommit, &self.inner.meta_path, &error);
+        let path = &self.inner.meta_path;
+        let fatal = match error.io() {
+            Some(io) => Fatal::storage(Step::MetaCommit, path, io),
+            None => Fatal::storage(Step::MetaCommit, path, &error),
+        };
         self.inner.fatal.raise(fatal);
         io::Error::from(error)
     }
