@@ -82,14 +82,6 @@ fn four_letter(port: u16, word: &str) -> String {
     out
 }
 
-/// The value of `key` in a `mntr` answer.
-fn mntr_value(port: u16, key: &str) -> Option<String> {
-    four_letter(port, "mntr").lines().find_map(|line| {
-        let (k, v) = line.split_once('\t')?;
-        (k == key).then(|| v.trim().to_owned())
-    })
-}
-
 /// One zkw process (standalone, or one member of an ensemble), killed on drop.
 struct Node {
     id: u64,
@@ -505,24 +497,19 @@ async fn ensemble_member_fails_stop(step: &str, fail_leader: bool) {
     nodes[target].failpoints = None;
     nodes[target].spawn();
     wait_quorum(&mut nodes).await;
-    let zxid = wait_converged(&nodes).await;
-    let digests: Vec<Option<String>> = nodes
-        .iter()
-        .map(|node| mntr_value(node.client_port, "zk_digest"))
-        .collect();
-    assert!(digests[0].is_some(), "mntr has zk_digest");
+    let states = wait_converged(&nodes).await;
     assert!(
-        digests.windows(2).all(|pair| pair[0] == pair[1]),
-        "digests differ at zxid {zxid}: {digests:?}"
+        states.windows(2).all(|pair| pair[0] == pair[1]),
+        "digests differ at one zxid: {states:?}"
     );
     for node in &nodes {
         check_acked(&node.addr(), &acked).await;
     }
     eprintln!(
-        "{step} on member {}: {} acknowledged writes everywhere, digests {:?}",
+        "{step} on member {}: {} acknowledged writes everywhere, (zxid, digest) {:?}",
         nodes[target].id,
         acked.len(),
-        digests[0]
+        states[0]
     );
 }
 
@@ -555,20 +542,33 @@ async fn wait_quorum(nodes: &mut [Node]) -> usize {
     }
 }
 
-/// Waits (bounded) until every node reports the same last processed zxid; returns it.
-async fn wait_converged(nodes: &[Node]) -> String {
+/// Waits (bounded) until every node reports the same last processed zxid, each read with its
+/// digest from one `mntr` answer (so both describe the same state); returns the pairs.
+async fn wait_converged(nodes: &[Node]) -> Vec<(String, String)> {
     let deadline = Instant::now() + Duration::from_secs(START_SECS_MAX);
     loop {
-        let zxids: Vec<Option<String>> = nodes
+        let states: Vec<Option<(String, String)>> = nodes
             .iter()
-            .map(|node| mntr_value(node.client_port, "zk_last_processed_zxid"))
+            .map(|node| {
+                let answer = four_letter(node.client_port, "mntr");
+                let value = |key: &str| {
+                    answer.lines().find_map(|line| {
+                        let (k, v) = line.split_once('\t')?;
+                        (k == key).then(|| v.trim().to_owned())
+                    })
+                };
+                Some((value("zk_last_processed_zxid")?, value("zk_digest")?))
+            })
             .collect();
-        if zxids[0].is_some() && zxids.windows(2).all(|pair| pair[0] == pair[1]) {
-            return zxids[0].clone().unwrap_or_default();
+        let converged = states.iter().all(|state| {
+            state.as_ref().map(|(zxid, _)| zxid) == states[0].as_ref().map(|(zxid, _)| zxid)
+        });
+        if converged && states[0].is_some() {
+            return states.into_iter().flatten().collect();
         }
         assert!(
             Instant::now() < deadline,
-            "members did not converge within {START_SECS_MAX}s: {zxids:?}"
+            "members did not converge within {START_SECS_MAX}s: {states:?}"
         );
         tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
     }
@@ -662,4 +662,79 @@ async fn full_disk_fails_stop_and_recovers() {
     eprintln!("full disk: {} acknowledged writes all present", acked.len());
     node.kill();
     drop(tmpfs);
+}
+
+/// Two servers in one process (the library, no binary): failpoints and the fatal signal
+/// belong to a server, not to the process. Arming one server's failpoint makes its `run`
+/// return `ServerError::Fatal` naming the step, within the bound, while the other keeps
+/// serving and then shuts down cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fatal_errors_and_failpoints_are_per_server() {
+    use zkw::fatal::{Fatal, Step};
+    use zkw::server::ServerError;
+
+    let dir = tempfile::tempdir().unwrap();
+    let trigger = dir.path().join("arm");
+    let mut running = Vec::new();
+    for (name, spec) in [
+        ("failing", format!("log_append=file:{}", trigger.display())),
+        ("healthy", format!("log_append=file:{}", dir.path().join("never").display())),
+    ] {
+        let mut config = zkw::config::Config::default();
+        config.data_dir = dir.path().join(name);
+        config.tick_time_ms = TICK_MS as u32;
+        config.admin.enable_server = false;
+        config.failpoints = spec;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let shutdown = async move {
+            let _ = stop_rx.await;
+        };
+        let clock = Arc::new(zkw::clock::SystemClock::new());
+        let server = tokio::spawn(zkw::server::run(config, listener, shutdown, clock));
+        running.push((addr, stop_tx, server));
+    }
+    let (healthy_addr, healthy_stop, healthy) = running.pop().unwrap();
+    let (failing_addr, _failing_stop, failing) = running.pop().unwrap();
+    let on_failing = client(&failing_addr).await;
+    let on_healthy = client(&healthy_addr).await;
+    bounded("create", on_failing.create("/a", b"", &persistent()))
+        .await
+        .unwrap();
+    File::create(&trigger).unwrap();
+    // The write that meets the failpoint is never acknowledged; its outcome is unknown.
+    let _ = tokio::time::timeout(
+        Duration::from_secs(CALL_SECS_MAX),
+        on_failing.create("/b", b"", &persistent()),
+    )
+    .await;
+    let bound = Duration::from_millis(zkw::fatal::FATAL_EXIT_MS_MAX);
+    let result = tokio::time::timeout(bound, failing)
+        .await
+        .expect("run returns within the fatal bound")
+        .unwrap();
+    match result {
+        Err(ServerError::Fatal(cause)) => {
+            assert!(
+                matches!(&*cause, Fatal::Storage { step: Step::LogAppend, errno: Some(5), .. }),
+                "{cause:?}"
+            );
+            assert_eq!(cause.exit_status(), zkw::fatal::EXIT_STORAGE);
+        }
+        other => panic!("expected a fatal error, got {other:?}"),
+    }
+    // The other server, same process, same failpoint step: untouched.
+    for n in 0..WRITES_BEFORE_ARM {
+        let path = format!("/h{n}");
+        bounded("create", on_healthy.create(&path, b"", &persistent()))
+            .await
+            .unwrap();
+    }
+    healthy_stop.send(()).unwrap();
+    let stopped = tokio::time::timeout(Duration::from_secs(CALL_SECS_MAX), healthy)
+        .await
+        .expect("healthy server stops")
+        .unwrap();
+    assert!(stopped.is_ok(), "{stopped:?}");
 }
