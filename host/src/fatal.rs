@@ -269,8 +269,14 @@ mod tests {
         assert!(signal.is_raised());
         assert_eq!(signal.cause().as_deref(), Some(&first));
         let text = first.to_string();
-        assert!(text.starts_with("log_append failed on /data/log/0.seg: "), "{text}");
-        assert!(text.contains("errno 28, io error kind StorageFull"), "{text}");
+        assert!(
+            text.starts_with("log_append failed on /data/log/0.seg: "),
+            "{text}"
+        );
+        assert!(
+            text.contains("errno 28, io error kind StorageFull"),
+            "{text}"
+        );
         assert_eq!(first.exit_status(), EXIT_STORAGE);
     }
 
@@ -278,7 +284,10 @@ mod tests {
     fn errno_is_found_inside_wrapping_errors() {
         let wrapped = io::Error::other(io::Error::from_raw_os_error(5));
         let fatal = Fatal::storage(Step::MetaCommit, Path::new("meta.redb"), &wrapped);
-        assert!(matches!(fatal, Fatal::Storage { errno: Some(5), .. }), "{fatal:?}");
+        assert!(
+            matches!(fatal, Fatal::Storage { errno: Some(5), .. }),
+            "{fatal:?}"
+        );
     }
 
     #[test]

@@ -162,7 +162,10 @@ impl Node {
     fn mode(&self) -> Option<String> {
         four_letter(self.client_port, "srvr")
             .lines()
-            .find_map(|line| line.strip_prefix("Mode:").map(|mode| mode.trim().to_owned()))
+            .find_map(|line| {
+                line.strip_prefix("Mode:")
+                    .map(|mode| mode.trim().to_owned())
+            })
     }
 
     fn log_text(&self) -> String {
@@ -204,7 +207,10 @@ impl Node {
             }
             if let Some(status) = self.exited() {
                 self.dump_log();
-                panic!("node {} exited ({status}) without a fail-stop line", self.id);
+                panic!(
+                    "node {} exited ({status}) without a fail-stop line",
+                    self.id
+                );
             }
             assert!(
                 Instant::now() < deadline,
@@ -273,8 +279,8 @@ async fn bounded<F: std::future::Future>(what: &str, future: F) -> F::Output {
 }
 
 async fn client(hosts: &str) -> zk::Client {
-    let connector = zk::Client::connector()
-        .with_session_timeout(Duration::from_millis(SESSION_TIMEOUT_MS));
+    let connector =
+        zk::Client::connector().with_session_timeout(Duration::from_millis(SESSION_TIMEOUT_MS));
     bounded("client connect", connector.connect(hosts))
         .await
         .unwrap()
@@ -477,12 +483,20 @@ async fn ensemble_member_fails_stop(step: &str, fail_leader: bool) {
         std::fs::create_dir_all(&data).unwrap();
         std::fs::write(data.join("myid"), format!("{}\n", node.id)).unwrap();
         let mut extra: Vec<(&str, String)> = vec![("standaloneEnabled", "false".into())];
-        extra.extend(peers.iter().map(|(key, value)| (key.as_str(), value.clone())));
+        extra.extend(
+            peers
+                .iter()
+                .map(|(key, value)| (key.as_str(), value.clone())),
+        );
         node.write_config(&data, &extra);
         node.spawn();
     }
     let leader = wait_quorum(&mut nodes).await;
-    let target = if fail_leader { leader } else { (leader + 1) % 3 };
+    let target = if fail_leader {
+        leader
+    } else {
+        (leader + 1) % 3
+    };
     let hosts: Vec<String> = nodes.iter().map(Node::addr).collect();
     let load = Load::start(&hosts.join(","), 100).await;
     load.wait_acked(WRITES_BEFORE_ARM).await;
@@ -654,7 +668,10 @@ async fn full_disk_fails_stop_and_recovers() {
     let line = node.expect_fail_stop("", "/disk/data/", ENOSPC).await;
     assert!(line.contains("No space left on device"), "{line}");
     let acked = load.stop().await;
-    assert!(!acked.is_empty(), "some writes were acknowledged before the disk filled");
+    assert!(
+        !acked.is_empty(),
+        "some writes were acknowledged before the disk filled"
+    );
     tmpfs.remount(TMPFS_LARGE);
     node.spawn();
     wait_serving(&mut node).await;
@@ -678,13 +695,18 @@ async fn fatal_errors_and_failpoints_are_per_server() {
     let mut running = Vec::new();
     for (name, spec) in [
         ("failing", format!("log_append=file:{}", trigger.display())),
-        ("healthy", format!("log_append=file:{}", dir.path().join("never").display())),
+        (
+            "healthy",
+            format!("log_append=file:{}", dir.path().join("never").display()),
+        ),
     ] {
-        let mut config = zkw::config::Config::default();
-        config.data_dir = dir.path().join(name);
-        config.tick_time_ms = TICK_MS as u32;
+        let mut config = zkw::config::Config {
+            data_dir: dir.path().join(name),
+            tick_time_ms: TICK_MS as u32,
+            failpoints: spec,
+            ..Default::default()
+        };
         config.admin.enable_server = false;
-        config.failpoints = spec;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -717,7 +739,14 @@ async fn fatal_errors_and_failpoints_are_per_server() {
     match result {
         Err(ServerError::Fatal(cause)) => {
             assert!(
-                matches!(&*cause, Fatal::Storage { step: Step::LogAppend, errno: Some(5), .. }),
+                matches!(
+                    &*cause,
+                    Fatal::Storage {
+                        step: Step::LogAppend,
+                        errno: Some(5),
+                        ..
+                    }
+                ),
                 "{cause:?}"
             );
             assert_eq!(cause.exit_status(), zkw::fatal::EXIT_STORAGE);

@@ -100,7 +100,10 @@ mod tests {
         std::fs::write(&trigger, b"").unwrap();
         let error = failpoints.check(Step::LogAppend).unwrap_err();
         assert_eq!(error.raw_os_error(), Some(FAILPOINT_ERRNO));
-        assert!(failpoints.check(Step::LogFdatasync).is_ok(), "other steps run");
+        assert!(
+            failpoints.check(Step::LogFdatasync).is_ok(),
+            "other steps run"
+        );
         std::fs::remove_file(&trigger).unwrap();
         assert!(failpoints.check(Step::LogAppend).is_ok(), "disarmed");
     }

@@ -189,9 +189,7 @@ pub struct Shared {
 impl Shared {
     pub fn lock_store(&self) -> MutexGuard<'_, Store> {
         // A poisoned lock means a panic mid-apply: the tree may be half-changed, so stop.
-        self.store
-            .lock()
-            .unwrap_or_else(|_| self.poisoned("store"))
+        self.store.lock().unwrap_or_else(|_| self.poisoned("store"))
     }
 
     pub fn lock_connections(&self) -> MutexGuard<'_, Connections> {
@@ -389,7 +387,9 @@ pub async fn run(
         };
         stopping.run(&shared, context, &consensus).await;
         // A failure during the shutdown itself still exits non-zero.
-        return fatal.cause().map_or(Ok(()), |cause| Err(failed_stop(cause)));
+        return fatal
+            .cause()
+            .map_or(Ok(()), |cause| Err(failed_stop(cause)));
     };
     let error = failed_stop(cause);
     // Already answering nothing (the flag is up); now stop, within a bound: a disk that hangs
@@ -405,7 +405,10 @@ pub async fn run(
         .await
         .is_err()
     {
-        tracing::warn!(bound_ms = FATAL_SHUTDOWN_MS_MAX, "shutdown after a fatal error timed out");
+        tracing::warn!(
+            bound_ms = FATAL_SHUTDOWN_MS_MAX,
+            "shutdown after a fatal error timed out"
+        );
     }
     Err(error)
 }
@@ -427,7 +430,11 @@ fn raise_if_panicked(fatal: &FatalSignal, task: &str, error: tokio::task::JoinEr
             .into_panic()
             .downcast::<String>()
             .map(|message| *message)
-            .or_else(|payload| payload.downcast::<&str>().map(|message| (*message).to_owned()))
+            .or_else(|payload| {
+                payload
+                    .downcast::<&str>()
+                    .map(|message| (*message).to_owned())
+            })
             .unwrap_or_else(|_| "(no message)".to_owned());
         fatal.raise(Fatal::Panicked {
             task: task.to_owned(),
@@ -776,7 +783,10 @@ fn failpoints(spec: &str) -> Result<Failpoints, ServerError> {
             Ok(failpoints)
         }
         Err(FailpointError::NotCompiled) => {
-            tracing::warn!(spec, "failpoints are not compiled into this build; ignoring them");
+            tracing::warn!(
+                spec,
+                "failpoints are not compiled into this build; ignoring them"
+            );
             Ok(Failpoints::default())
         }
         Err(error) => Err(error.into()),

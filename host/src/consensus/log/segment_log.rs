@@ -278,7 +278,9 @@ impl<D: LogDisk> SegmentLog<D> {
         }
         let name = recover::segment_name(self.next_index);
         let create = Step::LogSegmentCreate;
-        self.disk.failpoint(create).map_err(io_error(create, &name))?;
+        self.disk
+            .failpoint(create)
+            .map_err(io_error(create, &name))?;
         let file = self.disk.create(&name).map_err(io_error(create, &name))?;
         self.dir_unsynced = true;
         let header = record::encode_header(self.next_index);
@@ -462,7 +464,9 @@ impl<D: LogDisk> SegmentLog<D> {
             self.file_unsynced = false;
         }
         if removed || self.dir_unsynced {
-            self.disk.sync_dir().map_err(io_error(Step::LogTruncate, LOG_DIRECTORY_NAME))?;
+            self.disk
+                .sync_dir()
+                .map_err(io_error(Step::LogTruncate, LOG_DIRECTORY_NAME))?;
             self.dir_unsynced = false;
         }
         if let Some(segment) = self.segments.last_mut() {
@@ -472,7 +476,10 @@ impl<D: LogDisk> SegmentLog<D> {
                     .file
                     .set_len(new_end)
                     .map_err(io_error(Step::LogTruncate, &segment.name))?;
-                segment.file.sync_data().map_err(io_error(Step::LogTruncate, &segment.name))?;
+                segment
+                    .file
+                    .sync_data()
+                    .map_err(io_error(Step::LogTruncate, &segment.name))?;
                 segment
                     .offsets
                     .truncate((keep_next - segment.first_index) as usize);
@@ -525,7 +532,9 @@ impl<D: LogDisk> SegmentLog<D> {
         }
         self.segments.drain(..removed);
         if removed > 0 {
-            self.disk.sync_dir().map_err(io_error(Step::LogPurge, LOG_DIRECTORY_NAME))?;
+            self.disk
+                .sync_dir()
+                .map_err(io_error(Step::LogPurge, LOG_DIRECTORY_NAME))?;
             self.dir_unsynced = false;
         }
         if log_id.index >= self.next_index {
