@@ -208,8 +208,19 @@ impl Node {
     }
 
     /// Waits (bounded) for the process to exit after its fail-stop line, and checks the line
-    /// and the status. Returns the line.
+    /// (step, file, errno) and the status. Returns the line.
     async fn expect_fail_stop(&mut self, step: &str, file_part: &str, errno: i32) -> String {
+        let (status, line) = self.wait_fail_stop(step).await;
+        assert!(line.contains(&format!("{step} failed on ")), "{line}");
+        assert!(line.contains(file_part), "{file_part} not named: {line}");
+        assert!(line.contains(&format!("errno {errno}")), "{line}");
+        assert_eq!(status.code(), Some(EXIT_STORAGE), "{status}: {line}");
+        line
+    }
+
+    /// Waits (bounded) for exactly one fail-stop line, then for the process's exit within
+    /// [`EXIT_AFTER_LINE_MS_MAX`]; returns the status and the line.
+    async fn wait_fail_stop(&mut self, step: &str) -> (ExitStatus, String) {
         let deadline = Instant::now() + Duration::from_secs(LOAD_SECS_MAX);
         let line_seen = loop {
             if !self.fatal_lines().is_empty() {
@@ -245,12 +256,8 @@ impl Node {
         let lines = self.fatal_lines();
         assert_eq!(lines.len(), 1, "exactly one fail-stop line: {lines:#?}");
         let line = lines[0].clone();
-        assert!(line.contains(&format!("{step} failed on ")), "{line}");
-        assert!(line.contains(file_part), "{file_part} not named: {line}");
-        assert!(line.contains(&format!("errno {errno}")), "{line}");
-        assert_eq!(status.code(), Some(EXIT_STORAGE), "{status}: {line}");
         eprintln!("node {}: {status} after: {line}", self.id);
-        line
+        (status, line)
     }
 }
 
@@ -467,6 +474,37 @@ async fn snapshot_rename_failure_fails_stop() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn meta_commit_failure_fails_stop() {
     standalone_fails_stop_at("meta_commit", "meta.redb", &[], 100).await;
+}
+
+/// A task that panics (a failpoint in apply) in the binary: the panic hook logs one fail-stop
+/// line and aborts; restarted, the server has every acknowledged write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn panic_in_apply_aborts_with_one_line() {
+    use std::os::unix::process::ExitStatusExt;
+    if target_is_zookeeper() {
+        return;
+    }
+    const SIGABRT: i32 = 6;
+    let dir = tempfile::tempdir().unwrap();
+    let node_dir = dir.path().join("node");
+    let spec = format!("apply_panic=file:{}", node_dir.join("arm").display());
+    let mut node = Node::new(0, node_dir.clone(), Some(spec));
+    node.write_config(&node_dir.join("data"), &[]);
+    node.spawn();
+    wait_serving(&mut node).await;
+    let load = Load::start(&node.addr(), 100).await;
+    load.wait_acked(WRITES_BEFORE_ARM).await;
+    File::create(node.trigger()).unwrap();
+    let (status, line) = node.wait_fail_stop("apply_panic").await;
+    assert!(line.contains("a task panicked at "), "{line}");
+    assert!(line.contains("failpoint apply_panic triggered"), "{line}");
+    assert_eq!(status.signal(), Some(SIGABRT), "{status}");
+    let acked = load.stop().await;
+    std::fs::remove_file(node.trigger()).unwrap();
+    node.failpoints = None;
+    node.spawn();
+    wait_serving(&mut node).await;
+    check_acked(&node.addr(), &acked).await;
 }
 
 /// Three members, each with its own trigger for `step`; the one at `pick` (the leader or a
@@ -788,4 +826,54 @@ async fn fatal_errors_and_failpoints_are_per_server() {
         .expect("healthy server stops")
         .unwrap();
     assert!(stopped.is_ok(), "{stopped:?}");
+}
+
+/// In-process (no panic hook, tokio catches the unwind): a panic in apply stops openraft's
+/// core, which the server notices and fails stop on; `run` returns the fatal error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn panic_in_apply_in_process_fails_stop() {
+    use zkw::server::ServerError;
+    if target_is_zookeeper() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let trigger = dir.path().join("arm");
+    let mut config = zkw::config::Config {
+        data_dir: dir.path().join("data"),
+        tick_time_ms: TICK_MS as u32,
+        failpoints: format!("apply_panic=file:{}", trigger.display()),
+        ..Default::default()
+    };
+    config.admin.enable_server = false;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let clock = Arc::new(zkw::clock::SystemClock::new());
+    let server = tokio::spawn(zkw::server::run(
+        config,
+        listener,
+        std::future::pending(),
+        clock,
+    ));
+    let client = client(&addr).await;
+    bounded("create", client.create("/a", b"", &persistent()))
+        .await
+        .unwrap();
+    File::create(&trigger).unwrap();
+    let _ = tokio::time::timeout(
+        Duration::from_secs(CALL_SECS_MAX),
+        client.create("/b", b"", &persistent()),
+    )
+    .await;
+    let bound = Duration::from_millis(zkw::fatal::FATAL_EXIT_MS_MAX);
+    let result = tokio::time::timeout(bound, server)
+        .await
+        .expect("run returns within the fatal bound")
+        .unwrap();
+    match result {
+        Err(ServerError::Fatal(cause)) => {
+            assert_eq!(cause.exit_status(), zkw::fatal::EXIT_SOFTWARE, "{cause}");
+            eprintln!("in-process panic: {cause}");
+        }
+        other => panic!("expected a fatal error, got {other:?}"),
+    }
 }

@@ -9,7 +9,9 @@
 //!
 //! Spec: `STEP=file:PATH[,STEP=file:PATH...]`, e.g. `log_fdatasync=file:/tmp/arm`. The step
 //! fails with EIO ([`FAILPOINT_ERRNO`]) while PATH exists, so a test arms it at the moment it
-//! chooses by creating the file, under load, and disarms it by removing it.
+//! chooses by creating the file, under load, and disarms it by removing it. One more point is
+//! not an I/O step: [`APPLY_PANIC`] panics in the state machine's apply, to prove a panicking
+//! task fails the server stop too.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -22,12 +24,17 @@ use crate::fatal::Step;
 pub const COMPILED: bool = cfg!(any(debug_assertions, feature = "failpoints"));
 /// The errno an armed failpoint fails with (EIO on Linux).
 pub const FAILPOINT_ERRNO: i32 = 5;
+/// The failpoint that panics in apply (see [`Failpoints::panic_if_armed`]).
+pub const APPLY_PANIC: &str = "apply_panic";
 
 #[derive(Debug, thiserror::Error)]
 pub enum FailpointError {
     #[error("failpoint \"{entry}\": expected STEP=file:PATH")]
     Syntax { entry: String },
-    #[error("failpoint \"{name}\": no such step (steps: {})", step_names())]
+    #[error(
+        "failpoint \"{name}\": no such step (steps: {}, {APPLY_PANIC})",
+        step_names()
+    )]
     UnknownStep { name: String },
     #[error("failpoints are not compiled into this build (debug builds or --features failpoints)")]
     NotCompiled,
@@ -40,7 +47,8 @@ fn step_names() -> String {
 /// The armed failpoints of one server; empty (the default) means none.
 #[derive(Debug, Clone, Default)]
 pub struct Failpoints {
-    armed: Arc<BTreeMap<Step, PathBuf>>,
+    /// Trigger file by failpoint name (a [`Step`]'s name, or [`APPLY_PANIC`]).
+    armed: Arc<BTreeMap<&'static str, PathBuf>>,
 }
 
 impl Failpoints {
@@ -56,10 +64,14 @@ impl Failpoints {
             if path.is_empty() {
                 return Err(syntax());
             }
-            let step = Step::from_name(name.trim()).ok_or_else(|| FailpointError::UnknownStep {
-                name: name.trim().to_owned(),
+            let name = name.trim();
+            let known = Step::from_name(name)
+                .map(Step::name)
+                .or((name == APPLY_PANIC).then_some(APPLY_PANIC));
+            let known = known.ok_or_else(|| FailpointError::UnknownStep {
+                name: name.to_owned(),
             })?;
-            armed.insert(step, PathBuf::from(path));
+            armed.insert(known, PathBuf::from(path));
         }
         if !armed.is_empty() && !COMPILED {
             return Err(FailpointError::NotCompiled);
@@ -71,14 +83,21 @@ impl Failpoints {
 
     /// Fails (EIO) when `step`'s failpoint is armed and its trigger file exists.
     pub fn check(&self, step: Step) -> io::Result<()> {
-        if COMPILED {
-            if let Some(trigger) = self.armed.get(&step) {
-                if trigger.exists() {
-                    return Err(io::Error::from_raw_os_error(FAILPOINT_ERRNO));
-                }
-            }
+        if self.is_triggered(step.name()) {
+            return Err(io::Error::from_raw_os_error(FAILPOINT_ERRNO));
         }
         Ok(())
+    }
+
+    /// Panics when `name`'s failpoint is armed and its trigger file exists.
+    pub fn panic_if_armed(&self, name: &'static str) {
+        if self.is_triggered(name) {
+            panic!("failpoint {name} triggered");
+        }
+    }
+
+    fn is_triggered(&self, name: &str) -> bool {
+        COMPILED && self.armed.get(name).is_some_and(|trigger| trigger.exists())
     }
 
     pub fn is_empty(&self) -> bool {

@@ -342,6 +342,33 @@ impl<M: StateMachine> Adapter<M> {
     }
 }
 
+impl<M: StateMachine> Adapter<M> {
+    /// Applies a batch; a panic in it (caught only where unwinding is on: in-process tests,
+    /// since the binary's panic hook aborts first) is raised as fatal before it goes on
+    /// unwinding, because openraft does not notice its state machine task dying and the server
+    /// would otherwise stay half-alive with a poisoned tree.
+    fn apply_guarded(&self, batch: Vec<(TxnEntry, Option<M::Route>)>) -> io::Result<()> {
+        let machine = &self.machine;
+        let failpoints = &self.failpoints;
+        let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            failpoints.panic_if_armed(super::failpoint::APPLY_PANIC);
+            machine.apply_batch(batch)
+        }));
+        applied.unwrap_or_else(|payload| {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|message| (*message).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(no message)".to_owned());
+            self.fatal.raise(Fatal::Panicked {
+                task: "state machine apply".to_owned(),
+                message,
+            });
+            std::panic::resume_unwind(payload)
+        })
+    }
+}
+
 /// Keeps the newest `retained` snapshot files (autopurge.snapRetainCount), removes older ones.
 pub(super) fn prune_snapshots(dir: &Path, retained: usize) {
     let Ok(files) = snapshot_files(dir) else {
@@ -430,7 +457,7 @@ impl<M: StateMachine> RaftStateMachine<ZkwRaft> for Adapter<M> {
         if !batch.is_empty() {
             // An error (a replica that must stop) stops openraft here: nothing after it is
             // applied or snapshotted.
-            self.machine.apply_batch(batch)?;
+            self.apply_guarded(batch)?;
         }
         self.applied_index.send_replace(self.index());
         for responder in responders {
