@@ -287,8 +287,7 @@ pub async fn run(
         config,
         fatal: fatal.clone(),
     });
-    let mut consensus_config = consensus_config(&shared.config).await?;
-    consensus_config.fatal = fatal.clone();
+    let consensus_config = consensus_config(&shared.config, &fatal).await?;
     let applier = Arc::new(Applier {
         shared: Arc::clone(&shared),
     });
@@ -719,8 +718,11 @@ async fn drop_clients_without_quorum(
 
 /// The consensus view of the configuration: a standalone server is a one-voter cluster; an
 /// ensemble takes its members from the `server.N` lines (observers become learners) and
-/// listens for peers on this server's quorum port.
-async fn consensus_config(config: &Config) -> Result<ConsensusConfig, ServerError> {
+/// listens for peers on this server's quorum port. Storage failures are raised on `fatal`.
+async fn consensus_config(
+    config: &Config,
+    fatal: &FatalSignal,
+) -> Result<ConsensusConfig, ServerError> {
     let my_id = config.my_id.unwrap_or(0);
     let members: Vec<Member> = if config.is_distributed() {
         config
@@ -754,7 +756,7 @@ async fn consensus_config(config: &Config) -> Result<ConsensusConfig, ServerErro
         purge_interval_ms: u64::from(config.autopurge_purge_interval_hours)
             * crate::consensus::purge::PURGE_INTERVAL_MS_PER_HOUR,
         failpoints: failpoints(&config.failpoints)?,
-        fatal: FatalSignal::new(),
+        fatal: fatal.clone(),
     })
 }
 
