@@ -11,6 +11,7 @@
 //! - [`tls`]: rustls configurations for the secure client port and the quorum.
 //! - [`cli`]: the `zkw` command tree.
 //! - [`client`]: an async ZooKeeper client for our tools (bench, cli) and tests.
+//! - [`fatal`]: fail-stop: the fatal-error signal every layer raises on, and exit statuses.
 
 pub mod admin;
 pub mod cli;
@@ -18,6 +19,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod consensus;
+pub mod fatal;
 pub mod proto;
 pub mod server;
 pub mod session;

@@ -19,6 +19,8 @@ use nix::unistd::Pid;
 
 use super::four_letter;
 use crate::config::Config;
+use crate::fatal;
+use crate::server::ServerError;
 
 /// The pid file's name inside dataDir.
 pub(crate) const PID_FILE_NAME: &str = "zkw_server.pid";
@@ -73,7 +75,11 @@ pub(crate) fn start_foreground(
     log_format: LogFormat,
 ) -> anyhow::Result<ExitCode> {
     init_tracing(log_format);
-    let (config, warnings) = load_config(config_path)?;
+    install_panic_hook();
+    let (mut config, warnings) = load_config(config_path)?;
+    if let Ok(spec) = std::env::var(FAILPOINTS_ENV) {
+        config.failpoints = spec;
+    }
     for warning in &warnings {
         tracing::warn!(%warning, "config");
     }
@@ -89,14 +95,50 @@ pub(crate) fn start_foreground(
         .enable_all()
         .build()
         .context("cannot build the tokio runtime")?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         let shutdown = shutdown_signal()?;
-        crate::server::serve(config, shutdown)
-            .await
-            .map_err(anyhow::Error::from)
-    })?;
-    tracing::info!("zkw stopped");
-    Ok(ExitCode::SUCCESS)
+        anyhow::Ok(crate::server::serve(config, shutdown).await)
+    });
+    // Blocking tasks stuck on a failing disk must not hold the process: bounded.
+    runtime.shutdown_timeout(Duration::from_millis(fatal::RUNTIME_SHUTDOWN_MS_MAX));
+    match served? {
+        Ok(()) => {
+            tracing::info!("zkw stopped");
+            Ok(ExitCode::SUCCESS)
+        }
+        // Fail-stop: `server::run` logged the one line; the supervisor restarts us.
+        Err(ServerError::Fatal(cause)) => Ok(ExitCode::from(cause.exit_status())),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// The environment variable that arms failpoints (test builds only; see
+/// `consensus::failpoint`).
+pub const FAILPOINTS_ENV: &str = "ZKW_FAILPOINTS";
+
+/// A panic anywhere in the server leaves it in an unknown state (a task gone, a lock
+/// poisoned), so the process logs one fail-stop line and aborts, in every build. Release builds
+/// also compile with `panic = "abort"`; in-process tests (no hook) still unwind, and the
+/// server's own fatal signal handles what they catch.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("(no message)");
+        let location = info
+            .location()
+            .map_or_else(|| "an unknown place".to_owned(), ToString::to_string);
+        let thread = std::thread::current();
+        tracing::error!(
+            thread = thread.name().unwrap_or("unnamed"),
+            "{} a task panicked at {location}: {message}; aborting",
+            fatal::FATAL_LOG_PREFIX
+        );
+        std::process::abort();
+    }));
 }
 
 fn init_tracing(format: LogFormat) {

@@ -225,6 +225,9 @@ pub struct Config {
     /// `readonlymode.enabled` (a JVM property in ZooKeeper, a key here): adds `isro` to the
     /// default 4lw whitelist and lets a partitioned server serve read-only clients.
     pub read_only_mode_enabled: bool,
+    /// Failpoints to arm (`STEP=file:PATH,...`; see `consensus::failpoint`), from the
+    /// `ZKW_FAILPOINTS` environment variable, never from a config file: test builds only.
+    pub failpoints: String,
 }
 
 impl Default for Config {
@@ -267,6 +270,7 @@ impl Default for Config {
             local_sessions_enabled: false,
             local_sessions_upgrading_enabled: false,
             read_only_mode_enabled: false,
+            failpoints: String::new(),
         }
     }
 }

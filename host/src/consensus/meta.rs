@@ -12,7 +12,9 @@ use std::path::Path;
 
 use redb::{Database, Durability, ReadableDatabase, TableDefinition};
 
+use super::failpoint::Failpoints;
 use super::log::LogId;
+use crate::fatal::Step;
 
 /// Version of the keys and value encodings below; stored under [`MetaKey::FormatVersion`].
 pub const META_FORMAT_VERSION: u32 = 1;
@@ -60,6 +62,17 @@ pub enum MetaError {
     Malformed { key: &'static str, bytes: usize },
 }
 
+impl MetaError {
+    /// The io error underneath, if the database failed on I/O (redb does not chain it as a
+    /// `source`).
+    pub fn io(&self) -> Option<&std::io::Error> {
+        match self {
+            MetaError::Db(redb::Error::Io(io)) => Some(io),
+            _ => None,
+        }
+    }
+}
+
 impl From<MetaError> for std::io::Error {
     fn from(error: MetaError) -> Self {
         std::io::Error::other(error)
@@ -97,6 +110,7 @@ fn decode_log_id(key: MetaKey, bytes: &[u8]) -> Result<LogId, MetaError> {
 /// The meta database.
 pub struct Meta {
     db: Database,
+    failpoints: Failpoints,
 }
 
 impl std::fmt::Debug for Meta {
@@ -109,7 +123,10 @@ impl Meta {
     /// Opens (or creates) the database file at `path` and checks its format version.
     pub fn open(path: impl AsRef<Path>) -> Result<Meta, MetaError> {
         let db = Database::create(path).map_err(redb::Error::from)?;
-        let meta = Meta { db };
+        let meta = Meta {
+            db,
+            failpoints: Failpoints::default(),
+        };
         match meta.get(MetaKey::FormatVersion)? {
             None => {
                 let version = META_FORMAT_VERSION.to_le_bytes();
@@ -131,6 +148,11 @@ impl Meta {
             }
         }
         Ok(meta)
+    }
+
+    /// The same database with `failpoints` armed (the `meta_commit` step).
+    pub fn with_failpoints(self, failpoints: Failpoints) -> Meta {
+        Meta { failpoints, ..self }
     }
 
     /// The bytes stored under `key`, if any.
@@ -161,6 +183,11 @@ impl Meta {
                 .map_err(redb::Error::from)?;
             }
         }
+        // An armed failpoint fails the commit: the transaction is dropped, as after a failed
+        // commit, and nothing of it is durable.
+        self.failpoints
+            .check(Step::MetaCommit)
+            .map_err(redb::Error::Io)?;
         write.commit().map_err(redb::Error::from)?;
         Ok(())
     }

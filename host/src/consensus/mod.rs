@@ -13,7 +13,9 @@
 //! - `membership.rs`: dynamic reconfig as Raft membership changes;
 //! - `failover.rs`: followers elect at once when their leader's process goes (or it falls
 //!   silent for syncLimit ticks), pre-vote kept;
-//! - `purge.rs`: the autopurge.purgeInterval timer.
+//! - `purge.rs`: the autopurge.purgeInterval timer;
+//! - `failpoint.rs` + `fail_stop.rs`: failpoints at every durability step, and the watch that
+//!   turns a stopped Raft core into a [`crate::fatal::Fatal`] (the server fails stop).
 //!
 //! Request path: a proposal gets a per-server sequence number and its reply route stays here
 //! ([`state_machine::Pending`]); on the leader it is stamped with the leader's clock and
@@ -24,7 +26,9 @@
 //!
 //! Entry points: [`Consensus::start`], [`Proposer::propose`], [`Consensus::sync`].
 
+mod fail_stop;
 mod failover;
+pub mod failpoint;
 pub mod log;
 pub mod membership;
 pub mod meta;
@@ -48,6 +52,7 @@ use openraft::{ReadPolicy, ServerState, SnapshotPolicy};
 use tokio::sync::{mpsc, watch};
 
 use crate::clock::Clock;
+use crate::fatal::FatalSignal;
 use crate::proto::{Id, SessionId};
 use crate::txn::codec::encode_entry;
 use crate::txn::{TxnEntry, TxnOp};
@@ -77,7 +82,9 @@ pub const READ_INDEX_WAIT_MS_MAX: u64 = 10_000;
 /// server. `Route` is the proposer's token saying where a reply goes.
 pub trait StateMachine: Send + Sync + 'static {
     type Route: Send + 'static;
-    fn apply_batch(&self, batch: Vec<(TxnEntry, Option<Self::Route>)>);
+    /// An error stops this replica (openraft's core stops; the server has raised a fatal
+    /// error): nothing after the failing entry is applied.
+    fn apply_batch(&self, batch: Vec<(TxnEntry, Option<Self::Route>)>) -> io::Result<()>;
     /// A proposal whose fate this server will not learn (its leader went away).
     fn abandon(&self, route: Self::Route);
     /// Appends the replicated state, as bytes, to `out`.
@@ -168,6 +175,10 @@ pub struct ConsensusConfig {
     pub snapshots_retained: usize,
     /// autopurge.purgeInterval in milliseconds; 0 = no timer.
     pub purge_interval_ms: u64,
+    /// Armed failpoints (tests only; empty in production).
+    pub failpoints: failpoint::Failpoints,
+    /// Where storage failures and a stopped Raft core are raised (the server fails stop).
+    pub fatal: FatalSignal,
 }
 
 impl ConsensusConfig {
@@ -243,6 +254,8 @@ pub struct Consensus<M: StateMachine> {
     stop: watch::Sender<bool>,
     /// The leader this server last had an AppendEntries from, and when (monotonic ms).
     heard_from_leader: Mutex<Option<(u64, u64)>>,
+    /// Raised: this server serves nothing and relays nothing any more.
+    fatal: FatalSignal,
 }
 
 impl<M: StateMachine> Consensus<M> {
@@ -259,6 +272,8 @@ impl<M: StateMachine> Consensus<M> {
         let store = LogStore::open(
             &log_dir,
             &config.data_dir.join("version-2").join("meta.redb"),
+            config.failpoints.clone(),
+            config.fatal.clone(),
         )?;
         let pending = Arc::new(Pending::default());
         let (applied_tx, applied_index) = watch::channel(0);
@@ -276,6 +291,8 @@ impl<M: StateMachine> Consensus<M> {
             applied_index: Arc::new(applied_tx),
             applied_seqs: Default::default(),
             my_boot,
+            failpoints: config.failpoints.clone(),
+            fatal: config.fatal.clone(),
         };
         adapter.recover()?;
         let raft_config = Arc::new(config.raft_config()?);
@@ -302,6 +319,7 @@ impl<M: StateMachine> Consensus<M> {
             reconfig_sync_ms: (config.tick_ms * config.init_limit_ticks).max(raft_heartbeat_ms * 4),
             stop,
             heard_from_leader: Mutex::new(None),
+            fatal: config.fatal.clone(),
         });
         node.initialize(&config).await?;
         if let Some(listen) = config.listen {
@@ -318,6 +336,7 @@ impl<M: StateMachine> Consensus<M> {
         tokio::spawn(Arc::clone(&node).order_proposals(incoming));
         tokio::spawn(Arc::clone(&node).watch_leadership(stop_rx.clone()));
         tokio::spawn(Arc::clone(&node).watch_quorum(stop_rx.clone()));
+        tokio::spawn(Arc::clone(&node).watch_core(stop_rx.clone()));
         if config.purge_interval_ms > 0 {
             tokio::spawn(Arc::clone(&node).purge_periodically(
                 Duration::from_millis(config.purge_interval_ms),
@@ -440,7 +459,7 @@ impl<M: StateMachine> Consensus<M> {
 
     /// Whether this server can serve clients now.
     pub fn is_serving(&self) -> bool {
-        *self.serving.borrow()
+        *self.serving.borrow() && !self.fatal.is_raised()
     }
 
     /// Follows [`Consensus::is_serving`] as it changes.
@@ -525,7 +544,7 @@ impl<M: StateMachine> Consensus<M> {
 
     /// Notes that a session showed life here; followers relay these to the leader.
     pub fn touch(&self, session_id: SessionId) {
-        if !self.standalone {
+        if !self.standalone && !self.fatal.is_raised() {
             if let Ok(mut touched) = self.touched.lock() {
                 touched.insert(session_id);
             }
@@ -888,7 +907,8 @@ impl<M: StateMachine> Consensus<M> {
                 Err(_) => return,
             };
             // On the leader the connections touched its tracker themselves: nothing to relay.
-            if sessions.is_empty() || self.is_leader() {
+            // A failing server relays nothing: its clients' sessions must be able to expire.
+            if sessions.is_empty() || self.is_leader() || self.fatal.is_raised() {
                 continue;
             }
             if let Some((leader, address)) = self.leader() {
@@ -934,6 +954,8 @@ mod tests {
             snap_count: 100_000,
             snapshots_retained: 3,
             purge_interval_ms: 0,
+            failpoints: Default::default(),
+            fatal: Default::default(),
         }
     }
 

@@ -15,8 +15,10 @@ use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::EntryPayload;
 use tokio::sync::watch;
 
+use super::failpoint::Failpoints;
 use super::types::{Command, LogId, SnapshotMeta, StoredMembership, ZkwRaft};
 use super::StateMachine;
+use crate::fatal::{Fatal, FatalSignal, Step};
 use crate::txn::codec::decode_entry;
 use crate::txn::TxnEntry;
 
@@ -150,30 +152,78 @@ pub struct Adapter<M: StateMachine> {
     pub applied_seqs: AppliedSeqs,
     /// This process's boot id: commands it proposed carry it.
     pub my_boot: u64,
+    /// Armed at the snapshot writer's steps (write, fsync, rename).
+    pub failpoints: Failpoints,
+    /// A failed snapshot write is raised here (the server fails stop).
+    pub fatal: FatalSignal,
 }
 
 fn invalid(message: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, message)
 }
 
-/// Writes a snapshot file atomically (temp file, fsync, rename, fsync the directory).
-fn write_snapshot_file(dir: &Path, meta: &SnapshotMeta, data: &[u8]) -> io::Result<PathBuf> {
+/// A failed step of writing a snapshot file.
+#[derive(Debug, thiserror::Error)]
+#[error("snapshot {step} on {}: {source}", path.display())]
+pub struct SnapshotWriteError {
+    step: Step,
+    path: PathBuf,
+    #[source]
+    source: io::Error,
+}
+
+impl SnapshotWriteError {
+    /// Raises this failure on `fatal` and hands it on as the io::Error openraft expects.
+    fn raise(self, fatal: &FatalSignal) -> io::Error {
+        fatal.raise(Fatal::storage(self.step, &self.path, &self.source));
+        io::Error::new(self.source.kind(), self)
+    }
+}
+
+fn failed_at(step: Step, path: &Path) -> impl FnOnce(io::Error) -> SnapshotWriteError + '_ {
+    move |source| SnapshotWriteError {
+        step,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes a snapshot file atomically (temp file, fsync, rename, fsync the directory), each
+/// step behind its failpoint.
+fn write_snapshot_file(
+    dir: &Path,
+    meta: &SnapshotMeta,
+    data: &[u8],
+    failpoints: &Failpoints,
+) -> Result<PathBuf, SnapshotWriteError> {
     let index = meta.last_log_id.map_or(0, |id| id.index);
     let path = dir.join(format!("{SNAPSHOT_FILE_PREFIX}{index:016x}"));
     let temporary = dir.join(format!(".{SNAPSHOT_FILE_PREFIX}{index:016x}.tmp"));
-    let meta_bytes = postcard::to_stdvec(meta).map_err(|e| invalid(e.to_string()))?;
-    let mut file = std::fs::File::create(&temporary)?;
-    file.write_all(SNAPSHOT_MAGIC)?;
-    file.write_all(
-        &u32::try_from(meta_bytes.len())
-            .map_err(|_| invalid("meta".into()))?
-            .to_le_bytes(),
-    )?;
-    file.write_all(&meta_bytes)?;
-    file.write_all(data)?;
-    file.sync_data()?;
-    std::fs::rename(&temporary, &path)?;
-    std::fs::File::open(dir)?.sync_all()?;
+    let write = Step::SnapshotWrite;
+    let meta_bytes = postcard::to_stdvec(meta).map_err(|e| invalid(e.to_string()));
+    let meta_bytes = meta_bytes.map_err(failed_at(write, &temporary))?;
+    let meta_len = u32::try_from(meta_bytes.len()).map_err(|_| invalid("meta".into()));
+    let meta_len = meta_len.map_err(failed_at(write, &temporary))?;
+    failpoints
+        .check(write)
+        .map_err(failed_at(write, &temporary))?;
+    let mut file = std::fs::File::create(&temporary).map_err(failed_at(write, &temporary))?;
+    let written = file
+        .write_all(SNAPSHOT_MAGIC)
+        .and_then(|()| file.write_all(&meta_len.to_le_bytes()))
+        .and_then(|()| file.write_all(&meta_bytes))
+        .and_then(|()| file.write_all(data));
+    written.map_err(failed_at(write, &temporary))?;
+    let fsync = Step::SnapshotFsync;
+    failpoints
+        .check(fsync)
+        .map_err(failed_at(fsync, &temporary))?;
+    file.sync_data().map_err(failed_at(fsync, &temporary))?;
+    let rename = Step::SnapshotRename;
+    failpoints.check(rename).map_err(failed_at(rename, &path))?;
+    std::fs::rename(&temporary, &path).map_err(failed_at(rename, &path))?;
+    let synced = std::fs::File::open(dir).and_then(|directory| directory.sync_all());
+    synced.map_err(failed_at(rename, dir))?;
     Ok(path)
 }
 
@@ -292,6 +342,33 @@ impl<M: StateMachine> Adapter<M> {
     }
 }
 
+impl<M: StateMachine> Adapter<M> {
+    /// Applies a batch; a panic in it (caught only where unwinding is on: in-process tests,
+    /// since the binary's panic hook aborts first) is raised as fatal before it goes on
+    /// unwinding, because openraft does not notice its state machine task dying and the server
+    /// would otherwise stay half-alive with a poisoned tree.
+    fn apply_guarded(&self, batch: Vec<(TxnEntry, Option<M::Route>)>) -> io::Result<()> {
+        let machine = &self.machine;
+        let failpoints = &self.failpoints;
+        let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            failpoints.panic_if_armed(super::failpoint::APPLY_PANIC);
+            machine.apply_batch(batch)
+        }));
+        applied.unwrap_or_else(|payload| {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|message| (*message).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(no message)".to_owned());
+            self.fatal.raise(Fatal::Panicked {
+                task: "state machine apply".to_owned(),
+                message,
+            });
+            std::panic::resume_unwind(payload)
+        })
+    }
+}
+
 /// Keeps the newest `retained` snapshot files (autopurge.snapRetainCount), removes older ones.
 pub(super) fn prune_snapshots(dir: &Path, retained: usize) {
     let Ok(files) = snapshot_files(dir) else {
@@ -311,6 +388,8 @@ pub struct Builder {
     data: Vec<u8>,
     dir: PathBuf,
     retained: usize,
+    failpoints: Failpoints,
+    fatal: FatalSignal,
 }
 
 impl RaftSnapshotBuilder<ZkwRaft> for Builder {
@@ -325,9 +404,12 @@ impl RaftSnapshotBuilder<ZkwRaft> for Builder {
             std::mem::take(&mut self.data),
         );
         let retained = self.retained;
+        let (failpoints, fatal) = (self.failpoints.clone(), self.fatal.clone());
         let written = tokio::task::spawn_blocking(move || {
             let started = crate::clock::Stopwatch::start();
-            let written = write_snapshot_file(&dir, &meta, &data).map(|path| (path, data));
+            let written = write_snapshot_file(&dir, &meta, &data, &failpoints)
+                .map(|path| (path, data))
+                .map_err(|error| error.raise(&fatal));
             let index = meta.last_log_id.map_or(0, |id| id.index);
             crate::timing::snapshot_written(index, &started);
             prune_snapshots(&dir, retained);
@@ -373,7 +455,9 @@ impl<M: StateMachine> RaftStateMachine<ZkwRaft> for Adapter<M> {
             responders.extend(responder);
         }
         if !batch.is_empty() {
-            self.machine.apply_batch(batch);
+            // An error (a replica that must stop) stops openraft here: nothing after it is
+            // applied or snapshotted.
+            self.apply_guarded(batch)?;
         }
         self.applied_index.send_replace(self.index());
         for responder in responders {
@@ -398,6 +482,8 @@ impl<M: StateMachine> RaftStateMachine<ZkwRaft> for Adapter<M> {
             data,
             dir: self.snapshot_dir.clone(),
             retained: self.snapshots_retained,
+            failpoints: self.failpoints.clone(),
+            fatal: self.fatal.clone(),
         }
     }
 
@@ -411,9 +497,13 @@ impl<M: StateMachine> RaftStateMachine<ZkwRaft> for Adapter<M> {
         self.machine.restore(&mut input)?;
         let dir = self.snapshot_dir.clone();
         let owned_meta = meta.clone();
-        tokio::task::spawn_blocking(move || write_snapshot_file(&dir, &owned_meta, &snapshot))
-            .await
-            .map_err(io::Error::other)??;
+        let (failpoints, fatal) = (self.failpoints.clone(), self.fatal.clone());
+        tokio::task::spawn_blocking(move || {
+            write_snapshot_file(&dir, &owned_meta, &snapshot, &failpoints)
+                .map_err(|error| error.raise(&fatal))
+        })
+        .await
+        .map_err(io::Error::other)??;
         self.install(meta);
         prune_snapshots(&self.snapshot_dir, self.snapshots_retained);
         tracing::info!(index = self.index(), "installed a snapshot from the leader");

@@ -6,15 +6,17 @@
 use std::fmt::Debug;
 use std::io;
 use std::ops::RangeBounds;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::vote::leader_id_std::CommittedLeaderId;
 
-use super::log::{self, FsDisk, LogOptions, SegmentLog};
-use super::meta::Meta;
+use super::failpoint::Failpoints;
+use super::log::{self, FsDisk, LogError, LogOptions, SegmentLog, LOG_DIRECTORY_NAME};
+use super::meta::{Meta, MetaError};
 use super::types::{Entry, LogId, Vote, ZkwRaft};
+use crate::fatal::{Fatal, FatalSignal, Step};
 
 fn to_raft(id: log::LogId) -> LogId {
     LogId::new(CommittedLeaderId::new(id.term), id.index)
@@ -34,6 +36,11 @@ fn codec_error(error: postcard::Error) -> io::Error {
 struct Inner {
     log: Mutex<SegmentLog<FsDisk>>,
     meta: Meta,
+    log_dir: PathBuf,
+    meta_path: PathBuf,
+    /// Every failed write, sync or commit is raised here (the server fails stop) before the
+    /// error goes back to openraft.
+    fatal: FatalSignal,
 }
 
 /// The durable Raft log of one server: cheap to clone (openraft wants a reader handle).
@@ -43,29 +50,74 @@ pub struct LogStore {
 }
 
 impl LogStore {
-    /// Opens (or creates) the log under `log_dir` and its meta database at `meta_path`.
-    pub fn open(log_dir: &Path, meta_path: &Path) -> io::Result<LogStore> {
+    /// Opens (or creates) the log under `log_dir` and its meta database at `meta_path`, with
+    /// `failpoints` armed; storage failures from then on are raised on `fatal`.
+    pub fn open(
+        log_dir: &Path,
+        meta_path: &Path,
+        failpoints: Failpoints,
+        fatal: FatalSignal,
+    ) -> io::Result<LogStore> {
         std::fs::create_dir_all(log_dir)?;
-        let meta = Meta::open(meta_path)?;
+        let meta = Meta::open(meta_path)?.with_failpoints(failpoints.clone());
         let purged = meta.purged()?;
-        let log = SegmentLog::open(FsDisk::new(log_dir)?, LogOptions::default(), purged)?;
+        let disk = FsDisk::new(log_dir)?.with_failpoints(failpoints);
+        let log = SegmentLog::open(disk, LogOptions::default(), purged)?;
         Ok(LogStore {
             inner: Arc::new(Inner {
                 log: Mutex::new(log),
                 meta,
+                log_dir: log_dir.to_path_buf(),
+                meta_path: meta_path.to_path_buf(),
+                fatal,
             }),
         })
     }
 
     fn log(&self) -> io::Result<MutexGuard<'_, SegmentLog<FsDisk>>> {
-        self.inner
-            .log
-            .lock()
-            .map_err(|_| io::Error::other("log lock poisoned by an earlier panic"))
+        self.inner.log.lock().map_err(|_| {
+            self.inner.fatal.raise(Fatal::LockPoisoned { lock: "log" });
+            io::Error::other("log lock poisoned by an earlier panic")
+        })
+    }
+
+    /// Raises a failed log operation (`step` when the error names none) and hands the error
+    /// on to openraft.
+    fn log_failed(&self, step: Step, error: LogError) -> io::Error {
+        let fatal = match &error {
+            LogError::Io { step, file, source } => {
+                let path = if file == LOG_DIRECTORY_NAME {
+                    self.inner.log_dir.clone()
+                } else {
+                    self.inner.log_dir.join(file)
+                };
+                Fatal::storage(*step, &path, source)
+            }
+            LogError::Corrupt { file, .. } => {
+                Fatal::storage(step, &self.inner.log_dir.join(file), &error)
+            }
+            _ => Fatal::storage(step, &self.inner.log_dir, &error),
+        };
+        self.inner.fatal.raise(fatal);
+        io::Error::from(error)
+    }
+
+    /// Raises a failed meta write and hands the error on to openraft.
+    fn meta_failed(&self, error: MetaError) -> io::Error {
+        let path = &self.inner.meta_path;
+        let fatal = match error.io() {
+            Some(io) => Fatal::storage(Step::MetaCommit, path, io),
+            None => Fatal::storage(Step::MetaCommit, path, &error),
+        };
+        self.inner.fatal.raise(fatal);
+        io::Error::from(error)
     }
 
     fn read(&self, range: impl RangeBounds<u64>) -> io::Result<Vec<Entry>> {
-        let records = self.log()?.read(range)?;
+        let records = self
+            .log()?
+            .read(range)
+            .map_err(|error| self.log_failed(Step::LogRead, error))?;
         records
             .iter()
             .map(|record| postcard::from_bytes(&record.payload).map_err(codec_error))
@@ -115,14 +167,17 @@ impl RaftLogStorage<ZkwRaft> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
         let bytes = postcard::to_stdvec(vote).map_err(codec_error)?;
-        Ok(self.inner.meta.save_vote(&bytes)?)
+        self.inner
+            .meta
+            .save_vote(&bytes)
+            .map_err(|error| self.meta_failed(error))
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
-        Ok(self
-            .inner
+        self.inner
             .meta
-            .save_committed(committed.as_ref().map(to_disk))?)
+            .save_committed(committed.as_ref().map(to_disk))
+            .map_err(|error| self.meta_failed(error))
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
@@ -145,7 +200,8 @@ impl RaftLogStorage<ZkwRaft> for LogStore {
         let store = self.clone();
         // One write of the whole batch and one fdatasync: group commit.
         let result = tokio::task::spawn_blocking(move || -> io::Result<()> {
-            Ok(store.log()?.append(&records)?)
+            let appended = store.log()?.append(&records);
+            appended.map_err(|error| store.log_failed(Step::LogAppend, error))
         })
         .await
         .map_err(io::Error::other)?;
@@ -161,7 +217,8 @@ impl RaftLogStorage<ZkwRaft> for LogStore {
         let store = self.clone();
         let last_kept = last_log_id.map(|id| id.index);
         tokio::task::spawn_blocking(move || -> io::Result<()> {
-            Ok(store.log()?.truncate_after(last_kept)?)
+            let truncated = store.log()?.truncate_after(last_kept);
+            truncated.map_err(|error| store.log_failed(Step::LogTruncate, error))
         })
         .await
         .map_err(io::Error::other)?
@@ -171,8 +228,13 @@ impl RaftLogStorage<ZkwRaft> for LogStore {
         let store = self.clone();
         tokio::task::spawn_blocking(move || -> io::Result<()> {
             // The purge mark is durable before any segment goes (see log/mod.rs).
-            store.inner.meta.save_purged(to_disk(&log_id))?;
-            Ok(store.log()?.purge_upto(to_disk(&log_id))?)
+            store
+                .inner
+                .meta
+                .save_purged(to_disk(&log_id))
+                .map_err(|error| store.meta_failed(error))?;
+            let purged = store.log()?.purge_upto(to_disk(&log_id));
+            purged.map_err(|error| store.log_failed(Step::LogPurge, error))
         })
         .await
         .map_err(io::Error::other)?

@@ -12,30 +12,30 @@ use super::outbound::Outbound;
 use super::stats::ConnectionStats;
 use super::Shared;
 use crate::consensus::StateMachine;
+use crate::fatal::Fatal;
 use crate::proto::SessionId;
 use crate::proto::{encode_notification, keeper_state, ErrorCode, Response, WatcherEvent};
 use crate::tree::watch::Notification;
 use crate::tree::Tree;
 use crate::txn::{self, TxnEntry, TxnOp};
 
-/// Exit status of a server that stopped because its recipe runtime differs from the leader's.
-pub const EXIT_RUNTIME_MISMATCH: i32 = 3;
-
 /// A replica whose recipe runtime differs from the leader's would run recipes differently and
 /// silently diverge: it stops instead, before applying anything of that leader's term, and says
-/// why. Its log is intact; started with a matching build it catches up.
-fn refuse_foreign_runtime(leader: &str, zxid: i64) {
+/// why (the fatal error, exit status `fatal::EXIT_RUNTIME_MISMATCH`). Its log is intact;
+/// started with a matching build it catches up.
+fn refuse_foreign_runtime(shared: &Shared, leader: &str, zxid: i64) -> std::io::Result<()> {
     let ours = crate::wasm::engine::fingerprint();
-    if leader != ours {
-        tracing::error!(
-            zxid,
-            leader = %leader,
-            ours = %ours,
-            "this server's recipe runtime differs from the leader's; refusing to join the \
-             ensemble (run the same zkw build on every server)"
-        );
-        std::process::exit(EXIT_RUNTIME_MISMATCH);
+    if leader == ours {
+        return Ok(());
     }
+    shared.fatal.raise(Fatal::RuntimeMismatch {
+        zxid,
+        leader: leader.to_owned(),
+        ours,
+    });
+    Err(std::io::Error::other(format!(
+        "recipe runtime differs from the leader's at zxid {zxid}"
+    )))
 }
 
 /// Where the outcome of a proposal goes.
@@ -136,8 +136,12 @@ impl StateMachine for Applier {
         }
     }
 
-    fn apply_batch(&self, batch: Vec<(TxnEntry, Option<Route>)>) {
+    fn apply_batch(&self, batch: Vec<(TxnEntry, Option<Route>)>) -> std::io::Result<()> {
         let shared = &self.shared;
+        if shared.fatal.is_raised() {
+            // Stopping: apply (and answer) nothing more.
+            return Err(std::io::Error::other("the server is failing"));
+        }
         let mut store = shared.lock_store();
         for (entry, route) in batch {
             let closing_session = matches!(entry.op, TxnOp::CloseSession);
@@ -146,7 +150,7 @@ impl StateMachine for Applier {
                 store.watches.remove_session(entry.session_id);
             }
             if let TxnOp::RuntimeCheck { fingerprint } = &entry.op {
-                refuse_foreign_runtime(fingerprint, entry.zxid);
+                refuse_foreign_runtime(shared, fingerprint, entry.zxid)?;
             }
             let store = &mut *store;
             let applied = txn::apply_with(&mut store.tree, &entry, Some(&mut store.recipes));
@@ -200,6 +204,7 @@ impl StateMachine for Applier {
                     .add(entry.session_id, timeout_ms, now_ms);
             }
         }
+        Ok(())
     }
 }
 

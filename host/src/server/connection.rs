@@ -136,6 +136,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     else {
         return Ok(());
     };
+    refuse_if_failing(context)?;
     let payload = match first {
         Frame::FourLetter(word) => {
             let text = four_letter::answer(context, word);
@@ -157,6 +158,9 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 "four-letter word after the handshake".into(),
             ));
         };
+        // A failing server answers nothing, not even a ping: no read of a state that may be
+        // stale, and no sign of life that would keep the session (its ephemerals, its locks).
+        refuse_if_failing(context)?;
         let received_ms = context.shared.clock.monotonic_ms();
         state.stats.packets_received.fetch_add(1, Ordering::Relaxed);
         context
@@ -184,6 +188,14 @@ async fn read_loop<R: AsyncRead + Unpin>(
         if dispatch::handle(context, state, header, request, received_ms).await == Flow::Close {
             return Ok(());
         }
+    }
+    Ok(())
+}
+
+/// Closes the connection once the server is failing (see `crate::fatal`).
+fn refuse_if_failing(context: &Context) -> Result<(), ConnectionError> {
+    if context.shared.fatal.is_raised() {
+        return Err(ConnectionError::Refused("the server is failing".into()));
     }
     Ok(())
 }

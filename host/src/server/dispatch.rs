@@ -188,6 +188,11 @@ async fn answer_locally(
 ) -> Flow {
     state.wait_for_writes().await;
     let shared = &context.shared;
+    if shared.fatal.is_raised() {
+        // The server failed while this read waited for the session's writes: answer nothing.
+        state.outbound.close("the server is failing");
+        return Flow::Close;
+    }
     let kind = if matches!(request, Request::Reconfig(_)) {
         RequestKind::Update
     } else {

@@ -8,6 +8,10 @@
 //! there TLS is terminated (see `crate::tls`) and the decrypted stream goes to the same
 //! connection code. With `sslQuorum=true`, [`run`] also turns on TLS for the peer transport.
 //!
+//! Fail-stop: a fatal error raised by any layer on the server's [`FatalSignal`] (see
+//! `crate::fatal`) stops every connection from answering at once; [`run`] then logs one line,
+//! stops within `FATAL_SHUTDOWN_MS_MAX` and returns [`ServerError::Fatal`].
+//!
 //! Shared state and its lock order (never take them in another order):
 //! `store` (tree + watches) → `connections` → `tracker`. All are std mutexes held briefly and
 //! never across an `.await`.
@@ -34,7 +38,9 @@ use tokio_rustls::TlsAcceptor;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::config::PeerRole;
+use crate::consensus::failpoint::{FailpointError, Failpoints};
 use crate::consensus::{Consensus, ConsensusConfig, ConsensusError, Member, Proposal, Proposer};
+use crate::fatal::{Fatal, FatalSignal, FATAL_LOG_PREFIX, FATAL_SHUTDOWN_MS_MAX};
 use crate::proto::SessionId;
 use crate::session::SessionTracker;
 use crate::tree::watch::WatchRegistry;
@@ -73,6 +79,11 @@ pub enum ServerError {
         address: String,
         reason: String,
     },
+    #[error("ZKW_FAILPOINTS: {0}")]
+    Failpoints(#[from] FailpointError),
+    /// The server failed stop (already logged, once, by [`run`]).
+    #[error("{FATAL_LOG_PREFIX} {0}")]
+    Fatal(Arc<Fatal>),
 }
 
 /// Where compiled recipe modules are cached, under `<dataDir>/version-2`.
@@ -171,26 +182,34 @@ pub struct Shared {
     next_session_id: AtomicI64,
     next_connection_id: AtomicU64,
     pub started_monotonic_ms: u64,
+    /// Raised once this server must stop: from then on it answers and relays nothing.
+    pub fatal: FatalSignal,
 }
 
 impl Shared {
     pub fn lock_store(&self) -> MutexGuard<'_, Store> {
         // A poisoned lock means a panic mid-apply: the tree may be half-changed, so stop.
-        self.store
-            .lock()
-            .unwrap_or_else(|_| panic!("tree lock poisoned: refusing to diverge"))
+        self.store.lock().unwrap_or_else(|_| self.poisoned("store"))
     }
 
     pub fn lock_connections(&self) -> MutexGuard<'_, Connections> {
         self.connections
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(|_| self.poisoned("connections"))
     }
 
     pub fn lock_tracker(&self) -> MutexGuard<'_, SessionTracker> {
         self.tracker
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(|_| self.poisoned("tracker"))
+    }
+
+    /// A lock poisoned by a panic is never used again: the server fails stop (raised, so
+    /// [`run`] returns the error) and the caller's task ends here. In the binary the panic hook
+    /// has already aborted the process at the first panic.
+    fn poisoned(&self, lock: &'static str) -> ! {
+        self.fatal.raise(Fatal::LockPoisoned { lock });
+        panic!("the {lock} lock is poisoned: failing stop");
     }
 
     /// ZooKeeper's session id layout: server id in the top byte, then the start time, then a
@@ -242,6 +261,7 @@ pub async fn run(
 ) -> Result<(), ServerError> {
     let local_address = listener.local_addr().map_err(ServerError::LocalAddress)?;
     let secure = bind_secure(&config).await?;
+    let fatal = FatalSignal::new();
     if config.tls.quorum_enabled {
         crate::consensus::network::enable_tls(&config.tls.quorum)?;
     }
@@ -265,12 +285,18 @@ pub async fn run(
         local_address,
         clock: Arc::clone(&clock),
         config,
+        fatal: fatal.clone(),
     });
-    let consensus_config = consensus_config(&shared.config).await?;
+    let consensus_config = consensus_config(&shared.config, &fatal).await?;
     let applier = Arc::new(Applier {
         shared: Arc::clone(&shared),
     });
-    let (consensus, proposer) = Consensus::start(consensus_config, applier, clock).await?;
+    let started = Consensus::start(consensus_config, applier, clock).await;
+    if let Some(cause) = fatal.cause() {
+        // The log failed while starting (its first append, say): the cause, not its echo.
+        return Err(failed_stop(cause));
+    }
+    let (consensus, proposer) = started?;
     let context = Context {
         shared: Arc::clone(&shared),
         proposer,
@@ -279,7 +305,8 @@ pub async fn run(
     tracing::info!(address = %local_address, "zkw serving clients");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let background = [
+    let mut background = tokio::task::JoinSet::new();
+    for task in [
         tokio::spawn(propose_while_leading(
             context.clone(),
             expiry_period(&shared.config),
@@ -301,13 +328,26 @@ pub async fn run(
             stop_rx.clone(),
         )),
         tokio::spawn(propose_recipe_duties(context.clone(), stop_rx.clone())),
-    ];
+    ] {
+        background.spawn(async move { task.await.map_err(|error| ("background", error)) });
+    }
     let side_doors = crate::admin::spawn(&context, &stop_rx);
     let mut connection_tasks = tokio::task::JoinSet::new();
-    tokio::pin!(shutdown);
+    let raised = fatal.raised();
+    tokio::pin!(shutdown, raised);
+    let mut failed = None;
     loop {
         tokio::select! {
             () = &mut shutdown => break,
+            cause = &mut raised => {
+                failed = Some(cause);
+                break;
+            }
+            Some(joined) = background.join_next(), if !background.is_empty() => {
+                if let Ok(Err((task, error))) = joined {
+                    raise_if_panicked(&fatal, task, error);
+                }
+            }
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     if let Some(admitted) = admit(&shared, peer, false) {
@@ -329,30 +369,108 @@ pub async fn run(
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
-            Some(_) = connection_tasks.join_next(), if !connection_tasks.is_empty() => {}
+            Some(joined) = connection_tasks.join_next(), if !connection_tasks.is_empty() => {
+                if let Err(error) = joined {
+                    raise_if_panicked(&fatal, "connection", error);
+                }
+            }
         }
     }
-    tracing::info!("shutting down: closing client connections");
-    let _ = stop_tx.send(true);
-    for entry in shared.lock_connections().iter() {
-        entry.outbound.close("server shutting down");
+    let Some(cause) = failed else {
+        tracing::info!("shutting down: closing client connections");
+        let stopping = Stopping {
+            stop_tx,
+            connection_tasks,
+            background,
+            side_doors,
+        };
+        stopping.run(&shared, context, &consensus).await;
+        // A failure during the shutdown itself still exits non-zero.
+        return fatal
+            .cause()
+            .map_or(Ok(()), |cause| Err(failed_stop(cause)));
+    };
+    let error = failed_stop(cause);
+    // Already answering nothing (the flag is up); now stop, within a bound: a disk that hangs
+    // in fdatasync must not keep a failed server alive.
+    let stopping = Stopping {
+        stop_tx,
+        connection_tasks,
+        background,
+        side_doors,
+    };
+    let bound = Duration::from_millis(FATAL_SHUTDOWN_MS_MAX);
+    if tokio::time::timeout(bound, stopping.run(&shared, context, &consensus))
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            bound_ms = FATAL_SHUTDOWN_MS_MAX,
+            "shutdown after a fatal error timed out"
+        );
     }
-    let grace = Duration::from_millis(SHUTDOWN_GRACE_MS);
-    let _ = tokio::time::timeout(grace, async {
-        while connection_tasks.join_next().await.is_some() {}
-    })
-    .await;
-    connection_tasks.abort_all();
-    for task in background {
-        let _ = task.await;
+    Err(error)
+}
+
+/// Logs the one fail-stop line and makes the error `run` returns.
+fn failed_stop(cause: Arc<Fatal>) -> ServerError {
+    tracing::error!(
+        exit_status = cause.exit_status(),
+        "{FATAL_LOG_PREFIX} {cause}; stopping"
+    );
+    ServerError::Fatal(cause)
+}
+
+/// A task of this server that panicked (caught by tokio when unwinding; the binary aborts
+/// first) leaves the server in an unknown state: fail stop.
+fn raise_if_panicked(fatal: &FatalSignal, task: &str, error: tokio::task::JoinError) {
+    if error.is_panic() {
+        let message = error
+            .into_panic()
+            .downcast::<String>()
+            .map(|message| *message)
+            .or_else(|payload| {
+                payload
+                    .downcast::<&str>()
+                    .map(|message| (*message).to_owned())
+            })
+            .unwrap_or_else(|_| "(no message)".to_owned());
+        fatal.raise(Fatal::Panicked {
+            task: task.to_owned(),
+            message,
+        });
     }
-    // The admin and metrics servers may hold idle keep-alive connections: do not wait.
-    for task in side_doors {
-        task.abort();
+}
+
+/// What `run` stops on its way out.
+struct Stopping {
+    stop_tx: tokio::sync::watch::Sender<bool>,
+    connection_tasks: tokio::task::JoinSet<()>,
+    background: tokio::task::JoinSet<Result<(), (&'static str, tokio::task::JoinError)>>,
+    side_doors: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Stopping {
+    /// Closes every connection, stops the background tasks, then Raft.
+    async fn run(mut self, shared: &Shared, context: Context, consensus: &Consensus<Applier>) {
+        let _ = self.stop_tx.send(true);
+        for entry in shared.lock_connections().iter() {
+            entry.outbound.close("server shutting down");
+        }
+        let grace = Duration::from_millis(SHUTDOWN_GRACE_MS);
+        let _ = tokio::time::timeout(grace, async {
+            while self.connection_tasks.join_next().await.is_some() {}
+        })
+        .await;
+        self.connection_tasks.abort_all();
+        while self.background.join_next().await.is_some() {}
+        // The admin and metrics servers may hold idle keep-alive connections: do not wait.
+        for task in self.side_doors {
+            task.abort();
+        }
+        drop(context);
+        consensus.shutdown().await;
     }
-    drop(context);
-    consensus.shutdown().await;
-    Ok(())
 }
 
 /// The secure client port: its listener and the TLS acceptor built from `ssl.*`.
@@ -600,8 +718,11 @@ async fn drop_clients_without_quorum(
 
 /// The consensus view of the configuration: a standalone server is a one-voter cluster; an
 /// ensemble takes its members from the `server.N` lines (observers become learners) and
-/// listens for peers on this server's quorum port.
-async fn consensus_config(config: &Config) -> Result<ConsensusConfig, ServerError> {
+/// listens for peers on this server's quorum port. Storage failures are raised on `fatal`.
+async fn consensus_config(
+    config: &Config,
+    fatal: &FatalSignal,
+) -> Result<ConsensusConfig, ServerError> {
     let my_id = config.my_id.unwrap_or(0);
     let members: Vec<Member> = if config.is_distributed() {
         config
@@ -634,6 +755,8 @@ async fn consensus_config(config: &Config) -> Result<ConsensusConfig, ServerErro
         snapshots_retained: usize::try_from(config.autopurge_snap_retain_count).unwrap_or(3),
         purge_interval_ms: u64::from(config.autopurge_purge_interval_hours)
             * crate::consensus::purge::PURGE_INTERVAL_MS_PER_HOUR,
+        failpoints: failpoints(&config.failpoints)?,
+        fatal: fatal.clone(),
     })
 }
 
@@ -649,4 +772,25 @@ async fn resolve(id: u64, address: &str) -> Result<SocketAddr, ServerError> {
     addresses
         .next()
         .ok_or_else(|| failed("resolves to no address".to_owned()))
+}
+
+/// The failpoints `ZKW_FAILPOINTS` arms. In a build without them the spec is ignored, with a
+/// warning: a production binary never fails on purpose.
+fn failpoints(spec: &str) -> Result<Failpoints, ServerError> {
+    match Failpoints::parse(spec) {
+        Ok(failpoints) => {
+            if !failpoints.is_empty() {
+                tracing::warn!(spec, "failpoints armed (a test build)");
+            }
+            Ok(failpoints)
+        }
+        Err(FailpointError::NotCompiled) => {
+            tracing::warn!(
+                spec,
+                "failpoints are not compiled into this build; ignoring them"
+            );
+            Ok(Failpoints::default())
+        }
+        Err(error) => Err(error.into()),
+    }
 }

@@ -11,6 +11,9 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use crate::consensus::failpoint::Failpoints;
+use crate::fatal::Step;
+
 /// One open file of the log.
 pub trait LogFile: Send + Sync + 'static {
     /// The current length in bytes.
@@ -37,12 +40,18 @@ pub trait LogDisk: Send + Sync + 'static {
     fn remove(&self, name: &str) -> io::Result<()>;
     /// Makes creations and removals in the directory durable (fsync of the directory).
     fn sync_dir(&self) -> io::Result<()>;
+    /// Called before each durability step: an armed failpoint fails it (see
+    /// `consensus::failpoint`). No failpoints by default.
+    fn failpoint(&self, _step: Step) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The real disk: a directory on the local file system.
 #[derive(Debug, Clone)]
 pub struct FsDisk {
     dir: PathBuf,
+    failpoints: Failpoints,
 }
 
 impl FsDisk {
@@ -51,7 +60,13 @@ impl FsDisk {
         fs::create_dir_all(dir.as_ref())?;
         Ok(FsDisk {
             dir: dir.as_ref().to_path_buf(),
+            failpoints: Failpoints::default(),
         })
+    }
+
+    /// The same directory with `failpoints` armed at the log's durability steps.
+    pub fn with_failpoints(self, failpoints: Failpoints) -> FsDisk {
+        FsDisk { failpoints, ..self }
     }
 
     pub fn dir(&self) -> &Path {
@@ -118,5 +133,9 @@ impl LogDisk for FsDisk {
 
     fn sync_dir(&self) -> io::Result<()> {
         File::open(&self.dir)?.sync_all()
+    }
+
+    fn failpoint(&self, step: Step) -> io::Result<()> {
+        self.failpoints.check(step)
     }
 }

@@ -3,6 +3,8 @@
 
 use std::io;
 
+use crate::fatal::Step;
+
 /// Why the log could not be opened. Recovery never drops data silently: anything it cannot
 /// explain as a torn tail is reported here with the file and byte offset.
 #[derive(Debug, thiserror::Error)]
@@ -28,8 +30,10 @@ pub enum OpenError {
 /// Why an operation on an open log failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
-    #[error("log I/O on {file}: {source}")]
+    #[error("log I/O ({step}) on {file}: {source}")]
     Io {
+        /// The durability step that failed (named in the server's fail-stop line).
+        step: Step,
         file: String,
         #[source]
         source: io::Error,

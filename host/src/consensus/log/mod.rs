@@ -229,6 +229,7 @@ impl<D: LogDisk> std::fmt::Debug for SegmentLog<D> {
 }
 
 mod segment_log;
+pub use segment_log::LOG_DIRECTORY_NAME;
 
 /// `range` as a half-open `start..end` of u64 (an unbounded end is `u64::MAX`).
 fn range_bounds(range: &impl RangeBounds<u64>) -> (u64, u64) {

@@ -5,18 +5,24 @@ use std::io;
 
 use bytes::Bytes;
 
+use crate::fatal::Step;
+
 use super::recover::{self, Scanned};
 use super::{
     range_bounds, record, Entry, LogDisk, LogError, LogFile, LogId, LogOptions, OpenError, Segment,
     SegmentLog, TermRuns,
 };
 
-fn io_error(file: &str) -> impl FnOnce(io::Error) -> LogError + '_ {
+fn io_error(step: Step, file: &str) -> impl FnOnce(io::Error) -> LogError + '_ {
     move |source| LogError::Io {
+        step,
         file: file.to_string(),
         source,
     }
 }
+
+/// The name used for the log directory itself in errors (its syncs).
+pub const LOG_DIRECTORY_NAME: &str = "<log directory>";
 
 impl<D: LogDisk> SegmentLog<D> {
     /// Opens the log in `disk`, recovering what a crash left. `purged` is the last purged log
@@ -108,7 +114,7 @@ impl<D: LogDisk> SegmentLog<D> {
             }
         }
         self.purge_segments(purged).map_err(|error| match error {
-            LogError::Io { file, source } => OpenError::Io { file, source },
+            LogError::Io { file, source, .. } => OpenError::Io { file, source },
             other => OpenError::Gap {
                 reason: other.to_string(),
             },
@@ -164,8 +170,9 @@ impl<D: LogDisk> SegmentLog<D> {
 
     /// Marks the log poisoned if `result` is an I/O error.
     fn poison_on_io<T>(&mut self, result: Result<T, LogError>) -> Result<T, LogError> {
-        if let Err(LogError::Io { file, source }) = &result {
-            tracing::error!(file, %source, "log I/O failed; refusing writes until reopened");
+        if let Err(LogError::Io { step, file, source }) = &result {
+            // Not an error line: the caller reports it (the server fails stop, one line).
+            tracing::debug!(%step, file, %source, "log I/O failed; refusing writes until reopened");
             self.poisoned = true;
         }
         result
@@ -258,15 +265,26 @@ impl<D: LogDisk> SegmentLog<D> {
     fn start_segment(&mut self) -> Result<(), LogError> {
         if self.file_unsynced {
             if let Some(segment) = self.segments.last() {
-                segment.file.sync_data().map_err(io_error(&segment.name))?;
+                let rotate = Step::LogSegmentRotate;
+                self.disk
+                    .failpoint(rotate)
+                    .map_err(io_error(rotate, &segment.name))?;
+                segment
+                    .file
+                    .sync_data()
+                    .map_err(io_error(rotate, &segment.name))?;
             }
             self.file_unsynced = false;
         }
         let name = recover::segment_name(self.next_index);
-        let file = self.disk.create(&name).map_err(io_error(&name))?;
+        let create = Step::LogSegmentCreate;
+        self.disk
+            .failpoint(create)
+            .map_err(io_error(create, &name))?;
+        let file = self.disk.create(&name).map_err(io_error(create, &name))?;
         self.dir_unsynced = true;
         let header = record::encode_header(self.next_index);
-        file.write_at(0, &header).map_err(io_error(&name))?;
+        file.write_at(0, &header).map_err(io_error(create, &name))?;
         self.file_unsynced = true;
         self.segments.push(Segment {
             name,
@@ -289,10 +307,14 @@ impl<D: LogDisk> SegmentLog<D> {
             record::encode_record(buffer, entry.log_id, &entry.payload);
         }
         self.file_unsynced = true;
+        let append = Step::LogAppend;
+        self.disk
+            .failpoint(append)
+            .map_err(io_error(append, &segment.name))?;
         segment
             .file
             .write_at(segment.end, buffer)
-            .map_err(io_error(&segment.name))?;
+            .map_err(io_error(append, &segment.name))?;
         for (entry, offset) in entries.iter().zip(offsets) {
             // Below segment_bytes, which is at most LOG_SEGMENT_BYTES_MAX (u32).
             segment.offsets.push(offset as u32);
@@ -316,13 +338,23 @@ impl<D: LogDisk> SegmentLog<D> {
         if self.file_unsynced {
             if let Some(segment) = self.segments.last() {
                 let started = crate::clock::Stopwatch::start();
-                segment.file.sync_data().map_err(io_error(&segment.name))?;
+                let sync = Step::LogFdatasync;
+                self.disk
+                    .failpoint(sync)
+                    .map_err(io_error(sync, &segment.name))?;
+                segment
+                    .file
+                    .sync_data()
+                    .map_err(io_error(sync, &segment.name))?;
                 crate::timing::FSYNC_MS.record_since(&started);
             }
             self.file_unsynced = false;
         }
         if self.dir_unsynced {
-            self.disk.sync_dir().map_err(io_error("<log directory>"))?;
+            let sync = Step::LogDirSync;
+            self.disk
+                .sync_dir()
+                .map_err(io_error(sync, LOG_DIRECTORY_NAME))?;
             self.dir_unsynced = false;
         }
         Ok(())
@@ -366,7 +398,7 @@ impl<D: LogDisk> SegmentLog<D> {
         segment
             .file
             .read_at(from, &mut buffer)
-            .map_err(io_error(&segment.name))?;
+            .map_err(io_error(Step::LogRead, &segment.name))?;
         let buffer = Bytes::from(buffer);
         let mut at = 0usize;
         for index in start..end {
@@ -425,14 +457,16 @@ impl<D: LogDisk> SegmentLog<D> {
             }
             self.disk
                 .remove(&segment.name)
-                .map_err(io_error(&segment.name))?;
+                .map_err(io_error(Step::LogTruncate, &segment.name))?;
             self.segments.pop();
             removed = true;
             // The removed segment's unsynced writes no longer matter.
             self.file_unsynced = false;
         }
         if removed || self.dir_unsynced {
-            self.disk.sync_dir().map_err(io_error("<log directory>"))?;
+            self.disk
+                .sync_dir()
+                .map_err(io_error(Step::LogTruncate, LOG_DIRECTORY_NAME))?;
             self.dir_unsynced = false;
         }
         if let Some(segment) = self.segments.last_mut() {
@@ -441,8 +475,11 @@ impl<D: LogDisk> SegmentLog<D> {
                 segment
                     .file
                     .set_len(new_end)
-                    .map_err(io_error(&segment.name))?;
-                segment.file.sync_data().map_err(io_error(&segment.name))?;
+                    .map_err(io_error(Step::LogTruncate, &segment.name))?;
+                segment
+                    .file
+                    .sync_data()
+                    .map_err(io_error(Step::LogTruncate, &segment.name))?;
                 segment
                     .offsets
                     .truncate((keep_next - segment.first_index) as usize);
@@ -486,7 +523,7 @@ impl<D: LogDisk> SegmentLog<D> {
             }
             self.disk
                 .remove(&segment.name)
-                .map_err(io_error(&segment.name))?;
+                .map_err(io_error(Step::LogPurge, &segment.name))?;
             removed += 1;
         }
         if removed == self.segments.len() {
@@ -495,7 +532,9 @@ impl<D: LogDisk> SegmentLog<D> {
         }
         self.segments.drain(..removed);
         if removed > 0 {
-            self.disk.sync_dir().map_err(io_error("<log directory>"))?;
+            self.disk
+                .sync_dir()
+                .map_err(io_error(Step::LogPurge, LOG_DIRECTORY_NAME))?;
             self.dir_unsynced = false;
         }
         if log_id.index >= self.next_index {
