@@ -44,6 +44,10 @@ pub const ELECTION_STAGGER_MS: u64 = 40;
 /// Pause between two pre-voted campaigns of one survivor while no leader is known (times
 /// `1 + rank`, so the survivors do not retry in step).
 pub const ELECTION_RETRY_MS: u64 = 100;
+/// Longest pause between two checks of how long the leader has been silent (milliseconds).
+pub const SILENCE_CHECK_MS_MAX: u64 = 50;
+/// Fewest checks per silence limit (a short limit is checked more often than every 50 ms).
+pub const SILENCE_CHECKS_PER_LIMIT: u64 = 50;
 /// Pause before holding on again after the leader answered the hold (it stepped down) or the
 /// hold could not be opened for another reason than a closed port.
 pub const HOLD_RETRY_MS: u64 = 50;
@@ -189,7 +193,9 @@ impl<M: StateMachine> Consensus<M> {
 
     /// Resolves once nothing was heard from `leader` for `silence_limit_ms`.
     async fn until_silent(&self, leader: u64, silence_limit_ms: u64) {
-        let check = Duration::from_millis((silence_limit_ms / 10).max(10));
+        let check = Duration::from_millis(
+            (silence_limit_ms / SILENCE_CHECKS_PER_LIMIT).clamp(1, SILENCE_CHECK_MS_MAX),
+        );
         // Not heard from it since this server started: count from now.
         if self.silence_ms(leader).is_none() {
             self.heard_from(leader);
