@@ -115,6 +115,12 @@ pub enum PeerRequest {
     },
     /// A leader stepping down (a reconfig removed it) names its successor.
     TransferLeader(TransferLeaderRequest<ZkwRaft>),
+    /// The leader's checks of a membership change that will not run (answered with
+    /// `Reconfigured`: Ok is the current version); see `Consensus::check_reconfigure`.
+    CheckReconfigure {
+        edit: Option<MembershipEdit>,
+        expected: Option<u64>,
+    },
 }
 
 /// The answer to a [`PeerRequest`].
