@@ -49,6 +49,9 @@ use stats::{ConnectionStats, ServerStats};
 pub const CONNECTIONS_MAX: usize = 60_000;
 /// How long shutdown waits for connection tasks to finish.
 pub const SHUTDOWN_GRACE_MS: u64 = 2_000;
+/// How long a standalone server waits to serve (to elect itself, one election timeout)
+/// before it accepts clients anyway (then 4lw report "not currently serving").
+pub const STANDALONE_SERVING_WAIT_MS_MAX: u64 = 10_000;
 /// The version reported by srvr/stat/envi: the ZooKeeper protocol level zkw speaks, then zkw's.
 pub const VERSION_STRING: &str = concat!("3.9.3-zkw-", env!("CARGO_PKG_VERSION"));
 
@@ -305,7 +308,11 @@ pub async fn run(
     let side_doors = crate::admin::spawn(&context, &stop_rx);
     let mut connection_tasks = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
-    loop {
+    let stopped_early = tokio::select! {
+        () = &mut shutdown => true,
+        () = wait_standalone_serving(&context) => false,
+    };
+    while !stopped_early {
         tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -353,6 +360,28 @@ pub async fn run(
     drop(context);
     consensus.shutdown().await;
     Ok(())
+}
+
+/// A standalone server accepts clients only once it serves: until it has elected itself a
+/// ConnectRequest would be refused, and a client that just got `imok` from `ruok` (the
+/// readiness probe of scripts and test suites) must get a session at once. Connections made
+/// meanwhile wait in the listen backlog. An ensemble accepts at once: its members answer
+/// four-letter words (srvr: "not currently serving") while no quorum is formed.
+async fn wait_standalone_serving(context: &Context) {
+    if context.shared.config.is_distributed() {
+        return;
+    }
+    let mut serving = context.consensus.serving();
+    let bound = Duration::from_millis(STANDALONE_SERVING_WAIT_MS_MAX);
+    let served = tokio::time::timeout(bound, serving.wait_for(|serving| *serving))
+        .await
+        .is_ok_and(|waited| waited.is_ok());
+    if !served {
+        tracing::warn!(
+            wait_ms = STANDALONE_SERVING_WAIT_MS_MAX,
+            "not serving yet; accepting clients anyway"
+        );
+    }
 }
 
 /// The secure client port: its listener and the TLS acceptor built from `ssl.*`.

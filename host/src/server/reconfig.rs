@@ -225,24 +225,29 @@ async fn publish_change(context: &Context, version: u64) -> Response {
     loop {
         let (current, stat) = node_data(shared);
         if current == data || tokio::time::Instant::now() >= deadline {
-            return Response::GetData { data, stat };
+            return Response::GetData {
+                data: Some(data),
+                stat,
+            };
         }
         tokio::time::sleep(Duration::from_millis(CONFIG_PUBLISH_POLL_MS)).await;
     }
 }
 
+/// The config node's text (its data is never null: only this module writes it) and Stat.
 fn node_data(shared: &Shared) -> (Vec<u8>, crate::proto::Stat) {
-    shared
+    let (data, stat) = shared
         .lock_store()
         .tree
         .get_data(CONFIG_NODE_PATH, &[super_id()])
-        .unwrap_or_default()
+        .unwrap_or_default();
+    (data.unwrap_or_default(), stat)
 }
 
 fn set_config(data: Vec<u8>) -> TxnOp {
     TxnOp::SetData(SetDataRequest {
         path: CONFIG_NODE_PATH.to_owned(),
-        data,
+        data: Some(data),
         version: -1,
     })
 }
@@ -433,10 +438,19 @@ mod tests {
             fault(Some("server.x=h:1:2;3"), None).code(),
             ErrorCode::MarshallingError
         );
-        assert_eq!(fault(Some("nonsense"), None).code(), ErrorCode::BadArguments);
-        assert_eq!(fault(Some("server.9=h:1:2"), None).code(), ErrorCode::BadArguments);
+        assert_eq!(
+            fault(Some("nonsense"), None).code(),
+            ErrorCode::BadArguments
+        );
+        assert_eq!(
+            fault(Some("server.9=h:1:2"), None).code(),
+            ErrorCode::BadArguments
+        );
         // Leaving ids are read first, as ZooKeeper does.
-        assert_eq!(fault(Some("nonsense"), Some("y")).code(), ErrorCode::MarshallingError);
+        assert_eq!(
+            fault(Some("nonsense"), Some("y")).code(),
+            ErrorCode::MarshallingError
+        );
         let members = parse_request(&request(None, None, Some("server.q=h:1:2;3")));
         assert_eq!(members.unwrap_err().code(), ErrorCode::MarshallingError);
     }
