@@ -101,6 +101,9 @@ pub struct ConnectionEntry {
     pub stats: Arc<ConnectionStats>,
     /// Accepted on the secure client port (listed under `secure_connections`).
     pub secure: bool,
+    /// Counted against maxClientCnxns: until the connection starts closing (see
+    /// [`Connections::release`]), not until its task ends.
+    counted: bool,
 }
 
 /// Every connection by id, the session attached to each, and counts per client IP.
@@ -134,19 +137,40 @@ impl Connections {
     }
 
     fn remove(&mut self, connection_id: u64) -> Option<ConnectionEntry> {
+        self.release(connection_id);
         let entry = self.entries.remove(&connection_id)?;
         if let Some(session_id) = entry.session_id {
             if self.by_session.get(&session_id) == Some(&connection_id) {
                 self.by_session.remove(&session_id);
             }
         }
-        if let Some(count) = self.per_ip.get_mut(&entry.peer.ip()) {
-            *count -= 1;
+        Some(entry)
+    }
+
+    /// Stops counting a connection against maxClientCnxns once it is closing: the server
+    /// decided to close it (its last frames, such as the closeSession reply, are being
+    /// written) or the peer closed it. A client that got its closeSession reply and connects
+    /// again at once must find its slot free, though this connection's task may still be
+    /// flushing or unregistering. Idempotent.
+    fn release(&mut self, connection_id: u64) {
+        let Some(entry) = self.entries.get_mut(&connection_id) else {
+            return;
+        };
+        if !std::mem::replace(&mut entry.counted, false) {
+            return;
+        }
+        let ip = entry.peer.ip();
+        if let Some(count) = self.per_ip.get_mut(&ip) {
+            *count = count.saturating_sub(1);
             if *count == 0 {
-                self.per_ip.remove(&entry.peer.ip());
+                self.per_ip.remove(&ip);
             }
         }
-        Some(entry)
+    }
+
+    /// Connections from `ip` counted against maxClientCnxns.
+    fn counted_from(&self, ip: IpAddr) -> u32 {
+        self.per_ip.get(&ip).copied().unwrap_or(0)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &ConnectionEntry> {
@@ -188,6 +212,11 @@ impl Shared {
         self.connections
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// See [`Connections::release`].
+    pub fn release_connection_slot(&self, connection_id: u64) {
+        self.lock_connections().release(connection_id);
     }
 
     pub fn lock_tracker(&self) -> MutexGuard<'_, SessionTracker> {
@@ -453,7 +482,7 @@ async fn serve_secure(
 fn admit(shared: &Shared, peer: SocketAddr, secure: bool) -> Option<connection::Admitted> {
     let per_ip_max = shared.config.max_client_connections;
     let mut connections = shared.lock_connections();
-    let count = connections.per_ip.get(&peer.ip()).copied().unwrap_or(0);
+    let count = connections.counted_from(peer.ip());
     if (per_ip_max > 0 && count >= per_ip_max) || connections.len() >= CONNECTIONS_MAX {
         shared
             .stats
@@ -480,6 +509,7 @@ fn admit(shared: &Shared, peer: SocketAddr, secure: bool) -> Option<connection::
             established_wall_ms: shared.clock.wall_ms(),
             stats: Arc::clone(&stats),
             secure,
+            counted: true,
         },
     );
     Some(connection::Admitted {
