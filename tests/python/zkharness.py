@@ -168,7 +168,8 @@ class Server:
             str(cfg_path),
         ]
 
-    def start(self):
+    def start(self, wait=True):
+        """Starts the process; `wait=False` returns at once (the caller probes readiness)."""
         self.tmpdir = tempfile.mkdtemp(prefix=f"zkw-test-{self.kind}-")
         self.port = free_port()
         cfg_path = self._write_config()
@@ -184,7 +185,8 @@ class Server:
         )
         log.close()
         _LIVE_SERVERS.add(self)
-        self._wait_ready()
+        if wait:
+            self._wait_ready()
         return self
 
     def _wait_ready(self):
