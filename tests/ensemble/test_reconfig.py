@@ -393,9 +393,12 @@ def test_refusal_order(ensemble):
     plain = connect(cluster.hosts())
     zk = super_client(cluster.hosts())
     try:
-        _, version = current_config(zk)
+        _, stale = current_config(zk)
+        # A change that keeps the members as they are still makes a new version.
+        data, _ = zk.reconfig(joining=joiner_line(cluster[3]), leaving=None, new_members=None)
+        members, version = parse_config(data)
+        assert set(members) == {1, 2, 3} and version != stale, data
         future = version + 1
-        stale = version - 1
         for from_config in (future, stale, -2):
             with pytest.raises(BadVersionError):
                 zk.reconfig(joining=None, leaving="3", new_members=None, from_config=from_config)
