@@ -341,31 +341,33 @@ pub async fn run(
         () = &mut shutdown => true,
         () = wait_standalone_serving(&context) => false,
     };
-    while !stopped_early {
-        tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    if let Some(admitted) = admit(&shared, peer, false) {
-                        connection_tasks.spawn(connection::run(context.clone(), stream, admitted));
+    if !stopped_early {
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        if let Some(admitted) = admit(&shared, peer, false) {
+                            connection_tasks.spawn(connection::run(context.clone(), stream, admitted));
+                        }
                     }
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "accept failed; backing off");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            accepted = accept_secure(secure.as_ref()) => match accepted {
-                Ok((stream, peer)) => if let Some(secure) = &secure {
-                    let (acceptor, timeout) = (secure.acceptor.clone(), secure.handshake_timeout);
-                    connection_tasks.spawn(serve_secure(context.clone(), acceptor, timeout, stream, peer));
+                    Err(error) => {
+                        tracing::warn!(%error, "accept failed; backing off");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
                 },
-                Err(error) => {
-                    tracing::warn!(%error, "secure accept failed; backing off");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            Some(_) = connection_tasks.join_next(), if !connection_tasks.is_empty() => {}
+                accepted = accept_secure(secure.as_ref()) => match accepted {
+                    Ok((stream, peer)) => if let Some(secure) = &secure {
+                        let (acceptor, timeout) = (secure.acceptor.clone(), secure.handshake_timeout);
+                        connection_tasks.spawn(serve_secure(context.clone(), acceptor, timeout, stream, peer));
+                    },
+                    Err(error) => {
+                        tracing::warn!(%error, "secure accept failed; backing off");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                Some(_) = connection_tasks.join_next(), if !connection_tasks.is_empty() => {}
+            }
         }
     }
     tracing::info!("shutting down: closing client connections");
