@@ -22,8 +22,9 @@ CONNECT_AT_ONCE_S = 2.0
 SESSIONLESS_CLOSE_S = 25.0
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def limited_server():
+    """A server per test: connections another test left behind must not hold its slots."""
     srv = h.Server(h.target(), extra_cfg={"maxClientCnxns": MAX_CONNECTIONS}).start()
     yield srv
     srv.stop()
