@@ -45,7 +45,7 @@ fn create_entry(zxid: i64, path: String, data: Vec<u8>) -> TxnEntry {
             op: op::CREATE,
             request: CreateRequest {
                 path,
-                data,
+                data: Some(data),
                 acl: Acl::open_unsafe(),
                 flags: 0,
                 ttl_ms: None,

@@ -97,7 +97,7 @@ async fn multi_commits_all_or_reports_the_failure() {
         op: zkw::proto::op::CREATE,
         request: CreateRequest {
             path: path.to_owned(),
-            data: b"m".to_vec(),
+            data: Some(b"m".to_vec()),
             acl: open(),
             flags: CreateMode::Persistent as i32,
             ttl_ms: None,
@@ -108,7 +108,7 @@ async fn multi_commits_all_or_reports_the_failure() {
             create("/m"),
             MultiOp::SetData(SetDataRequest {
                 path: "/m".into(),
-                data: b"n".to_vec(),
+                data: Some(b"n".to_vec()),
                 version: 0,
             }),
             MultiOp::Check(CheckVersionRequest {
@@ -168,7 +168,7 @@ async fn pipelined_requests_keep_session_order() {
         let Response::GetData { data, stat } = chunk[2].as_ref().unwrap() else {
             panic!("not a GetData: {:?}", chunk[2]);
         };
-        assert_eq!(data, format!("{i}").as_bytes());
+        assert_eq!(data.as_deref(), Some(format!("{i}").as_bytes()));
         assert_eq!(stat.version, 1);
     }
     assert_eq!(client.get_children("/p", false).await.unwrap().len(), count);

@@ -9,8 +9,8 @@ joins and leaves; a zoo.cfg observer removed by a reconfig stays removed under a
 the non-incremental form (newMembers) shrinks 3 to 2. Also the refusals: no WRITE on
 /zookeeper/config (NoAuth), a stale curConfigId (BadVersion), malformed server strings
 (BadArguments), a new config whose voters cannot form a synced quorum (NewConfigNoQuorum),
-reconfigEnabled=false (ReconfigDisabled). Every test passes on ZooKeeper 3.8
-(ZKW_TARGET=zookeeper) and on zkw.
+reconfigEnabled=false (ReconfigDisabled), and which of them wins when several apply. Every
+test passes on ZooKeeper 3.8 (ZKW_TARGET=zookeeper) and on zkw.
 
 The ensembles run without the partition proxy: a reconfig publishes one address per server,
 the same for every member, as ZooKeeper's dynamic config does.
@@ -26,6 +26,7 @@ from kazoo.exceptions import (
     BadArgumentsError,
     BadVersionError,
     ConnectionLoss,
+    MarshallingError,
     NewConfigNoQuorumError,
     NoAuthError,
     ReconfigDisabledError,
@@ -374,6 +375,52 @@ def test_refusals(ensemble):
             zk.reconfig(joining="server.9=127.0.0.1:1:2", leaving=None, new_members=None)
         with pytest.raises(BadArgumentsError):
             zk.reconfig(joining="nonsense", leaving=None, new_members=None)
+        # Nothing changed.
+        members, after = parse_config(zk.get("/zookeeper/config")[0])
+        assert set(members) == {1, 2, 3} and after == version
+    finally:
+        for client in (plain, zk):
+            client.stop()
+            client.close()
+
+
+def test_refusal_order(ensemble):
+    """Which error wins when several apply. ZooKeeper 3.8 checks, in order: a reconfig already
+    running (ReconfigInProgress), curConfigId (BadVersion: any value but -1 that is not the
+    current version, stale or future), the server strings (BadArguments), a synced quorum of
+    the new voters (NewConfigNoQuorum), and last WRITE on /zookeeper/config (NoAuth)."""
+    cluster = ensemble(3)
+    plain = connect(cluster.hosts())
+    zk = super_client(cluster.hosts())
+    try:
+        _, stale = current_config(zk)
+        # A change that keeps the members as they are still makes a new version.
+        data, _ = zk.reconfig(joining=joiner_line(cluster[3]), leaving=None, new_members=None)
+        members, version = parse_config(data)
+        assert set(members) == {1, 2, 3} and version != stale, data
+        future = version + 1
+        for from_config in (future, stale, -2):
+            with pytest.raises(BadVersionError):
+                zk.reconfig(joining=None, leaving="3", new_members=None, from_config=from_config)
+            # The version is checked before the caller's right to reconfig.
+            with pytest.raises(BadVersionError):
+                plain.reconfig(
+                    joining=None, leaving="3", new_members=None, from_config=from_config
+                )
+        # Valid arguments from a caller without WRITE on /zookeeper/config.
+        with pytest.raises(NoAuthError):
+            plain.reconfig(joining=None, leaving="3", new_members=None, from_config=version)
+        with pytest.raises(NoAuthError):
+            plain.reconfig(joining=None, leaving=None, new_members=None)
+        # Malformed arguments are judged before the caller's right.
+        for joining in ("server.9=127.0.0.1:1:2", "nonsense"):
+            with pytest.raises(BadArgumentsError):
+                plain.reconfig(joining=joining, leaving=None, new_members=None)
+        # A server id that is not a number: ZooKeeper's parse throws, answered as
+        # MarshallingError.
+        for joining, leaving in ((None, "x"), ("server.x=127.0.0.1:1:2;3", None)):
+            with pytest.raises(MarshallingError):
+                plain.reconfig(joining=joining, leaving=leaving, new_members=None)
         # Nothing changed.
         members, after = parse_config(zk.get("/zookeeper/config")[0])
         assert set(members) == {1, 2, 3} and after == version

@@ -249,3 +249,63 @@ def test_interactive_session(server, zk, base, tmp_path):
             child.terminate(force=True)
     history = (Path(tmp_path) / ".zkw_cli_history").read_text()
     assert f"get -w {base}/xylophone" in history
+
+
+# ------------------------------------------------------------- first imok
+# Scripts and suites take `imok` from `ruok` as "ready": a client that starts right after it
+# must get its session. zkw (standalone) accepts clients only once it serves; `zkw cli` also
+# retries within its timeout, as zkCli does.
+
+STARTS = 3
+IMOK_WAIT_S = 60.0
+IMOK_POLL_S = 0.02
+
+
+def start_until_imok():
+    """A fresh server (new data dir) and the instant its `ruok` first answers `imok`."""
+    srv = h.Server(h.target()).start(wait=False)
+    deadline = time.monotonic() + IMOK_WAIT_S
+    while time.monotonic() < deadline:
+        if srv.proc.poll() is not None:
+            pytest.fail(f"server exited with {srv.proc.returncode}:\n{srv.log_tail()}")
+        try:
+            if h.four_letter(srv.port, "ruok", timeout=1.0) == "imok":
+                return srv
+        except OSError:
+            pass
+        time.sleep(IMOK_POLL_S)
+    srv.stop()
+    pytest.fail(f"no imok within {IMOK_WAIT_S} s")
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("client", ["zkw-cli", "kazoo", "raw"])
+def test_a_client_right_after_the_first_imok_gets_its_session(client):
+    if client == "raw" and h.target() == "zookeeper":
+        pytest.skip("ZooKeeper answers imok before it runs and closes a session made then")
+    for start in range(STARTS):
+        srv = start_until_imok()
+        try:
+            if client == "zkw-cli":
+                rc, out, err = zkw_cli(srv.hosts, "create", "/x", "v")
+                assert (rc, err.strip()) == (0, "Created /x"), (start, out, err)
+            elif client == "kazoo":
+                zk = h.new_client(srv.hosts)
+                try:
+                    zk.create("/x", b"v")
+                finally:
+                    zk.stop()
+                    zk.close()
+            else:
+                # One handshake, no retry: the server itself must take the session.
+                raw = h.RawSession(srv.port, h.MIN_SESSION_TIMEOUT_MS)
+                assert raw.create("/x", b"v", flags=h.FLAG_PERSISTENT) == 0
+                raw.close_session()
+            zk = h.new_client(srv.hosts)
+            try:
+                assert zk.get("/x")[0] == b"v"
+            finally:
+                zk.stop()
+                zk.close()
+        finally:
+            srv.stop()

@@ -11,6 +11,9 @@ from kazoo.exceptions import (
     NotEmptyError,
 )
 
+from kazoo.protocol.serialization import Create, SetData, Transaction
+from kazoo.security import OPEN_ACL_UNSAFE
+
 import zkharness as h
 
 
@@ -180,3 +183,82 @@ def test_sync_and_root(zk):
     assert zk.sync("/") == "/"
     assert "zookeeper" in zk.get_children("/")
     assert zk.exists("/zookeeper/quota") is not None
+
+
+# ------------------------------------------------------------------ null data
+# A null buffer (jute length -1: kazoo's None, the Java client's null) is kept as null, apart
+# from empty data: getData answers -1 (kazoo None) and the Stat counts 0 bytes.
+
+
+def null_create(path, flags=h.FLAG_PERSISTENT):
+    return Create(path, None, OPEN_ACL_UNSAFE, flags)
+
+
+def test_null_data_survives_every_create(zk, base):
+    assert zk.create(f"{base}/plain", None) == f"{base}/plain"
+    path, stat = zk.create(f"{base}/create2", None, include_data=True)
+    assert stat.dataLength == 0
+    h.create_container(zk, f"{base}/container", data=None)
+    zk.create(f"{base}/container/child", b"")  # keeps the container
+    h.create_ttl(zk, f"{base}/ttl", 60000, data=None)
+    zk.create(f"{base}/empty", b"")
+    for name in ("plain", "create2", "container", "ttl"):
+        data, stat = zk.get(f"{base}/{name}")
+        assert (data, stat.dataLength) == (None, 0), name
+    assert zk.get(f"{base}/empty")[0] == b""
+
+
+def test_set_data_null_and_back(zk, base):
+    zk.create(f"{base}/a", b"x")
+    stat = zk.set(f"{base}/a", None)
+    assert stat.dataLength == 0 and stat.version == 1
+    assert zk.get(f"{base}/a")[0] is None
+    zk.set(f"{base}/a", b"")
+    assert zk.get(f"{base}/a")[0] == b""
+    zk.set(f"{base}/a", None)
+    assert zk.get(f"{base}/a")[0] is None
+
+
+def test_multi_and_multi_read_keep_null(zk, base):
+    zk.create(f"{base}/e", b"e")
+    multi = Transaction([null_create(f"{base}/n"), SetData(f"{base}/e", None, -1)])
+    results = h._call(zk, multi)
+    assert results[0] == f"{base}/n" and results[1].dataLength == 0, results
+    assert zk.get(f"{base}/n")[0] is None and zk.get(f"{base}/e")[0] is None
+    zk.create(f"{base}/x", b"")
+    got = h.multi_read_data(zk, [f"{base}/n", f"{base}/x", f"{base}/missing"])
+    assert got[0][0] is None and got[0][1].dataLength == 0
+    assert got[1][0] == b""
+    assert got[2] == NoNodeError.code
+
+
+@pytest.fixture
+def own_server():
+    """A server of this test's own, snapshotting every few txns so a restart loads null data
+    from a snapshot and from the log after it."""
+    srv = h.Server(h.target(), extra_cfg={"snapCount": 4}).start()
+    yield srv
+    srv.stop()
+
+
+def test_null_data_survives_restarts(own_server):
+    zk = h.new_client(own_server.hosts)
+    try:
+        zk.create("/null-a", None)
+        zk.create("/empty-a", b"")
+        for index in range(12):  # past a snapshot or two
+            zk.create(f"/filler{index}", b"f")
+        zk.create("/null-b", None)
+        zk.create("/empty-b", b"")
+    finally:
+        zk.stop()
+        zk.close()
+    own_server.restart()
+    zk = h.new_client(own_server.hosts)
+    try:
+        for name in ("a", "b"):
+            assert zk.get(f"/null-{name}")[0] is None, name
+            assert zk.get(f"/empty-{name}")[0] == b"", name
+    finally:
+        zk.stop()
+        zk.close()

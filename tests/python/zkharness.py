@@ -25,6 +25,7 @@ from kazoo.handlers.threading import AsyncResult
 from kazoo.protocol.serialization import (
     Watch,
     int_struct,
+    read_buffer,
     read_string,
     stat_struct,
     write_buffer,
@@ -167,7 +168,8 @@ class Server:
             str(cfg_path),
         ]
 
-    def start(self):
+    def start(self, wait=True):
+        """Starts the process; `wait=False` returns at once (the caller probes readiness)."""
         self.tmpdir = tempfile.mkdtemp(prefix=f"zkw-test-{self.kind}-")
         self.port = free_port()
         cfg_path = self._write_config()
@@ -183,7 +185,8 @@ class Server:
         )
         log.close()
         _LIVE_SERVERS.add(self)
-        self._wait_ready()
+        if wait:
+            self._wait_ready()
         return self
 
     def _wait_ready(self):
@@ -217,7 +220,24 @@ class Server:
         ]
         return "\n".join(panic[:3] + ["..."] + all_lines[-lines:]) if panic else "\n".join(all_lines[-lines:])
 
-    def stop(self):
+    def restart(self):
+        """Stops the process (SIGTERM) and starts it again on the same config and data."""
+        self._terminate()
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            self._command(Path(self.tmpdir) / "zoo.cfg"),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.tmpdir,
+            start_new_session=True,
+        )
+        log.close()
+        _LIVE_SERVERS.add(self)
+        self._wait_ready()
+        return self
+
+    def _terminate(self):
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -225,6 +245,9 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=SERVER_STOP_TIMEOUT_S)
+
+    def stop(self):
+        self._terminate()
         _LIVE_SERVERS.discard(self)
         if self.tmpdir:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
@@ -339,6 +362,49 @@ def create_ttl(client, path, ttl_ms, data=b"", acl=None, sequential=False):
     flags = FLAG_PERSISTENT_SEQUENTIAL_WITH_TTL if sequential else FLAG_PERSISTENT_WITH_TTL
     req = _CreateExt(CREATE_TTL_OP, path, data, acl or OPEN_ACL_UNSAFE, flags, ttl_ms)
     return _call(client, req)
+
+
+MULTI_READ_OP = 22
+GET_DATA_OP = 4
+ERROR_OP = -1
+multi_header_struct = struct.Struct("!iBi")
+
+
+class _MultiReadGetData:
+    """multiRead (op 22) of getData sub-ops; each result is (data, stat) or an error code.
+    kazoo 2.11 has no multiRead."""
+
+    watcher = None
+    type = MULTI_READ_OP
+
+    def __init__(self, paths):
+        self.paths = paths
+
+    def serialize(self):
+        out = bytearray()
+        for path in self.paths:
+            out += multi_header_struct.pack(GET_DATA_OP, False, -1)
+            out += write_string(path) + b"\0"
+        return out + multi_header_struct.pack(-1, True, -1)
+
+    def deserialize(self, buf, offset):
+        results = []
+        while True:
+            kind, done, err = multi_header_struct.unpack_from(buf, offset)
+            offset += multi_header_struct.size
+            if done:
+                return results
+            if kind == ERROR_OP:
+                results.append(int_struct.unpack_from(buf, offset)[0])
+                offset += int_struct.size
+                continue
+            data, offset = read_buffer(buf, offset)
+            results.append((data, ZnodeStat._make(stat_struct.unpack_from(buf, offset))))
+            offset += stat_struct.size
+
+
+def multi_read_data(client, paths):
+    return _call(client, _MultiReadGetData(paths))
 
 
 def add_watch(client, path, recursive=False):

@@ -643,7 +643,7 @@ fn judge(reply: Result<Response, ClientError>, expect: Expect) -> Result<(), (bo
     let good = match (&expect, &body) {
         (Expect::Created(want), Response::Create { path }) => want == path,
         (Expect::Stat, Response::Stat(_)) => true,
-        (Expect::Value(want), Response::GetData { data, .. }) => want == data,
+        (Expect::Value(want), Response::GetData { data, .. }) => data.as_ref() == Some(want),
         _ => false,
     };
     if good {
@@ -760,7 +760,7 @@ mod tests {
         let stat = crate::proto::Stat::default();
         let read = |data: &[u8]| {
             Ok(Response::GetData {
-                data: data.to_vec(),
+                data: Some(data.to_vec()),
                 stat,
             })
         };

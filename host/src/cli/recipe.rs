@@ -224,7 +224,7 @@ fn create_op(path: String, data: Vec<u8>) -> MultiOp {
         op: op::CREATE,
         request: CreateRequest {
             path,
-            data,
+            data: Some(data),
             acl: Acl::open_unsafe(),
             flags: CreateMode::Persistent as i32,
             ttl_ms: None,

@@ -23,11 +23,12 @@ pub struct CreateOptions {
 
 impl Client {
     /// create2 (op 15), or createTTL (op 21) when `options.ttl_ms` is set, or createContainer
-    /// (op 19) for the container flag: returns the created path and its Stat.
+    /// (op 19) for the container flag: returns the created path and its Stat. `data` None is
+    /// null data (zkCli's `create` without data).
     pub async fn create_with(
         &self,
         path: &str,
-        data: &[u8],
+        data: Option<&[u8]>,
         options: &CreateOptions,
     ) -> Result<(String, Stat), ClientError> {
         // ZooKeeper's Java client picks the op by mode the same way.
@@ -42,7 +43,7 @@ impl Client {
             op: code,
             request: CreateRequest {
                 path: path.to_owned(),
-                data: data.to_vec(),
+                data: data.map(<[u8]>::to_vec),
                 acl: options.acl.clone(),
                 flags: options.flags,
                 ttl_ms: options.ttl_ms,
@@ -170,7 +171,7 @@ impl Client {
     /// `from_config` is the expected config version (-1: any). Returns the new config.
     pub async fn reconfig(&self, request: ReconfigRequest) -> Result<(Vec<u8>, Stat), ClientError> {
         match self.submit(Request::Reconfig(request)).await? {
-            Response::GetData { data, stat } => Ok((data, stat)),
+            Response::GetData { data, stat } => Ok((data.unwrap_or_default(), stat)),
             other => Err(unexpected(op::RECONFIG, &other)),
         }
     }

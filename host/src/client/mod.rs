@@ -1,7 +1,9 @@
 //! `client`: a small async ZooKeeper client over tokio, used by our own tools (`zkw bench`,
 //! `zkw cli`) and tests. It speaks only through `crate::proto`'s client-side mirror.
 //!
-//! [`Client::connect`] takes a server list (`host:port,host:port`, tried in order), negotiates
+//! [`Client::connect`] takes a server list (`host:port,host:port`, tried in order, again and
+//! again within the session timeout as the Java client does, so a server still starting or
+//! an ensemble still electing is waited for), negotiates
 //! the session timeout and starts two tasks on the connection (see `conn`): a writer that
 //! pipelines any number of requests and pings every third of the timeout when idle, and a
 //! reader that matches replies to requests in order. [`Client::submit`] queues a request at
@@ -38,6 +40,9 @@ use crate::proto::{
 pub const DEFAULT_PORT: u16 = 2181;
 /// Pings go out after this fraction of the negotiated timeout without a request.
 const PING_DIVISOR: u32 = 3;
+/// Pause after a pass over the server list in which no server took the session (the Java
+/// client pauses up to 1 s); the passes go on until the session timeout is spent.
+pub const CONNECT_RETRY_PAUSE_MS: u64 = 100;
 
 /// A connected session. Dropping it stops its tasks and closes the socket without closing
 /// the session (the server expires it); call [`Client::close`] to end it cleanly.
@@ -92,16 +97,30 @@ pub fn parse_servers(servers: &str) -> Result<Vec<String>, ClientError> {
 
 impl Client {
     /// Connects to the first server of `servers` that completes a handshake, asking for
-    /// `session_timeout`; each attempt is bounded by that timeout.
+    /// `session_timeout`. A server that refuses (not listening, or closing the connection
+    /// because it does not serve yet) is tried again after the others, as the Java client
+    /// does; all attempts together are bounded by `session_timeout`.
     pub async fn connect(servers: &str, session_timeout: Duration) -> Result<Client, ClientError> {
         let addrs = parse_servers(servers)?;
+        let deadline = tokio::time::Instant::now() + session_timeout;
+        let pause = Duration::from_millis(CONNECT_RETRY_PAUSE_MS);
         let mut last = String::from("no server tried");
-        for addr in &addrs {
-            match conn::handshake(addr, session_timeout, session_timeout).await {
-                Ok(handshake) => return Ok(Client::start(addr, handshake)),
-                Err(ClientError::SessionExpired) => return Err(ClientError::SessionExpired),
-                Err(error) => last = format!("{addr}: {error}"),
+        loop {
+            for addr in &addrs {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                match conn::handshake(addr, session_timeout, left).await {
+                    Ok(handshake) => return Ok(Client::start(addr, handshake)),
+                    Err(ClientError::SessionExpired) => return Err(ClientError::SessionExpired),
+                    Err(error) => last = format!("{addr}: {error}"),
+                }
             }
+            if tokio::time::Instant::now() + pause >= deadline {
+                break;
+            }
+            tokio::time::sleep(pause).await;
         }
         Err(ClientError::Connect {
             servers: servers.to_owned(),
@@ -231,7 +250,7 @@ impl Client {
             op: op::CREATE,
             request: CreateRequest {
                 path: path.to_owned(),
-                data: data.to_vec(),
+                data: Some(data.to_vec()),
                 acl: acl.to_vec(),
                 flags: mode as i32,
                 ttl_ms: None,
@@ -254,8 +273,18 @@ impl Client {
         self.submit(request).await.map(|_| ())
     }
 
-    /// getData: the data and Stat; `watch` leaves a data watch.
+    /// getData: the data (null read as empty) and Stat; `watch` leaves a data watch.
     pub async fn get_data(&self, path: &str, watch: bool) -> Result<(Vec<u8>, Stat), ClientError> {
+        let (data, stat) = self.get_data_or_null(path, watch).await?;
+        Ok((data.unwrap_or_default(), stat))
+    }
+
+    /// getData keeping null data (`None`) apart from empty data, as the Java client does.
+    pub async fn get_data_or_null(
+        &self,
+        path: &str,
+        watch: bool,
+    ) -> Result<(Option<Vec<u8>>, Stat), ClientError> {
         match self.submit(get_data_request(path, watch)).await? {
             Response::GetData { data, stat } => Ok((data, stat)),
             other => Err(unexpected(op::GET_DATA, &other)),
@@ -380,7 +409,7 @@ pub fn get_data_request(path: &str, watch: bool) -> Request {
 pub fn set_data_request(path: &str, data: &[u8], version: i32) -> Request {
     Request::SetData(SetDataRequest {
         path: path.to_owned(),
-        data: data.to_vec(),
+        data: Some(data.to_vec()),
         version,
     })
 }
@@ -391,7 +420,7 @@ pub fn create_request(path: &str, data: &[u8]) -> Request {
         op: op::CREATE,
         request: CreateRequest {
             path: path.to_owned(),
-            data: data.to_vec(),
+            data: Some(data.to_vec()),
             acl: Acl::open_unsafe(),
             flags: CreateMode::Persistent as i32,
             ttl_ms: None,

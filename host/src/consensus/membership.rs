@@ -248,16 +248,52 @@ impl<M: StateMachine> Consensus<M> {
         }
     }
 
-    /// The change itself, on the leader (see the module notes for the steps).
-    pub(super) async fn reconfigure_as_leader(
+    /// The leader's checks of a change it will not run, in ZooKeeper's order: another change
+    /// running (InProgress), `expected` (BadVersion), then, when `edit` parsed, the new voters
+    /// (BadArguments). Ok is the current version. A requester that refuses the change itself
+    /// (malformed, or a caller without WRITE on the config node) asks this first, since
+    /// ZooKeeper answers these errors before its own.
+    pub async fn check_reconfigure(
         &self,
-        edit: MembershipEdit,
+        edit: Option<MembershipEdit>,
+        expected: Option<u64>,
+    ) -> Result<u64, ReconfigError> {
+        let (leader, address) = self.wait_for_leader().await.map_err(failed)?;
+        if leader == self.my_id {
+            return self.check_reconfigure_as_leader(edit.as_ref(), expected);
+        }
+        let mut client = PeerClient::new(leader, address);
+        let timeout = Duration::from_millis(RECONFIG_FORWARD_MARGIN_MS);
+        match client
+            .call(&PeerRequest::CheckReconfigure { edit, expected }, timeout)
+            .await
+        {
+            Ok(PeerResponse::Reconfigured(result)) => result,
+            Ok(other) => Err(failed(format!("the leader answered {other:?}"))),
+            Err(error) => Err(failed(error)),
+        }
+    }
+
+    /// [`Consensus::check_reconfigure`] on the leader.
+    pub(super) fn check_reconfigure_as_leader(
+        &self,
+        edit: Option<&MembershipEdit>,
         expected: Option<u64>,
     ) -> Result<u64, ReconfigError> {
         let _running = self
             .reconfiguring
             .try_lock()
             .map_err(|_| ReconfigError::InProgress)?;
+        let view = self.checked_view(expected)?;
+        if let Some(edit) = edit {
+            target(&view, edit)?;
+        }
+        Ok(view.version)
+    }
+
+    /// The membership in effect, once this server leads, no change is running and `expected`
+    /// (the client's curConfigId; None = any) names it. Call with `reconfiguring` held.
+    fn checked_view(&self, expected: Option<u64>) -> Result<MembershipView, ReconfigError> {
         if self.raft.metrics().borrow_watched().state != ServerState::Leader {
             return Err(failed("this server no longer leads"));
         }
@@ -271,6 +307,20 @@ impl<M: StateMachine> Consensus<M> {
                 current: view.version,
             });
         }
+        Ok(view)
+    }
+
+    /// The change itself, on the leader (see the module notes for the steps).
+    pub(super) async fn reconfigure_as_leader(
+        &self,
+        edit: MembershipEdit,
+        expected: Option<u64>,
+    ) -> Result<u64, ReconfigError> {
+        let _running = self
+            .reconfiguring
+            .try_lock()
+            .map_err(|_| ReconfigError::InProgress)?;
+        let view = self.checked_view(expected)?;
         let (nodes, voters) = target(&view, &edit)?;
         let current = view.nodes();
         // Unmarked: a change that fails at the next step leaves no reconfig mark behind.

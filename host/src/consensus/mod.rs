@@ -835,6 +835,9 @@ impl<M: StateMachine> Consensus<M> {
             PeerRequest::Reconfigure { edit, expected } => {
                 PeerResponse::Reconfigured(self.reconfigure_as_leader(edit, expected).await)
             }
+            PeerRequest::CheckReconfigure { edit, expected } => PeerResponse::Reconfigured(
+                self.check_reconfigure_as_leader(edit.as_ref(), expected),
+            ),
             PeerRequest::Membership { asker } => {
                 let initialized = self.raft.is_initialized().await.unwrap_or(false);
                 let view = self.membership();

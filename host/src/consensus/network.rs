@@ -121,6 +121,12 @@ pub enum PeerRequest {
     HoldLeader {
         term: u64,
     },
+    /// The leader's checks of a membership change that will not run (answered with
+    /// `Reconfigured`: Ok is the current version); see `Consensus::check_reconfigure`.
+    CheckReconfigure {
+        edit: Option<MembershipEdit>,
+        expected: Option<u64>,
+    },
 }
 
 /// The answer to a [`PeerRequest`].

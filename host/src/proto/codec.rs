@@ -11,7 +11,9 @@
 
 use bytes::{BufMut, BytesMut};
 
-use super::jute::{put_buffer, put_framed, put_ustring, put_ustring_vec, put_vec, Reader, Record};
+use super::jute::{
+    put_buffer, put_buffer_opt, put_framed, put_ustring, put_ustring_vec, put_vec, Reader, Record,
+};
 use super::message::{Request, Response};
 use super::records::*;
 use super::types::{op, xid, Stat};
@@ -122,7 +124,7 @@ fn put_response_body(out: &mut BytesMut, body: &Response) {
         }
         Response::Stat(stat) => stat.write(out),
         Response::GetData { data, stat } => {
-            put_buffer(out, data);
+            put_buffer_opt(out, data.as_deref());
             stat.write(out);
         }
         Response::GetAcl { acl, stat } => {
@@ -255,7 +257,7 @@ fn read_response_body(reader: &mut Reader<'_>, op_code: i32) -> Result<Response,
         },
         // reconfig answers with the new config as a GetDataResponse.
         op::GET_DATA | op::RECONFIG => Response::GetData {
-            data: reader.read_buffer()?,
+            data: reader.read_buffer_opt()?,
             stat: reader.read_record()?,
         },
         op::GET_ACL => Response::GetAcl {

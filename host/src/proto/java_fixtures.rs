@@ -146,7 +146,7 @@ fn java_client_frames_decode_and_replies_reencode_exactly() {
 }
 
 #[test]
-fn java_multi_with_null_data_reads_as_empty() {
+fn java_multi_with_null_data_stays_null() {
     let multi = captured()
         .into_iter()
         .filter(|c| c.from_client && c.connection == 1)
@@ -162,7 +162,7 @@ fn java_multi_with_null_data_reads_as_empty() {
         (*op, request.path.as_str(), request.flags),
         (op::CREATE, "/m/y", 2)
     );
-    assert!(request.data.is_empty());
+    assert_eq!(request.data, None);
     assert_eq!(
         multi[2],
         MultiOp::Check(CheckVersionRequest {

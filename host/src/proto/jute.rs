@@ -104,7 +104,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A `buffer` where null means empty (znode data, passwords, tokens).
+    /// A `buffer` where null means empty (passwords, tokens; never znode data).
     pub(crate) fn read_buffer(&mut self) -> Result<Vec<u8>, DecodeError> {
         Ok(self.read_buffer_opt()?.unwrap_or_default())
     }
@@ -179,6 +179,14 @@ pub(crate) fn put_ustring(out: &mut BytesMut, value: &str) {
 pub(crate) fn put_ustring_opt(out: &mut BytesMut, value: Option<&str>) {
     match value {
         Some(text) => put_ustring(out, text),
+        None => out.put_i32(NULL_LENGTH),
+    }
+}
+
+/// A `buffer` that may be null (znode data: ZooKeeper keeps a null apart from an empty one).
+pub(crate) fn put_buffer_opt(out: &mut BytesMut, value: Option<&[u8]>) {
+    match value {
+        Some(bytes) => put_buffer(out, bytes),
         None => out.put_i32(NULL_LENGTH),
     }
 }

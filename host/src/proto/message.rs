@@ -65,7 +65,8 @@ pub enum Response {
     /// exists, setData, setACL, check: a Stat alone.
     Stat(Stat),
     GetData {
-        data: Vec<u8>,
+        /// None: the node's data is null (answered as length -1).
+        data: Option<Vec<u8>>,
         stat: Stat,
     },
     GetAcl {

@@ -92,7 +92,7 @@ fn create_request_and_reply_bytes() {
         op: op::CREATE,
         request: CreateRequest {
             path: "/a".into(),
-            data: b"hi".to_vec(),
+            data: Some(b"hi".to_vec()),
             acl: Acl::open_unsafe(),
             flags: 0,
             ttl_ms: None,
@@ -153,6 +153,7 @@ fn multi_with_a_failure_bytes() {
             op: op::CREATE,
             request: CreateRequest {
                 path: "/a".into(),
+                data: Some(Vec::new()),
                 ..CreateRequest::default()
             },
         },
@@ -293,6 +294,11 @@ fn data() -> impl Strategy<Value = Vec<u8>> {
     prop::collection::vec(any::<u8>(), 0..12)
 }
 
+/// Znode data: null (length -1) or bytes.
+fn node_data() -> impl Strategy<Value = Option<Vec<u8>>> {
+    prop::option::of(data())
+}
+
 fn texts() -> impl Strategy<Value = Vec<String>> {
     prop::collection::vec(text(), 0..4)
 }
@@ -329,8 +335,15 @@ fn create() -> impl Strategy<Value = (i32, CreateRequest)> {
         Just(op::CREATE_CONTAINER),
         Just(op::CREATE_TTL)
     ];
-    (code, text(), data(), acls(), any::<i32>(), any::<i64>()).prop_map(
-        |(code, path, data, acl, flags, ttl)| {
+    (
+        code,
+        text(),
+        node_data(),
+        acls(),
+        any::<i32>(),
+        any::<i64>(),
+    )
+        .prop_map(|(code, path, data, acl, flags, ttl)| {
             let ttl_ms = (code == op::CREATE_TTL).then_some(ttl);
             (
                 code,
@@ -342,8 +355,7 @@ fn create() -> impl Strategy<Value = (i32, CreateRequest)> {
                     ttl_ms,
                 },
             )
-        },
-    )
+        })
 }
 
 fn path_watch() -> impl Strategy<Value = PathWatchRequest> {
@@ -355,7 +367,7 @@ fn multi_op() -> impl Strategy<Value = MultiOp> {
         create().prop_map(|(op, request)| MultiOp::Create { op, request }),
         (text(), any::<i32>())
             .prop_map(|(path, version)| MultiOp::Delete(DeleteRequest { path, version })),
-        (text(), data(), any::<i32>()).prop_map(|(path, data, version)| MultiOp::SetData(
+        (text(), node_data(), any::<i32>()).prop_map(|(path, data, version)| MultiOp::SetData(
             SetDataRequest {
                 path,
                 data,
@@ -394,7 +406,7 @@ fn node_request() -> impl Strategy<Value = Request> {
             .prop_map(|(path, version)| Request::Delete(DeleteRequest { path, version })),
         path_watch().prop_map(Request::Exists),
         path_watch().prop_map(Request::GetData),
-        (text(), data(), any::<i32>()).prop_map(|(path, data, version)| Request::SetData(
+        (text(), node_data(), any::<i32>()).prop_map(|(path, data, version)| Request::SetData(
             SetDataRequest {
                 path,
                 data,
@@ -466,7 +478,7 @@ fn multi_result() -> impl Strategy<Value = MultiResult> {
         Just(MultiResult::Delete),
         stat().prop_map(|stat| MultiResult::SetData { stat }),
         Just(MultiResult::Check),
-        (data(), stat()).prop_map(|(data, stat)| MultiResult::GetData { data, stat }),
+        (node_data(), stat()).prop_map(|(data, stat)| MultiResult::GetData { data, stat }),
         texts().prop_map(|children| MultiResult::GetChildren { children }),
         any::<i32>().prop_map(MultiResult::Error),
     ]
@@ -484,7 +496,8 @@ fn response() -> impl Strategy<Value = (i32, Response)> {
         (text(), stat()).prop_map(|(path, stat)| (op::CREATE2, Response::Create2 { path, stat })),
         stat().prop_map(|stat| (op::EXISTS, Response::Stat(stat))),
         stat().prop_map(|stat| (op::CHECK, Response::Stat(stat))),
-        (data(), stat()).prop_map(|(data, stat)| (op::GET_DATA, Response::GetData { data, stat })),
+        (node_data(), stat())
+            .prop_map(|(data, stat)| (op::GET_DATA, Response::GetData { data, stat })),
         (acls(), stat()).prop_map(|(acl, stat)| (op::GET_ACL, Response::GetAcl { acl, stat })),
         texts().prop_map(|children| (op::GET_CHILDREN, Response::GetChildren { children })),
     ];

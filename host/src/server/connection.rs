@@ -34,6 +34,10 @@ pub const WRITE_BATCH_FRAMES_MAX: usize = 256;
 pub const CLOSE_FLUSH_MS: u64 = 1_000;
 /// Length of a session password.
 pub const SESSION_PASSWORD_BYTES: usize = 16;
+/// A connection that sends no ConnectRequest (nor a four-letter word) within this time is
+/// closed, as ZooKeeper's `zookeeper.nio.sessionlessCnxnTimeout` (10 s) closes it: else a
+/// silent socket would hold a maxClientCnxns slot for ever.
+pub const SESSIONLESS_CONNECTION_MS_MAX: u64 = 10_000;
 
 /// A connection the listener accepted and registered.
 pub struct Admitted {
@@ -82,7 +86,7 @@ where
     let writer_task = tokio::spawn(write_loop(
         writer,
         admitted.receiver,
-        Arc::clone(&admitted.stats),
+        (admitted.id, Arc::clone(&admitted.stats)),
         Arc::clone(&context.shared),
         closed_tx,
     ));
@@ -92,7 +96,10 @@ where
         admitted.outbound,
         admitted.stats,
     );
-    match read_loop(&context, reader, &mut state, closed_rx).await {
+    let ended = read_loop(&context, reader, &mut state, closed_rx).await;
+    // Closing from here on: the slot is free before the flush and the unregistering below.
+    context.shared.release_connection_slot(state.id);
+    match ended {
         Ok(()) => tracing::debug!(peer = %state.peer, "connection closed"),
         Err(ConnectionError::Io(error)) => {
             tracing::debug!(peer = %state.peer, session = state.session_label(), %error, "connection dropped")
@@ -132,8 +139,17 @@ async fn read_loop<R: AsyncRead + Unpin>(
 ) -> Result<(), ConnectionError> {
     let max_bytes = context.shared.config.jute_max_buffer_bytes;
     let mut buffer = BytesMut::with_capacity(READ_BUFFER_BYTES);
-    let Some(first) = next_frame(&mut reader, &mut buffer, max_bytes, true, &mut closed).await?
-    else {
+    let first = tokio::time::timeout(
+        Duration::from_millis(SESSIONLESS_CONNECTION_MS_MAX),
+        next_frame(&mut reader, &mut buffer, max_bytes, true, &mut closed),
+    )
+    .await
+    .map_err(|_| {
+        ConnectionError::Refused(format!(
+            "no ConnectRequest within {SESSIONLESS_CONNECTION_MS_MAX} ms"
+        ))
+    })?;
+    let Some(first) = first? else {
         return Ok(());
     };
     refuse_if_failing(context)?;
@@ -381,7 +397,7 @@ fn send_connect_response(
 async fn write_loop<W: AsyncWrite + Unpin>(
     mut writer: W,
     mut receiver: OutboundReceiver,
-    stats: Arc<ConnectionStats>,
+    (connection_id, stats): (u64, Arc<ConnectionStats>),
     shared: Arc<super::Shared>,
     closed: watch::Sender<bool>,
 ) {
@@ -406,6 +422,8 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 }
                 Out::Close(reason) => {
                     tracing::debug!(reason, "closing the connection after flushing");
+                    // Before the last frames reach the client (see Connections::release).
+                    shared.release_connection_slot(connection_id);
                     closing = true;
                     break;
                 }

@@ -55,6 +55,9 @@ use stats::{ConnectionStats, ServerStats};
 pub const CONNECTIONS_MAX: usize = 60_000;
 /// How long shutdown waits for connection tasks to finish.
 pub const SHUTDOWN_GRACE_MS: u64 = 2_000;
+/// How long a standalone server waits to serve (to elect itself, one election timeout)
+/// before it accepts clients anyway (then 4lw report "not currently serving").
+pub const STANDALONE_SERVING_WAIT_MS_MAX: u64 = 10_000;
 /// The version reported by srvr/stat/envi: the ZooKeeper protocol level zkw speaks, then zkw's.
 pub const VERSION_STRING: &str = concat!("3.9.3-zkw-", env!("CARGO_PKG_VERSION"));
 
@@ -109,6 +112,9 @@ pub struct ConnectionEntry {
     pub stats: Arc<ConnectionStats>,
     /// Accepted on the secure client port (listed under `secure_connections`).
     pub secure: bool,
+    /// Counted against maxClientCnxns: until the connection starts closing (see
+    /// [`Connections::release`]), not until its task ends.
+    counted: bool,
 }
 
 /// Every connection by id, the session attached to each, and counts per client IP.
@@ -142,19 +148,40 @@ impl Connections {
     }
 
     fn remove(&mut self, connection_id: u64) -> Option<ConnectionEntry> {
+        self.release(connection_id);
         let entry = self.entries.remove(&connection_id)?;
         if let Some(session_id) = entry.session_id {
             if self.by_session.get(&session_id) == Some(&connection_id) {
                 self.by_session.remove(&session_id);
             }
         }
-        if let Some(count) = self.per_ip.get_mut(&entry.peer.ip()) {
-            *count -= 1;
+        Some(entry)
+    }
+
+    /// Stops counting a connection against maxClientCnxns once it is closing: the server
+    /// decided to close it (its last frames, such as the closeSession reply, are being
+    /// written) or the peer closed it. A client that got its closeSession reply and connects
+    /// again at once must find its slot free, though this connection's task may still be
+    /// flushing or unregistering. Idempotent.
+    fn release(&mut self, connection_id: u64) {
+        let Some(entry) = self.entries.get_mut(&connection_id) else {
+            return;
+        };
+        if !std::mem::replace(&mut entry.counted, false) {
+            return;
+        }
+        let ip = entry.peer.ip();
+        if let Some(count) = self.per_ip.get_mut(&ip) {
+            *count = count.saturating_sub(1);
             if *count == 0 {
-                self.per_ip.remove(&entry.peer.ip());
+                self.per_ip.remove(&ip);
             }
         }
-        Some(entry)
+    }
+
+    /// Connections from `ip` counted against maxClientCnxns.
+    fn counted_from(&self, ip: IpAddr) -> u32 {
+        self.per_ip.get(&ip).copied().unwrap_or(0)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &ConnectionEntry> {
@@ -196,6 +223,11 @@ impl Shared {
         self.connections
             .lock()
             .unwrap_or_else(|_| self.poisoned("connections"))
+    }
+
+    /// See [`Connections::release`].
+    pub fn release_connection_slot(&self, connection_id: u64) {
+        self.lock_connections().release(connection_id);
     }
 
     pub fn lock_tracker(&self) -> MutexGuard<'_, SessionTracker> {
@@ -336,42 +368,53 @@ pub async fn run(
     let raised = fatal.raised();
     tokio::pin!(shutdown, raised);
     let mut failed = None;
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            cause = &mut raised => {
-                failed = Some(cause);
-                break;
-            }
-            Some(joined) = background.join_next(), if !background.is_empty() => {
-                if let Ok(Err((task, error))) = joined {
-                    raise_if_panicked(&fatal, task, error);
+    // A standalone server takes clients once it serves: its first `imok` means a create works.
+    let open = tokio::select! {
+        () = &mut shutdown => false,
+        cause = &mut raised => {
+            failed = Some(cause);
+            false
+        }
+        () = wait_standalone_serving(&context) => true,
+    };
+    if open {
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                cause = &mut raised => {
+                    failed = Some(cause);
+                    break;
                 }
-            }
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    if let Some(admitted) = admit(&shared, peer, false) {
-                        connection_tasks.spawn(connection::run(context.clone(), stream, admitted));
+                Some(joined) = background.join_next(), if !background.is_empty() => {
+                    if let Ok(Err((task, error))) = joined {
+                        raise_if_panicked(&fatal, task, error);
                     }
                 }
-                Err(error) => {
-                    tracing::warn!(%error, "accept failed; backing off");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            accepted = accept_secure(secure.as_ref()) => match accepted {
-                Ok((stream, peer)) => if let Some(secure) = &secure {
-                    let (acceptor, timeout) = (secure.acceptor.clone(), secure.handshake_timeout);
-                    connection_tasks.spawn(serve_secure(context.clone(), acceptor, timeout, stream, peer));
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        if let Some(admitted) = admit(&shared, peer, false) {
+                            connection_tasks.spawn(connection::run(context.clone(), stream, admitted));
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "accept failed; backing off");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
                 },
-                Err(error) => {
-                    tracing::warn!(%error, "secure accept failed; backing off");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            Some(joined) = connection_tasks.join_next(), if !connection_tasks.is_empty() => {
-                if let Err(error) = joined {
-                    raise_if_panicked(&fatal, "connection", error);
+                accepted = accept_secure(secure.as_ref()) => match accepted {
+                    Ok((stream, peer)) => if let Some(secure) = &secure {
+                        let (acceptor, timeout) = (secure.acceptor.clone(), secure.handshake_timeout);
+                        connection_tasks.spawn(serve_secure(context.clone(), acceptor, timeout, stream, peer));
+                    },
+                    Err(error) => {
+                        tracing::warn!(%error, "secure accept failed; backing off");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                Some(joined) = connection_tasks.join_next(), if !connection_tasks.is_empty() => {
+                    if let Err(error) = joined {
+                        raise_if_panicked(&fatal, "connection", error);
+                    }
                 }
             }
         }
@@ -473,6 +516,28 @@ impl Stopping {
     }
 }
 
+/// A standalone server accepts clients only once it serves: until it has elected itself a
+/// ConnectRequest would be refused, and a client that just got `imok` from `ruok` (the
+/// readiness probe of scripts and test suites) must get a session at once. Connections made
+/// meanwhile wait in the listen backlog. An ensemble accepts at once: its members answer
+/// four-letter words (srvr: "not currently serving") while no quorum is formed.
+async fn wait_standalone_serving(context: &Context) {
+    if context.shared.config.is_distributed() {
+        return;
+    }
+    let mut serving = context.consensus.serving();
+    let bound = Duration::from_millis(STANDALONE_SERVING_WAIT_MS_MAX);
+    let served = tokio::time::timeout(bound, serving.wait_for(|serving| *serving))
+        .await
+        .is_ok_and(|waited| waited.is_ok());
+    if !served {
+        tracing::warn!(
+            wait_ms = STANDALONE_SERVING_WAIT_MS_MAX,
+            "not serving yet; accepting clients anyway"
+        );
+    }
+}
+
 /// The secure client port: its listener and the TLS acceptor built from `ssl.*`.
 struct SecureListener {
     listener: TcpListener,
@@ -542,7 +607,7 @@ async fn serve_secure(
 fn admit(shared: &Shared, peer: SocketAddr, secure: bool) -> Option<connection::Admitted> {
     let per_ip_max = shared.config.max_client_connections;
     let mut connections = shared.lock_connections();
-    let count = connections.per_ip.get(&peer.ip()).copied().unwrap_or(0);
+    let count = connections.counted_from(peer.ip());
     if (per_ip_max > 0 && count >= per_ip_max) || connections.len() >= CONNECTIONS_MAX {
         shared
             .stats
@@ -569,6 +634,7 @@ fn admit(shared: &Shared, peer: SocketAddr, secure: bool) -> Option<connection::
             established_wall_ms: shared.clock.wall_ms(),
             stats: Arc::clone(&stats),
             secure,
+            counted: true,
         },
     );
     Some(connection::Admitted {

@@ -1,10 +1,14 @@
 //! The `reconfig` request and the `/zookeeper/config` node.
 //!
-//! `reconfig` (reconfigEnabled=true, an ensemble) is checked the way ZooKeeper's
-//! PrepRequestProcessor checks it: malformed server strings are BadArguments, the caller needs
-//! WRITE on `/zookeeper/config` (by default only `super` has it), then consensus runs the
-//! membership change on the leader (ReconfigInProgress, BadVersion, NewConfigNoQuorum come
-//! from there). The requester then writes the new config text into `/zookeeper/config` (so
+//! `reconfig` (reconfigEnabled=true, an ensemble) is refused in the order of ZooKeeper 3.8's
+//! PrepRequestProcessor: ReconfigInProgress, BadVersion (a curConfigId other than -1 that is
+//! not the current version, stale or future), BadArguments (MarshallingError for a server id
+//! that is not a number), NewConfigNoQuorum, and last NoAuth (the caller needs WRITE on
+//! `/zookeeper/config`; by default only `super` has it). The leader runs the first checks and
+//! the change; a request this server refuses itself (bad arguments, no WRITE) first asks the
+//! leader's checks without a change, so the earlier errors win. One departure: an unpermitted
+//! caller gets NoAuth where ZooKeeper would first find NewConfigNoQuorum, since finding it
+//! means adding learners. The requester then writes the new config text into `/zookeeper/config` (so
 //! its watchers fire) and answers with the node's data and stat, as ZooKeeper does.
 //!
 //! The node's text: one `server.N=host:quorumPort:electionPort:role;clientAddress:clientPort`
@@ -27,6 +31,8 @@ use crate::txn::TxnOp;
 
 /// The node ZooKeeper keeps the ensemble's configuration in.
 pub const CONFIG_NODE_PATH: &str = "/zookeeper/config";
+/// The curConfigId that accepts any current version.
+pub const CONFIG_ID_ANY: i64 = -1;
 /// How long a requester waits for its new config text to be applied here.
 pub const CONFIG_PUBLISH_WAIT_MS_MAX: u64 = 10_000;
 /// How often the requester looks at the node while it waits.
@@ -53,17 +59,32 @@ pub(super) async fn handle(
         // ZooKeeper: "standalone mode - reconfiguration currently not supported".
         return Err(ErrorCode::Unimplemented);
     }
-    let edit = parse_request(&request).map_err(|reason| {
-        tracing::info!(%reason, "reconfig refused");
-        ErrorCode::BadArguments
-    })?;
+    let expected = expected_version(request.cur_config_id);
+    let parsed = parse_request(&request);
     let config_acl = shared
         .lock_store()
         .tree
         .acl(CONFIG_NODE_PATH)
         .unwrap_or_default();
-    acl::check(&config_acl, auth, perms::WRITE).map_err(|error| error.code())?;
-    let expected = u64::try_from(request.cur_config_id).ok();
+    let permitted = acl::check(&config_acl, auth, perms::WRITE).map_err(|error| error.code());
+    if parsed.is_err() || permitted.is_err() {
+        // ZooKeeper judges a running change, curConfigId and the arguments before the
+        // caller's right to reconfig; a change refused here must not touch the membership.
+        let edit = parsed.as_ref().ok().cloned();
+        context
+            .consensus
+            .check_reconfigure(edit, expected)
+            .await
+            .map_err(|error| {
+                tracing::info!(%error, "reconfig refused by the leader's checks");
+                error_code(&error)
+            })?;
+    }
+    let edit = parsed.map_err(|fault| {
+        tracing::info!(%fault, "reconfig refused");
+        fault.code()
+    })?;
+    permitted?;
     let version = context
         .consensus
         .reconfigure(edit, expected)
@@ -73,6 +94,13 @@ pub(super) async fn handle(
             error_code(&error)
         })?;
     Ok(publish_change(context, version).await)
+}
+
+/// The version a client's curConfigId names: None for -1 (any version). Other negative values
+/// name no version (log indexes are never negative), so they are kept, reinterpreted, to fail
+/// the comparison with BadVersion as in ZooKeeper.
+fn expected_version(cur_config_id: i64) -> Option<u64> {
+    (cur_config_id != CONFIG_ID_ANY).then_some(cur_config_id.cast_unsigned())
 }
 
 fn error_code(error: &ReconfigError) -> ErrorCode {
@@ -85,16 +113,54 @@ fn error_code(error: &ReconfigError) -> ErrorCode {
     }
 }
 
+/// Why a reconfig request's server strings cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RequestFault {
+    /// A server string ZooKeeper refuses with BadArguments.
+    #[error("{0}")]
+    BadArguments(String),
+    /// A server id that is not a number: ZooKeeper's parse throws an unchecked exception
+    /// there, which its PrepRequestProcessor answers with MarshallingError.
+    #[error("\"{0}\" is not a server id")]
+    NotAnId(String),
+}
+
+impl RequestFault {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            RequestFault::BadArguments(_) => ErrorCode::BadArguments,
+            RequestFault::NotAnId(_) => ErrorCode::MarshallingError,
+        }
+    }
+}
+
+/// A server id as ZooKeeper reads it (`Long.parseLong`); zkw's ids are never negative.
+fn server_id(text: &str) -> Result<u64, RequestFault> {
+    text.parse::<u64>()
+        .map_err(|_| RequestFault::NotAnId(text.to_owned()))
+}
+
+/// One `server.N=spec` line: the id after the key's last dot must be a number before the
+/// spec is judged.
+fn joiner(line: &str) -> Result<Joiner, RequestFault> {
+    let Some((key, _)) = line.split_once('=') else {
+        return Err(RequestFault::BadArguments(format!(
+            "\"{line}\" is not server.N=<server spec>"
+        )));
+    };
+    let key = key.trim();
+    server_id(key.rsplit_once('.').map_or(key, |(_, id)| id))?;
+    let server = parse_server_line(line).map_err(RequestFault::BadArguments)?;
+    Ok(Joiner {
+        id: server.id,
+        spec: server.spec(),
+        observer: server.role == PeerRole::Observer,
+    })
+}
+
 /// ZooKeeper's two forms: `newMembers` (the whole membership, comma or newline separated) or
 /// `joiningServers` (`server.N=spec` list) and `leavingServers` (id list).
-pub fn parse_request(request: &ReconfigRequest) -> Result<MembershipEdit, String> {
-    let joiner = |line: &str| {
-        parse_server_line(line).map(|server| Joiner {
-            id: server.id,
-            spec: server.spec(),
-            observer: server.role == PeerRole::Observer,
-        })
-    };
+pub fn parse_request(request: &ReconfigRequest) -> Result<MembershipEdit, RequestFault> {
     if let Some(members) = request.new_members.as_deref() {
         let mut joining = Vec::new();
         for line in members.split([',', '\n']).map(str::trim) {
@@ -116,16 +182,14 @@ pub fn parse_request(request: &ReconfigRequest) -> Result<MembershipEdit, String
             .filter(|item| !item.is_empty())
             .collect()
     };
+    // ZooKeeper reads the leaving ids first.
+    let leaving = items(request.leaving_servers.as_deref())
+        .iter()
+        .map(|id| server_id(id))
+        .collect::<Result<Vec<_>, _>>()?;
     let joining = items(request.joining_servers.as_deref())
         .iter()
         .map(|line| joiner(line))
-        .collect::<Result<Vec<_>, _>>()?;
-    let leaving = items(request.leaving_servers.as_deref())
-        .iter()
-        .map(|id| {
-            id.parse::<u64>()
-                .map_err(|_| format!("\"{id}\" is not a server id"))
-        })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(MembershipEdit {
         replace_all: false,
@@ -161,24 +225,29 @@ async fn publish_change(context: &Context, version: u64) -> Response {
     loop {
         let (current, stat) = node_data(shared);
         if current == data || tokio::time::Instant::now() >= deadline {
-            return Response::GetData { data, stat };
+            return Response::GetData {
+                data: Some(data),
+                stat,
+            };
         }
         tokio::time::sleep(Duration::from_millis(CONFIG_PUBLISH_POLL_MS)).await;
     }
 }
 
+/// The config node's text (its data is never null: only this module writes it) and Stat.
 fn node_data(shared: &Shared) -> (Vec<u8>, crate::proto::Stat) {
-    shared
+    let (data, stat) = shared
         .lock_store()
         .tree
         .get_data(CONFIG_NODE_PATH, &[super_id()])
-        .unwrap_or_default()
+        .unwrap_or_default();
+    (data.unwrap_or_default(), stat)
 }
 
 fn set_config(data: Vec<u8>) -> TxnOp {
     TxnOp::SetData(SetDataRequest {
         path: CONFIG_NODE_PATH.to_owned(),
-        data,
+        data: Some(data),
         version: -1,
     })
 }
@@ -358,6 +427,40 @@ mod tests {
             parse_request(&request(None, None, None)).unwrap().joining,
             vec![]
         );
+    }
+
+    #[test]
+    fn faults_carry_zookeepers_codes() {
+        let fault = |joining, leaving| parse_request(&request(joining, leaving, None)).unwrap_err();
+        assert_eq!(fault(None, Some("1,x")), RequestFault::NotAnId("x".into()));
+        assert_eq!(fault(None, Some("x")).code(), ErrorCode::MarshallingError);
+        assert_eq!(
+            fault(Some("server.x=h:1:2;3"), None).code(),
+            ErrorCode::MarshallingError
+        );
+        assert_eq!(
+            fault(Some("nonsense"), None).code(),
+            ErrorCode::BadArguments
+        );
+        assert_eq!(
+            fault(Some("server.9=h:1:2"), None).code(),
+            ErrorCode::BadArguments
+        );
+        // Leaving ids are read first, as ZooKeeper does.
+        assert_eq!(
+            fault(Some("nonsense"), Some("y")).code(),
+            ErrorCode::MarshallingError
+        );
+        let members = parse_request(&request(None, None, Some("server.q=h:1:2;3")));
+        assert_eq!(members.unwrap_err().code(), ErrorCode::MarshallingError);
+    }
+
+    #[test]
+    fn only_minus_one_accepts_any_version() {
+        assert_eq!(expected_version(CONFIG_ID_ANY), None);
+        assert_eq!(expected_version(0x1f), Some(0x1f));
+        // -2 names no version: it can never equal a log index.
+        assert_eq!(expected_version(-2), Some(u64::MAX - 1));
     }
 
     #[test]

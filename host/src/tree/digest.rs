@@ -19,6 +19,8 @@ use super::{Meta, SessionRecord};
 const SEED_PATH: u64 = 0x9e37_79b9_7f4a_7c15;
 const TAG_META: u64 = 0xc2b2_ae3d_27d4_eb4f;
 const TAG_DATA: u64 = 0x1656_67b1_9e37_79f9;
+/// Null data (kept apart from empty data, as ZooKeeper keeps it).
+const TAG_NULL_DATA: u64 = 0x3c6e_f372_fe94_f82b;
 const TAG_ACL: u64 = 0x27d4_eb2f_1656_67c5;
 const SEED_SESSION: u64 = 0x85eb_ca77_c2b2_ae63;
 /// Bytes of a meta record as hashed: six i64 and three i32.
@@ -40,7 +42,7 @@ pub(super) fn meta_hash(path: &str, meta: &Meta) -> u64 {
     meta_part(PathKey::of(path), meta)
 }
 
-pub(super) fn data_hash(path: &str, data: &[u8]) -> u64 {
+pub(super) fn data_hash(path: &str, data: Option<&[u8]>) -> u64 {
     data_part(PathKey::of(path), data)
 }
 
@@ -49,7 +51,7 @@ pub(super) fn acl_hash(path: &str, acl: &[Acl]) -> u64 {
 }
 
 /// The sum of the three parts of one node.
-pub(super) fn node_hash(path: &str, meta: &Meta, data: &[u8], acl: &[Acl]) -> u64 {
+pub(super) fn node_hash(path: &str, meta: &Meta, data: Option<&[u8]>, acl: &[Acl]) -> u64 {
     let key = PathKey::of(path);
     meta_part(key, meta)
         .wrapping_add(data_part(key, data))
@@ -72,8 +74,13 @@ fn meta_part(key: PathKey, meta: &Meta) -> u64 {
     xxh3_64_with_seed(&bytes, key.0 ^ TAG_META)
 }
 
-fn data_part(key: PathKey, data: &[u8]) -> u64 {
-    xxh3_64_with_seed(data, key.0 ^ TAG_DATA)
+/// Bytes hash as before null data existed, so digests of trees without null data (and of
+/// snapshots written before) did not change.
+fn data_part(key: PathKey, data: Option<&[u8]>) -> u64 {
+    match data {
+        Some(bytes) => xxh3_64_with_seed(bytes, key.0 ^ TAG_DATA),
+        None => xxh3_64_with_seed(&[], key.0 ^ TAG_NULL_DATA),
+    }
 }
 
 /// Chained: each field is hashed with the previous hash as its seed, so field boundaries and
@@ -120,7 +127,7 @@ mod tests {
         assert_eq!(
             [
                 meta_hash("/a/b", &meta),
-                data_hash("/a/b", b"payload"),
+                data_hash("/a/b", Some(&b"payload"[..])),
                 acl_hash("/a/b", &acl),
                 session_hash(0x1234, &record),
             ],
@@ -134,10 +141,25 @@ mod tests {
     const PINNED_SESSION: u64 = 0x6bfb_42c7_4e9f_b9aa;
 
     #[test]
+    fn null_data_is_not_empty_data() {
+        assert_ne!(data_hash("/a", None), data_hash("/a", Some(&b""[..])));
+        assert_ne!(data_hash("/a", None), data_hash("/b", None));
+        assert_eq!(data_hash("/a/b", None), PINNED_NULL_DATA);
+    }
+
+    const PINNED_NULL_DATA: u64 = 0x089e_f7f6_974a_39fc;
+
+    #[test]
     fn parts_depend_on_path_and_content() {
-        assert_ne!(data_hash("/a", b"x"), data_hash("/b", b"x"));
-        assert_ne!(data_hash("/a", b"x"), data_hash("/a", b"y"));
-        assert_ne!(data_hash("/a", b""), acl_hash("/a", &[]));
+        assert_ne!(
+            data_hash("/a", Some(&b"x"[..])),
+            data_hash("/b", Some(&b"x"[..]))
+        );
+        assert_ne!(
+            data_hash("/a", Some(&b"x"[..])),
+            data_hash("/a", Some(&b"y"[..]))
+        );
+        assert_ne!(data_hash("/a", Some(&b""[..])), acl_hash("/a", &[]));
         let meta = Meta::default();
         let changed = Meta {
             aversion: 1,
@@ -146,9 +168,9 @@ mod tests {
         assert_ne!(meta_hash("/a", &meta), meta_hash("/a", &changed));
         let acl = Acl::open_unsafe();
         assert_eq!(
-            node_hash("/a", &meta, b"x", &acl),
+            node_hash("/a", &meta, Some(&b"x"[..]), &acl),
             meta_hash("/a", &meta)
-                .wrapping_add(data_hash("/a", b"x"))
+                .wrapping_add(data_hash("/a", Some(&b"x"[..])))
                 .wrapping_add(acl_hash("/a", &acl))
         );
     }

@@ -194,20 +194,33 @@ impl ChildCount {
 #[derive(Clone, Debug)]
 pub(crate) struct Node {
     pub meta: Meta,
-    pub data: Box<[u8]>,
+    /// None: null data (a client created or set it as null, jute length -1). ZooKeeper keeps
+    /// it apart from empty data: getData answers -1 for it. Its Stat counts it as 0 bytes.
+    pub data: Option<Box<[u8]>>,
     pub acl: Arc<[Acl]>,
     pub children: ChildCount,
 }
 
 impl Node {
     /// A node with no children yet.
-    pub fn new(meta: Meta, data: Vec<u8>, acl: Arc<[Acl]>) -> Node {
+    pub fn new(meta: Meta, data: Option<Vec<u8>>, acl: Arc<[Acl]>) -> Node {
         Node {
             meta,
-            data: data.into_boxed_slice(),
+            data: data.map(Vec::into_boxed_slice),
             acl,
             children: ChildCount::default(),
         }
+    }
+
+    /// The data as bytes, null read as empty: for the server's own readers (recipe manifests,
+    /// the recipe ABI), which have no null.
+    pub fn data_bytes(&self) -> &[u8] {
+        self.data.as_deref().unwrap_or_default()
+    }
+
+    /// Bytes of data (0 for null, as ZooKeeper's Stat.dataLength).
+    pub fn data_len(&self) -> usize {
+        self.data.as_deref().map_or(0, <[u8]>::len)
     }
 
     pub fn kind(&self) -> NodeKind {
@@ -234,7 +247,7 @@ impl Node {
                 .wrapping_sub(num_children),
             aversion: self.meta.aversion,
             ephemeral_owner,
-            data_length: i32::try_from(self.data.len()).unwrap_or(i32::MAX),
+            data_length: i32::try_from(self.data_len()).unwrap_or(i32::MAX),
             num_children,
             pzxid: self.meta.pzxid,
         }
@@ -247,7 +260,7 @@ enum Undo {
     Inserted(String),
     Removed(String, Node),
     Meta(String, Meta),
-    Data(String, Box<[u8]>),
+    Data(String, Option<Box<[u8]>>),
     Acl(String, Arc<[Acl]>),
     SessionPut(SessionId, Option<SessionRecord>),
     SessionDropped(SessionId, SessionRecord),
@@ -284,7 +297,7 @@ impl Tree {
         let mut tree = Tree::empty();
         let root = Node::new(
             Meta::default(),
-            Vec::new(),
+            Some(Vec::new()),
             tree.intern_acl(Acl::open_unsafe()),
         );
         tree.add_digest(ROOT_PATH, &root);
@@ -292,13 +305,13 @@ impl Tree {
         tree.insert_node(
             ZOOKEEPER_PATH.to_owned(),
             Meta::default(),
-            Vec::new(),
+            Some(Vec::new()),
             Acl::open_unsafe(),
         );
         tree.insert_node(
             QUOTA_PATH.to_owned(),
             Meta::default(),
-            Vec::new(),
+            Some(Vec::new()),
             Acl::open_unsafe(),
         );
         let config = Meta {
@@ -308,7 +321,7 @@ impl Tree {
         tree.insert_node(
             CONFIG_PATH.to_owned(),
             config,
-            Vec::new(),
+            Some(Vec::new()),
             Acl::read_unsafe(),
         );
         tree
@@ -352,9 +365,10 @@ impl Tree {
         self.last_zxid
     }
 
-    pub fn get_data(&self, path: &str, auth: &[Id]) -> Result<(Vec<u8>, Stat), TreeError> {
+    /// The data (None when null) and Stat of a node.
+    pub fn get_data(&self, path: &str, auth: &[Id]) -> Result<(Option<Vec<u8>>, Stat), TreeError> {
         let node = self.readable(path, auth, perms::READ)?;
-        Ok((node.data.to_vec(), node.stat()))
+        Ok((node.data.as_deref().map(<[u8]>::to_vec), node.stat()))
     }
 
     /// ZooKeeper 3.8 answers exists without an ACL check (3.9 added a READ check).
@@ -521,7 +535,7 @@ fn is_reapable(node: &Node, now_ms: i64) -> bool {
 }
 
 fn node_hash(path: &str, node: &Node) -> u64 {
-    digest::node_hash(path, &node.meta, &node.data, &node.acl)
+    digest::node_hash(path, &node.meta, node.data.as_deref(), &node.acl)
 }
 
 #[cfg(test)]
@@ -603,18 +617,18 @@ mod tests {
         tree.insert_node(
             "/r".into(),
             Meta::created(1, 0, 0),
-            b"d".to_vec(),
+            Some(b"d".to_vec()),
             read_only,
         );
         let write_only = vec![Acl {
             perms: perms::WRITE,
             id: Id::anyone(),
         }];
-        tree.insert_node("/w".into(), Meta::created(1, 0, 0), Vec::new(), write_only);
+        tree.insert_node("/w".into(), Meta::created(1, 0, 0), None, write_only);
         assert_eq!(tree.get_data("/r", &[]), Err(TreeError::NoAuth));
         assert_eq!(
             tree.get_data("/r", std::slice::from_ref(&bob)).unwrap().0,
-            b"d"
+            Some(b"d".to_vec())
         );
         assert_eq!(tree.get_children("/w", &[]), Err(TreeError::NoAuth));
         assert!(
@@ -642,8 +656,8 @@ mod tests {
             perms: 3,
             id: Id::new("digest", "u:h"),
         }];
-        tree.insert_node("/a".into(), Meta::created(1, 0, 0), Vec::new(), acl.clone());
-        tree.insert_node("/b".into(), Meta::created(1, 0, 0), Vec::new(), acl.clone());
+        tree.insert_node("/a".into(), Meta::created(1, 0, 0), None, acl.clone());
+        tree.insert_node("/b".into(), Meta::created(1, 0, 0), None, acl.clone());
         assert_eq!(tree.acl_cache.len(), 3);
         tree.remove_node("/a");
         assert_eq!(tree.acl_cache.len(), 3);
@@ -659,7 +673,7 @@ mod tests {
         tree.insert_node(
             "/a".into(),
             Meta::created(1, 0, 0),
-            b"x".to_vec(),
+            Some(b"x".to_vec()),
             Acl::open_unsafe(),
         );
         let digest = tree.digest();
@@ -668,10 +682,11 @@ mod tests {
         tree.insert_node(
             "/a/e".into(),
             Meta::created(2, 0, 9),
-            Vec::new(),
+            None,
             Acl::read_unsafe(),
         );
-        tree.replace_data("/a", b"yyy".to_vec());
+        tree.replace_data("/a", Some(b"yyy".to_vec()));
+        tree.replace_data("/a/e", Some(Vec::new()));
         tree.update_meta("/a", |meta| meta.version = 4);
         tree.put_session(
             9,
@@ -684,7 +699,7 @@ mod tests {
         tree.replace_acl("/a", vec![]);
         tree.rollback_journal();
         assert_eq!((tree.digest(), tree.data_size_bytes()), (digest, bytes));
-        assert_eq!(tree.get_data("/a", &[]).unwrap().0, b"x");
+        assert_eq!(tree.get_data("/a", &[]).unwrap().0, Some(b"x".to_vec()));
         assert_eq!((tree.ephemeral_count(), tree.sessions().len()), (0, 0));
         assert_eq!(tree.digest(), tree.digest_full());
     }
@@ -697,7 +712,7 @@ mod tests {
             tree.insert_node(
                 path.into(),
                 Meta::created(1, 0, 0),
-                Vec::new(),
+                None,
                 Acl::open_unsafe(),
             );
         };

@@ -20,7 +20,13 @@ impl Tree {
     }
 
     /// Adds a leaf node. The parent must exist (checked by the caller).
-    pub(crate) fn insert_node(&mut self, path: String, meta: Meta, data: Vec<u8>, acl: Vec<Acl>) {
+    pub(crate) fn insert_node(
+        &mut self,
+        path: String,
+        meta: Meta,
+        data: Option<Vec<u8>>,
+        acl: Vec<Acl>,
+    ) {
         let acl = self.intern_acl(acl);
         let node = Node::new(meta, data, acl);
         self.attach(&path, node);
@@ -35,7 +41,7 @@ impl Tree {
         &mut self,
         path: String,
         meta: Meta,
-        data: Vec<u8>,
+        data: Option<Vec<u8>>,
         acl: Vec<Acl>,
     ) -> Stat {
         let acl = self.intern_acl(acl);
@@ -88,18 +94,23 @@ impl Tree {
         self.record(|| Undo::Meta(path.to_owned(), before));
     }
 
-    /// Replaces the data of an existing node.
-    pub(crate) fn replace_data(&mut self, path: &str, data: Vec<u8>) {
+    /// Replaces the data of an existing node (None: null data).
+    pub(crate) fn replace_data(&mut self, path: &str, data: Option<Vec<u8>>) {
+        self.swap_data(path, data.map(Vec::into_boxed_slice));
+    }
+
+    fn swap_data(&mut self, path: &str, data: Option<Box<[u8]>>) {
         let node = self
             .nodes
             .get_mut(path)
             .expect("replace_data on a missing node");
-        let before = std::mem::replace(&mut node.data, data.into_boxed_slice());
-        let after_hash = digest::data_hash(path, &node.data);
-        self.data_bytes = self.data_bytes - before.len() as u64 + node.data.len() as u64;
+        let before_len = node.data_len() as u64;
+        let before = std::mem::replace(&mut node.data, data);
+        let after_hash = digest::data_hash(path, node.data.as_deref());
+        self.data_bytes = self.data_bytes - before_len + node.data_len() as u64;
         self.digest = self
             .digest
-            .wrapping_sub(digest::data_hash(path, &before))
+            .wrapping_sub(digest::data_hash(path, before.as_deref()))
             .wrapping_add(after_hash);
         self.record(|| Undo::Data(path.to_owned(), before));
     }
@@ -169,7 +180,7 @@ impl Tree {
             }
             Undo::Removed(path, node) => self.attach(&path, node),
             Undo::Meta(path, meta) => self.update_meta(&path, |current| *current = meta),
-            Undo::Data(path, data) => self.replace_data(&path, data.into_vec()),
+            Undo::Data(path, data) => self.swap_data(&path, data),
             Undo::Acl(path, acl) => self.swap_acl(&path, acl),
             Undo::SessionPut(session_id, before) => match before {
                 Some(record) => self.put_session(session_id, record),
@@ -200,7 +211,7 @@ impl Tree {
     /// Stores a node whose parent already counts it; the path must be free.
     fn store_leaf(&mut self, path: &str, node: Node) {
         let hash = node_hash(path, &node);
-        let (kind, data_len) = (node.kind(), node.data.len());
+        let (kind, data_len) = (node.kind(), node.data_len());
         let stored = self.nodes.insert(path, node);
         assert!(stored.is_ok(), "{path} already exists");
         self.count_attached(path, kind, data_len, hash);
@@ -239,7 +250,7 @@ impl Tree {
             parent_node.children.decrement();
         }
         self.digest = self.digest.wrapping_sub(node_hash(path, &node));
-        self.data_bytes -= (path.len() + node.data.len()) as u64;
+        self.data_bytes -= (path.len() + node.data_len()) as u64;
         match node.kind() {
             NodeKind::Ephemeral(session_id) => {
                 if let Some(paths) = self.ephemerals.get_mut(&session_id) {

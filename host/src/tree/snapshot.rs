@@ -4,15 +4,20 @@
 //! in a snapshot. Both directions stream through one fixed-size buffer, so a 1M-znode
 //! snapshot never sits in memory as one `Vec`.
 //!
-//! Layout (version 2; version 1 had the same bytes but an FNV-1a digest; big-endian
-//! fixed-width integers; "bytes" = u32 length + bytes): header: magic `ZKWSNAP\0`, version u32, last_zxid i64, node count u64, digest u64,
+//! Layout (version 3; big-endian fixed-width integers; "bytes" = u32 length + bytes): header:
+//! magic `ZKWSNAP\0`, version u32, last_zxid i64, node count u64, digest u64,
 //! extended-types flag u8. ACL table: u32 list count; per list a u32 entry count and per
 //! entry perms i32, scheme bytes, id bytes. Nodes in the store's index order (by depth, then
 //! path, so parents come before children; a reader refuses any other order): path bytes,
 //! czxid, mzxid, pzxid, ctime, mtime (i64), version, cversion (child creations), aversion
 //! (i32), the raw ephemeralOwner i64 (session id, container or TTL marker), ACL ref u32 (index
-//! in the table), data bytes. Sessions: u64 count; per session id i64, timeout i32, password
-//! 16 bytes, ascending ids. Trailer: CRC-32 (IEEE) of every byte before it.
+//! in the table), data bytes, where the length `u32::MAX` marks null data (no bytes follow).
+//! Sessions: u64 count; per session id i64, timeout i32, password 16 bytes, ascending ids.
+//! Trailer: CRC-32 (IEEE) of every byte before it.
+//!
+//! Version 2 is the same layout without null data (its reader refuses the marker): a tree
+//! without null data is still written as version 2, so a server of the previous release can
+//! load it; both are read. Version 1 (an FNV-1a digest) is refused.
 //!
 //! Loading checks twice, as house rule 7 asks at every persistence boundary: the CRC catches
 //! damaged bytes, and the digest recomputed from the loaded content must equal the header's
@@ -29,8 +34,12 @@ use crate::proto::{Acl, Id};
 
 /// First bytes of every zkw snapshot.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"ZKWSNAP\0";
-/// The layout this build writes and reads.
-pub const SNAPSHOT_FORMAT_VERSION: u32 = 2;
+/// The newest layout this build writes and reads: data may be null.
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 3;
+/// The layout before null data, still written when no node's data is null, and read.
+pub const SNAPSHOT_FORMAT_VERSION_NO_NULL_DATA: u32 = 2;
+/// The data length that marks null data (from version 3); above `FIELD_BYTES_MAX`.
+const NULL_DATA_LENGTH: u32 = u32::MAX;
 /// Size of the streaming buffer, in bytes.
 const BUFFER_BYTES: usize = 256 * 1024;
 /// Longest path, data or ACL string a snapshot may hold, in bytes; far above any frame.
@@ -39,6 +48,7 @@ const FIELD_BYTES_MAX: u32 = 256 * 1024 * 1024;
 const PREALLOCATED_NODES_MAX: u64 = 1 << 22;
 /// Bytes of a session password.
 const PASSWORD_BYTES: usize = 16;
+const _: () = assert!(NULL_DATA_LENGTH > FIELD_BYTES_MAX);
 
 /// What a written snapshot holds; `digest` is the tree digest the header carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,7 +89,12 @@ impl Tree {
     pub fn write_snapshot(&self, out: &mut impl Write) -> io::Result<SnapshotSummary> {
         let mut output = Output::new(out);
         output.put(&SNAPSHOT_MAGIC)?;
-        output.u32(SNAPSHOT_FORMAT_VERSION)?;
+        let has_null_data = self.nodes_in_order().any(|(_, node)| node.data.is_none());
+        output.u32(if has_null_data {
+            SNAPSHOT_FORMAT_VERSION
+        } else {
+            SNAPSHOT_FORMAT_VERSION_NO_NULL_DATA
+        })?;
         output.i64(self.last_zxid)?;
         output.u64(self.node_count() as u64)?;
         output.u64(self.digest)?;
@@ -133,9 +148,11 @@ impl Tree {
             return Err(SnapshotError::BadMagic);
         }
         let version = input.u32()?;
-        if version != SNAPSHOT_FORMAT_VERSION {
-            return Err(SnapshotError::UnknownVersion(version));
-        }
+        let null_data_allowed = match version {
+            SNAPSHOT_FORMAT_VERSION => true,
+            SNAPSHOT_FORMAT_VERSION_NO_NULL_DATA => false,
+            other => return Err(SnapshotError::UnknownVersion(other)),
+        };
         let last_zxid = input.i64()?;
         let node_count = input.u64()?;
         let digest = input.u64()?;
@@ -150,7 +167,7 @@ impl Tree {
         let capacity = usize::try_from(node_count.min(PREALLOCATED_NODES_MAX)).unwrap_or(0);
         let mut builder = StoreBuilder::with_capacity(capacity);
         for _ in 0..node_count {
-            let (key, node) = read_node(&mut input, &acls)?;
+            let (key, node) = read_node(&mut input, &acls, null_data_allowed)?;
             tree.load_node(&mut builder, key, node)?;
         }
         tree.nodes = builder.finish();
@@ -189,7 +206,7 @@ impl Tree {
             self.digest = self.digest.wrapping_add(hash);
         } else {
             validate_path(path, false).map_err(|error| corrupt(error.to_string()))?;
-            self.count_attached(path, node.kind(), node.data.len(), hash);
+            self.count_attached(path, node.kind(), node.data_len(), hash);
         }
         builder
             .push_key(key, node)
@@ -224,7 +241,10 @@ fn write_node<W: Write>(
     }
     output.i64(meta.owner)?;
     output.u32(acl_ref)?;
-    output.bytes(&node.data)
+    match node.data.as_deref() {
+        Some(data) => output.bytes(data),
+        None => output.u32(NULL_DATA_LENGTH),
+    }
 }
 
 fn read_acl_table<R: Read>(
@@ -256,6 +276,7 @@ fn read_acl_table<R: Read>(
 fn read_node<R: Read>(
     input: &mut Input<'_, R>,
     acls: &[Arc<[Acl]>],
+    null_data_allowed: bool,
 ) -> Result<(Box<str>, Node), SnapshotError> {
     let key = input.field_after(KEY_PREFIX_BYTES)?;
     let key = key_in_place(key).ok_or_else(|| corrupt("path is not UTF-8"))?;
@@ -274,7 +295,10 @@ fn read_node<R: Read>(
             let path = path_of(&key);
             corrupt(format!("ACL ref {acl_ref} of {path} is not in the table"))
         })?;
-    let data = input.field()?;
+    let data = match input.u32()? {
+        NULL_DATA_LENGTH if null_data_allowed => None,
+        length => Some(input.field_of(0, length)?),
+    };
     let meta = Meta {
         czxid,
         mzxid,
@@ -467,6 +491,11 @@ impl<'a, R: Read> Input<'a, R> {
     /// A field read after `room` zero bytes (space its owner fills in).
     fn field_after(&mut self, room: usize) -> Result<Vec<u8>, SnapshotError> {
         let length = self.u32()?;
+        self.field_of(room, length)
+    }
+
+    /// The bytes of a field whose `length` prefix was just read, after `room` zero bytes.
+    fn field_of(&mut self, room: usize, length: u32) -> Result<Vec<u8>, SnapshotError> {
         if length > FIELD_BYTES_MAX {
             return Err(corrupt(format!("field of {length} bytes")));
         }
@@ -534,6 +563,9 @@ mod tests {
             }),
             path.clone().prop_map(|path| (0, delete(path, -1))),
             (path.clone(), data).prop_map(|(path, data)| (0, set_data(path, &data, -1))),
+            path.clone()
+                .prop_map(|path| (0, create_null_op(op::CREATE, path, 0))),
+            path.clone().prop_map(|path| (0, set_null_data(path, -1))),
             (path, 0..3i32).prop_map(|(path, which)| {
                 let acl = match which {
                     0 => Acl::read_unsafe(),
@@ -697,6 +729,43 @@ mod tests {
             Tree::read_snapshot(&mut &bytes[..10]),
             Err(SnapshotError::Truncated)
         ));
+    }
+
+    fn version_of(bytes: &[u8]) -> u32 {
+        let at = SNAPSHOT_MAGIC.len();
+        u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap())
+    }
+
+    #[test]
+    fn null_data_needs_version_3_and_survives() {
+        assert_eq!(version_of(&sample()), SNAPSHOT_FORMAT_VERSION_NO_NULL_DATA);
+        let mut h = Harness::new();
+        h.op(create_null_op(op::CREATE2, "/n", 0));
+        h.op(create_op(op::CREATE, "/e", b"", 0));
+        let bytes = snapshot(&h.tree);
+        assert_eq!(version_of(&bytes), SNAPSHOT_FORMAT_VERSION);
+        let loaded = Tree::read_snapshot(&mut &bytes[..]).unwrap();
+        assert_same(&h.tree, &loaded);
+        assert_eq!(loaded.get_data("/n", &[]).unwrap().0, None);
+        assert_eq!(loaded.get_data("/e", &[]).unwrap().0, Some(Vec::new()));
+        // Version 2 has no null data: the marker there is corruption, not null.
+        let mut as_version_2 = bytes.clone();
+        let at = SNAPSHOT_MAGIC.len();
+        as_version_2[at..at + 4]
+            .copy_from_slice(&SNAPSHOT_FORMAT_VERSION_NO_NULL_DATA.to_be_bytes());
+        let body = as_version_2.len() - 4;
+        let crc = crc32fast::hash(&as_version_2[..body]);
+        as_version_2[body..].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(
+            Tree::read_snapshot(&mut &as_version_2[..]),
+            Err(SnapshotError::Corrupt(_))
+        ));
+        // Setting data again makes the tree a version 2 one.
+        h.op(set_data("/n", b"", -1));
+        assert_eq!(
+            version_of(&snapshot(&h.tree)),
+            SNAPSHOT_FORMAT_VERSION_NO_NULL_DATA
+        );
     }
 
     /// A reader that hands out one byte at a time, to exercise buffer refills.

@@ -298,11 +298,7 @@ mod tests {
     }
 
     fn leaf() -> Node {
-        Node::new(
-            Default::default(),
-            Vec::new(),
-            std::sync::Arc::from(Vec::new()),
-        )
+        Node::new(Default::default(), None, std::sync::Arc::from(Vec::new()))
     }
 
     #[test]

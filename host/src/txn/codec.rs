@@ -4,12 +4,16 @@
 //! proto's jute encoding (big-endian fixed-width integers, int32-prefixed strings, buffers and
 //! vectors); around them zkw adds one-byte tags. Nothing is ever `usize` on the wire.
 //!
-//! Layout (version 1): version u8; zxid i64; time_ms i64; session_id i64; auth as a jute
+//! Layout (version 2): version u8; zxid i64; time_ms i64; session_id i64; auth as a jute
 //! vector of Id; op tag u8; the op body. A create carries its op code, the CreateRequest
 //! without a TTL, then a presence byte and the TTL, so `ttl_ms` round-trips exactly for every
 //! op code (the client wire only has a TTL for createTTL). A multi is a jute vector of
 //! (tag, body) sub-ops. Decoding consumes the whole input: trailing bytes are an error, since
 //! a log entry is always one complete record.
+//!
+//! Version 1 has the same bytes, but znode data of length -1 (null) reads as empty: version 2
+//! keeps null data. An entry without null data is still written as version 1, so a server of
+//! the previous release (which refuses version 2) can apply it; both are read.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -18,8 +22,10 @@ use crate::proto::{put_create_request, CreateRequest, DecodeError, Id, MultiOp};
 
 use super::{TxnEntry, TxnOp};
 
-/// The format version this build writes (and the only one it reads).
-pub const ENTRY_FORMAT_VERSION: u8 = 1;
+/// The newest format version this build writes and reads: znode data may be null.
+pub const ENTRY_FORMAT_VERSION: u8 = 2;
+/// The version before null data, still written for entries without null data, and read.
+pub const ENTRY_FORMAT_VERSION_NO_NULL_DATA: u8 = 1;
 /// Smallest encoding of one Id (two empty strings) and of one multi sub-op (a tag byte).
 const ID_BYTES_MIN: usize = 8;
 const SUB_OP_BYTES_MIN: usize = 1;
@@ -42,7 +48,10 @@ const TAG_RUNTIME_CHECK: u8 = 11;
 pub enum CodecError {
     #[error("empty log entry")]
     Empty,
-    #[error("log entry format version {0} (this build reads {ENTRY_FORMAT_VERSION})")]
+    #[error(
+        "log entry format version {0} (this build reads {ENTRY_FORMAT_VERSION_NO_NULL_DATA} \
+         and {ENTRY_FORMAT_VERSION})"
+    )]
     UnknownVersion(u8),
     #[error("unknown op tag {0} in log entry")]
     UnknownOp(u8),
@@ -58,7 +67,11 @@ pub enum CodecError {
 pub fn encode_entry(entry: &TxnEntry, out: &mut Vec<u8>) {
     // BytesMut <-> Vec conversions reuse the allocation; jute's writers want a BytesMut.
     let mut buf = BytesMut::from(Bytes::from(std::mem::take(out)));
-    buf.put_u8(ENTRY_FORMAT_VERSION);
+    buf.put_u8(if has_null_data(&entry.op) {
+        ENTRY_FORMAT_VERSION
+    } else {
+        ENTRY_FORMAT_VERSION_NO_NULL_DATA
+    });
     buf.put_i64(entry.zxid);
     buf.put_i64(entry.time_ms);
     buf.put_i64(entry.session_id);
@@ -70,15 +83,20 @@ pub fn encode_entry(entry: &TxnEntry, out: &mut Vec<u8>) {
 /// Decodes one whole entry. Never panics, whatever the bytes.
 pub fn decode_entry(bytes: &[u8]) -> Result<TxnEntry, CodecError> {
     let (&version, rest) = bytes.split_first().ok_or(CodecError::Empty)?;
-    if version != ENTRY_FORMAT_VERSION {
-        return Err(CodecError::UnknownVersion(version));
-    }
+    let null_data_kept = match version {
+        ENTRY_FORMAT_VERSION => true,
+        ENTRY_FORMAT_VERSION_NO_NULL_DATA => false,
+        other => return Err(CodecError::UnknownVersion(other)),
+    };
     let mut reader = Reader::new(rest);
     let zxid = reader.read_i64()?;
     let time_ms = reader.read_i64()?;
     let session_id = reader.read_i64()?;
     let auth = reader.read_vec(ID_BYTES_MIN, Reader::read_record::<Id>)?;
-    let op = read_op(&mut reader)?;
+    let mut op = read_op(&mut reader)?;
+    if !null_data_kept {
+        null_data_to_empty(&mut op);
+    }
     let trailing = reader.remaining();
     if trailing != 0 {
         return Err(CodecError::TrailingBytes(trailing));
@@ -90,6 +108,55 @@ pub fn decode_entry(bytes: &[u8]) -> Result<TxnEntry, CodecError> {
         auth,
         op,
     })
+}
+
+/// Whether any znode data in `txn_op` is null (only version 2 can say so).
+fn has_null_data(txn_op: &TxnOp) -> bool {
+    match txn_op {
+        TxnOp::Create { request, .. } => request.data.is_none(),
+        TxnOp::SetData(request) => request.data.is_none(),
+        TxnOp::Multi(sub_ops) => sub_ops.iter().any(|sub_op| match sub_op {
+            MultiOp::Create { request, .. } => request.data.is_none(),
+            MultiOp::SetData(request) => request.data.is_none(),
+            MultiOp::Delete(_) | MultiOp::Check(_) => false,
+        }),
+        TxnOp::CreateSession { .. }
+        | TxnOp::CloseSession
+        | TxnOp::Delete(_)
+        | TxnOp::SetAcl(_)
+        | TxnOp::Check(_)
+        | TxnOp::Reap { .. }
+        | TxnOp::RecipeTimer { .. }
+        | TxnOp::RuntimeCheck { .. } => false,
+    }
+}
+
+/// Version 1's reading of a null buffer in znode data: empty data.
+fn null_data_to_empty(txn_op: &mut TxnOp) {
+    let fill = |data: &mut Option<Vec<u8>>| {
+        data.get_or_insert_with(Vec::new);
+    };
+    match txn_op {
+        TxnOp::Create { request, .. } => fill(&mut request.data),
+        TxnOp::SetData(request) => fill(&mut request.data),
+        TxnOp::Multi(sub_ops) => {
+            for sub_op in sub_ops {
+                match sub_op {
+                    MultiOp::Create { request, .. } => fill(&mut request.data),
+                    MultiOp::SetData(request) => fill(&mut request.data),
+                    MultiOp::Delete(_) | MultiOp::Check(_) => {}
+                }
+            }
+        }
+        TxnOp::CreateSession { .. }
+        | TxnOp::CloseSession
+        | TxnOp::Delete(_)
+        | TxnOp::SetAcl(_)
+        | TxnOp::Check(_)
+        | TxnOp::Reap { .. }
+        | TxnOp::RecipeTimer { .. }
+        | TxnOp::RuntimeCheck { .. } => {}
+    }
 }
 
 fn put_op(out: &mut BytesMut, txn_op: &TxnOp) {
@@ -267,7 +334,7 @@ mod tests {
             Just(op::CREATE_TTL),
             any::<i32>(),
         ];
-        let data = proptest::collection::vec(any::<u8>(), 0..16);
+        let data = proptest::option::of(proptest::collection::vec(any::<u8>(), 0..16));
         let ttl = proptest::option::of(any::<i64>());
         (codes, text(), data, acl(), any::<i32>(), ttl).prop_map(
             |(code, path, data, acl, flags, ttl_ms)| MultiOp::Create {
@@ -284,7 +351,7 @@ mod tests {
     }
 
     fn sub_op() -> impl Strategy<Value = MultiOp> {
-        let data = proptest::collection::vec(any::<u8>(), 0..16);
+        let data = proptest::option::of(proptest::collection::vec(any::<u8>(), 0..16));
         prop_oneof![
             create(),
             (text(), any::<i32>())
@@ -349,7 +416,12 @@ mod tests {
             let mut bytes = b"prefix".to_vec();
             encode_entry(&entry, &mut bytes);
             prop_assert_eq!(&bytes[..6], b"prefix");
-            prop_assert_eq!(bytes[6], ENTRY_FORMAT_VERSION);
+            let version = if has_null_data(&entry.op) {
+                ENTRY_FORMAT_VERSION
+            } else {
+                ENTRY_FORMAT_VERSION_NO_NULL_DATA
+            };
+            prop_assert_eq!(bytes[6], version);
             prop_assert_eq!(decode_entry(&bytes[6..]), Ok(entry.clone()));
             // Deterministic: a second encoding is byte-identical.
             let mut again = Vec::new();
@@ -364,9 +436,11 @@ mod tests {
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = decode_entry(&bytes);
-            let mut versioned = vec![ENTRY_FORMAT_VERSION];
-            versioned.extend_from_slice(&bytes);
-            let _ = decode_entry(&versioned);
+            for version in [ENTRY_FORMAT_VERSION_NO_NULL_DATA, ENTRY_FORMAT_VERSION] {
+                let mut versioned = vec![version];
+                versioned.extend_from_slice(&bytes);
+                let _ = decode_entry(&versioned);
+            }
         }
 
         #[test]
@@ -395,6 +469,76 @@ mod tests {
         expected.extend_from_slice(b"\0\0\0\x01\0\0\0\x02ip\0\0\0\x011");
         expected.push(TAG_CLOSE_SESSION);
         assert_eq!(bytes, expected);
+    }
+
+    #[test]
+    fn null_data_needs_version_2_and_version_1_reads_it_as_empty() {
+        let entry = |data: Option<Vec<u8>>| TxnEntry {
+            zxid: 5,
+            time_ms: 6,
+            session_id: 7,
+            auth: Vec::new(),
+            op: TxnOp::Multi(vec![MultiOp::SetData(SetDataRequest {
+                path: "/n".into(),
+                data,
+                version: -1,
+            })]),
+        };
+        let mut null = Vec::new();
+        encode_entry(&entry(None), &mut null);
+        let mut empty = Vec::new();
+        encode_entry(&entry(Some(Vec::new())), &mut empty);
+        assert_eq!((null[0], empty[0]), (2, 1));
+        // Same layout; only the version and the length (-1 against 0) differ.
+        assert_eq!(null.len(), empty.len());
+        assert_eq!(decode_entry(&null), Ok(entry(None)));
+        assert_eq!(decode_entry(&empty), Ok(entry(Some(Vec::new()))));
+        // A version 1 entry holding -1 (no build wrote one) keeps version 1's meaning.
+        null[0] = ENTRY_FORMAT_VERSION_NO_NULL_DATA;
+        assert_eq!(decode_entry(&null), Ok(entry(Some(Vec::new()))));
+    }
+
+    /// An entry as the previous release wrote it (version 1), byte for byte.
+    #[test]
+    fn version_1_create_still_reads() {
+        let mut bytes = vec![1];
+        bytes.extend_from_slice(&9i64.to_be_bytes());
+        bytes.extend_from_slice(&10i64.to_be_bytes());
+        bytes.extend_from_slice(&11i64.to_be_bytes());
+        bytes.extend_from_slice(&0i32.to_be_bytes()); // no auth
+        bytes.push(TAG_CREATE);
+        bytes.extend_from_slice(&op::CREATE2.to_be_bytes());
+        bytes.extend_from_slice(b"\0\0\0\x02/c\0\0\0\x01v");
+        bytes.extend_from_slice(b"\0\0\0\x01\0\0\0\x1f\0\0\0\x05world\0\0\0\x06anyone");
+        bytes.extend_from_slice(&0i32.to_be_bytes()); // flags
+        bytes.push(0); // no TTL
+        let request = CreateRequest {
+            path: "/c".into(),
+            data: Some(b"v".to_vec()),
+            acl: vec![Acl {
+                perms: 31,
+                id: Id::new("world", "anyone"),
+            }],
+            flags: 0,
+            ttl_ms: None,
+        };
+        let entry = TxnEntry {
+            zxid: 9,
+            time_ms: 10,
+            session_id: 11,
+            auth: Vec::new(),
+            op: TxnOp::Create {
+                op: op::CREATE2,
+                request,
+            },
+        };
+        assert_eq!(decode_entry(&bytes), Ok(entry.clone()));
+        let mut again = Vec::new();
+        encode_entry(&entry, &mut again);
+        assert_eq!(
+            again, bytes,
+            "without null data the entry is still written as version 1"
+        );
     }
 
     #[test]

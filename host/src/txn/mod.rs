@@ -23,7 +23,7 @@ use crate::proto::{
 use crate::proto::{ErrorCode, MultiResult, SetAclRequest, SetDataRequest, Zxid};
 use crate::tree::{watch::WatchTrigger, Tree, TreeError};
 use crate::wasm::Runtime;
-use recipes::{ClientWrite, Hooks};
+use recipes::{request_data, ClientWrite, Hooks};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TxnEntry {
@@ -263,10 +263,16 @@ fn call(
     let kept = triggers.len();
     tree.begin_journal();
     let outcome = recipes
-        .call(tree, Hooks::info(ctx), name, &request.data, triggers)
+        .call(
+            tree,
+            Hooks::info(ctx),
+            name,
+            request_data(&request.data),
+            triggers,
+        )
         .and_then(|result| {
             let request = CreateRequest {
-                data: result,
+                data: Some(result),
                 ..request.clone()
             };
             ops::create::apply(tree, ctx, op, &request, triggers).map_err(|error| error.code())

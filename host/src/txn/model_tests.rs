@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 
-use crate::proto::{DeleteRequest, ErrorCode, MultiOp, Response, SetDataRequest};
+use crate::proto::{
+    Acl, CreateRequest, DeleteRequest, ErrorCode, MultiOp, Response, SetDataRequest,
+};
 use crate::tree::path::parent_of;
 use crate::tree::Tree;
 
@@ -19,7 +21,7 @@ const PATHS: [&str; 7] = ["/a", "/b", "/a/a", "/a/b", "/b/a", "/a/a/a", "/a/b/"]
 enum ModelOp {
     Create {
         path: usize,
-        data: Vec<u8>,
+        data: Option<Vec<u8>>,
         sequential: bool,
     },
     Delete {
@@ -27,7 +29,7 @@ enum ModelOp {
     },
     SetData {
         path: usize,
-        data: Vec<u8>,
+        data: Option<Vec<u8>>,
     },
     Multi {
         first: usize,
@@ -37,7 +39,8 @@ enum ModelOp {
 
 fn model_op() -> impl Strategy<Value = ModelOp> {
     let path = 0..PATHS.len();
-    let data = proptest::collection::vec(any::<u8>(), 0..4);
+    // Null data (None) is kept apart from empty data, as ZooKeeper keeps it.
+    let data = proptest::option::of(proptest::collection::vec(any::<u8>(), 0..4));
     prop_oneof![
         (path.clone(), data.clone(), any::<bool>()).prop_map(|(path, data, sequential)| {
             ModelOp::Create {
@@ -54,7 +57,7 @@ fn model_op() -> impl Strategy<Value = ModelOp> {
 
 #[derive(Default)]
 struct Model {
-    data: BTreeMap<String, Vec<u8>>,
+    data: BTreeMap<String, Option<Vec<u8>>>,
     creations: BTreeMap<String, i32>,
 }
 
@@ -62,7 +65,7 @@ impl Model {
     fn new() -> Model {
         let mut model = Model::default();
         for path in ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"] {
-            model.data.insert(path.to_owned(), Vec::new());
+            model.data.insert(path.to_owned(), Some(Vec::new()));
         }
         model
     }
@@ -73,7 +76,12 @@ impl Model {
             .any(|key| parent_of(key) == Some(path) && key != "/")
     }
 
-    fn create(&mut self, path: &str, data: &[u8], sequential: bool) -> Result<String, ErrorCode> {
+    fn create(
+        &mut self,
+        path: &str,
+        data: Option<&[u8]>,
+        sequential: bool,
+    ) -> Result<String, ErrorCode> {
         let parent = parent_of(path).ok_or(ErrorCode::BadArguments)?;
         if !self.data.contains_key(parent) {
             return Err(ErrorCode::NoNode);
@@ -90,7 +98,7 @@ impl Model {
         if self.data.contains_key(&full) {
             return Err(ErrorCode::NodeExists);
         }
-        self.data.insert(full.clone(), data.to_vec());
+        self.data.insert(full.clone(), data.map(<[u8]>::to_vec));
         self.creations.insert(parent.to_owned(), counter + 1);
         Ok(full)
     }
@@ -109,17 +117,17 @@ impl Model {
         Ok(())
     }
 
-    fn set_data(&mut self, path: &str, data: &[u8]) -> Result<(), ErrorCode> {
+    fn set_data(&mut self, path: &str, data: Option<&[u8]>) -> Result<(), ErrorCode> {
         if crate::tree::validate_path(path, false).is_err() {
             return Err(ErrorCode::BadArguments);
         }
         let slot = self.data.get_mut(path).ok_or(ErrorCode::NoNode)?;
-        *slot = data.to_vec();
+        *slot = data.map(<[u8]>::to_vec);
         Ok(())
     }
 }
 
-fn tree_contents(tree: &Tree) -> BTreeMap<String, Vec<u8>> {
+fn tree_contents(tree: &Tree) -> BTreeMap<String, Option<Vec<u8>>> {
     let mut contents = BTreeMap::new();
     let mut pending = vec!["/".to_owned()];
     while let Some(path) = pending.pop() {
@@ -143,16 +151,17 @@ fn step(h: &mut Harness, model: &mut Model, op: &ModelOp) {
             sequential,
         } => {
             let flags = if *sequential { 2 } else { 0 };
-            let reply = h
-                .op(create_op(
-                    crate::proto::op::CREATE,
-                    PATHS[*path],
-                    data,
-                    flags,
-                ))
-                .reply;
+            let request = CreateRequest {
+                data: data.clone(),
+                ..create_request(PATHS[*path], b"", flags, Acl::open_unsafe())
+            };
+            let create = TxnOp::Create {
+                op: crate::proto::op::CREATE,
+                request,
+            };
+            let reply = h.op(create).reply;
             let expected = model
-                .create(PATHS[*path], data, *sequential)
+                .create(PATHS[*path], data.as_deref(), *sequential)
                 .map(|path| Response::Create { path });
             assert_eq!(reply, expected, "{op:?}");
         }
@@ -161,10 +170,15 @@ fn step(h: &mut Harness, model: &mut Model, op: &ModelOp) {
             assert_eq!(reply.map(|_| ()), model.delete(PATHS[*path]), "{op:?}");
         }
         ModelOp::SetData { path, data } => {
-            let reply = h.op(set_data(PATHS[*path], data, -1)).reply;
+            let set = TxnOp::SetData(SetDataRequest {
+                path: PATHS[*path].into(),
+                data: data.clone(),
+                version: -1,
+            });
+            let reply = h.op(set).reply;
             assert_eq!(
                 reply.map(|_| ()),
-                model.set_data(PATHS[*path], data),
+                model.set_data(PATHS[*path], data.as_deref()),
                 "{op:?}"
             );
         }
@@ -173,7 +187,7 @@ fn step(h: &mut Harness, model: &mut Model, op: &ModelOp) {
                 multi_create(PATHS[*first]),
                 MultiOp::SetData(SetDataRequest {
                     path: PATHS[*second].into(),
-                    data: vec![1],
+                    data: Some(vec![1]),
                     version: -1,
                 }),
                 MultiOp::Delete(DeleteRequest {
@@ -193,8 +207,8 @@ fn step(h: &mut Harness, model: &mut Model, op: &ModelOp) {
                 data: model.data.clone(),
                 creations: model.creations.clone(),
             };
-            let ok = trial.create(PATHS[*first], &[], false).is_ok()
-                && trial.set_data(PATHS[*second], &[1]).is_ok()
+            let ok = trial.create(PATHS[*first], Some(&[]), false).is_ok()
+                && trial.set_data(PATHS[*second], Some(&[1])).is_ok()
                 && trial.delete(PATHS[*first]).is_ok();
             assert_eq!(!failed, ok, "{op:?}");
             if ok {

@@ -16,6 +16,13 @@ use crate::wasm::registry::TxnInfo;
 use crate::wasm::run::{abi_stat, RunCtx};
 use crate::wasm::Runtime;
 
+/// Znode data as the recipe ABI carries it: bytes, with null read as empty (the ABI has no
+/// null; a recipe cannot tell a null write from an empty one, and its own writes are never
+/// null).
+pub(crate) fn request_data(data: &Option<Vec<u8>>) -> &[u8] {
+    data.as_deref().unwrap_or_default()
+}
+
 /// A client write as validators see it.
 pub(crate) struct ClientWrite<'a> {
     pub kind: WriteKind,
@@ -39,7 +46,7 @@ impl<'a> ClientWrite<'a> {
         ClientWrite {
             kind: WriteKind::Create,
             path: &request.path,
-            data: &request.data,
+            data: request_data(&request.data),
             flags: request.flags,
         }
     }
@@ -57,7 +64,7 @@ impl<'a> ClientWrite<'a> {
         ClientWrite {
             kind: WriteKind::SetData,
             path: &request.path,
-            data: &request.data,
+            data: request_data(&request.data),
             flags: 0,
         }
     }
@@ -141,7 +148,7 @@ pub(crate) fn recipe_op(
                 .unwrap_or_default();
             let request = CreateRequest {
                 path: path.clone(),
-                data: data.clone(),
+                data: Some(data.clone()),
                 acl,
                 flags: *flags,
                 ttl_ms: None,
@@ -168,7 +175,7 @@ pub(crate) fn recipe_op(
         } => {
             let request = SetDataRequest {
                 path: path.clone(),
-                data: data.clone(),
+                data: Some(data.clone()),
                 version: *version,
             };
             abi::OpResult::Set(abi_stat(

@@ -71,7 +71,7 @@ pub(crate) fn create(path: &str, flags: i32) -> TxnOp {
 pub(crate) fn create_request(path: &str, data: &[u8], flags: i32, acl: Vec<Acl>) -> CreateRequest {
     CreateRequest {
         path: path.to_owned(),
-        data: data.to_vec(),
+        data: Some(data.to_vec()),
         acl,
         flags,
         ttl_ms: None,
@@ -95,9 +95,29 @@ pub(crate) fn delete(path: &str, version: i32) -> TxnOp {
 pub(crate) fn set_data(path: &str, data: &[u8], version: i32) -> TxnOp {
     TxnOp::SetData(SetDataRequest {
         path: path.to_owned(),
-        data: data.to_vec(),
+        data: Some(data.to_vec()),
         version,
     })
+}
+
+/// A setData of null data (jute length -1).
+pub(crate) fn set_null_data(path: &str, version: i32) -> TxnOp {
+    TxnOp::SetData(SetDataRequest {
+        path: path.to_owned(),
+        data: None,
+        version,
+    })
+}
+
+/// A create of null data.
+pub(crate) fn create_null_op(code: i32, path: &str, flags: i32) -> TxnOp {
+    TxnOp::Create {
+        op: code,
+        request: CreateRequest {
+            data: None,
+            ..create_request(path, b"", flags, Acl::open_unsafe())
+        },
+    }
 }
 
 pub(crate) fn set_acl(path: &str, acl: Vec<Acl>, version: i32) -> TxnOp {

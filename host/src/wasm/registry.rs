@@ -165,7 +165,7 @@ impl Runtime {
             let Some(node) = tree.node(&path) else {
                 continue;
             };
-            let manifest = Manifest::parse(&node.data).map_err(refused)?;
+            let manifest = Manifest::parse(node.data_bytes()).map_err(refused)?;
             let Some(bytes) = module_bytes(tree, &path, manifest.size).map_err(refused)? else {
                 continue;
             };
@@ -506,7 +506,7 @@ impl Runtime {
             let path = format!("{RECIPES_PATH}/{name}/{LOG_NODE}");
             let mut text = tree
                 .node(&path)
-                .map(|node| node.data.to_vec())
+                .map(|node| node.data_bytes().to_vec())
                 .unwrap_or_default();
             for line in lines {
                 text.extend_from_slice(format!("zxid {:#x} {line}\n", info.zxid).as_bytes());
@@ -587,7 +587,7 @@ fn module_bytes(tree: &Tree, path: &str, size: u64) -> Result<Option<Vec<u8>>, W
         .filter(|child| child.starts_with(CHUNK_PREFIX))
     {
         if let Some(node) = tree.node(&format!("{path}/{child}")) {
-            bytes.extend_from_slice(&node.data);
+            bytes.extend_from_slice(node.data_bytes());
         }
     }
     let have = u64::try_from(bytes.len()).unwrap_or(u64::MAX);

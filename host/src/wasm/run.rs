@@ -302,7 +302,8 @@ fn get(mut caller: Caller<'_, RunState>, ptr: i32, len: i32) -> wasmtime::Result
     let path = read_path(&mut caller, ptr, len)?;
     let node = caller.data().tree.node(&path).map(|node| Node {
         stat: abi_stat(node.stat()),
-        data: node.data.to_vec(),
+        // The ABI has bytes only: null data reads as empty.
+        data: node.data_bytes().to_vec(),
     });
     match node {
         Some(node) => fill_slot(&mut caller, node.encode()),

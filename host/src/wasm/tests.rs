@@ -34,7 +34,7 @@ fn entry(zxid: i64, auth: Vec<Id>, op: TxnOp) -> TxnEntry {
 fn request(path: &str, data: &[u8]) -> CreateRequest {
     CreateRequest {
         path: path.into(),
-        data: data.to_vec(),
+        data: Some(data.to_vec()),
         acl: Acl::open_unsafe(),
         flags: 0,
         ttl_ms: None,
@@ -157,7 +157,8 @@ fn a_spinning_recipe_stops_at_the_same_fuel_every_time_and_the_write_commits() {
         let log = tree
             .get_data("/zookeeper/recipes/spin/log", &admin())
             .unwrap()
-            .0;
+            .0
+            .unwrap();
         assert!(String::from_utf8(log).unwrap().contains("out of fuel"));
     }
     assert_eq!(fuel_used[0], fuel_used[1]);

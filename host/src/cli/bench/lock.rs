@@ -217,13 +217,14 @@ async fn acquire(
         let read = client.submit(get_data_request(counter, false));
         let (own, read) = (own.await, read.await);
         let own = match own {
-            Ok(Response::GetData { data, .. }) => data,
+            Ok(Response::GetData { data, .. }) => data.unwrap_or_default(),
             Ok(other) => return Err(failure(format!("unexpected reply {other:?}"), false)),
             Err(error) => return Err(failure(error, false)),
         };
         if grant_token(&own).is_some() {
             return match read {
                 Ok(Response::GetData { data, stat }) => {
+                    let data = data.unwrap_or_default();
                     let value = String::from_utf8_lossy(&data)
                         .parse()
                         .map_err(|_| Failure {

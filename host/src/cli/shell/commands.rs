@@ -234,10 +234,14 @@ async fn get(client: &Client, tokens: &[String]) -> Result<(), CliError> {
     )?;
     let path = path_arg(&parsed, false)?;
     let (data, stat) = client
-        .get_data(&path, parsed.has("w"))
+        .get_data_or_null(&path, parsed.has("w"))
         .await
         .map_err(failed(&path))?;
-    println!("{}", String::from_utf8_lossy(&data));
+    // zkCli prints null data as "null".
+    match data {
+        Some(data) => println!("{}", String::from_utf8_lossy(&data)),
+        None => println!("null"),
+    }
     if parsed.has("s") {
         print!("{}", render::stat(&stat));
     }
@@ -317,7 +321,8 @@ async fn create(client: &Client, tokens: &[String]) -> Result<(), CliError> {
     }
     let (mode, ttl_ms) = create_mode(&parsed)?;
     let path = path_arg(&parsed, mode.is_sequential())?;
-    let data = parsed.args.get(2).map(String::as_bytes).unwrap_or_default();
+    // Without a data argument zkCli creates the node with null data.
+    let data = parsed.args.get(2).map(String::as_bytes);
     let acl = match parsed.args.get(3) {
         Some(text) => acl_arg(text),
         None => Acl::open_unsafe(),

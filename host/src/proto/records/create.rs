@@ -6,17 +6,18 @@ use bytes::{BufMut, BytesMut};
 
 use super::{put_acl_vec, read_acl_vec, CreateRequest};
 use crate::proto::codec::DecodeError;
-use crate::proto::jute::{put_buffer, put_ustring, Reader};
+use crate::proto::jute::{put_buffer_opt, put_ustring, Reader};
 use crate::proto::types::op;
 
-/// Reads a CreateRequest (or CreateTTLRequest when `op` is CREATE_TTL). Null data reads as
-/// empty data; a null ACL list as an empty list, which the tree rejects with InvalidACL.
+/// Reads a CreateRequest (or CreateTTLRequest when `op` is CREATE_TTL). Null data stays null
+/// (ZooKeeper keeps it apart from empty data); a null ACL list reads as an empty list, which
+/// the tree rejects with InvalidACL.
 pub(crate) fn read_create_request(
     reader: &mut Reader<'_>,
     op: i32,
 ) -> Result<CreateRequest, DecodeError> {
     let path = reader.read_ustring()?;
-    let data = reader.read_buffer()?;
+    let data = reader.read_buffer_opt()?;
     let acl = read_acl_vec(reader)?;
     let flags = reader.read_i32()?;
     let ttl_ms = if op == op::CREATE_TTL {
@@ -37,7 +38,7 @@ pub(crate) fn read_create_request(
 /// (0 if the request has none), so encode and decode agree on the layout.
 pub(crate) fn put_create_request(out: &mut BytesMut, request: &CreateRequest, op: i32) {
     put_ustring(out, &request.path);
-    put_buffer(out, &request.data);
+    put_buffer_opt(out, request.data.as_deref());
     put_acl_vec(out, &request.acl);
     out.put_i32(request.flags);
     if op == op::CREATE_TTL {
@@ -55,7 +56,7 @@ mod tests {
     fn ttl_only_for_create_ttl() {
         let request = CreateRequest {
             path: "/t".into(),
-            data: b"x".to_vec(),
+            data: Some(b"x".to_vec()),
             acl: Acl::open_unsafe(),
             flags: 5,
             ttl_ms: Some(1000),
@@ -78,7 +79,7 @@ mod tests {
     }
 
     #[test]
-    fn null_data_and_acl_read_as_empty() {
+    fn null_data_stays_null_and_null_acl_reads_as_empty() {
         let bytes = b"\0\0\0\x02/a\xff\xff\xff\xff\xff\xff\xff\xff\0\0\0\0";
         let decoded = read_create_request(&mut Reader::new(bytes), op::CREATE).unwrap();
         assert_eq!(

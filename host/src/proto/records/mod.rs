@@ -77,7 +77,8 @@ pub struct ReplyHeader {
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct CreateRequest {
     pub path: String,
-    pub data: Vec<u8>,
+    /// None: the client sent null (length -1); ZooKeeper keeps it as null data.
+    pub data: Option<Vec<u8>>,
     pub acl: Vec<Acl>,
     pub flags: i32,
     /// Only createTTL carries it on the wire.
@@ -100,7 +101,8 @@ pub struct PathWatchRequest {
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct SetDataRequest {
     pub path: String,
-    pub data: Vec<u8>,
+    /// None: null data, as for create.
+    pub data: Option<Vec<u8>>,
     pub version: i32,
 }
 
@@ -208,7 +210,8 @@ pub enum MultiResult {
     },
     Check,
     GetData {
-        data: Vec<u8>,
+        /// None: the node's data is null (answered as length -1).
+        data: Option<Vec<u8>>,
         stat: Stat,
     },
     GetChildren {

@@ -11,7 +11,7 @@ use super::{
     put_create_request, read_create_request, MultiOp, MultiReadOp, MultiResult, PathWatchRequest,
 };
 use crate::proto::codec::DecodeError;
-use crate::proto::jute::{put_buffer, put_ustring, put_ustring_vec, Reader, Record};
+use crate::proto::jute::{put_buffer_opt, put_ustring, put_ustring_vec, Reader, Record};
 use crate::proto::types::{op, Stat};
 
 fn is_read_op(code: i32) -> bool {
@@ -149,7 +149,7 @@ pub(crate) fn put_multi_results(out: &mut BytesMut, results: &[MultiResult]) {
             }
             MultiResult::GetData { data, stat } => {
                 ok(op::GET_DATA).write(out);
-                put_buffer(out, data);
+                put_buffer_opt(out, data.as_deref());
                 stat.write(out);
             }
             MultiResult::GetChildren { children } => {
@@ -196,7 +196,7 @@ fn read_multi_result(reader: &mut Reader<'_>, code: i32) -> Result<MultiResult, 
             stat: reader.read_record::<Stat>()?,
         },
         op::GET_DATA => MultiResult::GetData {
-            data: reader.read_buffer()?,
+            data: reader.read_buffer_opt()?,
             stat: reader.read_record()?,
         },
         op::GET_CHILDREN => MultiResult::GetChildren {

@@ -9,7 +9,7 @@ use super::{
     SetDataRequest,
 };
 use crate::proto::codec::DecodeError;
-use crate::proto::jute::{put_bool, put_buffer, put_ustring, Reader, Record};
+use crate::proto::jute::{put_bool, put_buffer_opt, put_ustring, Reader, Record};
 
 impl Record for DeleteRequest {
     fn write(&self, out: &mut BytesMut) {
@@ -40,13 +40,13 @@ impl Record for PathWatchRequest {
 impl Record for SetDataRequest {
     fn write(&self, out: &mut BytesMut) {
         put_ustring(out, &self.path);
-        put_buffer(out, &self.data);
+        put_buffer_opt(out, self.data.as_deref());
         out.put_i32(self.version);
     }
     fn read(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(SetDataRequest {
             path: reader.read_ustring()?,
-            data: reader.read_buffer()?,
+            data: reader.read_buffer_opt()?,
             version: reader.read_i32()?,
         })
     }
@@ -112,7 +112,7 @@ mod tests {
         );
         let set = SetDataRequest {
             path: "/a".into(),
-            data: vec![1, 2],
+            data: Some(vec![1, 2]),
             version: 3,
         };
         assert_eq!(round_trip(&set), 16);

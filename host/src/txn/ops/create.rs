@@ -23,7 +23,8 @@ pub(crate) struct Plan {
     op: i32,
     path: String,
     parent: String,
-    data: Vec<u8>,
+    /// None: null data.
+    data: Option<Vec<u8>>,
     acl: Vec<Acl>,
     kind: NodeKind,
 }

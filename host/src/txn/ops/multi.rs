@@ -105,7 +105,7 @@ mod tests {
             }),
             MultiOp::SetData(SetDataRequest {
                 path: "/m1".into(),
-                data: b"x".to_vec(),
+                data: Some(b"x".to_vec()),
                 version: -1,
             }),
         ];
@@ -135,7 +135,7 @@ mod tests {
             },
             MultiOp::SetData(SetDataRequest {
                 path: "/m".into(),
-                data: b"x".to_vec(),
+                data: Some(b"x".to_vec()),
                 version: -1,
             }),
             MultiOp::Check(CheckVersionRequest {

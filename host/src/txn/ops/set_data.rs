@@ -11,7 +11,8 @@ use super::check_and_increment;
 
 pub(crate) struct Plan {
     path: String,
-    data: Vec<u8>,
+    /// None: null data.
+    data: Option<Vec<u8>>,
     version: i32,
 }
 
@@ -92,9 +93,31 @@ mod tests {
                 event: EventType::NodeDataChanged
             }]
         );
-        assert_eq!(h.tree.get_data("/a", &[]).unwrap().0, b"xyz");
+        assert_eq!(h.tree.get_data("/a", &[]).unwrap().0, Some(b"xyz".to_vec()));
         // Paths plus data of every node but the root: 10 + 16 + 17 + 2 + 3.
         assert_eq!(h.tree.data_size_bytes(), 48);
+        assert_eq!(h.tree.digest(), h.tree.digest_full());
+    }
+
+    #[test]
+    fn null_data_is_kept_apart_from_empty() {
+        let mut h = Harness::new();
+        h.op(create_null_op(op::CREATE2, "/n", 0));
+        assert_eq!(h.tree.get_data("/n", &[]).unwrap().0, None);
+        let bytes = h.tree.data_size_bytes();
+        let with_null = h.tree.digest();
+        h.op(set_data("/n", b"", -1));
+        let (data, stat) = h.tree.get_data("/n", &[]).unwrap();
+        assert_eq!((data, stat.data_length), (Some(Vec::new()), 0));
+        assert_eq!(h.tree.data_size_bytes(), bytes, "null counts as 0 bytes");
+        assert_ne!(
+            h.tree.digest(),
+            with_null,
+            "the digest tells null from empty"
+        );
+        h.op(set_null_data("/n", -1));
+        let (data, stat) = h.tree.get_data("/n", &[]).unwrap();
+        assert_eq!((data, stat.data_length, stat.version), (None, 0, 2));
         assert_eq!(h.tree.digest(), h.tree.digest_full());
     }
 
