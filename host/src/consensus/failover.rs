@@ -48,6 +48,9 @@ pub const ELECTION_RETRY_MS: u64 = 100;
 pub const SILENCE_CHECK_MS_MAX: u64 = 50;
 /// Fewest checks per silence limit (a short limit is checked more often than every 50 ms).
 pub const SILENCE_CHECKS_PER_LIMIT: u64 = 50;
+/// A silence check that wakes up this many check intervals after the previous one was
+/// starved itself and decides nothing.
+pub const SILENCE_CHECK_LATE_FACTOR: u64 = 4;
 /// Pause before holding on again after the leader answered the hold (it stepped down) or the
 /// hold could not be opened for another reason than a closed port.
 pub const HOLD_RETRY_MS: u64 = 50;
@@ -191,17 +194,24 @@ impl<M: StateMachine> Consensus<M> {
         }
     }
 
-    /// Resolves once nothing was heard from `leader` for `silence_limit_ms`.
+    /// Resolves once nothing was heard from `leader` for `silence_limit_ms`. A check that
+    /// itself ran late (this process was starved of CPU) decides nothing: the leader's
+    /// heartbeats may be waiting unread in this server's socket, so the next check judges.
     async fn until_silent(&self, leader: u64, silence_limit_ms: u64) {
-        let check = Duration::from_millis(
-            (silence_limit_ms / SILENCE_CHECKS_PER_LIMIT).clamp(1, SILENCE_CHECK_MS_MAX),
-        );
+        let check_ms = (silence_limit_ms / SILENCE_CHECKS_PER_LIMIT).clamp(1, SILENCE_CHECK_MS_MAX);
         // Not heard from it since this server started: count from now.
         if self.silence_ms(leader).is_none() {
             self.heard_from(leader);
         }
+        let mut checked_at = self.clock.monotonic_ms();
         loop {
-            tokio::time::sleep(check).await;
+            tokio::time::sleep(Duration::from_millis(check_ms)).await;
+            let now = self.clock.monotonic_ms();
+            let starved = now.saturating_sub(checked_at) > check_ms * SILENCE_CHECK_LATE_FACTOR;
+            checked_at = now;
+            if starved {
+                continue;
+            }
             if self
                 .silence_ms(leader)
                 .is_none_or(|ms| ms >= silence_limit_ms)

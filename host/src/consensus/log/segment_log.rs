@@ -263,19 +263,21 @@ impl<D: LogDisk> SegmentLog<D> {
     /// Syncs the newest segment (so that only the newest can ever have a torn tail), then
     /// creates the next one, named by the next index.
     fn start_segment(&mut self) -> Result<(), LogError> {
-        if self.file_unsynced {
-            if let Some(segment) = self.segments.last() {
-                let rotate = Step::LogSegmentRotate;
-                self.disk
-                    .failpoint(rotate)
-                    .map_err(io_error(rotate, &segment.name))?;
+        let rotate = Step::LogSegmentRotate;
+        if let Some(segment) = self.segments.last() {
+            // Every rotation passes the failpoint, whether or not the segment still needs its
+            // sync (group commit usually synced it already).
+            self.disk
+                .failpoint(rotate)
+                .map_err(io_error(rotate, &segment.name))?;
+            if self.file_unsynced {
                 segment
                     .file
                     .sync_data()
                     .map_err(io_error(rotate, &segment.name))?;
             }
-            self.file_unsynced = false;
         }
+        self.file_unsynced = false;
         let name = recover::segment_name(self.next_index);
         let create = Step::LogSegmentCreate;
         self.disk
