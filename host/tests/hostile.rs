@@ -113,7 +113,10 @@ impl Writer {
     async fn finish(self) -> Vec<String> {
         self.stop.store(true, Ordering::Relaxed);
         let failures = bounded("writer stop", self.task).await.unwrap();
-        assert_eq!(failures, 0, "the other client's writes failed during the attack");
+        assert_eq!(
+            failures, 0,
+            "the other client's writes failed during the attack"
+        );
         let acked = self.acked.lock().unwrap().clone();
         assert!(!acked.is_empty());
         acked
@@ -137,7 +140,9 @@ async fn check_no_loss(ens: &Ensemble, acked: &[String]) {
     for idx in 0..MEMBERS {
         let client = Ensemble::client(&ens.hosts(&[idx])).await;
         bounded("sync", client.sync("/")).await.unwrap();
-        let children = bounded("list /w", client.list_children("/w")).await.unwrap();
+        let children = bounded("list /w", client.list_children("/w"))
+            .await
+            .unwrap();
         for path in acked {
             let name = path.trim_start_matches("/w/");
             assert!(
@@ -187,7 +192,10 @@ fn add_small_identities(port: u16, count: usize) -> usize {
         let (_, err, _) = raw.call(XID_AUTH, OP_AUTH, &auth_body("digest", user.as_bytes()));
         if err != 0 {
             assert_eq!(err, ERR_AUTH_FAILED, "identity {n}");
-            assert!(raw.expect_closed().is_empty(), "the server closes after AuthFailed");
+            assert!(
+                raw.expect_closed().is_empty(),
+                "the server closes after AuthFailed"
+            );
             return n;
         }
     }
@@ -230,7 +238,10 @@ async fn addauth_amplification_is_refused_and_the_ensemble_keeps_its_leader() {
         let attacker = Ensemble::client(&ens.hosts(&[target])).await;
         let user = format!("{}:p", "u".repeat(HUGE_USER_BYTES));
         let auth = bounded("huge addauth", attacker.auth("digest", user.as_bytes())).await;
-        assert!(matches!(auth, Err(zk::Error::AuthFailed)), "addauth: {auth:?}");
+        assert!(
+            matches!(auth, Err(zk::Error::AuthFailed)),
+            "addauth: {auth:?}"
+        );
         let create = attacker.create("/attacker", b"", &persistent());
         let created = bounded("attacker create", create).await;
         assert!(created.is_err(), "the attacker still writes: {created:?}");
@@ -242,11 +253,10 @@ async fn addauth_amplification_is_refused_and_the_ensemble_keeps_its_leader() {
             .await
             .unwrap();
         assert_eq!(errs, [ERR_AUTH_FAILED], "one AuthFailed, then the close");
-        let accepted = tokio::task::spawn_blocking(move || {
-            add_small_identities(port, SMALL_AUTH_COUNT)
-        })
-        .await
-        .unwrap();
+        let accepted =
+            tokio::task::spawn_blocking(move || add_small_identities(port, SMALL_AUTH_COUNT))
+                .await
+                .unwrap();
         assert_eq!(accepted, AUTH_IDENTITIES_MAX - 1, "ip: holds one slot");
     }
     writer.wait_progress(during, WRITES_DURING_ATTACK_MIN).await;

@@ -363,7 +363,8 @@ impl<M: StateMachine> Adapter<M> {
                     "committed entry does not decode; applying it as a no-op"
                 );
                 if let Some(route) = route {
-                    self.machine.refuse(route, "the write's log entry does not decode");
+                    self.machine
+                        .refuse(route, "the write's log entry does not decode");
                 }
                 let mut entry = skipped_entry();
                 entry.zxid = zxid(log_id)?;
@@ -702,7 +703,10 @@ mod tests {
         let mut next = command(2, 3, 1);
         crate::txn::codec::encode_entry(&good, &mut next.body);
         let entries = futures_util::stream::iter([Ok(normal(1, garbage)), Ok(normal(2, next))]);
-        adapter.apply(entries).await.expect("no error stops the replica");
+        adapter
+            .apply(entries)
+            .await
+            .expect("no error stops the replica");
 
         let applied = machine.applied.lock().unwrap().clone();
         assert_eq!(applied.len(), 2);

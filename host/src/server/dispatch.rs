@@ -619,14 +619,20 @@ mod tests {
     fn identities_are_capped_in_size_count_and_total() {
         let mut ids = vec![Id::new("ip", "127.0.0.1")];
         let long = Id::new("digest", &"u".repeat(AUTH_IDENTITY_BYTES_MAX));
-        assert!(identity_refusal(&ids, &long).is_some(), "one absurd identity");
+        assert!(
+            identity_refusal(&ids, &long).is_some(),
+            "one absurd identity"
+        );
         for n in 1..AUTH_IDENTITIES_MAX {
             let id = Id::new("digest", &digest_id(&format!("user{n}:p")));
             assert_eq!(identity_refusal(&ids, &id), None, "identity {n}");
             ids.push(id);
         }
         let one_more = Id::new("digest", &digest_id("last:p"));
-        assert!(identity_refusal(&ids, &one_more).is_some(), "one past the count");
+        assert!(
+            identity_refusal(&ids, &one_more).is_some(),
+            "one past the count"
+        );
         assert_eq!(
             identity_refusal(&ids, &ids[3].clone()),
             None,
