@@ -574,11 +574,13 @@ fn authenticate(
                 return Err(ErrorCode::AuthFailed);
             }
             let digest = digest_id(user_password);
+            // As ZooKeeper's DigestAuthenticationProvider: `super` first, then the digest.
             let is_super = shared.config.super_digest.as_deref() == Some(digest.as_str());
-            let mut ids = vec![Id::new("digest", &digest)];
+            let mut ids = Vec::with_capacity(2);
             if is_super {
                 ids.push(Id::new("super", ""));
             }
+            ids.push(Id::new("digest", &digest));
             ids
         }
         "ip" => vec![Id::new("ip", &state.peer.ip().to_string())],
