@@ -77,6 +77,24 @@ pub const PEER_PROBE_TIMEOUT_MS: u64 = 500;
 pub const STANDALONE_ELECTION_MS_MAX: u64 = 300;
 /// Bound on waiting for this server to apply up to a read index.
 pub const READ_INDEX_WAIT_MS_MAX: u64 = 10_000;
+/// Room in a log record for what wraps a proposal's body: the entry's log id and the
+/// command's origin, boot, seq, term and clock (postcard varints: well under 100 bytes).
+pub const PROPOSAL_ENVELOPE_BYTES_MAX: u64 = 64 * 1024;
+/// Largest encoded txn (a command's body) ever proposed, in bytes. A larger one is refused
+/// before it gets a sequence number, so it never reaches Raft, where every replica's log would
+/// refuse it (LOG_RECORD_PAYLOAD_BYTES_MAX) and leave the ensemble unable to commit. The
+/// request arrived within jute.maxbuffer, so its client is dropped as ZooKeeper drops one that
+/// sends more than jute.maxbuffer: the connection closes with a logged reason, the session
+/// stays. ZooKeeper's nearest bound is a follower's jute.maxbuffer + jute.maxbuffer.extrasize.
+pub const PROPOSAL_BYTES_MAX: usize =
+    (log::LOG_RECORD_PAYLOAD_BYTES_MAX - PROPOSAL_ENVELOPE_BYTES_MAX) as usize;
+/// Most bytes of commands forwarded to the leader in one message: a batch of large writes is
+/// split so that no message nears the peer frame limit.
+pub const FORWARD_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+const _: () = assert!(PROPOSAL_ENVELOPE_BYTES_MAX < log::LOG_RECORD_PAYLOAD_BYTES_MAX);
+const _: () = assert!(PROPOSAL_BYTES_MAX <= FORWARD_BYTES_MAX);
+const _: () = assert!(FORWARD_BYTES_MAX * 2 <= network::PEER_FRAME_BYTES_MAX as usize);
 
 /// Applies committed entries, in log order, and owns what a snapshot holds. Implemented by the
 /// server. `Route` is the proposer's token saying where a reply goes.
@@ -87,6 +105,8 @@ pub trait StateMachine: Send + Sync + 'static {
     fn apply_batch(&self, batch: Vec<(TxnEntry, Option<Self::Route>)>) -> io::Result<()>;
     /// A proposal whose fate this server will not learn (its leader went away).
     fn abandon(&self, route: Self::Route);
+    /// A proposal refused before it reached the log (`reason` is logged): it never commits.
+    fn refuse(&self, route: Self::Route, reason: &'static str);
     /// Appends the replicated state, as bytes, to `out`.
     fn snapshot(&self, out: &mut Vec<u8>) -> io::Result<()>;
     /// Replaces the replicated state with a snapshot's.
@@ -692,6 +712,18 @@ impl<M: StateMachine> Consensus<M> {
             };
             let mut body = Vec::new();
             encode_entry(&entry, &mut body);
+            if body.len() > PROPOSAL_BYTES_MAX {
+                tracing::warn!(
+                    session = format_args!("0x{:x}", entry.session_id),
+                    bytes = body.len(),
+                    limit = PROPOSAL_BYTES_MAX,
+                    "refusing a proposal above PROPOSAL_BYTES_MAX; closing its connection"
+                );
+                if let Some(route) = proposal.route {
+                    self.machine.refuse(route, "request too large for the log");
+                }
+                continue;
+            }
             let term = proposal
                 .leader_only
                 .then(|| self.raft.metrics().borrow_watched().current_term);
@@ -727,15 +759,18 @@ impl<M: StateMachine> Consensus<M> {
         let Some(client) = forward.as_mut() else {
             return Err(ConsensusError::NoLeader);
         };
-        let request = PeerRequest::Forward(commands.to_vec());
-        match client
-            .call(&request, Duration::from_millis(LEADER_RPC_TIMEOUT_MS))
-            .await
-        {
-            Ok(PeerResponse::Forwarded) => Ok((leader, term)),
-            Ok(other) => Err(ConsensusError::Leader(format!("{other:?}"))),
-            Err(error) => Err(ConsensusError::Leader(error.to_string())),
+        for part in forward_parts(commands) {
+            let request = PeerRequest::Forward(part.to_vec());
+            match client
+                .call(&request, Duration::from_millis(LEADER_RPC_TIMEOUT_MS))
+                .await
+            {
+                Ok(PeerResponse::Forwarded) => {}
+                Ok(other) => return Err(ConsensusError::Leader(format!("{other:?}"))),
+                Err(error) => return Err(ConsensusError::Leader(error.to_string())),
+            }
         }
+        Ok((leader, term))
     }
 
     /// The leader, the term and the leader's quorum address, as this server sees them.
@@ -817,12 +852,24 @@ impl<M: StateMachine> Consensus<M> {
                 .handle_transfer_leader(rpc)
                 .await
                 .map_or_else(|e| failed(&e), PeerResponse::TransferLeader),
-            PeerRequest::Forward(commands) => {
+            PeerRequest::Forward(mut commands) => {
                 if !self.is_leader() {
                     return PeerResponse::NotLeader(
                         self.raft.metrics().borrow_watched().current_leader,
                     );
                 }
+                // Every origin refuses these itself; one that did not must not stall the log.
+                commands.retain(|command| {
+                    let fits = command.body.len() <= PROPOSAL_BYTES_MAX;
+                    if !fits {
+                        tracing::error!(
+                            origin = command.origin,
+                            bytes = command.body.len(),
+                            "dropping a forwarded command above PROPOSAL_BYTES_MAX"
+                        );
+                    }
+                    fits
+                });
                 match self.append_as_leader(commands).await {
                     Ok(()) => PeerResponse::Forwarded,
                     Err(error) => failed(&error),
@@ -933,6 +980,26 @@ impl<M: StateMachine> Consensus<M> {
     }
 }
 
+/// Splits a batch, in order, into runs of at most FORWARD_BYTES_MAX body bytes (a run holds at
+/// least one command; each is at most PROPOSAL_BYTES_MAX).
+fn forward_parts(commands: &[Command]) -> Vec<&[Command]> {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0;
+    for (at, command) in commands.iter().enumerate() {
+        if at > start && bytes + command.body.len() > FORWARD_BYTES_MAX {
+            parts.push(&commands[start..at]);
+            start = at;
+            bytes = 0;
+        }
+        bytes += command.body.len();
+    }
+    if start < commands.len() {
+        parts.push(&commands[start..]);
+    }
+    parts
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -991,5 +1058,30 @@ mod tests {
             (sample.heartbeat_interval, sample.election_timeout_max),
             (1000, 10_000)
         );
+    }
+
+    #[test]
+    fn forwarded_batches_are_split_by_bytes_in_order() {
+        let command = |seq: u64, bytes: usize| Command {
+            origin: 1,
+            boot: 1,
+            seq,
+            term: None,
+            time_ms: 0,
+            body: vec![0; bytes],
+        };
+        let half = FORWARD_BYTES_MAX / 2;
+        let commands = [
+            command(1, half),
+            command(2, half),
+            command(3, 1),
+            command(4, PROPOSAL_BYTES_MAX),
+        ];
+        let seqs: Vec<Vec<u64>> = forward_parts(&commands)
+            .iter()
+            .map(|part| part.iter().map(|c| c.seq).collect())
+            .collect();
+        assert_eq!(seqs, [vec![1, 2], vec![3, 4]]);
+        assert!(forward_parts(&[]).is_empty());
     }
 }

@@ -20,7 +20,7 @@ use super::types::{Command, LogId, SnapshotMeta, StoredMembership, ZkwRaft};
 use super::StateMachine;
 use crate::fatal::{Fatal, FatalSignal, Step};
 use crate::txn::codec::decode_entry;
-use crate::txn::TxnEntry;
+use crate::txn::{TxnEntry, TxnOp};
 
 /// Snapshot files kept besides the newest (autopurge.snapRetainCount counts the newest too).
 pub const SNAPSHOT_FILE_PREFIX: &str = "snapshot.";
@@ -137,6 +137,22 @@ fn read_applied_seqs(input: &mut dyn Read) -> io::Result<AppliedSeqs> {
         seqs.insert(field(0), (field(8), field(16)));
     }
     Ok(seqs)
+}
+
+/// The txn applied in place of a committed entry that does not decode: a recipe timer naming
+/// no recipe, which changes nothing but takes the entry's zxid on every replica.
+fn skipped_entry() -> TxnEntry {
+    TxnEntry {
+        zxid: 0,
+        time_ms: 0,
+        session_id: 0,
+        auth: Vec::new(),
+        op: TxnOp::RecipeTimer { names: Vec::new() },
+    }
+}
+
+fn zxid(log_id: LogId) -> io::Result<i64> {
+    i64::try_from(log_id.index).map_err(|_| invalid("zxid overflow".into()))
 }
 
 /// The openraft state machine of one server.
@@ -329,15 +345,35 @@ impl<M: StateMachine> Adapter<M> {
             }
             return Ok(None);
         }
-        let mut entry = decode_entry(&command.body)
-            .map_err(|error| invalid(format!("log entry {}: {error}", log_id.index)))?;
-        entry.zxid = i64::try_from(log_id.index).map_err(|_| invalid("zxid overflow".into()))?;
-        entry.time_ms = command.time_ms;
         let route = if mine {
             self.pending.take(command.seq)
         } else {
             None
         };
+        let mut entry = match decode_entry(&command.body) {
+            Ok(entry) => entry,
+            Err(error) => {
+                // Every replica holds the same bytes, so every one skips the entry alike: a
+                // no-op that takes the zxid, never a stop (which would replay it forever).
+                tracing::error!(
+                    index = log_id.index,
+                    origin = command.origin,
+                    bytes = command.body.len(),
+                    %error,
+                    "committed entry does not decode; applying it as a no-op"
+                );
+                if let Some(route) = route {
+                    self.machine
+                        .refuse(route, "the write's log entry does not decode");
+                }
+                let mut entry = skipped_entry();
+                entry.zxid = zxid(log_id)?;
+                entry.time_ms = command.time_ms;
+                return Ok(Some((entry, None)));
+            }
+        };
+        entry.zxid = zxid(log_id)?;
+        entry.time_ms = command.time_ms;
         Ok(Some((entry, route)))
     }
 }
@@ -594,5 +630,99 @@ mod tests {
         assert_eq!(pending.unacked().len(), 1);
         assert_eq!(pending.drain(), ["b"]);
         assert!(pending.unacked().is_empty());
+    }
+
+    /// Records what it is asked to apply, and the routes it refuses.
+    #[derive(Default)]
+    struct Recorder {
+        applied: Mutex<Vec<TxnEntry>>,
+        refused: Mutex<Vec<&'static str>>,
+    }
+
+    impl StateMachine for Recorder {
+        type Route = &'static str;
+        fn apply_batch(&self, batch: Vec<(TxnEntry, Option<&'static str>)>) -> io::Result<()> {
+            let mut applied = self.applied.lock().unwrap();
+            applied.extend(batch.into_iter().map(|(entry, _)| entry));
+            Ok(())
+        }
+        fn abandon(&self, _route: &'static str) {}
+        fn refuse(&self, route: &'static str, _reason: &'static str) {
+            self.refused.lock().unwrap().push(route);
+        }
+        fn snapshot(&self, _out: &mut Vec<u8>) -> io::Result<()> {
+            Ok(())
+        }
+        fn restore(&self, _snapshot: &mut dyn io::Read) -> io::Result<()> {
+            Ok(())
+        }
+        fn touch_sessions(&self, _sessions: &[crate::proto::SessionId]) {}
+        fn leadership_changed(&self, _is_leader: bool) {}
+    }
+
+    fn normal(index: u64, command: Command) -> EntryResponder<ZkwRaft> {
+        let log_id = LogId::new(
+            openraft::vote::leader_id_std::CommittedLeaderId::new(1),
+            index,
+        );
+        let entry = openraft::Entry {
+            log_id,
+            payload: EntryPayload::Normal(command),
+        };
+        (entry, None)
+    }
+
+    #[tokio::test]
+    async fn an_undecodable_entry_is_a_no_op_and_the_next_one_applies() {
+        let directory = tempfile::tempdir().unwrap();
+        let machine = Arc::new(Recorder::default());
+        let mut adapter = Adapter {
+            machine: Arc::clone(&machine),
+            pending: Arc::new(Pending::default()),
+            my_id: 1,
+            applied: None,
+            membership: StoredMembership::default(),
+            snapshot_dir: directory.path().to_path_buf(),
+            snapshots_retained: 1,
+            applied_index: Arc::new(watch::channel(0).0),
+            applied_seqs: AppliedSeqs::new(),
+            my_boot: 7,
+            failpoints: Failpoints::default(),
+            fatal: FatalSignal::default(),
+        };
+        let mut garbage = command(1, 7, 1);
+        garbage.body = vec![0xff; 13];
+        adapter.pending.insert(&garbage, Some("garbage"));
+        let good = TxnEntry {
+            zxid: 0,
+            time_ms: 0,
+            session_id: 5,
+            auth: Vec::new(),
+            op: TxnOp::CloseSession,
+        };
+        let mut next = command(2, 3, 1);
+        crate::txn::codec::encode_entry(&good, &mut next.body);
+        let entries = futures_util::stream::iter([Ok(normal(1, garbage)), Ok(normal(2, next))]);
+        adapter
+            .apply(entries)
+            .await
+            .expect("no error stops the replica");
+
+        let applied = machine.applied.lock().unwrap().clone();
+        assert_eq!(applied.len(), 2);
+        assert_eq!(applied[0].zxid, 1, "the skipped entry still takes its zxid");
+        assert_eq!(applied[0].op, TxnOp::RecipeTimer { names: Vec::new() });
+        assert_eq!((applied[1].zxid, &applied[1].op), (2, &TxnOp::CloseSession));
+        assert_eq!(applied[1].session_id, 5);
+        assert_eq!(*machine.refused.lock().unwrap(), ["garbage"]);
+        assert!(adapter.pending.unacked().is_empty());
+        assert_eq!(*adapter.applied_index.borrow(), 2);
+
+        // The no-op is inert on a real tree: the zxid moves, nothing else does.
+        let mut tree = crate::tree::Tree::default();
+        let digest = tree.digest();
+        let outcome = crate::txn::apply(&mut tree, &applied[0]);
+        assert!(outcome.reply.is_ok() && outcome.triggers.is_empty());
+        assert_eq!((tree.last_zxid(), tree.digest()), (1, digest));
     }
 }

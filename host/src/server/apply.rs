@@ -100,6 +100,20 @@ impl StateMachine for Applier {
         }
     }
 
+    fn refuse(&self, route: Route, reason: &'static str) {
+        match route {
+            Route::Reply(reply) => {
+                // As ZooKeeper with a request over jute.maxbuffer: the connection goes, the
+                // session stays (its client reconnects). Later reads need not wait for it.
+                reply.outbound.close(reason);
+                reply.done.send_replace(reply.seq);
+            }
+            Route::Session(waiter) => {
+                let _ = waiter.send(Err(crate::proto::ErrorCode::ConnectionLoss));
+            }
+        }
+    }
+
     fn snapshot(&self, out: &mut Vec<u8>) -> std::io::Result<()> {
         let store = self.shared.lock_store();
         store.tree.write_snapshot(out)?;

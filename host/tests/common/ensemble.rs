@@ -134,6 +134,11 @@ impl Member {
         }
     }
 
+    /// Everything this member has logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
     fn log_path(&self) -> PathBuf {
         self.dir.join("server.log")
     }
