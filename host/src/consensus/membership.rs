@@ -188,6 +188,21 @@ pub fn target(
     Ok((nodes, voters))
 }
 
+/// Sends a reconfig request (or its checks) to the leader; its answer, or why there is none.
+async fn ask_leader(
+    leader: u64,
+    address: String,
+    request: &PeerRequest,
+    timeout: Duration,
+) -> Result<u64, ReconfigError> {
+    let mut client = PeerClient::new(leader, address);
+    match client.call(request, timeout).await {
+        Ok(PeerResponse::Reconfigured(result)) => result,
+        Ok(other) => Err(failed(format!("the leader answered {other:?}"))),
+        Err(error) => Err(failed(error)),
+    }
+}
+
 fn failed(error: impl std::fmt::Display) -> ReconfigError {
     ReconfigError::Failed(error.to_string())
 }
@@ -235,17 +250,10 @@ impl<M: StateMachine> Consensus<M> {
         if leader == self.my_id {
             return self.reconfigure_as_leader(edit, expected).await;
         }
-        let mut client = PeerClient::new(leader, address);
         // Up to four bounded steps (learners, catch-up, voters, demoted leavers) run there.
         let timeout = Duration::from_millis(self.reconfig_sync_ms * 4 + RECONFIG_FORWARD_MARGIN_MS);
-        match client
-            .call(&PeerRequest::Reconfigure { edit, expected }, timeout)
-            .await
-        {
-            Ok(PeerResponse::Reconfigured(result)) => result,
-            Ok(other) => Err(failed(format!("the leader answered {other:?}"))),
-            Err(error) => Err(failed(error)),
-        }
+        let request = PeerRequest::Reconfigure { edit, expected };
+        ask_leader(leader, address, &request, timeout).await
     }
 
     /// The leader's checks of a change it will not run, in ZooKeeper's order: another change
@@ -262,16 +270,9 @@ impl<M: StateMachine> Consensus<M> {
         if leader == self.my_id {
             return self.check_reconfigure_as_leader(edit.as_ref(), expected);
         }
-        let mut client = PeerClient::new(leader, address);
         let timeout = Duration::from_millis(RECONFIG_FORWARD_MARGIN_MS);
-        match client
-            .call(&PeerRequest::CheckReconfigure { edit, expected }, timeout)
-            .await
-        {
-            Ok(PeerResponse::Reconfigured(result)) => result,
-            Ok(other) => Err(failed(format!("the leader answered {other:?}"))),
-            Err(error) => Err(failed(error)),
-        }
+        let request = PeerRequest::CheckReconfigure { edit, expected };
+        ask_leader(leader, address, &request, timeout).await
     }
 
     /// [`Consensus::check_reconfigure`] on the leader.
