@@ -838,6 +838,10 @@ impl<M: StateMachine> Consensus<M> {
                 .await
                 .map_or_else(|e| failed(&e), PeerResponse::Vote),
             PeerRequest::Snapshot { vote, meta, data } => {
+                // A leader sending a snapshot is alive, however long the transfer took.
+                if vote.committed {
+                    self.heard_from(vote.leader_id.voted_for);
+                }
                 let snapshot = openraft::Snapshot {
                     meta,
                     snapshot: data,
