@@ -173,6 +173,15 @@ impl Fatal {
     }
 }
 
+/// The text a panic carried (`panic!` with a literal or a formatted message), for the one line.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}
+
 /// The first `io::Error` in `error`'s chain (itself included).
 fn io_cause<'a>(error: &'a (dyn Error + 'static)) -> Option<&'a io::Error> {
     let mut current = Some(error);

@@ -122,12 +122,7 @@ pub const FAILPOINTS_ENV: &str = "ZKW_FAILPOINTS";
 /// server's own fatal signal handles what they catch.
 fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
-        let payload = info.payload();
-        let message = payload
-            .downcast_ref::<&str>()
-            .copied()
-            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-            .unwrap_or("(no message)");
+        let message = fatal::panic_message(info.payload());
         let location = info
             .location()
             .map_or_else(|| "an unknown place".to_owned(), ToString::to_string);

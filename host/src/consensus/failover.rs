@@ -64,10 +64,9 @@ enum Gone {
     Silent,
 }
 
-/// The leader a follower watches: its id, the committed vote that made it leader, its address.
+/// The leader a follower watches: its id, the term it leads, its quorum address.
 struct Watched {
     leader: u64,
-    vote: Vote,
     term: u64,
     address: String,
 }
@@ -93,24 +92,17 @@ impl<M: StateMachine> Consensus<M> {
 
     /// The leader to watch, when this server is a voter following one.
     fn watched_leader(&self) -> Option<Watched> {
+        let (leader, term, address) = self.leadership()?;
         let receiver = self.raft.metrics();
         let metrics = receiver.borrow_watched();
-        let leader = metrics.current_leader?;
         let membership = metrics.membership_config.membership();
         let voter = membership.voter_ids().any(|id| id == self.my_id);
         if leader == self.my_id || !voter || metrics.state == ServerState::Learner {
             return None;
         }
-        let address = membership
-            .nodes()
-            .find(|(id, _)| **id == leader)
-            .map(|(_, node)| super::membership::quorum_address(&node.addr))?;
         Some(Watched {
             leader,
-            // As the core holds it: `current_leader` and `current_term` come from its vote,
-            // while `metrics.vote` is the last *flushed* one and may differ from it.
-            vote: Vote::new_committed(metrics.current_term, leader),
-            term: metrics.current_term,
+            term,
             address,
         })
     }
@@ -233,7 +225,10 @@ impl<M: StateMachine> Consensus<M> {
         );
         // A transfer request naming the gone leader itself as the target: every member that
         // handles it drops the gone leader's lease, none campaigns because of it.
-        let forget = TransferLeaderRequest::new(watched.vote, watched.leader, None);
+        // The vote as the core holds it (`current_leader` and `current_term` come from it),
+        // not `metrics.vote`, the last *flushed* one, which may differ and then matches nothing.
+        let vote = Vote::new_committed(watched.term, watched.leader);
+        let forget = TransferLeaderRequest::new(vote, watched.leader, None);
         if let Err(error) = self.raft.handle_transfer_leader(forget).await {
             tracing::warn!(%error, "could not drop the gone leader's lease");
             return;

@@ -281,15 +281,23 @@ impl<M: StateMachine> Consensus<M> {
         edit: Option<&MembershipEdit>,
         expected: Option<u64>,
     ) -> Result<u64, ReconfigError> {
-        let _running = self
-            .reconfiguring
-            .try_lock()
-            .map_err(|_| ReconfigError::InProgress)?;
-        let view = self.checked_view(expected)?;
+        let (_running, view) = self.begin_change(expected)?;
         if let Some(edit) = edit {
             target(&view, edit)?;
         }
         Ok(view.version)
+    }
+
+    /// Holds `reconfiguring` (another change running is InProgress) and checks the view.
+    fn begin_change(
+        &self,
+        expected: Option<u64>,
+    ) -> Result<(tokio::sync::MutexGuard<'_, ()>, MembershipView), ReconfigError> {
+        let running = self
+            .reconfiguring
+            .try_lock()
+            .map_err(|_| ReconfigError::InProgress)?;
+        Ok((running, self.checked_view(expected)?))
     }
 
     /// The membership in effect, once this server leads, no change is running and `expected`
@@ -317,11 +325,7 @@ impl<M: StateMachine> Consensus<M> {
         edit: MembershipEdit,
         expected: Option<u64>,
     ) -> Result<u64, ReconfigError> {
-        let _running = self
-            .reconfiguring
-            .try_lock()
-            .map_err(|_| ReconfigError::InProgress)?;
-        let view = self.checked_view(expected)?;
+        let (_running, view) = self.begin_change(expected)?;
         let (nodes, voters) = target(&view, &edit)?;
         let current = view.nodes();
         // Unmarked: a change that fails at the next step leaves no reconfig mark behind.

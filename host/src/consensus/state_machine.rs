@@ -151,10 +151,6 @@ fn skipped_entry() -> TxnEntry {
     }
 }
 
-fn zxid(log_id: LogId) -> io::Result<i64> {
-    i64::try_from(log_id.index).map_err(|_| invalid("zxid overflow".into()))
-}
-
 /// The openraft state machine of one server.
 pub struct Adapter<M: StateMachine> {
     pub machine: Arc<M>,
@@ -350,8 +346,8 @@ impl<M: StateMachine> Adapter<M> {
         } else {
             None
         };
-        let mut entry = match decode_entry(&command.body) {
-            Ok(entry) => entry,
+        let (mut entry, route) = match decode_entry(&command.body) {
+            Ok(entry) => (entry, route),
             Err(error) => {
                 // Every replica holds the same bytes, so every one skips the entry alike: a
                 // no-op that takes the zxid, never a stop (which would replay it forever).
@@ -366,13 +362,10 @@ impl<M: StateMachine> Adapter<M> {
                     self.machine
                         .refuse(route, "the write's log entry does not decode");
                 }
-                let mut entry = skipped_entry();
-                entry.zxid = zxid(log_id)?;
-                entry.time_ms = command.time_ms;
-                return Ok(Some((entry, None)));
+                (skipped_entry(), None)
             }
         };
-        entry.zxid = zxid(log_id)?;
+        entry.zxid = i64::try_from(log_id.index).map_err(|_| invalid("zxid overflow".into()))?;
         entry.time_ms = command.time_ms;
         Ok(Some((entry, route)))
     }
@@ -391,14 +384,9 @@ impl<M: StateMachine> Adapter<M> {
             machine.apply_batch(batch)
         }));
         applied.unwrap_or_else(|payload| {
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|message| (*message).to_owned())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "(no message)".to_owned());
             self.fatal.raise(Fatal::Panicked {
                 task: "state machine apply".to_owned(),
-                message,
+                message: crate::fatal::panic_message(&*payload).to_owned(),
             });
             std::panic::resume_unwind(payload)
         })

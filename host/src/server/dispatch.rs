@@ -601,9 +601,7 @@ fn authenticate(
         push_unique(&mut held, id.clone());
     }
     tracing::info!(session = state.session_label(), scheme, "authenticated");
-    for id in ids {
-        push_unique(&mut state.auth, id);
-    }
+    state.auth = held;
     Ok(())
 }
 

@@ -419,14 +419,14 @@ pub async fn run(
             }
         }
     }
+    let stopping = Stopping {
+        stop_tx,
+        connection_tasks,
+        background,
+        side_doors,
+    };
     let Some(cause) = failed else {
         tracing::info!("shutting down: closing client connections");
-        let stopping = Stopping {
-            stop_tx,
-            connection_tasks,
-            background,
-            side_doors,
-        };
         stopping.run(&shared, context, &consensus).await;
         // A failure during the shutdown itself still exits non-zero.
         return fatal
@@ -436,12 +436,6 @@ pub async fn run(
     let error = failed_stop(cause);
     // Already answering nothing (the flag is up); now stop, within a bound: a disk that hangs
     // in fdatasync must not keep a failed server alive.
-    let stopping = Stopping {
-        stop_tx,
-        connection_tasks,
-        background,
-        side_doors,
-    };
     let bound = Duration::from_millis(FATAL_SHUTDOWN_MS_MAX);
     if tokio::time::timeout(bound, stopping.run(&shared, context, &consensus))
         .await
@@ -468,19 +462,10 @@ fn failed_stop(cause: Arc<Fatal>) -> ServerError {
 /// first) leaves the server in an unknown state: fail stop.
 fn raise_if_panicked(fatal: &FatalSignal, task: &str, error: tokio::task::JoinError) {
     if error.is_panic() {
-        let message = error
-            .into_panic()
-            .downcast::<String>()
-            .map(|message| *message)
-            .or_else(|payload| {
-                payload
-                    .downcast::<&str>()
-                    .map(|message| (*message).to_owned())
-            })
-            .unwrap_or_else(|_| "(no message)".to_owned());
+        let payload = error.into_panic();
         fatal.raise(Fatal::Panicked {
             task: task.to_owned(),
-            message,
+            message: crate::fatal::panic_message(&*payload).to_owned(),
         });
     }
 }
