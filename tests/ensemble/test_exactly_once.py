@@ -55,7 +55,7 @@ from kazoo.exceptions import (
 from kazoo.handlers.threading import KazooTimeoutError
 
 import linearizability as lin
-from workload import OP_TIMEOUT_S, connect, rotated_hosts
+from workload import OP_TIMEOUT_S, close_quietly, connect, rotated_hosts
 
 ROOT = "/x"
 CTRS = f"{ROOT}/ctr"
@@ -220,11 +220,7 @@ class Client(threading.Thread):
             self.unexpected.append(f"create {ident}: {exc!r}")
 
     def close(self):
-        try:
-            self.zk.stop()
-            self.zk.close()
-        except KazooException:
-            pass
+        close_quietly(self.zk)
 
 
 class ExactlyOnce:

@@ -13,6 +13,7 @@ machine (ZooKeeper 3.8 needs well under a tenth of each here); see bench/failove
 the numbers.
 """
 
+import contextlib
 import time
 
 import pytest
@@ -21,7 +22,7 @@ from kazoo.handlers.threading import KazooTimeoutError
 
 from cluster import DEFAULT_TIMING, POLL_INTERVAL_S, QUORUM_TIMEOUT_S, Timing
 from test_faults import AFTER_HEAL_S, DURING_FAULT_S, WARMUP_S, finish, progress_during
-from workload import Workload, connect
+from workload import Workload, close_quietly, connect
 
 # kill -9 runs with a long sync timeout (syncLimit x tickTime = 10 s), so that a prompt
 # failover and one that waits out a timeout cannot be confused. When a process dies the
@@ -100,11 +101,7 @@ class Probe:
             assert self.acked <= value <= self.n, f"member {sid}: probe {value}, acked {self.acked}"
 
     def close(self):
-        try:
-            self.zk.stop()
-            self.zk.close()
-        except KazooException:
-            pass
+        close_quietly(self.zk)
 
 
 def wait_for(what, predicate, timeout):
@@ -117,16 +114,31 @@ def wait_for(what, predicate, timeout):
     raise TimeoutError(f"{what}: not within {timeout}s")
 
 
-@pytest.mark.parametrize("size", [3, 5])
-def test_leader_kill_failover_is_prompt(make_cluster, size):
-    cluster = make_cluster(size, timing=KILL_TIMING, proxied=False)
+@contextlib.contextmanager
+def leader_fault(cluster):
+    """Warmed-up load and a probe on the members other than the leader; yields (workload,
+    old leader, others, probe); on a clean exit runs the post-fault checks and the probe's."""
     workload = Workload(cluster, clients=4).start()
     probe = None
     try:
         workload.run_for(WARMUP_S)
         old = cluster.leader()
-        survivors = [s for s in cluster.ids if s != old]
-        probe = Probe(cluster, survivors)
+        others = [s for s in cluster.ids if s != old]
+        probe = Probe(cluster, others)
+        yield workload, old, others, probe
+        workload.run_for(AFTER_HEAL_S)
+        finish(cluster, workload)
+        probe.verify(cluster)
+    finally:
+        if probe:
+            probe.close()
+        workload.close()
+
+
+@pytest.mark.parametrize("size", [3, 5])
+def test_leader_kill_failover_is_prompt(make_cluster, size):
+    cluster = make_cluster(size, timing=KILL_TIMING, proxied=False)
+    with leader_fault(cluster) as (workload, old, survivors, probe):
         cluster[old].kill()
         took = probe.write_until_acked(KILL_WRITE_BOUND_S)
         assert took is not None, (
@@ -140,24 +152,11 @@ def test_leader_kill_failover_is_prompt(make_cluster, size):
         assert progress_during(workload, DURING_FAULT_S) > 0, "no workload write after failover"
         cluster[old].start()
         cluster.wait_quorum(ids=cluster.ids)
-        workload.run_for(AFTER_HEAL_S)
-        finish(cluster, workload)
-        probe.verify(cluster)
-    finally:
-        if probe:
-            probe.close()
-        workload.close()
 
 
 def test_sigstop_leader_replaced_within_sync_limit(make_cluster):
     cluster = make_cluster(3, proxied=False)
-    workload = Workload(cluster, clients=4).start()
-    probe = None
-    try:
-        workload.run_for(WARMUP_S)
-        old = cluster.leader()
-        others = [s for s in cluster.ids if s != old]
-        probe = Probe(cluster, others)
+    with leader_fault(cluster) as (workload, old, others, probe):
         start = time.monotonic()
         cluster[old].pause()
         new = cluster.wait_quorum(ids=others, timeout=SIGSTOP_BOUND_S)
@@ -175,13 +174,6 @@ def test_sigstop_leader_replaced_within_sync_limit(make_cluster):
             return modes[old] == "follower" and len(leaders) == 1 and modes
         modes = wait_for(f"resumed leader {old} rejoins as follower", old_follows, QUORUM_TIMEOUT_S)
         print(f"after SIGCONT: {modes}")
-        workload.run_for(AFTER_HEAL_S)
-        finish(cluster, workload)
-        probe.verify(cluster)
-    finally:
-        if probe:
-            probe.close()
-        workload.close()
 
 
 def test_follower_restart_causes_no_election(make_cluster):

@@ -64,6 +64,15 @@ def rotated_hosts(cluster, i):
     return cluster.hosts(ids[k:] + ids[:k])
 
 
+
+def close_quietly(zk):
+    """Stops and closes a kazoo client, whatever state its connection is in."""
+    try:
+        zk.stop()
+        zk.close()
+    except KazooException:
+        pass
+
 class Client(threading.Thread):
     def __init__(self, workload, index):
         super().__init__(name=f"workload-{index}", daemon=True)
@@ -153,11 +162,7 @@ class Client(threading.Thread):
             self.versions[key] += 1
 
     def close(self):
-        try:
-            self.zk.stop()
-            self.zk.close()
-        except KazooException:
-            pass
+        close_quietly(self.zk)
 
 
 class Workload:
