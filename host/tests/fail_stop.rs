@@ -12,14 +12,21 @@
 #![allow(clippy::unwrap_used)] // tests may unwrap (style.md)
 
 use std::fs::File;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use zookeeper_client as zk;
+
+// These tests are zkw's own (failpoints, exit statuses): each returns early when the suite
+// runs against Apache ZooKeeper (`ZKW_TARGET=zookeeper`).
+mod common;
+#[path = "common/ensemble.rs"]
+mod ensemble;
+
+use common::{bounded, free_port, target_is_zookeeper};
+use ensemble::four_letter;
 
 /// Exit status of a storage failure (`zkw::fatal::EXIT_STORAGE`).
 const EXIT_STORAGE: i32 = zkw::fatal::EXIT_STORAGE as i32;
@@ -58,39 +65,6 @@ const TMPFS_LARGE: &str = "size=256m";
 const DISK_FILL_PAYLOAD_BYTES: usize = 100_000;
 /// Lines of a server log printed when a test fails.
 const LOG_TAIL_LINES: usize = 80;
-
-/// These tests are zkw's own (failpoints, exit statuses): skipped when the suite runs
-/// against Apache ZooKeeper (`ZKW_TARGET=zookeeper`).
-fn target_is_zookeeper() -> bool {
-    let skip = std::env::var("ZKW_TARGET").is_ok_and(|target| target == "zookeeper");
-    if skip {
-        eprintln!("SKIPPED: a zkw-only test (ZKW_TARGET=zookeeper)");
-    }
-    skip
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn four_letter(port: u16, word: &str) -> String {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
-        return String::new();
-    };
-    let io = Some(Duration::from_secs(2));
-    let _ = stream.set_read_timeout(io);
-    let _ = stream.set_write_timeout(io);
-    if stream.write_all(word.as_bytes()).is_err() {
-        return String::new();
-    }
-    let mut out = String::new();
-    let _ = stream.read_to_string(&mut out);
-    out
-}
 
 /// One zkw process (standalone, or one member of an ensemble), killed on drop.
 struct Node {
@@ -287,12 +261,6 @@ async fn wait_serving(node: &mut Node) {
         );
         tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
     }
-}
-
-async fn bounded<F: std::future::Future>(what: &str, future: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(CALL_SECS_MAX), future)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: no answer within {CALL_SECS_MAX}s"))
 }
 
 async fn client(hosts: &str) -> zk::Client {

@@ -174,20 +174,23 @@ class Server:
         self.port = free_port()
         cfg_path = self._write_config()
         self.log_path = Path(self.tmpdir) / "server.log"
-        log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            self._command(cfg_path),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=self.tmpdir,
-            start_new_session=True,
-        )
-        log.close()
-        _LIVE_SERVERS.add(self)
+        self._spawn(cfg_path, "wb")
         if wait:
             self._wait_ready()
         return self
+
+    def _spawn(self, cfg_path, log_mode):
+        """Runs the server on `cfg_path`, its output into the log (`wb` new, `ab` appended)."""
+        with open(self.log_path, log_mode) as log:
+            self.proc = subprocess.Popen(
+                self._command(cfg_path),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.tmpdir,
+                start_new_session=True,
+            )
+        _LIVE_SERVERS.add(self)
 
     def _wait_ready(self):
         deadline = time.monotonic() + SERVER_READY_TIMEOUT_S
@@ -223,17 +226,7 @@ class Server:
     def restart(self):
         """Stops the process (SIGTERM) and starts it again on the same config and data."""
         self._terminate()
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            self._command(Path(self.tmpdir) / "zoo.cfg"),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=self.tmpdir,
-            start_new_session=True,
-        )
-        log.close()
-        _LIVE_SERVERS.add(self)
+        self._spawn(Path(self.tmpdir) / "zoo.cfg", "ab")
         self._wait_ready()
         return self
 
