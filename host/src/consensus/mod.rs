@@ -103,10 +103,9 @@ pub trait StateMachine: Send + Sync + 'static {
     /// An error stops this replica (openraft's core stops; the server has raised a fatal
     /// error): nothing after the failing entry is applied.
     fn apply_batch(&self, batch: Vec<(TxnEntry, Option<Self::Route>)>) -> io::Result<()>;
-    /// A proposal whose fate this server will not learn (its leader went away).
-    fn abandon(&self, route: Self::Route);
-    /// A proposal refused before it reached the log (`reason` is logged): it never commits.
-    fn refuse(&self, route: Self::Route, reason: &'static str);
+    /// A proposal whose fate this server will not learn (its leader went away), or that was
+    /// refused before it reached the log; `reason` says which to the client's log line.
+    fn abandon(&self, route: Self::Route, reason: &'static str);
     /// Appends the replicated state, as bytes, to `out`.
     fn snapshot(&self, out: &mut Vec<u8>) -> io::Result<()>;
     /// Replaces the replicated state with a snapshot's.
@@ -688,7 +687,8 @@ impl<M: StateMachine> Consensus<M> {
                     if since.elapsed() >= Duration::from_millis(LEADER_WAIT_MS_MAX) {
                         tracing::warn!(%error, "no leader took the pending writes; abandoning them");
                         for route in self.pending.drain() {
-                            self.machine.abandon(route);
+                            self.machine
+                                .abandon(route, "leader changed while a write was pending");
                         }
                         failing_since = None;
                     } else {
@@ -720,7 +720,7 @@ impl<M: StateMachine> Consensus<M> {
                     "refusing a proposal above PROPOSAL_BYTES_MAX; closing its connection"
                 );
                 if let Some(route) = proposal.route {
-                    self.machine.refuse(route, "request too large for the log");
+                    self.machine.abandon(route, "request too large for the log");
                 }
                 continue;
             }

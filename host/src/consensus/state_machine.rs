@@ -360,7 +360,7 @@ impl<M: StateMachine> Adapter<M> {
                 );
                 if let Some(route) = route {
                     self.machine
-                        .refuse(route, "the write's log entry does not decode");
+                        .abandon(route, "the write's log entry does not decode");
                 }
                 (skipped_entry(), None)
             }
@@ -634,8 +634,7 @@ mod tests {
             applied.extend(batch.into_iter().map(|(entry, _)| entry));
             Ok(())
         }
-        fn abandon(&self, _route: &'static str) {}
-        fn refuse(&self, route: &'static str, _reason: &'static str) {
+        fn abandon(&self, route: &'static str, _reason: &'static str) {
             self.refused.lock().unwrap().push(route);
         }
         fn snapshot(&self, _out: &mut Vec<u8>) -> io::Result<()> {

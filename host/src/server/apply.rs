@@ -84,27 +84,12 @@ impl Applier {
 impl StateMachine for Applier {
     type Route = Route;
 
-    fn abandon(&self, route: Route) {
+    fn abandon(&self, route: Route, reason: &'static str) {
         match route {
             Route::Reply(reply) => {
-                // The write may or may not commit under the next leader: like ZooKeeper, drop
-                // the connection so the client reconnects and reads what happened.
-                reply
-                    .outbound
-                    .close("leader changed while a write was pending");
-                reply.done.send_replace(reply.seq);
-            }
-            Route::Session(waiter) => {
-                let _ = waiter.send(Err(crate::proto::ErrorCode::ConnectionLoss));
-            }
-        }
-    }
-
-    fn refuse(&self, route: Route, reason: &'static str) {
-        match route {
-            Route::Reply(reply) => {
-                // As ZooKeeper with a request over jute.maxbuffer: the connection goes, the
-                // session stays (its client reconnects). Later reads need not wait for it.
+                // As ZooKeeper when its follower loses the leader, or with a request over
+                // jute.maxbuffer: the connection goes, the session stays; the client reconnects
+                // and reads what happened. Later reads need not wait for this write.
                 reply.outbound.close(reason);
                 reply.done.send_replace(reply.seq);
             }
