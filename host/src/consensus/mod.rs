@@ -54,7 +54,8 @@ use tokio::sync::{mpsc, watch};
 use crate::clock::Clock;
 use crate::fatal::FatalSignal;
 use crate::proto::{Id, SessionId};
-use crate::txn::codec::encode_entry;
+use crate::txn::codec::{decode_entry, encode_entry, CodecError};
+use crate::txn::identity::ForwardRefusal;
 use crate::txn::{TxnEntry, TxnOp};
 use network::{PeerClient, PeerNetwork, PeerRequest, PeerResponse};
 use state_machine::{Adapter, Pending};
@@ -114,6 +115,24 @@ pub trait StateMachine: Send + Sync + 'static {
     fn touch_sessions(&self, sessions: &[SessionId]);
     /// This server became leader (true) or stopped being one (false).
     fn leadership_changed(&self, is_leader: bool);
+    /// Whether the leader may propose `entry`, forwarded by a follower for one of its clients
+    /// (`txn::identity::admit_forwarded` with this server's configuration).
+    fn admit_forwarded(&self, entry: &TxnEntry) -> Result<(), ForwardRefusal>;
+}
+
+/// Why the leader drops a command of a follower's forwarded batch. Every origin refuses
+/// these itself, so one arriving means a broken or impersonated peer: it is logged and
+/// dropped, never proposed (the rest of the batch goes on).
+#[derive(Debug, thiserror::Error)]
+pub enum Unforwardable {
+    #[error("{bytes} bytes, above PROPOSAL_BYTES_MAX {PROPOSAL_BYTES_MAX}")]
+    TooLarge { bytes: usize },
+    #[error("a leader-only decision of term {term}: such commands are never forwarded")]
+    LeaderOnly { term: u64 },
+    #[error("its txn does not decode: {0}")]
+    Undecodable(#[from] CodecError),
+    #[error(transparent)]
+    Refused(#[from] ForwardRefusal),
 }
 
 /// A write waiting to be ordered.
@@ -815,6 +834,21 @@ impl<M: StateMachine> Consensus<M> {
         Ok(())
     }
 
+    /// Whether a command of a follower's forwarded batch may be proposed (see [`Unforwardable`]).
+    fn admit_forwarded(&self, command: &Command) -> Result<(), Unforwardable> {
+        if command.body.len() > PROPOSAL_BYTES_MAX {
+            return Err(Unforwardable::TooLarge {
+                bytes: command.body.len(),
+            });
+        }
+        if let Some(term) = command.term {
+            return Err(Unforwardable::LeaderOnly { term });
+        }
+        let entry = decode_entry(&command.body)?;
+        self.machine.admit_forwarded(&entry)?;
+        Ok(())
+    }
+
     async fn handle_peer(&self, request: PeerRequest) -> PeerResponse {
         let failed = |error: &dyn std::fmt::Display| PeerResponse::Failed(error.to_string());
         match request {
@@ -862,17 +896,17 @@ impl<M: StateMachine> Consensus<M> {
                         self.raft.metrics().borrow_watched().current_leader,
                     );
                 }
-                // Every origin refuses these itself; one that did not must not stall the log.
-                commands.retain(|command| {
-                    let fits = command.body.len() <= PROPOSAL_BYTES_MAX;
-                    if !fits {
+                commands.retain(|command| match self.admit_forwarded(command) {
+                    Ok(()) => true,
+                    Err(reason) => {
                         tracing::error!(
                             origin = command.origin,
-                            bytes = command.body.len(),
-                            "dropping a forwarded command above PROPOSAL_BYTES_MAX"
+                            seq = command.seq,
+                            %reason,
+                            "dropping a forwarded command"
                         );
+                        false
                     }
-                    fits
                 });
                 match self.append_as_leader(commands).await {
                     Ok(()) => PeerResponse::Forwarded,

@@ -645,6 +645,12 @@ mod tests {
         }
         fn touch_sessions(&self, _sessions: &[crate::proto::SessionId]) {}
         fn leadership_changed(&self, _is_leader: bool) {}
+        fn admit_forwarded(
+            &self,
+            entry: &TxnEntry,
+        ) -> Result<(), crate::txn::identity::ForwardRefusal> {
+            crate::txn::identity::admit_forwarded(entry, None)
+        }
     }
 
     fn normal(index: u64, command: Command) -> EntryResponder<ZkwRaft> {

@@ -135,6 +135,10 @@ impl StateMachine for Applier {
         }
     }
 
+    fn admit_forwarded(&self, entry: &TxnEntry) -> Result<(), txn::identity::ForwardRefusal> {
+        txn::identity::admit_forwarded(entry, self.shared.config.super_digest.as_deref())
+    }
+
     fn apply_batch(&self, batch: Vec<(TxnEntry, Option<Route>)>) -> std::io::Result<()> {
         let shared = &self.shared;
         if shared.fatal.is_raised() {

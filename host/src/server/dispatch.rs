@@ -22,6 +22,7 @@ use crate::proto::{
 };
 use crate::tree::acl::digest_id;
 use crate::tree::watch::{Notification, WatchKind};
+use crate::txn::identity::admit_identity;
 use crate::txn::TxnOp;
 
 /// What the connection does after a request.
@@ -515,51 +516,9 @@ fn missed_event(kind: WatchKind, stat: Option<Stat>, relative_zxid: i64) -> Opti
     }
 }
 
-/// Most identities one connection may hold: `ip:<addr>`, `super` and the digest users it added.
-/// ZooKeeper has no such bound; a real client adds one or two identities, so an addauth
-/// beyond this is refused as a failed authentication (it would ride along in every txn).
-pub const AUTH_IDENTITIES_MAX: usize = 16;
-/// Largest single identity, in bytes of scheme plus id. A digest identity is
-/// `user:base64(sha1)` (28 bytes of hash), an ip one an address: both far below this.
-pub const AUTH_IDENTITY_BYTES_MAX: usize = 1024;
-/// Largest sum of a connection's identities, in bytes: what every txn of it carries.
-pub const AUTH_BYTES_MAX: usize = 8 * 1024;
-
-const _: () = assert!(AUTH_IDENTITY_BYTES_MAX <= AUTH_BYTES_MAX);
-// The identities must stay a small part of the largest proposal the log takes.
-const _: () = assert!(AUTH_BYTES_MAX * 64 <= crate::consensus::PROPOSAL_BYTES_MAX);
-
-fn identity_bytes(id: &Id) -> usize {
-    id.scheme.len() + id.id.len()
-}
-
-/// Why an identity may not join a connection's set, or `None` when it may.
-fn identity_refusal(ids: &[Id], id: &Id) -> Option<String> {
-    if ids.contains(id) {
-        return None;
-    }
-    let bytes = identity_bytes(id);
-    let total_bytes = ids.iter().map(identity_bytes).sum::<usize>() + bytes;
-    if bytes > AUTH_IDENTITY_BYTES_MAX {
-        Some(format!(
-            "identity of {bytes} bytes, above AUTH_IDENTITY_BYTES_MAX {AUTH_IDENTITY_BYTES_MAX}"
-        ))
-    } else if ids.len() >= AUTH_IDENTITIES_MAX {
-        Some(format!(
-            "connection already holds AUTH_IDENTITIES_MAX {AUTH_IDENTITIES_MAX} identities"
-        ))
-    } else if total_bytes > AUTH_BYTES_MAX {
-        Some(format!(
-            "identities would total {total_bytes} bytes, above AUTH_BYTES_MAX {AUTH_BYTES_MAX}"
-        ))
-    } else {
-        None
-    }
-}
-
 /// addauth: `digest` adds `digest:user:hash` (and `super` when it matches superDigest); `ip`
 /// adds the peer address; anything else fails with AuthFailed and closes the connection, as
-/// does an identity past the per-connection caps (ZooKeeper's answer to a failed auth: the
+/// does an identity past the per-connection caps of `txn::identity` (ZooKeeper's answer to a failed auth: the
 /// reply carries AuthFailed, then the connection closes).
 fn authenticate(
     shared: &Shared,
@@ -588,12 +547,12 @@ fn authenticate(
     };
     let mut held = state.auth.clone();
     for id in &ids {
-        if let Some(reason) = identity_refusal(&held, id) {
+        if let Err(reason) = admit_identity(&held, id) {
             tracing::warn!(
                 session = state.session_label(),
                 peer = %state.peer,
                 scheme,
-                reason,
+                %reason,
                 "addauth refused (AuthFailed); closing the connection"
             );
             return Err(ErrorCode::AuthFailed);
@@ -608,42 +567,5 @@ fn authenticate(
 fn push_unique(ids: &mut Vec<Id>, id: Id) {
     if !ids.contains(&id) {
         ids.push(id);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn identities_are_capped_in_size_count_and_total() {
-        let mut ids = vec![Id::new("ip", "127.0.0.1")];
-        let long = Id::new("digest", &"u".repeat(AUTH_IDENTITY_BYTES_MAX));
-        assert!(
-            identity_refusal(&ids, &long).is_some(),
-            "one absurd identity"
-        );
-        for n in 1..AUTH_IDENTITIES_MAX {
-            let id = Id::new("digest", &digest_id(&format!("user{n}:p")));
-            assert_eq!(identity_refusal(&ids, &id), None, "identity {n}");
-            ids.push(id);
-        }
-        let one_more = Id::new("digest", &digest_id("last:p"));
-        assert!(
-            identity_refusal(&ids, &one_more).is_some(),
-            "one past the count"
-        );
-        assert_eq!(
-            identity_refusal(&ids, &ids[3].clone()),
-            None,
-            "an identity already held costs nothing"
-        );
-        let big = |n: usize| Id::new("digest", &format!("{n}{}", "x".repeat(1000)));
-        let mut heavy = vec![Id::new("ip", "127.0.0.1")];
-        while identity_refusal(&heavy, &big(heavy.len())).is_none() {
-            heavy.push(big(heavy.len()));
-        }
-        let total: usize = heavy.iter().map(identity_bytes).sum();
-        assert!(total <= AUTH_BYTES_MAX && heavy.len() < AUTH_IDENTITIES_MAX);
     }
 }

@@ -12,6 +12,7 @@
 //! fails with NodeExists answers with zxid = previous + 1; so do failed and empty multis).
 
 pub mod codec;
+pub mod identity;
 mod ops;
 mod recipes;
 

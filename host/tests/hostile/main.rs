@@ -6,6 +6,7 @@
 //! the members' `mntr` zk_digest agree. This file is the shared frame; one module per area:
 //! - `amplification`: request amplification (addauth identities, proposals above the log's
 //!   record limit).
+//! - `forwarded`: a forged forwarded batch of leader-only decisions and unproven identities.
 //!
 //! zkw only (the limits are zkw's; ZooKeeper accepts most of these attacks).
 #![allow(clippy::unwrap_used)] // tests may unwrap (style.md)
@@ -16,6 +17,7 @@ mod common;
 mod ensemble;
 
 mod amplification;
+mod forwarded;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -150,4 +152,3 @@ async fn check_no_loss(ens: &Ensemble, acked: &[String]) {
     .await;
     eprintln!("digests after the attack: {digests:?}");
 }
-
