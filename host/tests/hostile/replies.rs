@@ -26,7 +26,7 @@ const BLOB_READS: usize = 10;
 /// zkw's ACL cap (tree::acl::ACL_ENTRIES_MAX).
 const ACL_ENTRIES_MAX: usize = 1024;
 /// Entries of the 1 MB setACL: distinct `ip` entries of about 25 bytes each.
-const HUGE_ACL_ENTRIES: usize = 40_000;
+const HUGE_ACL_ENTRIES: usize = 41_500;
 /// ZooKeeper's default jute.maxbuffer, which the attack's frame must fit.
 const JUTE_MAXBUFFER_BYTES: usize = 0xfffff;
 /// ZooKeeper's codes the attacks expect on raw connections.
@@ -252,7 +252,7 @@ async fn huge_acl_lists_are_refused_or_collapsed_before_the_log() {
             );
             assert_eq!(err, ERR_INVALID_ACL, "{what}");
         }
-        // 40,000 copies collapse to ZooKeeper's stored list: the distinct entries, in order.
+        // 41,500 copies collapse to ZooKeeper's stored list: the distinct entries, in order.
         let copies = duplicated_acl(HUGE_ACL_ENTRIES);
         let missing = set_acl_body("/missing", &copies);
         let (err, elapsed_ms) =
