@@ -44,7 +44,7 @@ fn strings_bytes(items: &[String]) -> usize {
 }
 
 /// One ACL entry: perms, scheme, id.
-pub fn acl_entry_bytes(entry: &Acl) -> usize {
+fn acl_entry_bytes(entry: &Acl) -> usize {
     INT_BYTES
         .saturating_add(ustring_bytes(&entry.id.scheme))
         .saturating_add(ustring_bytes(&entry.id.id))
