@@ -16,6 +16,7 @@ use super::jute::{
 };
 use super::message::{Request, Response};
 use super::records::*;
+use super::size::{reply_body_bytes, EncodeError, ReplyBudget};
 use super::types::{op, xid, Stat};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -104,14 +105,24 @@ pub fn encode_connect_response(response: &ConnectResponse, out: &mut BytesMut) {
 
 /// Writes the 4-byte length prefix, the header and (unless `Response::Empty`) the body.
 /// When `header.err` is non-zero only a `Response::Multi` body is written: ZooKeeper clients
-/// never read the body of a failed reply, so none is sent.
-pub fn encode_reply(header: &ReplyHeader, body: &Response, out: &mut BytesMut) {
+/// never read the body of a failed reply, so none is sent. A payload above `max_bytes` (or
+/// above what jute's int32 length can announce) is refused before anything is written.
+pub fn encode_reply(
+    header: &ReplyHeader,
+    body: &Response,
+    max_bytes: usize,
+    out: &mut BytesMut,
+) -> Result<(), EncodeError> {
+    let with_body = header.err == 0 || matches!(body, Response::Multi(_));
+    let body_bytes = if with_body { reply_body_bytes(body) } else { 0 };
+    ReplyBudget::new(max_bytes).charge(body_bytes)?;
     put_framed(out, |out| {
         header.write(out);
-        if header.err == 0 || matches!(body, Response::Multi(_)) {
+        if with_body {
             put_response_body(out, body);
         }
     });
+    Ok(())
 }
 
 fn put_response_body(out: &mut BytesMut, body: &Response) {

@@ -110,7 +110,7 @@ fn check_server_frame(state: &mut Connection, frame: &[u8]) -> Response {
         .remove(&header.xid)
         .expect("reply to a pending request");
     let (header, response) = decode_reply(op_code, &payload).unwrap();
-    encode_reply(&header, &response, &mut out);
+    encode_reply(&header, &response, FRAME_BYTES_WIRE_MAX, &mut out).unwrap();
     assert_eq!(&out[..], frame, "re-encoded reply to op {op_code} differs");
     response
 }

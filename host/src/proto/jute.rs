@@ -159,13 +159,13 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// A length for the wire. Frames are capped far below 2 GiB, so a longer value is a bug in
-/// the caller, not a wire condition: crash rather than emit a corrupt record.
+/// A length for the wire; never panics. A length past `i32::MAX` can only sit inside a frame
+/// past it: `encode_reply` refuses such a reply before writing (`proto::size`), every other
+/// frame we encode carries what arrived in frames of at most jute.maxbuffer (256 MiB at most),
+/// and a txn entry that large is far above `PROPOSAL_BYTES_MAX`, refused before the log. So the
+/// saturated value is never sent or stored.
 fn length_i32(length: usize) -> i32 {
-    match i32::try_from(length) {
-        Ok(value) => value,
-        Err(_) => panic!("jute length {length} does not fit in an int32"),
-    }
+    i32::try_from(length).unwrap_or(i32::MAX)
 }
 
 pub(crate) fn put_bool(out: &mut BytesMut, value: bool) {

@@ -9,7 +9,9 @@
 //! [`decode_notification`]) serves our own client, the bench and the round-trip tests.
 //!
 //! Internals: `jute` is the bounds-checked reader and the writers; `records/` holds the record
-//! structs and one file per opcode family; `codec` dispatches by op code. `tests` has
+//! structs and one file per opcode family; `codec` dispatches by op code; `size` computes a
+//! reply's encoded size without encoding it ([`ReplyBudget`] bounds the replies whose size
+//! depends on the tree; [`encode_reply`] refuses one past its limit with [`EncodeError`]). `tests` has
 //! hand-checked byte vectors and property tests; `java_fixtures` replays frames captured from
 //! the ZooKeeper 3.8.0 Java client and server.
 
@@ -18,12 +20,14 @@ mod frame;
 mod jute;
 mod message;
 mod records;
+mod size;
 mod types;
 
 pub use codec::*;
 pub use frame::*;
 pub use message::*;
 pub use records::*;
+pub use size::*;
 pub use types::*;
 
 // For txn::codec, which frames the replicated log with the same jute primitives.

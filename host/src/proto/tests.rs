@@ -120,7 +120,13 @@ fn create_request_and_reply_bytes() {
         err: 0,
     };
     out.clear();
-    encode_reply(&reply, &Response::Create { path: "/a".into() }, &mut out);
+    encode_reply(
+        &reply,
+        &Response::Create { path: "/a".into() },
+        FRAME_BYTES_WIRE_MAX,
+        &mut out,
+    )
+    .unwrap();
     let expected = hex("00000016 | 00000001 0000000000000002 00000000 | 00000002 2f61");
     assert_eq!(&out[..], &expected[..]);
     let decoded = decode_reply(op::CREATE, &payload_of(&out)).unwrap();
@@ -135,7 +141,13 @@ fn failed_reply_has_no_body() {
         err: ErrorCode::NoNode.code(),
     };
     let mut out = BytesMut::new();
-    encode_reply(&reply, &Response::Stat(Stat::default()), &mut out);
+    encode_reply(
+        &reply,
+        &Response::Stat(Stat::default()),
+        FRAME_BYTES_WIRE_MAX,
+        &mut out,
+    )
+    .unwrap();
     assert_eq!(
         &out[..],
         &hex("00000010 00000009 0000000000000004 ffffff9b")[..]
@@ -189,7 +201,13 @@ fn multi_with_a_failure_bytes() {
         err: 0,
     };
     out.clear();
-    encode_reply(&reply, &Response::Multi(results.clone()), &mut out);
+    encode_reply(
+        &reply,
+        &Response::Multi(results.clone()),
+        FRAME_BYTES_WIRE_MAX,
+        &mut out,
+    )
+    .unwrap();
     let expected = hex("00000033 | 00000007 000000000000000c 00000000 |
         ffffffff 00 00000000 00000000 |
         ffffffff 00 ffffff9b ffffff9b |
@@ -274,8 +292,10 @@ fn ping_and_auth_frames() {
             err: 0,
         },
         &Response::Empty,
+        FRAME_BYTES_WIRE_MAX,
         &mut out,
-    );
+    )
+    .unwrap();
     assert_eq!(
         &out[..],
         &hex("00000010 fffffffe 0000000000000003 00000000")[..]
@@ -544,13 +564,24 @@ proptest! {
     ) {
         let header = ReplyHeader { xid, zxid, err: 0 };
         let mut out = BytesMut::new();
-        encode_reply(&header, &response, &mut out);
-        let decoded = decode_reply(op_code, &payload_of(&out)).unwrap();
+        encode_reply(&header, &response, FRAME_BYTES_WIRE_MAX, &mut out).unwrap();
+        let payload = payload_of(&out);
+        // The size a read charges is the size written.
+        prop_assert_eq!(payload.len(), REPLY_HEADER_BYTES + reply_body_bytes(&response));
+        let decoded = decode_reply(op_code, &payload).unwrap();
         prop_assert_eq!(decoded, (header, response.clone()));
+        // One byte less than needed: refused, nothing written.
+        out.clear();
+        let refused = encode_reply(&header, &response, payload.len() - 1, &mut out);
+        prop_assert_eq!(
+            refused,
+            Err(EncodeError::TooLarge { bytes: payload.len(), max_bytes: payload.len() - 1 })
+        );
+        prop_assert!(out.is_empty());
 
         let failed = ReplyHeader { err: ErrorCode::NoAuth.code(), ..header };
         out.clear();
-        encode_reply(&failed, &response, &mut out);
+        encode_reply(&failed, &response, FRAME_BYTES_WIRE_MAX, &mut out).unwrap();
         let expected = match response {
             Response::Multi(_) => response,
             _ => Response::Empty,

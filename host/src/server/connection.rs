@@ -22,7 +22,7 @@ use crate::consensus::Proposal;
 use crate::proto::{
     decode_connect_request, decode_request, encode_connect_response, encode_reply, take_frame,
     ConnectRequest, ConnectResponse, DecodeError, ErrorCode, Frame, FrameError, Id, ReplyHeader,
-    Response,
+    Response, FRAME_BYTES_WIRE_MAX,
 };
 use crate::txn::TxnOp;
 
@@ -462,6 +462,16 @@ pub fn reply_frame(xid: i32, zxid: i64, result: Result<Response, ErrorCode>) -> 
         err: err.code(),
     };
     let mut frame = BytesMut::new();
-    encode_reply(&header, &body, &mut frame);
+    if let Err(error) = encode_reply(&header, &body, FRAME_BYTES_WIRE_MAX, &mut frame) {
+        // Reads are bounded by jute.maxbuffer before this (dispatch::read_op) and a write's
+        // reply by its request, so this is a bug: answer it, never panic or send garbage.
+        tracing::error!(xid, zxid, %error, "reply cannot be encoded; answering MarshallingError");
+        let refused = ReplyHeader {
+            err: ErrorCode::MarshallingError.code(),
+            ..header
+        };
+        // A header alone always fits.
+        let _ = encode_reply(&refused, &Response::Empty, FRAME_BYTES_WIRE_MAX, &mut frame);
+    }
     frame.freeze()
 }

@@ -16,11 +16,12 @@ use super::stats::{ConnectionStats, LastRequest, RequestKind};
 use super::{Context, Shared, Store};
 use crate::consensus::Proposal;
 use crate::proto::{
-    op, xid, AddWatchMode, ClientInfo, CreateMode, ErrorCode, EventType, Id, MultiOp, MultiReadOp,
-    MultiResult, PathWatchRequest, Request, RequestHeader, Response, SessionId, SetWatches, Stat,
-    WatcherType,
+    acl_bytes, buffer_bytes, multi_result_bytes, op, xid, Acl, AddWatchMode, ClientInfo,
+    CreateMode, EncodeError, ErrorCode, EventType, Id, MultiOp, MultiReadOp, MultiResult,
+    PathWatchRequest, ReplyBudget, Request, RequestHeader, Response, SessionId, SetWatches, Stat,
+    WatcherType, MULTI_HEADER_BYTES, STAT_BYTES,
 };
-use crate::tree::acl::digest_id;
+use crate::tree::acl::{self, digest_id};
 use crate::tree::watch::{Notification, WatchKind};
 use crate::txn::identity::admit_identity;
 use crate::txn::TxnOp;
@@ -91,8 +92,10 @@ pub async fn handle(
 ) -> Flow {
     let xid = header.xid;
     let write = match request {
-        Request::Create { op, request } => {
-            if let Some(refused) = refuse_create(&context.shared, op, request.flags) {
+        Request::Create { op, mut request } => {
+            if let Some(refused) = refuse_create(&context.shared, op, request.flags)
+                .or_else(|| bound_acl(state, &mut request.acl))
+            {
                 reply_now(context, state, xid, Err(refused)).await;
                 return Flow::Continue;
             }
@@ -100,12 +103,19 @@ pub async fn handle(
         }
         Request::Delete(request) => TxnOp::Delete(request),
         Request::SetData(request) => TxnOp::SetData(request),
-        Request::SetAcl(request) => TxnOp::SetAcl(request),
+        Request::SetAcl(mut request) => {
+            if let Some(refused) = bound_acl(state, &mut request.acl) {
+                reply_now(context, state, xid, Err(refused)).await;
+                return Flow::Continue;
+            }
+            TxnOp::SetAcl(request)
+        }
         Request::Check(request) => TxnOp::Check(request),
-        Request::Multi(ops) => {
-            if let Some(refused) = ops.iter().find_map(|sub| match sub {
+        Request::Multi(mut ops) => {
+            if let Some(refused) = ops.iter_mut().find_map(|sub| match sub {
                 MultiOp::Create { op, request } => {
                     refuse_create(&context.shared, *op, request.flags)
+                        .or_else(|| bound_acl(state, &mut request.acl))
                 }
                 _ => None,
             }) {
@@ -129,6 +139,27 @@ pub async fn handle(
 fn refuse_create(shared: &Shared, op: i32, flags: i32) -> Option<ErrorCode> {
     let ttl = op == op::CREATE_TTL || CreateMode::from_flags(flags).is_some_and(CreateMode::is_ttl);
     (ttl && !shared.config.extended_types_enabled).then_some(ErrorCode::Unimplemented)
+}
+
+/// An ACL is de-duplicated before it is proposed, as ZooKeeper's leader does before writing
+/// its txn (apply drops duplicates first too, so the stored list is the same), and refused with
+/// InvalidACL past `ACL_ENTRIES_MAX`: a 1 MB list never reaches the log or any apply.
+fn bound_acl(state: &ConnectionState, acl: &mut Vec<Acl>) -> Option<ErrorCode> {
+    match acl::bounded_unique(acl) {
+        Ok(unique) => {
+            *acl = unique;
+            None
+        }
+        Err(error) => {
+            tracing::warn!(
+                session = state.session_label(),
+                entries = acl.len(),
+                max = acl::ACL_ENTRIES_MAX,
+                "ACL above ACL_ENTRIES_MAX refused (InvalidACL)"
+            );
+            Some(error.code())
+        }
+    }
 }
 
 async fn propose(
@@ -249,8 +280,9 @@ async fn answer_locally(
         }
         read => {
             let name = read_name(&read);
+            let mut budget = ReplyBudget::new(shared.config.jute_max_buffer_bytes);
             let mut store = shared.lock_store();
-            let result = read_op(&mut store, state, read);
+            let result = read_op(&mut store, state, read, &mut budget);
             let zxid = store.tree.last_zxid();
             send(state, xid, zxid, result);
             drop(store);
@@ -337,12 +369,17 @@ fn read_name(request: &Request) -> &'static str {
     }
 }
 
-/// A read (or watch bookkeeping) against the local tree, under the store lock.
+/// A read (or watch bookkeeping) against the local tree, under the store lock. Reads whose
+/// reply grows with the tree (children, ephemerals, ACLs, multiRead) charge `budget` before
+/// copying anything out of it, so a reply past jute.maxbuffer costs at most that much work.
 fn read_op(
     store: &mut Store,
     state: &ConnectionState,
     request: Request,
+    budget: &mut ReplyBudget,
 ) -> Result<Response, ErrorCode> {
+    let name = read_name(&request);
+    let too_large = |error| reply_too_large(state, name, &error);
     // checkWatches and removeWatches differ only in whether the match is removed.
     let remove = matches!(request, Request::RemoveWatches(_));
     let with_stat = matches!(request, Request::GetChildren2(_));
@@ -376,10 +413,14 @@ fn read_op(
         }
         Request::GetChildren(PathWatchRequest { path, watch })
         | Request::GetChildren2(PathWatchRequest { path, watch }) => {
-            let (children, stat) = store
+            let (names, stat) = store
                 .tree
-                .get_children(&path, auth)
+                .list_children(&path, auth)
                 .map_err(|error| error.code())?;
+            let children = budget.strings(names).map_err(too_large)?;
+            if with_stat {
+                budget.charge(STAT_BYTES).map_err(too_large)?;
+            }
             if watch {
                 store.watches.add(session_id, &path, WatchKind::Child);
             }
@@ -395,6 +436,9 @@ fn read_op(
                 .tree
                 .get_acl(&path, auth)
                 .map_err(|error| error.code())?;
+            budget
+                .charge(acl_bytes(&acl) + STAT_BYTES)
+                .map_err(too_large)?;
             Ok(Response::GetAcl { acl, stat })
         }
         Request::GetAllChildrenNumber { path } => {
@@ -405,9 +449,13 @@ fn read_op(
             Ok(Response::GetAllChildrenNumber { total })
         }
         Request::GetEphemerals { prefix_path } => Ok(Response::GetEphemerals {
-            paths: store.tree.ephemerals(session_id, &prefix_path),
+            paths: budget
+                .strings(store.tree.ephemeral_paths(session_id, &prefix_path))
+                .map_err(too_large)?,
         }),
-        Request::MultiRead(ops) => Ok(Response::Multi(multi_read(store, auth, ops))),
+        Request::MultiRead(ops) => Ok(Response::Multi(
+            multi_read(store, auth, &ops, budget).map_err(too_large)?,
+        )),
         Request::AddWatch(request) => {
             let kind = match AddWatchMode::from_code(request.mode) {
                 Some(AddWatchMode::Persistent) => WatchKind::Persistent,
@@ -443,19 +491,61 @@ fn read_op(
     }
 }
 
-fn multi_read(store: &Store, auth: &[Id], ops: Vec<MultiReadOp>) -> Vec<MultiResult> {
-    ops.into_iter()
-        .map(|op| match op {
-            MultiReadOp::GetChildren(path) => match store.tree.get_children(&path, auth) {
-                Ok((children, _)) => MultiResult::GetChildren { children },
+/// The results of a multiRead, each charged to `budget` before its data or names are copied.
+fn multi_read(
+    store: &Store,
+    auth: &[Id],
+    ops: &[MultiReadOp],
+    budget: &mut ReplyBudget,
+) -> Result<Vec<MultiResult>, EncodeError> {
+    // The MultiHeader that ends the results.
+    budget.charge(MULTI_HEADER_BYTES)?;
+    let mut results = Vec::with_capacity(ops.len());
+    for op in ops {
+        let result = match op {
+            MultiReadOp::GetChildren(path) => match store.tree.list_children(path, auth) {
+                Ok((names, _)) => {
+                    budget.charge(MULTI_HEADER_BYTES)?;
+                    MultiResult::GetChildren {
+                        children: budget.strings(names)?,
+                    }
+                }
                 Err(error) => MultiResult::Error(error.code().code()),
             },
-            MultiReadOp::GetData(path) => match store.tree.get_data(&path, auth) {
-                Ok((data, stat)) => MultiResult::GetData { data, stat },
+            MultiReadOp::GetData(path) => match store.tree.data_ref(path, auth) {
+                Ok((data, stat)) => {
+                    budget.charge(MULTI_HEADER_BYTES + buffer_bytes(data) + STAT_BYTES)?;
+                    MultiResult::GetData {
+                        data: data.map(<[u8]>::to_vec),
+                        stat,
+                    }
+                }
                 Err(error) => MultiResult::Error(error.code().code()),
             },
-        })
-        .collect()
+        };
+        if let MultiResult::Error(_) = result {
+            budget.charge(multi_result_bytes(&result))?;
+        }
+        results.push(result);
+    }
+    Ok(results)
+}
+
+/// A reply past jute.maxbuffer is refused with MarshallingError: a ZooKeeper client could not
+/// read it (the Java client drops a connection whose frame passes its jute.maxbuffer, then
+/// retries the read for ever), while MarshallingError is an answer no client retries.
+fn reply_too_large(
+    state: &ConnectionState,
+    request: &'static str,
+    error: &EncodeError,
+) -> ErrorCode {
+    tracing::warn!(
+        session = state.session_label(),
+        request,
+        %error,
+        "reply above jute.maxbuffer refused (MarshallingError)"
+    );
+    ErrorCode::MarshallingError
 }
 
 /// Re-registers watches after a reconnect; fires at once what the client missed, as

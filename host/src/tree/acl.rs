@@ -9,6 +9,7 @@
 //! must split into exactly two parts on ':' (Java `split` drops a trailing empty part, so
 //! "user:" is invalid and ":hash" is valid); perms are stored as given (0 and 99 included).
 
+use std::collections::BTreeSet;
 use std::net::Ipv6Addr;
 
 use base64::Engine as _;
@@ -70,18 +71,40 @@ fn id_matches(scheme: &str, caller_id: &str, acl_id: &str) -> bool {
     caller_id == acl_id
 }
 
+/// Most entries one ACL may hold, counted after duplicates are dropped and again after `auth`
+/// expands. ZooKeeper has no such cap: only jute.maxbuffer bounds a list (some 87,000 entries
+/// of 12 bytes in the default 1 MB), and every list is stored, snapshotted, checked on each
+/// access and sent back by getACL. Real ACLs hold a handful of entries; 1024 is far beyond
+/// any we know of and keeps the worst stored list near 1 MiB (ids of `auth` expansion are at
+/// most `AUTH_IDENTITY_BYTES_MAX`). A longer list is InvalidACL, ZooKeeper's code for a list
+/// it will not take.
+pub const ACL_ENTRIES_MAX: usize = 1024;
+
+/// The distinct entries of `acl` in their first order (ZooKeeper's `removeDuplicates`, whose
+/// list scan is quadratic: a 1 MB list of 87,000 entries took seconds; this is O(n log n)).
+pub fn unique(acl: &[Acl]) -> Vec<&Acl> {
+    let mut seen = BTreeSet::new();
+    acl.iter().filter(|entry| seen.insert(*entry)).collect()
+}
+
+/// The distinct entries of `acl`, refused past `ACL_ENTRIES_MAX`: what the server checks before
+/// proposing a create or setACL, so an oversized list never reaches the log.
+pub fn bounded_unique(acl: &[Acl]) -> Result<Vec<Acl>, TreeError> {
+    let unique = unique(acl);
+    if unique.len() > ACL_ENTRIES_MAX {
+        return Err(TreeError::InvalidAcl);
+    }
+    Ok(unique.into_iter().cloned().collect())
+}
+
 /// Validates and expands the ACL of a create or setACL, in ZooKeeper's order: duplicates
 /// dropped (first kept), empty -> InvalidACL, `world:anyone` kept, `auth` replaced by the
 /// caller's authenticated ids (ip, world and super ids are not "authenticated" ids), other
-/// schemes kept when their id is well formed.
+/// schemes kept when their id is well formed. More than `ACL_ENTRIES_MAX` entries, before or
+/// after expansion, is InvalidACL too.
 pub fn fixup(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, TreeError> {
-    let mut unique: Vec<&Acl> = Vec::with_capacity(acl.len());
-    for entry in acl {
-        if !unique.contains(&entry) {
-            unique.push(entry);
-        }
-    }
-    if unique.is_empty() {
+    let unique = unique(acl);
+    if unique.is_empty() || unique.len() > ACL_ENTRIES_MAX {
         return Err(TreeError::InvalidAcl);
     }
     let mut fixed = Vec::with_capacity(unique.len());
@@ -109,6 +132,9 @@ pub fn fixup(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, TreeError> {
         } else {
             return Err(TreeError::InvalidAcl);
         }
+    }
+    if fixed.len() > ACL_ENTRIES_MAX {
+        return Err(TreeError::InvalidAcl);
     }
     Ok(fixed)
 }
@@ -332,6 +358,45 @@ mod tests {
             fixed,
             vec![Acl { perms: 31, id: bob }, acl(1, "world", "anyone")]
         );
+    }
+
+    #[test]
+    fn duplicates_go_in_first_order_and_long_lists_are_refused() {
+        let a = acl(31, "world", "anyone");
+        let b = acl(1, "ip", "10.0.0.1");
+        let c = acl(31, "ip", "10.0.0.1");
+        let given = [b.clone(), a.clone(), b.clone(), c.clone(), a.clone()];
+        assert_eq!(unique(&given), vec![&b, &a, &c]);
+        // The 1 MB setACL: tens of thousands of copies collapse at once.
+        let copies = vec![a.clone(); 87_000];
+        assert_eq!(bounded_unique(&copies), Ok(vec![a.clone()]));
+        assert_eq!(fixup(&copies, &[]), Ok(vec![a]));
+        let distinct = |count: usize| -> Vec<Acl> {
+            (0..count)
+                .map(|n| {
+                    acl(
+                        1,
+                        "ip",
+                        &format!("10.{}.{}.{}", n >> 16, (n >> 8) & 255, n & 255),
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(
+            bounded_unique(&distinct(ACL_ENTRIES_MAX)).map(|l| l.len()),
+            Ok(1024)
+        );
+        assert_eq!(
+            fixup(&distinct(ACL_ENTRIES_MAX), &[]).map(|l| l.len()),
+            Ok(1024)
+        );
+        let long = distinct(ACL_ENTRIES_MAX + 1);
+        assert_eq!(bounded_unique(&long), Err(TreeError::InvalidAcl));
+        assert_eq!(fixup(&long, &[]), Err(TreeError::InvalidAcl));
+        // `auth` expansion counts too: 600 distinct `auth` entries times two identities.
+        let auth = vec![Id::new("digest", "u:h"), Id::new("digest", "v:h")];
+        let expanding: Vec<Acl> = (0..600).map(|n| acl(n, "auth", "")).collect();
+        assert_eq!(fixup(&expanding, &auth), Err(TreeError::InvalidAcl));
     }
 
     #[test]

@@ -31,6 +31,7 @@ mod store;
 pub mod watch;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
 use std::sync::Arc;
 
 use crate::proto::{perms, Acl, ErrorCode, Id, SessionId, Stat, Zxid};
@@ -367,8 +368,14 @@ impl Tree {
 
     /// The data (None when null) and Stat of a node.
     pub fn get_data(&self, path: &str, auth: &[Id]) -> Result<(Option<Vec<u8>>, Stat), TreeError> {
+        let (data, stat) = self.data_ref(path, auth)?;
+        Ok((data.map(<[u8]>::to_vec), stat))
+    }
+
+    /// As `get_data`, borrowed: a reader can size the reply before copying the data.
+    pub fn data_ref(&self, path: &str, auth: &[Id]) -> Result<(Option<&[u8]>, Stat), TreeError> {
         let node = self.readable(path, auth, perms::READ)?;
-        Ok((node.data.as_deref().map(<[u8]>::to_vec), node.stat()))
+        Ok((node.data.as_deref(), node.stat()))
     }
 
     /// ZooKeeper 3.8 answers exists without an ACL check (3.9 added a READ check).
@@ -380,9 +387,18 @@ impl Tree {
 
     /// Children names, sorted (ZooKeeper's order is unspecified).
     pub fn get_children(&self, path: &str, auth: &[Id]) -> Result<(Vec<String>, Stat), TreeError> {
+        let (children, stat) = self.list_children(path, auth)?;
+        Ok((children.map(str::to_owned).collect(), stat))
+    }
+
+    /// As `get_children`, lazily: a reader can stop once the reply would be too large.
+    pub fn list_children<'a>(
+        &'a self,
+        path: &'a str,
+        auth: &[Id],
+    ) -> Result<(impl Iterator<Item = &'a str> + 'a, Stat), TreeError> {
         let node = self.readable(path, auth, perms::READ)?;
-        let children = self.nodes.children(path).map(str::to_owned).collect();
-        Ok((children, node.stat()))
+        Ok((self.nodes.children(path), node.stat()))
     }
 
     /// READ or ADMIN is enough; without ADMIN digest ids come back masked as `user:x`.
@@ -426,14 +442,26 @@ impl Tree {
     /// Sorted ephemeral paths of `session_id` that start with `prefix` ("/" = all), as
     /// getEphemerals (a plain string prefix, so "/a" also matches "/ab").
     pub fn ephemerals(&self, session_id: SessionId, prefix: &str) -> Vec<String> {
-        let Some(paths) = self.ephemerals.get(&session_id) else {
-            return Vec::new();
-        };
-        paths
-            .iter()
-            .filter(|path| path.starts_with(prefix))
-            .cloned()
+        self.ephemeral_paths(session_id, prefix)
+            .map(str::to_owned)
             .collect()
+    }
+
+    /// As `ephemerals`, lazily: only the paths from `prefix` on are visited (sorted order puts
+    /// every path starting with it in one run).
+    pub fn ephemeral_paths<'a>(
+        &'a self,
+        session_id: SessionId,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = &'a str> + 'a {
+        self.ephemerals
+            .get(&session_id)
+            .into_iter()
+            .flat_map(move |paths| {
+                paths.range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+            })
+            .map(String::as_str)
+            .take_while(move |path| path.starts_with(prefix))
     }
 
     /// Every session that owns ephemerals, with its sorted paths (the `dump` 4lw).
@@ -646,6 +674,25 @@ mod tests {
             tree.all_children_number("/r", std::slice::from_ref(&bob)),
             Ok(0)
         );
+    }
+
+    #[test]
+    fn ephemeral_paths_are_one_run_of_a_string_prefix() {
+        let mut tree = Tree::new();
+        tree.advance_zxid(1);
+        for path in ["/a", "/ab", "/b"] {
+            let meta = Meta::created(1, 0, 7);
+            tree.insert_node(path.into(), meta, None, Acl::open_unsafe());
+        }
+        assert_eq!(tree.ephemerals(7, "/a"), ["/a", "/ab"]);
+        assert_eq!(tree.ephemerals(7, "/"), ["/a", "/ab", "/b"]);
+        assert!(tree.ephemerals(7, "/c").is_empty());
+        assert!(tree.ephemerals(8, "/").is_empty());
+        let (children, stat) = tree.list_children("/", &[]).unwrap();
+        assert_eq!(children.collect::<Vec<_>>(), ["a", "ab", "b", "zookeeper"]);
+        assert_eq!(stat, tree.stat("/").unwrap());
+        let (data, _) = tree.data_ref("/a", &[]).unwrap();
+        assert_eq!(data, None);
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! - `amplification`: request amplification (addauth identities, proposals above the log's
 //!   record limit).
 //! - `forwarded`: a forged forwarded batch of leader-only decisions and unproven identities.
+//! - `replies`: reply amplification (listings, ephemerals, multiRead past jute.maxbuffer) and
+//!   ACL work (huge, duplicated and oversized ACL lists on setACL, create and multi).
 //!
 //! zkw only (the limits are zkw's; ZooKeeper accepts most of these attacks).
 #![allow(clippy::unwrap_used)] // tests may unwrap (style.md)
@@ -18,6 +20,7 @@ mod ensemble;
 
 mod amplification;
 mod forwarded;
+mod replies;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

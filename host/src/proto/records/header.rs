@@ -11,6 +11,8 @@ use crate::proto::jute::{put_bool, Reader, Record};
 pub const REQUEST_HEADER_BYTES: usize = 8;
 /// ReplyHeader: xid + zxid + err.
 pub const REPLY_HEADER_BYTES: usize = 16;
+/// MultiHeader: type + done + err.
+pub const MULTI_HEADER_BYTES: usize = 9;
 
 impl Record for RequestHeader {
     fn write(&self, out: &mut BytesMut) {

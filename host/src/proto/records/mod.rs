@@ -23,7 +23,7 @@ mod stat_acl;
 mod watches;
 
 pub use handshake::{CONNECT_REQUEST_BYTES_MIN, CONNECT_RESPONSE_BYTES_MIN};
-pub use header::{REPLY_HEADER_BYTES, REQUEST_HEADER_BYTES};
+pub use header::{MULTI_HEADER_BYTES, REPLY_HEADER_BYTES, REQUEST_HEADER_BYTES};
 pub use stat_acl::STAT_BYTES;
 
 pub(crate) use create::{put_create_request, read_create_request};

@@ -1,6 +1,7 @@
 //! setACL (op 7). Checks in ZooKeeper 3.8's order: session; path -> BadArguments; ACL ->
 //! InvalidACL (before NoNode, checked on 3.8.0); node -> NoNode; ADMIN on the node -> NoAuth;
-//! aversion -> BadVersion. Duplicate entries are dropped. Fires no watch.
+//! aversion -> BadVersion. Duplicate entries are dropped; more than `acl::ACL_ENTRIES_MAX` is
+//! InvalidACL (the server refuses such a list before proposing it). Fires no watch.
 
 use crate::proto::{perms, Acl, SetAclRequest, Stat};
 use crate::tree::{acl, validate_path, Tree, TreeError};
