@@ -6,6 +6,8 @@
 //! the members' `mntr` zk_digest agree. This file is the shared frame; one module per area:
 //! - `amplification`: request amplification (addauth identities, proposals above the log's
 //!   record limit).
+//! - `watches`: watches past the per-session cap and on invalid paths; notifications and
+//!   addWatch on nodes the watcher cannot read.
 //!
 //! zkw only (the limits are zkw's; ZooKeeper accepts most of these attacks).
 #![allow(clippy::unwrap_used)] // tests may unwrap (style.md)
@@ -16,6 +18,7 @@ mod common;
 mod ensemble;
 
 mod amplification;
+mod watches;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -150,4 +153,3 @@ async fn check_no_loss(ens: &Ensemble, acked: &[String]) {
     .await;
     eprintln!("digests after the attack: {digests:?}");
 }
-
