@@ -12,7 +12,9 @@
 //!   3.7.3, 3.8.4 and 3.9.2 filters every notification by READ). The ZooKeeper installed here,
 //!   Debian's 3.8.0-11+deb12u2, carries that fix, so this test runs against both and both
 //!   filter. addWatch on a node the watcher cannot read is refused with NoAuth by zkw only:
-//!   every ZooKeeper version registers it (and, fixed, keeps it silent).
+//!   every ZooKeeper version registers it (and, fixed, keeps it silent). The events setWatches
+//!   fires at once for what a returning client missed are filtered by zkw too; ZooKeeper fires
+//!   them unfiltered (exists() shows any node to anyone there anyway).
 
 use futures_util::FutureExt;
 
@@ -31,6 +33,8 @@ const OP_SET_WATCHES2: i32 = 105;
 const OP_ADD_WATCH: i32 = 106;
 /// addWatch's mode for a persistent-recursive watch.
 const MODE_PERSISTENT_RECURSIVE: i32 = 1;
+/// The xid of a watch notification.
+const XID_NOTIFICATION: i32 = -1;
 const ERR_BAD_ARGUMENTS: i32 = -8;
 const ERR_NO_NODE: i32 = -101;
 const ERR_QUOTA_EXCEEDED: i32 = -125;
@@ -156,6 +160,32 @@ async fn watches_past_the_per_session_cap_are_refused_and_the_ensemble_serves_on
     check_no_loss(&ens, &acked).await;
 }
 
+/// Raw session on `port` (no identity): setWatches2 with exist watches on `paths`, which all
+/// exist, so each fires NodeCreated at once; returns the paths notified before the reply.
+fn missed_events_heard(port: u16, paths: &[String]) -> Vec<String> {
+    use std::io::Write;
+    let mut raw = RawConn::connect(port);
+    let mut request = 1i32.to_be_bytes().to_vec();
+    request.extend_from_slice(&OP_SET_WATCHES2.to_be_bytes());
+    request.extend_from_slice(&set_watches2_body(paths, &[]));
+    raw.stream.write_all(&common::frame(&request)).unwrap();
+    let mut heard = Vec::new();
+    loop {
+        let frame = common::read_frame(&mut raw.stream).expect("a frame");
+        let xid = i32::from_be_bytes(frame[0..4].try_into().unwrap());
+        if xid != XID_NOTIFICATION {
+            let err = i32::from_be_bytes(frame[12..16].try_into().unwrap());
+            assert_eq!((xid, err), (1, 0), "the setWatches reply");
+            break;
+        }
+        // Reply header (16 bytes), then WatcherEvent: type, state, path.
+        let length = i32::from_be_bytes(frame[24..28].try_into().unwrap()) as usize;
+        heard.push(String::from_utf8(frame[28..28 + length].to_vec()).unwrap());
+    }
+    raw.close();
+    heard
+}
+
 /// The node events a persistent watcher sees outside the writer's `/w`, until (and with) the
 /// first event on `last`.
 async fn events_until(
@@ -247,6 +277,23 @@ async fn watchers_hear_nothing_of_nodes_they_cannot_read() {
         oneshot.changed().now_or_never().is_none(),
         "the exist watch reported the unreadable /t/secret"
     );
+
+    // setWatches fires at once what a returning client missed: only what it may read (zkw;
+    // ZooKeeper fires these unfiltered, but its exists() shows any node to anyone anyway).
+    bounded("create hidden", owner.create("/t/hidden", b"", &private))
+        .await
+        .unwrap();
+    let missed = ["/t/hidden".to_owned(), "/t/last".to_owned()];
+    let port = ens.member(follower).client_port;
+    let heard = tokio::task::spawn_blocking(move || missed_events_heard(port, &missed))
+        .await
+        .unwrap();
+    let expected: &[&str] = if target_is_zookeeper() {
+        &["/t/hidden", "/t/last"]
+    } else {
+        &["/t/last"]
+    };
+    assert_eq!(heard, expected, "missed events of setWatches");
 
     writer.wait_progress(during, WRITES_DURING_ATTACK_MIN).await;
     let acked = writer.finish().await;
