@@ -428,7 +428,8 @@ impl Tree {
 
     /// The watch trigger for `event` on the node at `path`, carrying that node's ACL: the
     /// server filters the notifications with it (a watcher needs READ on the node). Built
-    /// while the node exists: after a creation, before a removal.
+    /// while the node exists: after a creation, before a removal (a missing node, which the
+    /// ops never name, would give an empty ACL: open, as ZooKeeper reads one).
     pub(crate) fn watch_trigger(&self, path: String, event: EventType) -> WatchTrigger {
         let acl = self
             .node(&path)
