@@ -225,6 +225,10 @@ impl Builder<'_> {
                     ),
                 )?;
             }
+            "zkw.maxWatchesPerSession" => {
+                self.config.max_watches_per_session =
+                    self.check(entry, whole(value, 1, WATCHES_PER_SESSION_MAX))?;
+            }
             "DigestAuthenticationProvider.superDigest" => {
                 self.config.super_digest = Some(self.check(entry, super_digest(value))?);
             }

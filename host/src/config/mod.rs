@@ -49,6 +49,11 @@ pub const SESSION_TIMEOUT_MS_MAX: u32 = 86_400_000;
 pub const LIMIT_TICKS_MAX: u32 = 100_000;
 /// Largest maxClientCnxns accepted (connections per client IP; 0 means unlimited).
 pub const CLIENT_CONNECTIONS_PER_IP_MAX: u32 = 1_000_000;
+/// Default `zkw.maxWatchesPerSession`: paths one session may watch on its server. ZooKeeper has
+/// no such cap. Generous: a Curator cache of a whole tree needs one persistent-recursive watch.
+pub const WATCHES_PER_SESSION_DEFAULT: u32 = 100_000;
+/// Largest `zkw.maxWatchesPerSession` accepted.
+pub const WATCHES_PER_SESSION_MAX: u32 = 1_000_000_000;
 /// ZooKeeper's default jute.maxbuffer, in bytes (0xfffff).
 pub const JUTE_MAX_BUFFER_BYTES_DEFAULT: usize = 0xfffff;
 /// Smallest jute.maxbuffer accepted, in bytes: a connect request must still fit.
@@ -204,6 +209,9 @@ pub struct Config {
     pub reconfig_enabled: bool,
     pub snap_count: u64,
     pub container_check_interval_ms: u64,
+    /// `zkw.maxWatchesPerSession`: paths one session may watch; past it a registration is
+    /// answered QuotaExceeded (see docs/security.md).
+    pub max_watches_per_session: u32,
     /// The ensemble (`server.N` lines, from this file or dynamicConfigFile), sorted by id.
     pub servers: Vec<ServerEntry>,
     /// From `<dataDir>/myid`; read whenever `server.N` lines exist and the file is there.
@@ -256,6 +264,7 @@ impl Default for Config {
             reconfig_enabled: false,
             snap_count: 100_000,
             container_check_interval_ms: 60_000,
+            max_watches_per_session: WATCHES_PER_SESSION_DEFAULT,
             servers: Vec::new(),
             my_id: None,
             super_digest: None,

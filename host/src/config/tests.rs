@@ -71,6 +71,7 @@ fn defaults_are_standalone_on_2181_in_data() {
     );
     assert_eq!(config.snap_count, 100_000);
     assert_eq!(config.container_check_interval_ms, 60_000);
+    assert_eq!(config.max_watches_per_session, 100_000);
     assert_eq!(
         (
             config.autopurge_snap_retain_count,
@@ -146,7 +147,8 @@ fn every_simple_key_is_applied() {
          standaloneEnabled=false\nreconfigEnabled=true\nsnapCount=5000\n\
          znode.container.checkIntervalMs=1000\nelectionAlg=3\n\
          syncEnabled=false\nquorumListenOnAllIPs=true\nlocalSessionsEnabled=true\n\
-         localSessionsUpgradingEnabled=TRUE\nDigestAuthenticationProvider.superDigest=super:abc=\n",
+         localSessionsUpgradingEnabled=TRUE\nDigestAuthenticationProvider.superDigest=super:abc=\n\
+         zkw.maxWatchesPerSession=5\n",
     );
     assert_eq!(config.tick_time_ms, 1000);
     assert_eq!((config.init_limit_ticks, config.sync_limit_ticks), (3, 2));
@@ -199,6 +201,7 @@ fn every_simple_key_is_applied() {
     assert!(!config.sync_enabled && config.quorum_listen_on_all_ips);
     assert!(config.local_sessions_enabled && config.local_sessions_upgrading_enabled);
     assert_eq!(config.super_digest.as_deref(), Some("super:abc="));
+    assert_eq!(config.max_watches_per_session, 5);
 }
 
 #[test]
@@ -264,6 +267,8 @@ fn range_errors() {
     assert!(load_error("dataDir=").contains("dataDir: is empty"));
     assert!(load_error("group.1=1:2").contains("hierarchical quorums"));
     assert!(load_error("DigestAuthenticationProvider.superDigest=nocolon").contains("superDigest"));
+    assert!(load_error("zkw.maxWatchesPerSession=0")
+        .contains(":1: zkw.maxWatchesPerSession: 0 is not between 1 and"));
 }
 
 #[test]

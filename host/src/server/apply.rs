@@ -157,7 +157,6 @@ impl StateMachine for Applier {
             }
             let store = &mut *store;
             let applied = txn::apply_with(&mut store.tree, &entry, Some(&mut store.recipes));
-            let notifications = store.watches.trigger(applied.zxid, &applied.triggers);
             let session_closed = closing_session && applied.reply.is_ok();
             let session_created =
                 matches!(entry.op, TxnOp::CreateSession { .. }) && applied.reply.is_ok();
@@ -170,6 +169,12 @@ impl StateMachine for Applier {
             }
             {
                 let connections = shared.lock_connections();
+                let notifications =
+                    store
+                        .watches
+                        .trigger(applied.zxid, &applied.triggers, |session_id, acl| {
+                            connections.may_read(session_id, acl)
+                        });
                 for notification in &notifications {
                     if let Some(outbound) = connections.outbound_of(notification.session_id) {
                         outbound.send(encode_event(notification));

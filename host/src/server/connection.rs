@@ -357,7 +357,8 @@ fn attach(context: &Context, state: &mut ConnectionState, session_id: i64, timeo
     let now_ms = shared.clock.monotonic_ms();
     let mut store = shared.lock_store();
     let mut connections = shared.lock_connections();
-    if let Some(previous) = connections.attach(state.id, session_id, timeout_ms) {
+    let auth = vec![Id::new("ip", &state.peer.ip().to_string())];
+    if let Some(previous) = connections.attach(state.id, session_id, timeout_ms, auth.clone()) {
         store.watches.remove_session(session_id);
         if let Some(entry) = connections.entries.get(&previous) {
             entry.outbound.close("session moved to another connection");
@@ -371,7 +372,7 @@ fn attach(context: &Context, state: &mut ConnectionState, session_id: i64, timeo
     drop(store);
     state.session_id = Some(session_id);
     state.timeout_ms = timeout_ms;
-    state.auth = vec![Id::new("ip", &state.peer.ip().to_string())];
+    state.auth = auth;
 }
 
 fn send_connect_response(

@@ -22,7 +22,8 @@ use crate::proto::{
     WatcherType, MULTI_HEADER_BYTES, STAT_BYTES,
 };
 use crate::tree::acl::{self, digest_id};
-use crate::tree::watch::{Notification, WatchKind};
+use crate::tree::validate_path;
+use crate::tree::watch::{Notification, WatchError, WatchKind};
 use crate::txn::identity::admit_identity;
 use crate::txn::TxnOp;
 
@@ -389,14 +390,14 @@ fn read_op(
         Request::Exists(PathWatchRequest { path, watch }) => match store.tree.exists(&path, auth) {
             Ok(stat) => {
                 if watch {
-                    store.watches.add(session_id, &path, WatchKind::Data);
+                    add_watch(store, state, &path, WatchKind::Data)?;
                 }
                 Ok(Response::Stat(stat))
             }
             Err(error) => {
                 let code = error.code();
                 if watch && code == ErrorCode::NoNode {
-                    store.watches.add(session_id, &path, WatchKind::Exist);
+                    add_watch(store, state, &path, WatchKind::Exist)?;
                 }
                 Err(code)
             }
@@ -407,7 +408,7 @@ fn read_op(
                 .get_data(&path, auth)
                 .map_err(|error| error.code())?;
             if watch {
-                store.watches.add(session_id, &path, WatchKind::Data);
+                add_watch(store, state, &path, WatchKind::Data)?;
             }
             Ok(Response::GetData { data, stat })
         }
@@ -422,7 +423,7 @@ fn read_op(
                 budget.charge(STAT_BYTES).map_err(too_large)?;
             }
             if watch {
-                store.watches.add(session_id, &path, WatchKind::Child);
+                add_watch(store, state, &path, WatchKind::Child)?;
             }
             // getChildren2 is getChildren plus the node's Stat.
             Ok(if with_stat {
@@ -462,7 +463,13 @@ fn read_op(
                 Some(AddWatchMode::PersistentRecursive) => WatchKind::PersistentRecursive,
                 None => return Err(ErrorCode::BadArguments),
             };
-            store.watches.add(session_id, &request.path, kind);
+            validate_path(&request.path, false).map_err(|error| error.code())?;
+            // Stricter than ZooKeeper (no check at addWatch, the events are filtered later):
+            // a persistent watch needs READ on an existing node, as getData(watch) does.
+            if !store.tree.may_read(&request.path, auth) {
+                return Err(ErrorCode::NoAuth);
+            }
+            add_watch(store, state, &request.path, kind)?;
             Ok(Response::ErrorResponse(0))
         }
         Request::CheckWatches(request) | Request::RemoveWatches(request) => {
@@ -484,8 +491,7 @@ fn read_op(
             }
         }
         Request::SetWatches(watches) => {
-            set_watches(store, state, session_id, watches);
-            Ok(Response::Empty)
+            set_watches(store, state, watches).map(|()| Response::Empty)
         }
         _ => Err(ErrorCode::Unimplemented),
     }
@@ -548,14 +554,40 @@ fn reply_too_large(
     ErrorCode::MarshallingError
 }
 
+/// Registers a watch of the connection's session on a valid path (BadArguments otherwise, as
+/// ZooKeeper answers an invalid path); one past the session's cap is answered QuotaExceeded.
+fn add_watch(
+    store: &mut Store,
+    state: &ConnectionState,
+    path: &str,
+    kind: WatchKind,
+) -> Result<(), ErrorCode> {
+    validate_path(path, false).map_err(|error| error.code())?;
+    let session_id = state.session_id.unwrap_or(0);
+    store.watches.add(session_id, path, kind).map_err(|error| {
+        tracing::warn!(
+            session = state.session_label(),
+            %error,
+            "watch refused (QuotaExceeded)"
+        );
+        error.code()
+    })
+}
+
 /// Re-registers watches after a reconnect; fires at once what the client missed, as
-/// ZooKeeper's DataTree.setWatches does.
+/// ZooKeeper's DataTree.setWatches does, but only what the session may READ (a live event
+/// would be filtered the same way). Any invalid path refuses the whole request
+/// (BadArguments, nothing registered). Past the session's cap, the rest is dropped and the
+/// answer is QuotaExceeded: the watches registered up to the cap stay (the Java client ignores
+/// the answer to setWatches, so the log line is what tells). No READ check on registration, as
+/// in ZooKeeper: the client replays what this or another server accepted, and nothing reaches
+/// it from a node it may not read.
 fn set_watches(
     store: &mut Store,
     state: &ConnectionState,
-    session_id: SessionId,
     watches: SetWatches,
-) {
+) -> Result<(), ErrorCode> {
+    let session_id = state.session_id.unwrap_or(0);
     let relative_zxid = watches.relative_zxid;
     let zxid = store.tree.last_zxid();
     let lists = [
@@ -568,12 +600,31 @@ fn set_watches(
             watches.persistent_recursive_watches,
         ),
     ];
+    let mut all_paths = lists.iter().flat_map(|(_, paths)| paths);
+    if all_paths.any(|path| validate_path(path, false).is_err()) {
+        tracing::warn!(
+            session = state.session_label(),
+            "setWatches refused (BadArguments): an invalid path"
+        );
+        return Err(ErrorCode::BadArguments);
+    }
     let mut missed = Vec::new();
+    let mut refused: Option<WatchError> = None;
+    let mut dropped = 0usize;
     for (kind, paths) in lists {
         for path in paths {
             match missed_event(kind, store.tree.stat(&path), relative_zxid) {
-                Some(event) => missed.push((path, event)),
-                None => store.watches.add(session_id, &path, kind),
+                Some(event) => {
+                    if store.tree.may_read(&path, &state.auth) {
+                        missed.push((path, event));
+                    }
+                }
+                None => {
+                    if let Err(error) = store.watches.add(session_id, &path, kind) {
+                        refused.get_or_insert(error);
+                        dropped += 1;
+                    }
+                }
             }
         }
     }
@@ -587,6 +638,18 @@ fn set_watches(
         state
             .outbound
             .send(super::apply::encode_event(&notification));
+    }
+    match refused {
+        None => Ok(()),
+        Some(error) => {
+            tracing::warn!(
+                session = state.session_label(),
+                dropped,
+                %error,
+                "setWatches: watches past the cap dropped (QuotaExceeded)"
+            );
+            Err(error.code())
+        }
     }
 }
 
@@ -650,6 +713,7 @@ fn authenticate(
         push_unique(&mut held, id.clone());
     }
     tracing::info!(session = state.session_label(), scheme, "authenticated");
+    shared.lock_connections().set_auth(state.id, held.clone());
     state.auth = held;
     Ok(())
 }

@@ -41,10 +41,10 @@ use crate::config::PeerRole;
 use crate::consensus::failpoint::{FailpointError, Failpoints};
 use crate::consensus::{Consensus, ConsensusConfig, ConsensusError, Member, Proposal, Proposer};
 use crate::fatal::{Fatal, FatalSignal, FATAL_LOG_PREFIX, FATAL_SHUTDOWN_MS_MAX};
-use crate::proto::SessionId;
+use crate::proto::{perms, Acl, Id, SessionId};
 use crate::session::SessionTracker;
 use crate::tree::watch::WatchRegistry;
-use crate::tree::Tree;
+use crate::tree::{acl, Tree};
 use crate::txn::TxnOp;
 use crate::wasm::Runtime;
 use apply::{Applier, Route};
@@ -112,6 +112,9 @@ pub struct ConnectionEntry {
     pub stats: Arc<ConnectionStats>,
     /// Accepted on the secure client port (listed under `secure_connections`).
     pub secure: bool,
+    /// The identities of the session on this connection (its `ConnectionState::auth`): watch
+    /// notifications are filtered by READ with them.
+    auth: Vec<Id>,
     /// Counted against maxClientCnxns: until the connection starts closing (see
     /// [`Connections::release`]), not until its task ends.
     counted: bool,
@@ -127,24 +130,45 @@ pub struct Connections {
 
 impl Connections {
     pub fn outbound_of(&self, session_id: SessionId) -> Option<&Outbound> {
-        let id = self.by_session.get(&session_id)?;
-        self.entries.get(id).map(|entry| &entry.outbound)
+        self.entry_of(session_id).map(|entry| &entry.outbound)
     }
 
-    /// Binds a session to a connection; returns the connection it was bound to before.
+    fn entry_of(&self, session_id: SessionId) -> Option<&ConnectionEntry> {
+        let id = self.by_session.get(&session_id)?;
+        self.entries.get(id)
+    }
+
+    /// Whether the session, with the identities of its connection here, may READ a node with
+    /// `acl`: who hears of a watch event (as ZooKeeper 3.9.2+, after CVE-2024-23944).
+    pub fn may_read(&self, session_id: SessionId, acl: &[Acl]) -> bool {
+        self.entry_of(session_id)
+            .is_some_and(|entry| acl::check(acl, &entry.auth, perms::READ).is_ok())
+    }
+
+    /// Binds a session to a connection, with the identities it starts with; returns the
+    /// connection it was bound to before.
     fn attach(
         &mut self,
         connection_id: u64,
         session_id: SessionId,
         timeout_ms: i32,
+        auth: Vec<Id>,
     ) -> Option<u64> {
         if let Some(entry) = self.entries.get_mut(&connection_id) {
             entry.session_id = Some(session_id);
             entry.timeout_ms = timeout_ms;
+            entry.auth = auth;
         }
         self.by_session
             .insert(session_id, connection_id)
             .filter(|old| *old != connection_id)
+    }
+
+    /// The connection's identities after an addauth.
+    fn set_auth(&mut self, connection_id: u64, auth: Vec<Id>) {
+        if let Some(entry) = self.entries.get_mut(&connection_id) {
+            entry.auth = auth;
+        }
     }
 
     fn remove(&mut self, connection_id: u64) -> Option<ConnectionEntry> {
@@ -303,7 +327,9 @@ pub async fn run(
     let cache_dir = config.data_dir.join("version-2").join(RECIPE_CACHE_DIR);
     let store = Store {
         tree,
-        watches: WatchRegistry::default(),
+        watches: WatchRegistry::new(
+            usize::try_from(config.max_watches_per_session).unwrap_or(usize::MAX),
+        ),
         recipes: Runtime::new(Some(cache_dir), crate::txn::recipe_op)?,
     };
     let shared = Arc::new(Shared {
@@ -619,6 +645,7 @@ fn admit(shared: &Shared, peer: SocketAddr, secure: bool) -> Option<connection::
             established_wall_ms: shared.clock.wall_ms(),
             stats: Arc::clone(&stats),
             secure,
+            auth: Vec::new(),
             counted: true,
         },
     );

@@ -34,12 +34,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::sync::Arc;
 
-use crate::proto::{perms, Acl, ErrorCode, Id, SessionId, Stat, Zxid};
+use crate::proto::{perms, Acl, ErrorCode, EventType, Id, SessionId, Stat, Zxid};
 
 pub use path::validate_path;
 pub use snapshot::{SnapshotError, SnapshotSummary, SNAPSHOT_FORMAT_VERSION, SNAPSHOT_MAGIC};
 
 use store::NodeStore;
+use watch::WatchTrigger;
 
 /// ephemeralOwner marker of a container node (ZooKeeper's `CONTAINER_EPHEMERAL_OWNER`).
 pub const CONTAINER_OWNER: i64 = i64::MIN;
@@ -429,9 +430,27 @@ impl Tree {
         self.node(path).map(Node::stat)
     }
 
-    /// The node's ACL without any check (the server filters watch notifications with it).
+    /// The node's ACL without any check.
     pub fn acl(&self, path: &str) -> Option<Vec<Acl>> {
         self.node(path).map(|node| node.acl.to_vec())
+    }
+
+    /// Whether `auth` may hear of the node at `path`: READ on it, or no node there (what
+    /// addWatch and setWatches check; a missing node has no ACL to keep anything from).
+    pub fn may_read(&self, path: &str, auth: &[Id]) -> bool {
+        self.node(path)
+            .is_none_or(|node| acl::check(&node.acl, auth, perms::READ).is_ok())
+    }
+
+    /// The watch trigger for `event` on the node at `path`, carrying that node's ACL: the
+    /// server filters the notifications with it (a watcher needs READ on the node). Built
+    /// while the node exists: after a creation, before a removal (a missing node, which the
+    /// ops never name, would give an empty ACL: open, as ZooKeeper reads one).
+    pub(crate) fn watch_trigger(&self, path: String, event: EventType) -> WatchTrigger {
+        let acl = self
+            .node(&path)
+            .map_or_else(|| Arc::from([]), |node| Arc::clone(&node.acl));
+        WatchTrigger { path, event, acl }
     }
 
     /// The kind of the node at `path`.

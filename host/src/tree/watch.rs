@@ -13,11 +13,19 @@
 //! 3.8.0 keeps one mode per (session, path, table), so a later one-shot watch silently
 //! downgrades a persistent one (ZOOKEEPER-4466); here the kinds coexist, as in 3.9.
 //! Notifications come out in trigger order, then session id order.
+//!
+//! Limits (issue #12): a session watches at most `max_paths_per_session` paths (the
+//! `zkw.maxWatchesPerSession` key; ZooKeeper has no such cap); adding a kind to a path the
+//! session already watches is free. Delivery: every notification is filtered by the watcher's
+//! READ permission on the node it names, through the `may_read` the server hands to
+//! [`WatchRegistry::trigger`] (as ZooKeeper 3.9.2+ filters every event after
+//! CVE-2024-23944); a one-shot watch whose event is filtered is consumed all the same, as there.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use super::path::parent_of;
-use crate::proto::{EventType, SessionId, WatcherType, Zxid};
+use crate::proto::{Acl, ErrorCode, EventType, SessionId, WatcherType, Zxid};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum WatchKind {
@@ -28,10 +36,32 @@ pub enum WatchKind {
     PersistentRecursive,
 }
 
+/// One event a txn caused, with the ACL that decides who may hear of it: the node's own (for
+/// NodeDeleted, the ACL it had), the parent's for NodeChildrenChanged, as ZooKeeper's DataTree
+/// passes them. Built by `Tree::watch_trigger`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WatchTrigger {
     pub path: String,
     pub event: EventType,
+    pub acl: Arc<[Acl]>,
+}
+
+/// Why a registration was refused.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum WatchError {
+    /// The session already watches `limit` paths (answered as QuotaExceeded).
+    #[error("session 0x{session_id:x} already watches {limit} paths (zkw.maxWatchesPerSession)")]
+    TooManyPaths { session_id: SessionId, limit: usize },
+}
+
+impl WatchError {
+    /// The code the client sees: QuotaExceeded, ZooKeeper's answer to a write past an enforced
+    /// quota; its clients (Java 3.7+, kazoo, the Rust crates) know it and do not retry it.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            WatchError::TooManyPaths { .. } => ErrorCode::QuotaExceeded,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,12 +87,14 @@ const DATA_TABLE: u8 = DATA | PERSISTENT_DATA | RECURSIVE;
 const CHILD_TABLE: u8 = CHILD | PERSISTENT_CHILD;
 const ONE_SHOT: u8 = DATA | CHILD;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct WatchRegistry {
     by_path: BTreeMap<String, BTreeMap<SessionId, u8>>,
     by_session: BTreeMap<SessionId, BTreeSet<String>>,
     /// Registrations holding RECURSIVE; when zero, ancestors need not be searched.
     recursive_count: usize,
+    /// Most paths one session may watch (`zkw.maxWatchesPerSession`).
+    max_paths_per_session: usize,
 }
 
 fn kind_bits(kind: WatchKind) -> u8 {
@@ -97,11 +129,31 @@ fn matching_bits(event: EventType) -> u8 {
 }
 
 impl WatchRegistry {
-    pub fn new() -> WatchRegistry {
-        WatchRegistry::default()
+    pub fn new(max_paths_per_session: usize) -> WatchRegistry {
+        WatchRegistry {
+            by_path: BTreeMap::new(),
+            by_session: BTreeMap::new(),
+            recursive_count: 0,
+            max_paths_per_session,
+        }
     }
 
-    pub fn add(&mut self, session_id: SessionId, path: &str, kind: WatchKind) {
+    /// Registers a watch; refused when it would make the session watch more paths than the
+    /// cap (a path it already watches costs nothing).
+    pub fn add(
+        &mut self,
+        session_id: SessionId,
+        path: &str,
+        kind: WatchKind,
+    ) -> Result<(), WatchError> {
+        let watched = self.by_session.get(&session_id);
+        let known = watched.is_some_and(|paths| paths.contains(path));
+        if !known && watched.map_or(0, BTreeSet::len) >= self.max_paths_per_session {
+            return Err(WatchError::TooManyPaths {
+                session_id,
+                limit: self.max_paths_per_session,
+            });
+        }
         let bits = kind_bits(kind);
         let entry = self
             .by_path
@@ -117,14 +169,25 @@ impl WatchRegistry {
             .entry(session_id)
             .or_default()
             .insert(path.to_owned());
+        Ok(())
     }
 
-    /// Notifications for `triggers` (in order), removing the one-shot watches that fire.
-    pub fn trigger(&mut self, zxid: Zxid, triggers: &[WatchTrigger]) -> Vec<Notification> {
+    /// Notifications for `triggers` (in order), removing the one-shot watches that fire. A
+    /// session hears of an event only when `may_read(session, trigger's ACL)` holds; its
+    /// one-shot watch is consumed either way.
+    pub fn trigger(
+        &mut self,
+        zxid: Zxid,
+        triggers: &[WatchTrigger],
+        mut may_read: impl FnMut(SessionId, &[Acl]) -> bool,
+    ) -> Vec<Notification> {
         let mut notifications = Vec::new();
         for trigger in triggers {
             let sessions = self.fire(&trigger.path, trigger.event);
-            notifications.extend(sessions.into_iter().map(|session_id| Notification {
+            let allowed = sessions
+                .into_iter()
+                .filter(|session_id| may_read(*session_id, &trigger.acl));
+            notifications.extend(allowed.map(|session_id| Notification {
                 session_id,
                 zxid,
                 path: trigger.path.clone(),
@@ -282,8 +345,9 @@ mod tests {
         let trigger = WatchTrigger {
             path: path.into(),
             event,
+            acl: Arc::from([]),
         };
-        let notifications = registry.trigger(9, &[trigger]);
+        let notifications = registry.trigger(9, &[trigger], |_, _| true);
         assert!(notifications.iter().all(|n| n.zxid == 9));
         notifications
             .into_iter()
@@ -293,10 +357,12 @@ mod tests {
 
     #[test]
     fn data_and_persistent_give_one_notification() {
-        let mut registry = WatchRegistry::new();
-        registry.add(1, "/a", WatchKind::Data);
-        registry.add(1, "/a", WatchKind::Persistent);
-        registry.add(1, "/", WatchKind::PersistentRecursive);
+        let mut registry = WatchRegistry::new(usize::MAX);
+        registry.add(1, "/a", WatchKind::Data).unwrap();
+        registry.add(1, "/a", WatchKind::Persistent).unwrap();
+        registry
+            .add(1, "/", WatchKind::PersistentRecursive)
+            .unwrap();
         assert_eq!(
             fire(&mut registry, "/a", EventType::NodeDataChanged),
             vec![(1, "/a".into(), EventType::NodeDataChanged)]
@@ -310,10 +376,10 @@ mod tests {
 
     #[test]
     fn one_shot_watches_fire_once() {
-        let mut registry = WatchRegistry::new();
-        registry.add(2, "/a", WatchKind::Data);
-        registry.add(1, "/a", WatchKind::Exist);
-        registry.add(1, "/a", WatchKind::Child);
+        let mut registry = WatchRegistry::new(usize::MAX);
+        registry.add(2, "/a", WatchKind::Data).unwrap();
+        registry.add(1, "/a", WatchKind::Exist).unwrap();
+        registry.add(1, "/a", WatchKind::Child).unwrap();
         let fired = fire(&mut registry, "/a", EventType::NodeDeleted);
         assert_eq!(
             fired,
@@ -329,9 +395,9 @@ mod tests {
 
     #[test]
     fn events_reach_the_right_kinds() {
-        let mut registry = WatchRegistry::new();
-        registry.add(1, "/a", WatchKind::Child);
-        registry.add(2, "/a", WatchKind::Data);
+        let mut registry = WatchRegistry::new(usize::MAX);
+        registry.add(1, "/a", WatchKind::Child).unwrap();
+        registry.add(2, "/a", WatchKind::Data).unwrap();
         assert_eq!(
             fire(&mut registry, "/a", EventType::NodeChildrenChanged),
             vec![(1, "/a".into(), EventType::NodeChildrenChanged)]
@@ -340,9 +406,13 @@ mod tests {
             fire(&mut registry, "/a", EventType::NodeCreated),
             vec![(2, "/a".into(), EventType::NodeCreated)]
         );
-        registry.add(3, "/a", WatchKind::PersistentRecursive);
-        registry.add(4, "/", WatchKind::PersistentRecursive);
-        registry.add(5, "/a", WatchKind::Persistent);
+        registry
+            .add(3, "/a", WatchKind::PersistentRecursive)
+            .unwrap();
+        registry
+            .add(4, "/", WatchKind::PersistentRecursive)
+            .unwrap();
+        registry.add(5, "/a", WatchKind::Persistent).unwrap();
         let children = fire(&mut registry, "/a", EventType::NodeChildrenChanged);
         assert_eq!(
             children,
@@ -368,11 +438,13 @@ mod tests {
 
     #[test]
     fn remove_contains_and_listings() {
-        let mut registry = WatchRegistry::new();
-        registry.add(1, "/w", WatchKind::Persistent);
-        registry.add(1, "/w", WatchKind::Child);
-        registry.add(2, "/w", WatchKind::Data);
-        registry.add(2, "/v", WatchKind::PersistentRecursive);
+        let mut registry = WatchRegistry::new(usize::MAX);
+        registry.add(1, "/w", WatchKind::Persistent).unwrap();
+        registry.add(1, "/w", WatchKind::Child).unwrap();
+        registry.add(2, "/w", WatchKind::Data).unwrap();
+        registry
+            .add(2, "/v", WatchKind::PersistentRecursive)
+            .unwrap();
         assert_eq!(registry.count(), 4);
         assert!(registry.contains(1, "/w", WatcherType::Data));
         assert!(!registry.contains(1, "/w", WatcherType::PersistentRecursive));
@@ -404,21 +476,23 @@ mod tests {
 
     #[test]
     fn notifications_follow_trigger_order() {
-        let mut registry = WatchRegistry::new();
-        registry.add(1, "/", WatchKind::Child);
-        registry.add(1, "/a", WatchKind::Exist);
+        let mut registry = WatchRegistry::new(usize::MAX);
+        registry.add(1, "/", WatchKind::Child).unwrap();
+        registry.add(1, "/a", WatchKind::Exist).unwrap();
         let triggers = [
             WatchTrigger {
                 path: "/a".into(),
                 event: EventType::NodeCreated,
+                acl: Arc::from([]),
             },
             WatchTrigger {
                 path: "/".into(),
                 event: EventType::NodeChildrenChanged,
+                acl: Arc::from([]),
             },
         ];
         let events: Vec<EventType> = registry
-            .trigger(3, &triggers)
+            .trigger(3, &triggers, |_, _| true)
             .iter()
             .map(|n| n.event)
             .collect();
@@ -426,5 +500,56 @@ mod tests {
             events,
             vec![EventType::NodeCreated, EventType::NodeChildrenChanged]
         );
+    }
+
+    #[test]
+    fn paths_per_session_are_capped() {
+        let mut registry = WatchRegistry::new(2);
+        registry.add(1, "/a", WatchKind::Data).unwrap();
+        registry
+            .add(1, "/b", WatchKind::PersistentRecursive)
+            .unwrap();
+        assert_eq!(
+            registry.add(1, "/c", WatchKind::Exist),
+            Err(WatchError::TooManyPaths {
+                session_id: 1,
+                limit: 2
+            })
+        );
+        registry.add(1, "/a", WatchKind::Child).unwrap();
+        registry.add(2, "/c", WatchKind::Exist).unwrap();
+        fire(&mut registry, "/a", EventType::NodeDeleted);
+        registry.add(1, "/c", WatchKind::Exist).unwrap();
+        assert_eq!(registry.by_session()[0].1, vec!["/b", "/c"]);
+        assert!(
+            registry.add(1, "/d", WatchKind::Data).is_err(),
+            "the fired one-shot watch freed its slot, no more"
+        );
+    }
+
+    #[test]
+    fn unreadable_events_are_not_delivered_but_consume_one_shot_watches() {
+        let mut registry = WatchRegistry::new(usize::MAX);
+        registry
+            .add(1, "/", WatchKind::PersistentRecursive)
+            .unwrap();
+        registry
+            .add(2, "/", WatchKind::PersistentRecursive)
+            .unwrap();
+        registry.add(1, "/s", WatchKind::Exist).unwrap();
+        let secret: Arc<[Acl]> = Arc::from([]);
+        let trigger = WatchTrigger {
+            path: "/s".into(),
+            event: EventType::NodeCreated,
+            acl: secret,
+        };
+        let sessions = |notifications: Vec<Notification>| -> Vec<SessionId> {
+            notifications.iter().map(|n| n.session_id).collect()
+        };
+        let heard = registry.trigger(4, std::slice::from_ref(&trigger), |id, _| id == 2);
+        assert_eq!(sessions(heard), vec![2]);
+        assert!(!registry.contains(1, "/s", WatcherType::Data), "consumed");
+        let heard = registry.trigger(5, &[trigger], |id, _| id == 1);
+        assert_eq!(sessions(heard), vec![1], "the recursive watch stays");
     }
 }

@@ -134,3 +134,12 @@ pub(crate) fn check(path: &str, version: i32) -> TxnOp {
         version,
     })
 }
+
+/// The (path, event) pairs of what an entry triggered, in order.
+pub(crate) fn triggered(applied: &Applied) -> Vec<(&str, crate::proto::EventType)> {
+    applied
+        .triggers
+        .iter()
+        .map(|trigger| (trigger.path.as_str(), trigger.event))
+        .collect()
+}

@@ -9,6 +9,8 @@
 //! - `forwarded`: a forged forwarded batch of leader-only decisions and unproven identities.
 //! - `replies`: reply amplification (listings, ephemerals, multiRead past jute.maxbuffer) and
 //!   ACL work (huge, duplicated and oversized ACL lists on setACL, create and multi).
+//! - `watches`: watches past the per-session cap and on invalid paths; notifications and
+//!   addWatch on nodes the watcher cannot read.
 //!
 //! zkw only (the limits are zkw's; ZooKeeper accepts most of these attacks).
 #![allow(clippy::unwrap_used)] // tests may unwrap (style.md)
@@ -21,6 +23,7 @@ mod ensemble;
 mod amplification;
 mod forwarded;
 mod replies;
+mod watches;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

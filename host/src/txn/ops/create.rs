@@ -139,14 +139,8 @@ pub(crate) fn execute(
 ) -> Created {
     let meta = Meta::created(ctx.zxid, ctx.time_ms, plan.kind.owner());
     let stat = tree.create_node(plan.path.clone(), meta, plan.data, plan.acl);
-    triggers.push(WatchTrigger {
-        path: plan.path.clone(),
-        event: EventType::NodeCreated,
-    });
-    triggers.push(WatchTrigger {
-        path: plan.parent,
-        event: EventType::NodeChildrenChanged,
-    });
+    triggers.push(tree.watch_trigger(plan.path.clone(), EventType::NodeCreated));
+    triggers.push(tree.watch_trigger(plan.parent, EventType::NodeChildrenChanged));
     Created {
         op: plan.op,
         path: plan.path,
@@ -158,7 +152,6 @@ pub(crate) fn execute(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use crate::proto::{op, perms, Acl, ErrorCode, EventType, Id, Response};
-    use crate::tree::watch::WatchTrigger;
     use crate::tree::NodeKind;
     use crate::txn::testing::*;
     use crate::txn::TxnOp;
@@ -173,16 +166,10 @@ mod tests {
         let applied = h.op(create_op(op::CREATE, "/a", b"hi", 0));
         assert_eq!(applied.reply, Ok(Response::Create { path: "/a".into() }));
         assert_eq!(
-            applied.triggers,
+            triggered(&applied),
             vec![
-                WatchTrigger {
-                    path: "/a".into(),
-                    event: EventType::NodeCreated
-                },
-                WatchTrigger {
-                    path: "/".into(),
-                    event: EventType::NodeChildrenChanged
-                },
+                ("/a", EventType::NodeCreated),
+                ("/", EventType::NodeChildrenChanged),
             ]
         );
         let stat = h.tree.stat("/a").unwrap();

@@ -74,24 +74,18 @@ pub(crate) fn remove_leaf(
     triggers: &mut Vec<WatchTrigger>,
 ) {
     let parent = parent_of(&path).unwrap_or(ROOT_PATH).to_owned();
-    tree.remove_node(&path);
+    let deleted = tree.watch_trigger(path, EventType::NodeDeleted);
+    tree.remove_node(&deleted.path);
     let zxid = ctx.zxid;
     tree.update_meta(&parent, |meta| meta.pzxid = zxid);
-    triggers.push(WatchTrigger {
-        path,
-        event: EventType::NodeDeleted,
-    });
-    triggers.push(WatchTrigger {
-        path: parent,
-        event: EventType::NodeChildrenChanged,
-    });
+    triggers.push(deleted);
+    triggers.push(tree.watch_trigger(parent, EventType::NodeChildrenChanged));
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use crate::proto::{op, perms, Acl, ErrorCode, EventType, Id, Response};
-    use crate::tree::watch::WatchTrigger;
     use crate::txn::testing::*;
     use crate::txn::TxnOp;
 
@@ -103,16 +97,10 @@ mod tests {
         let applied = h.op(delete("/a/b", 0));
         assert_eq!(applied.reply, Ok(Response::Empty));
         assert_eq!(
-            applied.triggers,
+            triggered(&applied),
             vec![
-                WatchTrigger {
-                    path: "/a/b".into(),
-                    event: EventType::NodeDeleted
-                },
-                WatchTrigger {
-                    path: "/a".into(),
-                    event: EventType::NodeChildrenChanged
-                },
+                ("/a/b", EventType::NodeDeleted),
+                ("/a", EventType::NodeChildrenChanged),
             ]
         );
         let parent = h.tree.stat("/a").unwrap();
@@ -122,6 +110,24 @@ mod tests {
         );
         assert_eq!(h.tree.stat("/a/b"), None);
         assert_eq!(h.tree.digest(), h.tree.digest_full());
+    }
+
+    #[test]
+    fn triggers_carry_the_acl_of_the_node_they_name() {
+        let mut h = Harness::new();
+        h.op(create("/a", 0));
+        let secret = vec![Acl {
+            perms: perms::ALL,
+            id: Id::new("digest", "u:x"),
+        }];
+        let request = create_request("/a/s", b"", 0, secret.clone());
+        h.op(TxnOp::Create {
+            op: op::CREATE,
+            request,
+        });
+        let applied = h.op(delete("/a/s", -1));
+        let acls: Vec<Vec<Acl>> = applied.triggers.iter().map(|t| t.acl.to_vec()).collect();
+        assert_eq!(acls, vec![secret, h.tree.acl("/a").unwrap()]);
     }
 
     #[test]

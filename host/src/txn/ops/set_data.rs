@@ -59,10 +59,7 @@ pub(crate) fn execute(
         meta.mtime = time_ms;
     });
     let stat = tree.stat(&plan.path).unwrap_or_default();
-    triggers.push(WatchTrigger {
-        path: plan.path,
-        event: EventType::NodeDataChanged,
-    });
+    triggers.push(tree.watch_trigger(plan.path, EventType::NodeDataChanged));
     stat
 }
 
@@ -70,7 +67,6 @@ pub(crate) fn execute(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use crate::proto::{op, perms, Acl, ErrorCode, EventType, Id, Response};
-    use crate::tree::watch::WatchTrigger;
     use crate::txn::testing::*;
     use crate::txn::TxnOp;
 
@@ -87,11 +83,8 @@ mod tests {
             (1, applied.zxid, TIME_MS + 5, 3)
         );
         assert_eq!(
-            applied.triggers,
-            vec![WatchTrigger {
-                path: "/a".into(),
-                event: EventType::NodeDataChanged
-            }]
+            triggered(&applied),
+            vec![("/a", EventType::NodeDataChanged)]
         );
         assert_eq!(h.tree.get_data("/a", &[]).unwrap().0, Some(b"xyz".to_vec()));
         // Paths plus data of every node but the root: 10 + 16 + 17 + 2 + 3.
