@@ -19,6 +19,7 @@
 mod apply;
 mod connection;
 mod dispatch;
+pub use dispatch::identities;
 pub mod facts;
 pub(crate) mod four_letter;
 mod outbound;
@@ -607,7 +608,7 @@ fn admit(shared: &Shared, peer: SocketAddr, secure: bool) -> Option<connection::
     }
     let connection_id = shared.next_connection_id.fetch_add(1, Ordering::Relaxed);
     *connections.per_ip.entry(peer.ip()).or_insert(0) += 1;
-    let (outbound, receiver) = outbound::channel();
+    let (outbound, receiver) = outbound::channel(connection::SESSIONLESS_CONNECTION_MS_MAX);
     let stats = Arc::new(ConnectionStats::default());
     connections.entries.insert(
         connection_id,

@@ -6,6 +6,8 @@
 //! the members' `mntr` zk_digest agree. This file is the shared frame; one module per area:
 //! - `amplification`: request amplification (addauth identities, proposals above the log's
 //!   record limit).
+//! - `conns`: slow and idle connections (clients that do not read, the admin port's flood and
+//!   idle limits) and the AdminServer (its address, secrets, guarded listings).
 //!
 //! zkw only (the limits are zkw's; ZooKeeper accepts most of these attacks).
 #![allow(clippy::unwrap_used)] // tests may unwrap (style.md)
@@ -16,6 +18,7 @@ mod common;
 mod ensemble;
 
 mod amplification;
+mod conns;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -150,4 +153,3 @@ async fn check_no_loss(ens: &Ensemble, acked: &[String]) {
     .await;
     eprintln!("digests after the attack: {digests:?}");
 }
-
