@@ -18,15 +18,17 @@ use zookeeper_client as zk;
 /// getData's opcode.
 const OP_GET_DATA: i32 = 4;
 /// Data of the node the non-reading clients ask for, within the default jute.maxbuffer.
-const BIG_DATA_BYTES: usize = 900 * 1024;
+const BIG_DATA_BYTES: usize = 64 * 1024;
 /// Session timeout the stalling client asks for (and gets: within the test servers' bounds);
 /// it is that connection's write deadline.
 const STALL_SESSION_MS: i32 = 4_000;
+/// Session timeout of the client that creates the big node (the test servers' maximum).
+const SETUP_SESSION_MS: u64 = 12_000;
 /// getData requests of the stalling client: far more than socket buffers hold, less than the
 /// outbound byte bound (64 MiB), so the write deadline is what closes it.
-const STALL_REQUESTS: usize = 40;
+const STALL_REQUESTS: usize = 400;
 /// getData requests of the flooding client: past the outbound byte bound.
-const FLOOD_REQUESTS: usize = 100;
+const FLOOD_REQUESTS: usize = 1_600;
 /// Bound on the server noticing either attacker.
 const CLOSE_SECS_MAX: u64 = 60;
 /// zkw's connection limit of an HTTP port (admin::listener::HTTP_CONNECTIONS_MAX).
@@ -95,7 +97,15 @@ async fn clients_that_do_not_read_are_closed_whole_and_others_are_served() {
     let target = (leader + 1) % MEMBERS;
     let port = ens.member(target).client_port;
     let writer = Writer::start(&ens.hosts(&[leader])).await;
-    let setup = Ensemble::client(&ens.hosts(&[target])).await;
+    // A long session: a large create is slow on a loaded debug build.
+    let setup = bounded(
+        "setup connect",
+        Ensemble::connector()
+            .with_session_timeout(Duration::from_millis(SETUP_SESSION_MS))
+            .connect(&ens.hosts(&[target])),
+    )
+    .await
+    .unwrap();
     let big = vec![b'x'; BIG_DATA_BYTES];
     bounded("create /big", setup.create("/big", &big, &persistent()))
         .await
