@@ -4,7 +4,8 @@
 //! connections past its limit and idle ones (`admin.idleTimeout`); it binds
 //! `admin.serverAddress`; no secret appears in `conf`, the admin output or the log; with
 //! `admin.authRequired` the commands that list sessions, connections and watches answer 401/403
-//! to a caller that does not prove ALL on `/`.
+//! to a caller that does not prove ALL on `/`; half-open TLS handshakes from one address are
+//! bounded and do not keep a good TLS client out.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -42,6 +43,13 @@ const ADMIN_ADDRESS: &str = "127.0.0.2";
 /// Secrets the admin test's zoo.cfg carries; none may be shown or logged.
 const KEY_STORE_PASSWORD: &str = "hunter2-keystore";
 const TRUST_STORE_PASSWORD: &str = "hunter2-truststore";
+
+/// Half-open TLS connections the handshake attack opens (zkw lets 16 per address in).
+const HALF_OPEN_CONNECTIONS: usize = 32;
+/// ssl.handshakeDetectionTimeoutMillis of the TLS test.
+const HANDSHAKE_TIMEOUT_MS: u64 = 3_000;
+/// The attacker's source address in the TLS test (good clients come from 127.0.0.1).
+const ATTACKER_ADDRESS: [u8; 4] = [127, 0, 0, 3];
 
 /// A getData request of `path` (no watch) with `xid`, framed.
 fn get_data_frame(xid: i32, path: &str) -> Vec<u8> {
@@ -302,6 +310,94 @@ async fn admin_port_binds_its_address_hides_secrets_guards_listings_and_sheds_id
     assert_no_secret("the log", &log);
     let (status, _) = http_get(admin, "/commands/ruok", None);
     assert_eq!(status, 200, "the admin port serves again after the flood");
+
+    let acked = writer.finish().await;
+    assert_eq!(
+        modes(&ens),
+        before,
+        "a client-side attack changed the leader"
+    );
+    check_no_loss(&ens, &acked).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_open_tls_handshakes_are_bounded_and_do_not_keep_good_clients_out() {
+    use tokio::io::AsyncReadExt;
+    if target_is_zookeeper() {
+        return;
+    }
+    let certs = tempfile::tempdir().unwrap();
+    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    let certified = rcgen::generate_simple_self_signed(names).unwrap();
+    let key_store = certs.path().join("server-keystore.pem");
+    let pem = format!(
+        "{}{}",
+        certified.signing_key.serialize_pem(),
+        certified.cert.pem()
+    );
+    std::fs::write(&key_store, pem).unwrap();
+    let secure_port = common::free_port();
+    let mut ens = Ensemble::spawn_with(MEMBERS, |id| {
+        if id != 1 {
+            return Vec::new();
+        }
+        [
+            ("secureClientPort", secure_port.to_string()),
+            ("secureClientPortAddress", "127.0.0.1".to_owned()),
+            ("ssl.keyStore.location", key_store.display().to_string()),
+            (
+                "ssl.handshakeDetectionTimeoutMillis",
+                HANDSHAKE_TIMEOUT_MS.to_string(),
+            ),
+        ]
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value))
+        .collect()
+    });
+    ens.wait_quorum().await;
+    let leader = ens.leader().await;
+    let before = modes(&ens);
+    let writer = Writer::start(&ens.hosts(&[leader])).await;
+
+    // Sockets on the TLS port that never send a ClientHello.
+    let target = std::net::SocketAddr::from(([127, 0, 0, 1], secure_port));
+    let mut half_open = Vec::new();
+    for _ in 0..HALF_OPEN_CONNECTIONS {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind((ATTACKER_ADDRESS, 0).into()).unwrap();
+        half_open.push(
+            bounded("half-open connect", socket.connect(target))
+                .await
+                .unwrap(),
+        );
+    }
+    // Meanwhile a good TLS client connects and writes.
+    let options = zk::TlsOptions::new()
+        .with_pem_ca(&certified.cert.pem())
+        .unwrap();
+    let good = bounded(
+        "TLS connect",
+        Ensemble::connector()
+            .with_tls(options)
+            .connect(&format!("tcp+tls://127.0.0.1:{secure_port}")),
+    )
+    .await
+    .unwrap();
+    bounded("TLS create", good.create("/tls-good", b"", &persistent()))
+        .await
+        .unwrap();
+    let acked = writer.acked_count();
+    writer.wait_progress(acked, WRITES_DURING_ATTACK_MIN).await;
+    // Every half-open connection ends: refused at once past the bound, else at the timeout.
+    for stream in &mut half_open {
+        let mut byte = [0u8; 1];
+        let read = bounded("half-open closed", stream.read(&mut byte)).await;
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    }
+    let log = ens.member(0).log_text();
+    assert!(log.contains("TLS handshakes in progress from this address"));
+    assert!(log.contains("TLS handshake timed out"));
+    drop(good);
 
     let acked = writer.finish().await;
     assert_eq!(
