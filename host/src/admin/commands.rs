@@ -2,18 +2,31 @@
 //! ZooKeeper 3.8's JSON shape for that command, with `"command"` and `"error"` keys;
 //! `<commandURL>` alone lists the commands as ZooKeeper's HTML page does; an unknown name is
 //! a 404 whose JSON lists the commands. zkw adds `recipes` and `digest`.
+//!
+//! With `admin.authRequired`, the commands that list sessions, connections and watched paths
+//! ([`AUTH_GUARDED`]) check the caller as ZooKeeper 3.9 checks its guarded commands: the
+//! `Authorization: <scheme> <auth>` header (`digest user:password`, or `ip`) must prove ALL
+//! permissions on `/` (or super); else 401 (no or bad credentials) or 403 (not allowed).
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
-use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde::Serialize;
 
+use super::listener::Peer;
 use crate::config::PeerRole;
-use crate::server::{facts, four_letter, Context};
+use crate::proto::perms;
+use crate::server::{facts, four_letter, identities, Context};
+use crate::tree::acl;
+
+/// The commands that list sessions, connections or watched paths: with `admin.authRequired`
+/// they answer only an authorized caller.
+pub const AUTH_GUARDED: [&str; 4] = ["connections", "dump", "watches", "watches_by_path"];
 
 /// What a command answers while this server is out of its quorum, as ZooKeeper says it.
 const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests";
@@ -200,10 +213,11 @@ fn hash(context: &Context) -> Result<serde_json::Value, String> {
     Ok(body)
 }
 
-/// The configuration file as it was read at start (re-read: zkw keeps no copy).
+/// The configuration file as it was read at start (re-read: zkw keeps no copy), its secrets
+/// redacted.
 fn initial_configuration(context: &Context) -> Result<serde_json::Value, String> {
     let text = match &context.shared.config.source {
-        Some(path) => std::fs::read_to_string(path).map_err(|error| error.to_string())?,
+        Some(path) => crate::config::redacted_text(path).map_err(|error| error.to_string())?,
         None => String::new(),
     };
     Ok(serde_json::json!({ "initial_configuration": text }))
@@ -325,7 +339,12 @@ fn html_list(base: &str) -> String {
         .collect()
 }
 
-async fn run(State((context, _)): State<AdminState>, Path(name): Path<String>) -> Response {
+async fn run(
+    State((context, _)): State<AdminState>,
+    Path(name): Path<String>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
+    headers: HeaderMap,
+) -> Response {
     let Some(command) = find(&name) else {
         let names: Vec<&str> = all().iter().map(|command| command.name).collect();
         let body = serde_json::json!({
@@ -338,10 +357,52 @@ async fn run(State((context, _)): State<AdminState>, Path(name): Path<String>) -
     if command.needs_serving && !context.consensus.is_serving() {
         return error_response(StatusCode::SERVICE_UNAVAILABLE, command.name, NOT_SERVING);
     }
+    if context.shared.config.admin.auth_required && AUTH_GUARDED.contains(&command.name) {
+        if let Err((status, error)) = authorize(&context, &headers, peer.ip()) {
+            tracing::warn!(%peer, command = command.name, error, "admin command refused");
+            return error_response(status, command.name, error);
+        }
+    }
     match (command.run)(&context).and_then(|body| with_command(body, command.name)) {
         Ok(body) => json_response(StatusCode::OK, body),
         Err(error) => error_response(StatusCode::INTERNAL_SERVER_ERROR, command.name, &error),
     }
+}
+
+/// ZooKeeper 3.9's check of a guarded command: the `Authorization` header's identities must
+/// hold every permission bit of ALL on `/`; its answers when they do not.
+fn authorize(
+    context: &Context,
+    headers: &HeaderMap,
+    peer: IpAddr,
+) -> Result<(), (StatusCode, &'static str)> {
+    let not_authenticated = (StatusCode::UNAUTHORIZED, "Not authenticated");
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err((
+            StatusCode::UNAUTHORIZED,
+            "Auth info is missing for the command",
+        ));
+    };
+    let value = value.to_str().map_err(|_| not_authenticated)?;
+    let (scheme, auth) = value.split_once(' ').unwrap_or((value, ""));
+    let ids =
+        identities(&context.shared, scheme, auth.as_bytes(), peer).ok_or(not_authenticated)?;
+    let root_acl = context
+        .shared
+        .lock_store()
+        .tree
+        .acl("/")
+        .unwrap_or_default();
+    let bits = [
+        perms::READ,
+        perms::WRITE,
+        perms::CREATE,
+        perms::DELETE,
+        perms::ADMIN,
+    ];
+    bits.into_iter()
+        .try_for_each(|bit| acl::check(&root_acl, &ids, bit))
+        .map_err(|_| (StatusCode::FORBIDDEN, "Not authorized"))
 }
 
 /// Adds `command` and `error: null` after the command's own keys.
@@ -391,6 +452,13 @@ mod tests {
         assert_eq!(find("mntr").map(|c| c.name), Some("monitor"));
         assert_eq!(find("wchp").map(|c| c.name), Some("watches_by_path"));
         assert!(find("nosuch").is_none());
+    }
+
+    #[test]
+    fn guarded_commands_exist() {
+        for name in AUTH_GUARDED {
+            assert_eq!(find(name).map(|c| c.name), Some(name));
+        }
     }
 
     #[test]

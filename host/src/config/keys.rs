@@ -251,6 +251,7 @@ impl Builder<'_> {
                 admin.idle_timeout_ms =
                     check(self.file, entry, whole(value, 1, ADMIN_IDLE_TIMEOUT_MS_MAX))?;
             }
+            "admin.authRequired" => admin.auth_required = check(self.file, entry, boolean(value))?,
             "metricsProvider.className" => {
                 self.config.metrics.provider_class_name =
                     Some(value.to_owned()).filter(|name| !name.is_empty());
@@ -587,6 +588,7 @@ fn jute_max_buffer(value: &str) -> Result<usize, String> {
 fn super_digest(value: &str) -> Result<String, String> {
     match value.split_once(':') {
         Some((user, digest)) if !user.is_empty() && !digest.is_empty() => Ok(value.to_owned()),
-        _ => Err(format!("\"{value}\" is not user:base64-digest")),
+        // The value is a secret: the error does not repeat it.
+        _ => Err("is not user:base64-digest".to_owned()),
     }
 }

@@ -146,6 +146,10 @@ pub struct AdminConfig {
     pub command_url: String,
     /// `admin.idleTimeout`: how long an idle HTTP connection is kept, in milliseconds.
     pub idle_timeout_ms: u64,
+    /// `admin.authRequired` (zkw's key): the commands that list sessions, connections and
+    /// watched paths answer only a caller whose `Authorization` header proves ALL permissions
+    /// on `/` (or super), as ZooKeeper 3.9 guards its snapshot/restore/shed commands.
+    pub auth_required: bool,
 }
 
 impl Default for AdminConfig {
@@ -156,6 +160,7 @@ impl Default for AdminConfig {
             server_port: 8080,
             command_url: "/commands".to_owned(),
             idle_timeout_ms: 30_000,
+            auth_required: false,
         }
     }
 }
@@ -299,19 +304,7 @@ impl Config {
     pub fn load(path: &Path) -> Result<(Config, Vec<ConfigWarning>), ConfigError> {
         let text = read_text(path)?;
         let file = path.display().to_string();
-        let is_toml = path
-            .extension()
-            .is_some_and(|extension| extension == "toml");
-        let parsed = if is_toml {
-            toml_file::parse(&text)
-        } else {
-            properties::parse(&text)
-        };
-        let entries = parsed.map_err(|error| ConfigError::Syntax {
-            file: file.clone(),
-            line: error.line,
-            reason: error.reason,
-        })?;
+        let entries = parse_entries(path, &text)?;
         let (mut config, warnings) = keys::build(&file, entries)?;
         config.source = Some(path.to_path_buf());
         Ok((config, warnings))
@@ -332,6 +325,75 @@ impl Config {
     pub fn log_dir(&self) -> &Path {
         self.data_log_dir.as_deref().unwrap_or(&self.data_dir)
     }
+}
+
+/// The entries of `text`, read from `path`: `.toml` = zkw.toml, anything else = zoo.cfg syntax.
+fn parse_entries(path: &Path, text: &str) -> Result<Vec<Entry>, ConfigError> {
+    let is_toml = path
+        .extension()
+        .is_some_and(|extension| extension == "toml");
+    let parsed = if is_toml {
+        toml_file::parse(text)
+    } else {
+        properties::parse(text)
+    };
+    parsed.map_err(|error| ConfigError::Syntax {
+        file: path.display().to_string(),
+        line: error.line,
+        reason: error.reason,
+    })
+}
+
+/// What a secret value is shown as.
+pub const REDACTED: &str = "********";
+
+/// Keys whose values are secrets (superDigest, every password, any secret): never shown by
+/// the AdminServer nor logged. ZooKeeper's `conf` shows none of them either.
+pub fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["password", "passwd", "secret", "superdigest"]
+        .iter()
+        .any(|word| key.contains(word))
+}
+
+/// The config file at `path` as text, each secret's value replaced by [`REDACTED`] (the keys
+/// found by the same syntax the server read it with; the continuation lines of a secret go).
+pub fn redacted_text(path: &Path) -> Result<String, ConfigError> {
+    let text = read_text(path)?;
+    let secret_lines: BTreeSet<u32> = parse_entries(path, &text)?
+        .into_iter()
+        .filter(|entry| is_secret_key(&entry.key))
+        .map(|entry| entry.line)
+        .collect();
+    Ok(redact_lines(&text, &secret_lines))
+}
+
+/// `text` with the value on each line of `secret_lines` (1-based) replaced.
+fn redact_lines(text: &str, secret_lines: &BTreeSet<u32>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut continued = false;
+    for (number, line) in (1u32..).zip(text.lines()) {
+        if continued {
+            continued = line.ends_with('\\');
+            continue;
+        }
+        if secret_lines.contains(&number) {
+            // The key ends at the first `=`, `:` or blank (either syntax).
+            let indent = line.len() - line.trim_start().len();
+            let key_end = line
+                .get(indent..)
+                .and_then(|key| key.find(['=', ':', ' ', '\t']))
+                .map_or(line.len(), |at| indent + at);
+            out.push_str(line.get(..key_end).unwrap_or_default());
+            out.push('=');
+            out.push_str(REDACTED);
+            continued = line.ends_with('\\');
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// Reads a UTF-8 file; bytes that are not UTF-8 are read as ISO-8859-1, the encoding Java's

@@ -269,6 +269,39 @@ fn range_errors() {
     assert!(load_error("DigestAuthenticationProvider.superDigest=nocolon").contains("superDigest"));
     assert!(load_error("zkw.maxWatchesPerSession=0")
         .contains(":1: zkw.maxWatchesPerSession: 0 is not between 1 and"));
+    assert!(!load_error("DigestAuthenticationProvider.superDigest=nocolon").contains("nocolon"));
+}
+
+#[test]
+fn admin_auth_is_off_unless_asked() {
+    assert!(!Config::default().admin.auth_required);
+    assert!(load_ok("admin.authRequired=true\n").admin.auth_required);
+}
+
+#[test]
+fn redacted_text_hides_every_secret_and_keeps_the_rest() {
+    let dir = TempDir::new();
+    let text = "tickTime=2000\nDigestAuthenticationProvider.superDigest=super:abc=\n\
+                ssl.keyStore.password secret1\nssl.quorum.trustStore.password: sec\\\n  ret2\n\
+                clientPort=2181\n";
+    let path = dir.write("zoo.cfg", text);
+    let shown = redacted_text(&path).unwrap();
+    for secret in ["super:abc=", "secret1", "sec", "ret2"] {
+        assert!(!shown.contains(secret), "{secret} shown in {shown}");
+    }
+    assert!(shown.contains("tickTime=2000\n") && shown.contains("clientPort=2181\n"));
+    assert!(shown.contains(&format!(
+        "DigestAuthenticationProvider.superDigest={REDACTED}\n"
+    )));
+    let toml = dir.write(
+        "zkw.toml",
+        "[ssl]\nkeyStore.password = \"hunter2\"\ntickTime = 2000\n",
+    );
+    let shown = redacted_text(&toml).unwrap();
+    assert!(
+        !shown.contains("hunter2") && shown.contains("tickTime = 2000"),
+        "{shown}"
+    );
 }
 
 #[test]

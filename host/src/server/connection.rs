@@ -36,7 +36,8 @@ pub const CLOSE_FLUSH_MS: u64 = 1_000;
 pub const SESSION_PASSWORD_BYTES: usize = 16;
 /// A connection that sends no ConnectRequest (nor a four-letter word) within this time is
 /// closed, as ZooKeeper's `zookeeper.nio.sessionlessCnxnTimeout` (10 s) closes it: else a
-/// silent socket would hold a maxClientCnxns slot for ever.
+/// silent socket would hold a maxClientCnxns slot for ever. It is also the write deadline of a
+/// connection without a session (see [`write_loop`]).
 pub const SESSIONLESS_CONNECTION_MS_MAX: u64 = 10_000;
 
 /// A connection the listener accepted and registered.
@@ -77,13 +78,23 @@ where
     run_split(context, reader, writer, admitted).await;
 }
 
+/// How the writer task stands, as the reader sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum WriterState {
+    Running,
+    /// Flushed and closed (the connection was closing anyway).
+    Closed,
+    /// Aborted: the client did not read (byte limit, write deadline) or the socket failed.
+    Failed(String),
+}
+
 async fn run_split<R, W>(context: Context, reader: R, writer: W, admitted: Admitted)
 where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let (closed_tx, closed_rx) = watch::channel(false);
-    let writer_task = tokio::spawn(write_loop(
+    let (closed_tx, closed_rx) = watch::channel(WriterState::Running);
+    let mut writer_task = tokio::spawn(write_loop(
         writer,
         admitted.receiver,
         (admitted.id, Arc::clone(&admitted.stats)),
@@ -112,7 +123,11 @@ where
         ),
     }
     state.outbound.close("connection ending");
-    let _ = tokio::time::timeout(Duration::from_millis(CLOSE_FLUSH_MS), writer_task).await;
+    let flush = Duration::from_millis(CLOSE_FLUSH_MS);
+    if tokio::time::timeout(flush, &mut writer_task).await.is_err() {
+        // A client that does not read keeps the write pending: the socket goes without it.
+        writer_task.abort();
+    }
     detach(&context, &state);
 }
 
@@ -135,7 +150,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     context: &Context,
     mut reader: R,
     state: &mut ConnectionState,
-    mut closed: watch::Receiver<bool>,
+    mut closed: watch::Receiver<WriterState>,
 ) -> Result<(), ConnectionError> {
     let max_bytes = context.shared.config.jute_max_buffer_bytes;
     let mut buffer = BytesMut::with_capacity(READ_BUFFER_BYTES);
@@ -223,14 +238,16 @@ async fn next_frame<R: AsyncRead + Unpin>(
     buffer: &mut BytesMut,
     max_bytes: usize,
     first: bool,
-    closed: &mut watch::Receiver<bool>,
+    closed: &mut watch::Receiver<WriterState>,
 ) -> Result<Option<Frame>, ConnectionError> {
     loop {
         if let Some(frame) = take_frame(buffer, max_bytes, first)? {
             return Ok(Some(frame));
         }
-        if *closed.borrow() {
-            return Ok(None);
+        match &*closed.borrow_and_update() {
+            WriterState::Running => {}
+            WriterState::Closed => return Ok(None),
+            WriterState::Failed(reason) => return Err(ConnectionError::Refused(reason.clone())),
         }
         tokio::select! {
             read = reader.read_buf(buffer) => {
@@ -244,7 +261,8 @@ async fn next_frame<R: AsyncRead + Unpin>(
                     )));
                 }
             }
-            _ = closed.changed() => return Ok(None),
+            // The state is read at the top of the loop; a dropped sender means the writer ended.
+            changed = closed.changed() => if changed.is_err() { return Ok(None) },
         }
     }
 }
@@ -372,6 +390,9 @@ fn attach(context: &Context, state: &mut ConnectionState, session_id: i64, timeo
     drop(store);
     state.session_id = Some(session_id);
     state.timeout_ms = timeout_ms;
+    state
+        .outbound
+        .set_write_deadline_ms(u64::try_from(timeout_ms).unwrap_or(SESSIONLESS_CONNECTION_MS_MAX));
     state.auth = auth;
 }
 
@@ -394,30 +415,38 @@ fn send_connect_response(
     state.outbound.send(frame.freeze());
 }
 
-/// Drains the outbound queue into the socket, a batch per write.
+/// Drains the outbound queue into the socket, a batch per write. The connection is aborted
+/// (see [`super::outbound`]) when the client lets replies pile up or a write makes no progress
+/// for the write deadline: the session timeout once a session is attached (a client that has
+/// not read for that long would itself have given the connection up; ZooKeeper's clients do at
+/// two thirds of it), else [`SESSIONLESS_CONNECTION_MS_MAX`]. ZooKeeper's server has no write
+/// deadline: a client that stops reading keeps its connection until its session expires.
 async fn write_loop<W: AsyncWrite + Unpin>(
     mut writer: W,
-    mut receiver: OutboundReceiver,
+    receiver: OutboundReceiver,
     (connection_id, stats): (u64, Arc<ConnectionStats>),
     shared: Arc<super::Shared>,
-    closed: watch::Sender<bool>,
+    closed: watch::Sender<WriterState>,
 ) {
+    let OutboundReceiver {
+        mut queue,
+        progress,
+    } = receiver;
     let mut batch = Vec::with_capacity(WRITE_BATCH_FRAMES_MAX);
     let mut bytes = Vec::with_capacity(READ_BUFFER_BYTES);
-    'outer: while receiver
-        .queue
-        .recv_many(&mut batch, WRITE_BATCH_FRAMES_MAX)
-        .await
-        > 0
-    {
+    let ended = loop {
+        let received = tokio::select! {
+            received = queue.recv_many(&mut batch, WRITE_BATCH_FRAMES_MAX) => received,
+            reason = progress.aborted() => break WriterState::Failed(reason),
+        };
+        if received == 0 {
+            break WriterState::Closed;
+        }
         let mut closing = false;
         let mut frames = 0u64;
         for out in batch.drain(..) {
             match out {
                 Out::Frame(frame) => {
-                    receiver
-                        .queued_bytes
-                        .fetch_sub(frame.len(), Ordering::Relaxed);
                     bytes.extend_from_slice(&frame);
                     frames += 1;
                 }
@@ -435,19 +464,62 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             .stats
             .packets_sent
             .fetch_add(frames, Ordering::Relaxed);
-        // flush: a TLS stream may hold records back until asked (a no-op on TCP).
-        if !bytes.is_empty()
-            && (writer.write_all(&bytes).await.is_err() || writer.flush().await.is_err())
-        {
-            break 'outer;
+        let deadline_ms = progress.write_deadline_ms();
+        let written = tokio::select! {
+            written = write_within(&mut writer, &bytes, deadline_ms) => written,
+            reason = progress.aborted() => break WriterState::Failed(reason),
+        };
+        match written {
+            Ok(()) => {}
+            Err(WriteError::Stalled) => {
+                let reason = format!("client did not read for {deadline_ms} ms (write deadline)");
+                break WriterState::Failed(reason);
+            }
+            // The reader meets the same end of the socket and reports it.
+            Err(WriteError::Socket) => break WriterState::Closed,
         }
+        progress.written(bytes.len());
         bytes.clear();
         if closing {
-            break;
+            break WriterState::Closed;
+        }
+    };
+    if ended == WriterState::Closed {
+        let _ = writer.shutdown().await;
+    }
+    let _ = closed.send(ended);
+}
+
+/// Why a write did not complete.
+enum WriteError {
+    /// No progress within the write deadline.
+    Stalled,
+    /// The socket failed or closed.
+    Socket,
+}
+
+/// Writes and flushes `bytes`; fails when one step makes no progress for `deadline_ms` (the
+/// deadline restarts with every byte the client takes) or the socket fails.
+async fn write_within<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    bytes: &[u8],
+    deadline_ms: u64,
+) -> Result<(), WriteError> {
+    let deadline = Duration::from_millis(deadline_ms);
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        match tokio::time::timeout(deadline, writer.write(rest)).await {
+            Err(_) => return Err(WriteError::Stalled),
+            Ok(Err(_) | Ok(0)) => return Err(WriteError::Socket),
+            Ok(Ok(count)) => rest = rest.get(count..).unwrap_or_default(),
         }
     }
-    let _ = writer.shutdown().await;
-    let _ = closed.send(true);
+    // flush: a TLS stream may hold records back until asked (a no-op on TCP).
+    match tokio::time::timeout(deadline, writer.flush()).await {
+        Err(_) => Err(WriteError::Stalled),
+        Ok(Err(_)) => Err(WriteError::Socket),
+        Ok(Ok(())) => Ok(()),
+    }
 }
 
 /// Encodes the reply to request `xid`: the body on success, the error code in the header

@@ -3,7 +3,7 @@
 //! answered here. Per-session FIFO order: nothing is answered here before every earlier write
 //! of the same connection has been applied and answered.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -669,6 +669,30 @@ fn missed_event(kind: WatchKind, stat: Option<Stat>, relative_zxid: i64) -> Opti
     }
 }
 
+/// The identities `scheme` and `auth` prove for a caller at `peer`, by addauth's rules (the
+/// AdminServer's `Authorization` header uses them too); `None` when they prove none.
+pub fn identities(shared: &Shared, scheme: &str, auth: &[u8], peer: IpAddr) -> Option<Vec<Id>> {
+    match scheme {
+        "digest" => {
+            let user_password = std::str::from_utf8(auth).ok()?;
+            if !user_password.contains(':') {
+                return None;
+            }
+            let digest = digest_id(user_password);
+            // As ZooKeeper's DigestAuthenticationProvider: `super` first, then the digest.
+            let is_super = shared.config.super_digest.as_deref() == Some(digest.as_str());
+            let mut ids = Vec::with_capacity(2);
+            if is_super {
+                ids.push(Id::new("super", ""));
+            }
+            ids.push(Id::new("digest", &digest));
+            Some(ids)
+        }
+        "ip" => Some(vec![Id::new("ip", &peer.to_string())]),
+        _ => None,
+    }
+}
+
 /// addauth: `digest` adds `digest:user:hash` (and `super` when it matches superDigest); `ip`
 /// adds the peer address; anything else fails with AuthFailed and closes the connection, as
 /// does an identity past the per-connection caps of `txn::identity` (ZooKeeper's answer to a failed auth: the
@@ -679,25 +703,7 @@ fn authenticate(
     scheme: &str,
     auth: &[u8],
 ) -> Result<(), ErrorCode> {
-    let ids = match scheme {
-        "digest" => {
-            let user_password = std::str::from_utf8(auth).map_err(|_| ErrorCode::AuthFailed)?;
-            if !user_password.contains(':') {
-                return Err(ErrorCode::AuthFailed);
-            }
-            let digest = digest_id(user_password);
-            // As ZooKeeper's DigestAuthenticationProvider: `super` first, then the digest.
-            let is_super = shared.config.super_digest.as_deref() == Some(digest.as_str());
-            let mut ids = Vec::with_capacity(2);
-            if is_super {
-                ids.push(Id::new("super", ""));
-            }
-            ids.push(Id::new("digest", &digest));
-            ids
-        }
-        "ip" => vec![Id::new("ip", &state.peer.ip().to_string())],
-        _ => return Err(ErrorCode::AuthFailed),
-    };
+    let ids = identities(shared, scheme, auth, state.peer.ip()).ok_or(ErrorCode::AuthFailed)?;
     let mut held = state.auth.clone();
     for id in &ids {
         if let Err(reason) = admit_identity(&held, id) {

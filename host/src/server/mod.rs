@@ -19,8 +19,10 @@
 mod apply;
 mod connection;
 mod dispatch;
+pub use dispatch::identities;
 pub mod facts;
 pub(crate) mod four_letter;
+mod handshakes;
 mod outbound;
 mod reconfig;
 pub mod stats;
@@ -120,12 +122,33 @@ pub struct ConnectionEntry {
     counted: bool,
 }
 
-/// Every connection by id, the session attached to each, and counts per client IP.
+/// Every connection by id, the session attached to each, and counts per client address
+/// ([`counted_address`]).
 #[derive(Debug, Default)]
 pub struct Connections {
     entries: BTreeMap<u64, ConnectionEntry>,
     by_session: HashMap<SessionId, u64>,
     per_ip: HashMap<IpAddr, u32>,
+}
+
+/// Bits of an IPv6 address that name one client for maxClientCnxns: its /64, the block one
+/// host or site usually holds (it can pick any address inside). ZooKeeper counts exact
+/// addresses.
+pub const IPV6_COUNTED_PREFIX_BITS: u32 = 64;
+
+/// The key maxClientCnxns counts `ip` under: an IPv4 address (an IPv4-mapped IPv6 one too) as
+/// is, an IPv6 one by its /64.
+pub fn counted_address(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mask = u128::MAX << (128 - IPV6_COUNTED_PREFIX_BITS);
+                IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & mask))
+            }
+        },
+    }
 }
 
 impl Connections {
@@ -194,7 +217,7 @@ impl Connections {
         if !std::mem::replace(&mut entry.counted, false) {
             return;
         }
-        let ip = entry.peer.ip();
+        let ip = counted_address(entry.peer.ip());
         if let Some(count) = self.per_ip.get_mut(&ip) {
             *count = count.saturating_sub(1);
             if *count == 0 {
@@ -203,9 +226,9 @@ impl Connections {
         }
     }
 
-    /// Connections from `ip` counted against maxClientCnxns.
+    /// Connections from `ip` (its [`counted_address`]) counted against maxClientCnxns.
     fn counted_from(&self, ip: IpAddr) -> u32 {
-        self.per_ip.get(&ip).copied().unwrap_or(0)
+        self.per_ip.get(&counted_address(ip)).copied().unwrap_or(0)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &ConnectionEntry> {
@@ -429,8 +452,18 @@ pub async fn run(
                 },
                 accepted = accept_secure(secure.as_ref()) => match accepted {
                     Ok((stream, peer)) => if let Some(secure) = &secure {
-                        let (acceptor, timeout) = (secure.acceptor.clone(), secure.handshake_timeout);
-                        connection_tasks.spawn(serve_secure(context.clone(), acceptor, timeout, stream, peer));
+                        match secure.handshakes.begin(peer.ip()) {
+                            Ok(slot) => {
+                                let (acceptor, timeout) = (secure.acceptor.clone(), secure.handshake_timeout);
+                                connection_tasks.spawn(serve_secure(context.clone(), (acceptor, timeout, slot), stream, peer));
+                            }
+                            Err((refusal, first)) => {
+                                if first {
+                                    tracing::warn!(%peer, %refusal, "closing new TLS connections until a handshake ends");
+                                }
+                                drop(stream);
+                            }
+                        }
                     },
                     Err(error) => {
                         tracing::warn!(%error, "secure accept failed; backing off");
@@ -554,6 +587,7 @@ struct SecureListener {
     listener: TcpListener,
     acceptor: TlsAcceptor,
     handshake_timeout: Duration,
+    handshakes: Arc<handshakes::Handshakes>,
 }
 
 /// Binds `secureClientPort` when configured (its TLS setup is checked before binding).
@@ -575,6 +609,7 @@ async fn bind_secure(config: &Config) -> Result<Option<SecureListener>, ServerEr
         listener,
         acceptor,
         handshake_timeout: Duration::from_millis(config.tls.client.handshake_timeout_ms),
+        handshakes: Arc::default(),
     }))
 }
 
@@ -588,17 +623,19 @@ async fn accept_secure(
     }
 }
 
-/// Completes the TLS handshake (bounded), then runs the connection as on the plain port. A
+/// Completes the TLS handshake (bounded in time; `slot` counts it among those in progress,
+/// see `handshakes`), then runs the connection as on the plain port. A
 /// client that does not speak TLS, or lacks a certificate the port needs, is logged and closed.
 async fn serve_secure(
     context: Context,
-    acceptor: TlsAcceptor,
-    timeout: Duration,
+    (acceptor, timeout, slot): (TlsAcceptor, Duration, handshakes::HandshakeSlot),
     stream: TcpStream,
     peer: SocketAddr,
 ) {
     let _ = stream.set_nodelay(true);
-    let stream = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+    let handshake = tokio::time::timeout(timeout, acceptor.accept(stream)).await;
+    drop(slot);
+    let stream = match handshake {
         Ok(Ok(stream)) => stream,
         Ok(Err(error)) => {
             tracing::warn!(%peer, %error, "TLS handshake failed on the secure client port; closing");
@@ -632,8 +669,11 @@ fn admit(shared: &Shared, peer: SocketAddr, secure: bool) -> Option<connection::
         return None;
     }
     let connection_id = shared.next_connection_id.fetch_add(1, Ordering::Relaxed);
-    *connections.per_ip.entry(peer.ip()).or_insert(0) += 1;
-    let (outbound, receiver) = outbound::channel();
+    *connections
+        .per_ip
+        .entry(counted_address(peer.ip()))
+        .or_insert(0) += 1;
+    let (outbound, receiver) = outbound::channel(connection::SESSIONLESS_CONNECTION_MS_MAX);
     let stats = Arc::new(ConnectionStats::default());
     connections.entries.insert(
         connection_id,
@@ -870,5 +910,21 @@ fn failpoints(spec: &str) -> Result<Failpoints, ServerError> {
             Ok(Failpoints::default())
         }
         Err(error) => Err(error.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_clients_count_by_their_64_and_ipv4_as_is() {
+        let parse = |text: &str| text.parse::<IpAddr>().unwrap();
+        let one = counted_address(parse("2001:db8:1:2:aaaa::1"));
+        assert_eq!(one, counted_address(parse("2001:db8:1:2:ffff:1:2:3")));
+        assert_eq!(one, parse("2001:db8:1:2::"));
+        assert_ne!(one, counted_address(parse("2001:db8:1:3::1")));
+        assert_eq!(counted_address(parse("10.1.2.3")), parse("10.1.2.3"));
+        assert_eq!(counted_address(parse("::ffff:10.1.2.3")), parse("10.1.2.3"));
     }
 }

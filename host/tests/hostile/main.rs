@@ -11,6 +11,8 @@
 //!   ACL work (huge, duplicated and oversized ACL lists on setACL, create and multi).
 //! - `watches`: watches past the per-session cap and on invalid paths; notifications and
 //!   addWatch on nodes the watcher cannot read.
+//! - `conns`: slow and idle connections (clients that do not read, the admin port's flood and
+//!   idle limits) and the AdminServer (its address, secrets, guarded listings).
 //!
 //! zkw only (the limits are zkw's; ZooKeeper accepts most of these attacks).
 #![allow(clippy::unwrap_used)] // tests may unwrap (style.md)
@@ -24,6 +26,7 @@ mod amplification;
 mod forwarded;
 mod replies;
 mod watches;
+mod conns;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
