@@ -6,6 +6,8 @@
 //! the members' `mntr` zk_digest agree. This file is the shared frame; one module per area:
 //! - `amplification`: request amplification (addauth identities, proposals above the log's
 //!   record limit).
+//! - `quorum`: stray peers on the quorum port (non-member ids, wrong addresses, frames
+//!   announcing gigabytes, handshake and connection floods, a wrong quorum secret).
 //!
 //! zkw only (the limits are zkw's; ZooKeeper accepts most of these attacks).
 #![allow(clippy::unwrap_used)] // tests may unwrap (style.md)
@@ -16,6 +18,7 @@ mod common;
 mod ensemble;
 
 mod amplification;
+mod quorum;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
