@@ -301,6 +301,10 @@ impl Builder<'_> {
             "quorum.auth.serverRequireSasl" => {
                 self.config.quorum_auth.server_require_sasl = self.check(entry, boolean(value))?;
             }
+            "snapshotChunkBytes" => {
+                let max = crate::consensus::network::SNAPSHOT_CHUNK_BYTES;
+                self.config.snapshot_chunk_bytes = self.check(entry, whole(value, 1, max))?;
+            }
             "quorum.auth.secretFile" => {
                 self.config.quorum_auth.secret_file = Some(self.check(entry, path(value))?);
             }

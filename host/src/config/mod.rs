@@ -230,6 +230,8 @@ pub struct Config {
     pub tls: TlsConfig,
     /// `quorum.auth.*`.
     pub quorum_auth: QuorumAuthConfig,
+    /// `snapshotChunkBytes` (zkw's): bytes of snapshot per quorum-port message.
+    pub snapshot_chunk_bytes: usize,
     /// `peerType`: this server's own role.
     pub peer_type: PeerRole,
     pub dynamic_config_file: Option<PathBuf>,
@@ -288,6 +290,7 @@ impl Default for Config {
             read_only_mode_enabled: false,
             failpoints: String::new(),
             quorum_auth: QuorumAuthConfig::default(),
+            snapshot_chunk_bytes: crate::consensus::network::SNAPSHOT_CHUNK_BYTES,
         }
     }
 }

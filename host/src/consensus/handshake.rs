@@ -203,7 +203,10 @@ mod tests {
             let proof = ours.prove(side, &t);
             assert_eq!(ours.check(side, &t, proof.as_ref()), Ok(()));
             let wrong = theirs.prove(side, &t);
-            assert_eq!(ours.check(side, &t, wrong.as_ref()), Err(Refusal::ProofWrong));
+            assert_eq!(
+                ours.check(side, &t, wrong.as_ref()),
+                Err(Refusal::ProofWrong)
+            );
         }
         // One side's proof never passes for the other's.
         let dialler = ours.prove(Side::Dialler, &t);
@@ -242,6 +245,9 @@ mod tests {
         // Without a secret nothing is sent and nothing is checked.
         let off = QuorumAuth::new(None, true, true);
         assert_eq!(off.prove(Side::Dialler, &t), None);
-        assert_eq!(off.check(Side::Dialler, &t, Some(&[0; PROOF_BYTES])), Ok(()));
+        assert_eq!(
+            off.check(Side::Dialler, &t, Some(&[0; PROOF_BYTES])),
+            Ok(())
+        );
     }
 }

@@ -813,11 +813,14 @@ impl<M: StateMachine> Consensus<M> {
         let mut addresses: Vec<String> = {
             let receiver = self.raft.metrics();
             let metrics = receiver.borrow_watched();
-            [&metrics.membership_config, &metrics.committed_membership_config]
-                .into_iter()
-                .filter_map(|stored| stored.membership().get_node(&id))
-                .map(|node| membership::quorum_address(&node.addr))
-                .collect()
+            [
+                &metrics.membership_config,
+                &metrics.committed_membership_config,
+            ]
+            .into_iter()
+            .filter_map(|stored| stored.membership().get_node(&id))
+            .map(|node| membership::quorum_address(&node.addr))
+            .collect()
         };
         addresses.extend(self.seeds.get(&id).cloned());
         addresses.sort();

@@ -498,14 +498,26 @@ impl PeerClient {
         let chunk_bytes = self.settings.snapshot_chunk_bytes.max(1);
         let last_start = data.len().saturating_sub(1) / chunk_bytes * chunk_bytes;
         let target = self.target;
+        let chunks = data.len().div_ceil(chunk_bytes);
+        if chunks > 1 {
+            tracing::info!(
+                peer = target,
+                bytes = data.len(),
+                chunks,
+                "sending a snapshot in chunks"
+            );
+        }
         let transfer = async {
             // Taken out: a failure or a timeout drops it, so no later request sees half a
             // snapshot on its connection.
             self.stream().await?;
             let mut stream = self.stream.take().ok_or_else(|| invalid("no connection"))?;
             for chunk in data[..last_start].chunks(chunk_bytes) {
-                write_message(&mut stream, &Outbound::<&PeerRequest>::SnapshotChunk(chunk.to_vec()))
-                    .await?;
+                write_message(
+                    &mut stream,
+                    &Outbound::<&PeerRequest>::SnapshotChunk(chunk.to_vec()),
+                )
+                .await?;
                 match read_message(&mut stream, PEER_FRAME_BYTES_MAX, None).await? {
                     PeerResponse::SnapshotChunkTaken => {}
                     other => {
@@ -579,7 +591,12 @@ impl RaftNetworkV2<ZkwRaft> for PeerClient {
         let fits = entries_within(&rpc.entries, APPEND_ENTRIES_BYTES_MAX);
         let mut cut_at = None;
         if fits < rpc.entries.len() {
-            tracing::debug!(peer = self.target, sent = fits, batch = rpc.entries.len(), "AppendEntries cut to APPEND_ENTRIES_BYTES_MAX");
+            tracing::debug!(
+                peer = self.target,
+                sent = fits,
+                batch = rpc.entries.len(),
+                "AppendEntries cut to APPEND_ENTRIES_BYTES_MAX"
+            );
             rpc.entries.truncate(fits);
             let last = rpc.entries.last().map(|entry| entry.log_id);
             rpc.leader_commit = rpc.leader_commit.min(last);
@@ -953,15 +970,19 @@ async fn serve_connection(
                 write_message(&mut stream, &PeerResponse::SnapshotChunkTaken).await?;
                 continue;
             }
-            (Admitted::Member(_), Outbound::Request(PeerRequest::Snapshot { vote, meta, data })) => {
+            (
+                Admitted::Member(_),
+                Outbound::Request(PeerRequest::Snapshot { vote, meta, data }),
+            ) => {
                 append(&mut snapshot, data);
                 let data = std::mem::take(&mut snapshot);
                 PeerRequest::Snapshot { vote, meta, data }
             }
             (Admitted::Member(_), Outbound::Request(request))
-            | (Admitted::Stranger(_), Outbound::Request(request @ PeerRequest::Membership { .. })) => {
-                request
-            }
+            | (
+                Admitted::Stranger(_),
+                Outbound::Request(request @ PeerRequest::Membership { .. }),
+            ) => request,
             (Admitted::Stranger(id), _) => {
                 refuse(peer, Some(id), &Refusal::NotMember(id));
                 return Ok(());
@@ -998,7 +1019,10 @@ mod tests {
 
     /// Server 1's quorum port on loopback, members 1 and 2 at 127.0.0.1; every request it
     /// is handed is kept in `seen` and answered `Forwarded`.
-    async fn listen(secret: Option<&[u8]>, seen: &Seen) -> (String, tokio::sync::watch::Sender<bool>) {
+    async fn listen(
+        secret: Option<&[u8]>,
+        seen: &Seen,
+    ) -> (String, tokio::sync::watch::Sender<bool>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap().to_string();
         let kept = Arc::clone(seen);
@@ -1030,7 +1054,9 @@ mod tests {
             let data: Vec<u8> = (0..bytes).map(|n| n as u8).collect();
             let vote = Vote::new_committed(1, 2);
             let meta = SnapshotMeta::default();
-            let sent = client.send_snapshot(vote, meta, data.clone(), TIMEOUT).await;
+            let sent = client
+                .send_snapshot(vote, meta, data.clone(), TIMEOUT)
+                .await;
             assert!(matches!(sent, Ok(PeerResponse::Forwarded)), "{sent:?}");
             let last = seen.lock().unwrap().pop();
             match last {
@@ -1047,19 +1073,28 @@ mod tests {
         let seen = Seen::default();
         let (address, _stop) = listen(None, &seen).await;
         let mut stranger = PeerClient::new(1, address, settings(9, None, 10));
-        let probe = stranger.call(&PeerRequest::Membership { asker: 9 }, TIMEOUT).await;
+        let probe = stranger
+            .call(&PeerRequest::Membership { asker: 9 }, TIMEOUT)
+            .await;
         assert!(matches!(probe, Ok(PeerResponse::Forwarded)), "{probe:?}");
         let touch = stranger.call(&PeerRequest::Touch(vec![1]), TIMEOUT).await;
         assert!(touch.is_err(), "a stranger's Touch was answered: {touch:?}");
         let seen = seen.lock().unwrap();
-        assert!(matches!(seen[..], [PeerRequest::Membership { asker: 9 }]), "{seen:?}");
+        assert!(
+            matches!(seen[..], [PeerRequest::Membership { asker: 9 }]),
+            "{seen:?}"
+        );
     }
 
     #[tokio::test]
     async fn only_the_right_secret_is_admitted() {
         let seen = Seen::default();
         let (address, _stop) = listen(Some(b"s3cret"), &seen).await;
-        for (secret, admitted) in [(Some(&b"s3cret"[..]), true), (Some(b"wrong"), false), (None, false)] {
+        for (secret, admitted) in [
+            (Some(&b"s3cret"[..]), true),
+            (Some(b"wrong"), false),
+            (None, false),
+        ] {
             let mut client = PeerClient::new(1, address.clone(), settings(2, secret, 10));
             let touch = client.call(&PeerRequest::Touch(vec![1]), TIMEOUT).await;
             assert_eq!(touch.is_ok(), admitted, "{secret:?}: {touch:?}");
@@ -1075,7 +1110,9 @@ mod tests {
     #[tokio::test]
     async fn a_frame_over_the_limit_is_refused_before_its_body_is_read() {
         let (mut near, mut far) = tokio::io::duplex(64);
-        near.write_all(&PEER_FRAME_BYTES_MAX.to_be_bytes()).await.unwrap();
+        near.write_all(&PEER_FRAME_BYTES_MAX.to_be_bytes())
+            .await
+            .unwrap();
         let read: io::Result<PeerRequest> =
             read_message(&mut far, HANDSHAKE_FRAME_BYTES_MAX, None).await;
         assert_eq!(read.unwrap_err().kind(), io::ErrorKind::InvalidData);

@@ -39,8 +39,8 @@ use tokio_rustls::TlsAcceptor;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::config::{PeerRole, QuorumAuthConfig};
-use crate::consensus::handshake::QuorumAuth;
 use crate::consensus::failpoint::{FailpointError, Failpoints};
+use crate::consensus::handshake::QuorumAuth;
 use crate::consensus::{Consensus, ConsensusConfig, ConsensusError, Member, Proposal, Proposer};
 use crate::fatal::{Fatal, FatalSignal, FATAL_LOG_PREFIX, FATAL_SHUTDOWN_MS_MAX};
 use crate::proto::SessionId;
@@ -813,7 +813,7 @@ async fn consensus_config(
         failpoints: failpoints(&config.failpoints)?,
         fatal: fatal.clone(),
         quorum_auth: quorum_auth(&config.quorum_auth)?,
-        snapshot_chunk_bytes: crate::consensus::network::SNAPSHOT_CHUNK_BYTES,
+        snapshot_chunk_bytes: config.snapshot_chunk_bytes,
     })
 }
 

@@ -4,7 +4,8 @@
 //! frame announcing 200 MiB then silence, more handshakes and connections than the caps allow,
 //! and no or a wrong quorum secret; each is refused or closed with a logged reason while the
 //! ensemble keeps its leader and loses nothing. An ensemble with the secret forms and serves;
-//! a member with a wrong secret cannot join until its secret is fixed.
+//! a member with a wrong secret cannot join until its secret is fixed. A follower that fell
+//! behind the log catches up by a snapshot sent in many chunks.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
@@ -21,7 +22,7 @@ use zkw::consensus::network::{
 
 use crate::common::{bounded, poll_until, target_is_zookeeper};
 use crate::ensemble::{Ensemble, QUORUM_SECS_MAX};
-use crate::{check_no_loss, modes, Writer, MEMBERS, WRITES_DURING_ATTACK_MIN};
+use crate::{check_no_loss, modes, persistent, Writer, MEMBERS, WRITES_DURING_ATTACK_MIN};
 
 /// The id a stray process claims: no member has it.
 const STRAY_ID: u64 = 99;
@@ -215,14 +216,22 @@ async fn silent_frames_cost_nothing_and_peer_connections_are_capped() {
     let mut pending = Vec::new();
     for _ in 0..PEER_HANDSHAKES_PER_IP_MAX {
         let mut raw = dial(FLOOD_IP, &address).await;
-        read_frame(&mut raw).await.expect("a challenge within the cap");
+        read_frame(&mut raw)
+            .await
+            .expect("a challenge within the cap");
         pending.push(raw);
     }
     let mut extra = dial(FLOOD_IP, &address).await;
-    assert!(read_frame(&mut extra).await.is_none(), "a challenge past the cap");
+    assert!(
+        read_frame(&mut extra).await.is_none(),
+        "a challenge past the cap"
+    );
     // The silent handshakes end at the handshake timeout.
     for raw in &mut pending {
-        assert!(closed_within(raw, CLOSE_SECS_MAX).await, "a silent handshake lives on");
+        assert!(
+            closed_within(raw, CLOSE_SECS_MAX).await,
+            "a silent handshake lives on"
+        );
     }
 
     // Admitted connections of one member: past the cap, refused.
@@ -292,18 +301,31 @@ async fn with_a_shared_secret_only_its_holders_join() {
     writer.wait_progress(0, WRITES_DURING_ATTACK_MIN).await;
     poll_until("the refusals logged", QUORUM_SECS_MAX, || async {
         let refused = logged(&ens, "wrong proof of the quorum secret") >= last;
-        let failed = ens.member(last).log_text().contains("quorum handshake failed");
+        let failed = ens
+            .member(last)
+            .log_text()
+            .contains("quorum handshake failed");
         (refused && failed).then_some(())
     })
     .await;
-    assert_eq!(ens.member(last).mode(), None, "the wrong secret's member serves");
+    assert_eq!(
+        ens.member(last).mode(),
+        None,
+        "the wrong secret's member serves"
+    );
     // A stray without the secret, claiming a member's id, is refused too.
     let mut client = PeerClient::new(1, ens.member(0).quorum_addr(), stray(2));
     let touch = client
-        .call(&PeerRequest::Touch(vec![1]), Duration::from_secs(RPC_SECS_MAX))
+        .call(
+            &PeerRequest::Touch(vec![1]),
+            Duration::from_secs(RPC_SECS_MAX),
+        )
         .await;
     assert!(touch.is_err(), "answered without the secret: {touch:?}");
-    assert!(ens.member(0).log_text().contains("no proof of the quorum secret"));
+    assert!(ens
+        .member(0)
+        .log_text()
+        .contains("no proof of the quorum secret"));
 
     // With the secret fixed, the third member joins and catches up.
     let during = writer.acked_count();
@@ -318,5 +340,66 @@ async fn with_a_shared_secret_only_its_holders_join() {
     let acked = writer.finish().await;
     let after = modes(&ens);
     assert_eq!(after[..last], before[..last], "the leader changed");
+    check_no_loss(&ens, &acked).await;
+}
+
+/// snapCount of the catch-up ensemble: snapshots (and log purges) come often.
+const CATCH_UP_SNAP_COUNT: u64 = 100;
+/// snapshotChunkBytes of the catch-up ensemble: its snapshot is many chunks.
+const CATCH_UP_CHUNK_BYTES: usize = 4096;
+/// Writes made while the follower is down: past openraft's 1000 entries kept behind a
+/// snapshot, so the follower can only catch up by snapshot.
+const CATCH_UP_WRITES: usize = 1600;
+/// Creates in flight at once while the follower is down.
+const CATCH_UP_WRITES_IN_FLIGHT: usize = 100;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_catches_up_by_a_snapshot_larger_than_a_chunk() {
+    if target_is_zookeeper() {
+        return;
+    }
+    let mut ens = Ensemble::spawn_with(MEMBERS, |_| {
+        vec![
+            ("snapCount".to_owned(), CATCH_UP_SNAP_COUNT.to_string()),
+            (
+                "snapshotChunkBytes".to_owned(),
+                CATCH_UP_CHUNK_BYTES.to_string(),
+            ),
+        ]
+    });
+    let leader = ens.wait_quorum().await;
+    let before = modes(&ens);
+    let follower = (leader + 1) % MEMBERS;
+    let writer = Writer::start(&ens.hosts(&[leader])).await;
+    writer.wait_progress(0, 1).await;
+    ens.kill(follower);
+    let client = Ensemble::client(&ens.hosts(&[leader])).await;
+    bounded("create /bulk", client.create("/bulk", b"", &persistent()))
+        .await
+        .unwrap();
+    for batch in 0..CATCH_UP_WRITES / CATCH_UP_WRITES_IN_FLIGHT {
+        let creates = (0..CATCH_UP_WRITES_IN_FLIGHT).map(|n| {
+            let path = format!("/bulk/{batch:04}-{n:04}");
+            let client = &client;
+            async move { client.create(&path, b"bulk", &persistent()).await }
+        });
+        for created in bounded("bulk creates", futures_util::future::join_all(creates)).await {
+            created.unwrap();
+        }
+    }
+    let during = writer.acked_count();
+    ens.members[follower].restart();
+    poll_until("the follower is back", QUORUM_SECS_MAX, || async {
+        (ens.member(follower).mode().as_deref() == Some("follower")).then_some(())
+    })
+    .await;
+    writer.wait_progress(during, WRITES_DURING_ATTACK_MIN).await;
+    let acked = writer.finish().await;
+    assert_eq!(modes(&ens), before, "the leader changed");
+    let chunked = ens.member(leader).log_text();
+    assert!(
+        chunked.contains("sending a snapshot in chunks"),
+        "no chunked snapshot was sent"
+    );
     check_no_loss(&ens, &acked).await;
 }
