@@ -297,6 +297,22 @@ impl Builder<'_> {
                 }
                 self.config.election_algorithm = algorithm;
             }
+            "quorum.auth.enableSasl" => {
+                self.config.quorum_auth.enable_sasl = self.check(entry, boolean(value))?;
+            }
+            "quorum.auth.learnerRequireSasl" => {
+                self.config.quorum_auth.learner_require_sasl = self.check(entry, boolean(value))?;
+            }
+            "quorum.auth.serverRequireSasl" => {
+                self.config.quorum_auth.server_require_sasl = self.check(entry, boolean(value))?;
+            }
+            "snapshotChunkBytes" => {
+                let max = crate::consensus::network::SNAPSHOT_CHUNK_BYTES;
+                self.config.snapshot_chunk_bytes = self.check(entry, whole(value, 1, max))?;
+            }
+            "quorum.auth.secretFile" => {
+                self.config.quorum_auth.secret_file = Some(self.check(entry, path(value))?);
+            }
             "dynamicConfigFile" => {
                 self.config.dynamic_config_file = Some(self.check(entry, path(value))?)
             }
@@ -386,7 +402,27 @@ impl Builder<'_> {
         };
         servers::finish(&mut self)?;
         self.finish_tls()?;
+        self.finish_quorum_auth()?;
         Ok((self.config, self.warnings))
+    }
+
+    /// As ZooKeeper: requiring a proof needs `enableSasl`; zkw's secret comes from a file.
+    fn finish_quorum_auth(&self) -> Result<(), ConfigError> {
+        let auth = &self.config.quorum_auth;
+        for (key, set) in [
+            ("quorum.auth.learnerRequireSasl", auth.learner_require_sasl),
+            ("quorum.auth.serverRequireSasl", auth.server_require_sasl),
+        ] {
+            if set && !auth.enable_sasl {
+                let reason = "needs quorum.auth.enableSasl=true".to_owned();
+                return Err(self.error_at(key, reason));
+            }
+        }
+        if auth.enable_sasl && auth.secret_file.is_none() {
+            let reason = "needs quorum.auth.secretFile (the shared secret)".to_owned();
+            return Err(self.error_at("quorum.auth.enableSasl", reason));
+        }
+        Ok(())
     }
 
     fn finish_sessions(&mut self) -> Result<(), ConfigError> {

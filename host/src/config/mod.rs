@@ -186,6 +186,20 @@ impl Default for MetricsConfig {
     }
 }
 
+/// `quorum.auth.*`: ZooKeeper's quorum authentication keys, with the shared secret in a file
+/// (see docs/security.md).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QuorumAuthConfig {
+    /// `quorum.auth.enableSasl`: prove the secret to peers and check their proofs.
+    pub enable_sasl: bool,
+    /// `quorum.auth.learnerRequireSasl`: refuse a peer that accepts without a proof.
+    pub learner_require_sasl: bool,
+    /// `quorum.auth.serverRequireSasl`: refuse a peer that dials without a proof.
+    pub server_require_sasl: bool,
+    /// `quorum.auth.secretFile` (zkw's): the file holding the shared secret, read at start.
+    pub secret_file: Option<PathBuf>,
+}
+
 /// Everything a server is configured with. Field names follow zoo.cfg keys, with units.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -227,6 +241,10 @@ pub struct Config {
     pub secure_client_port_address: Option<IpAddr>,
     /// `ssl.*`, `ssl.quorum.*`, `sslQuorum` (see docs/tls.md).
     pub tls: TlsConfig,
+    /// `quorum.auth.*`.
+    pub quorum_auth: QuorumAuthConfig,
+    /// `snapshotChunkBytes` (zkw's): bytes of snapshot per quorum-port message.
+    pub snapshot_chunk_bytes: usize,
     /// `peerType`: this server's own role.
     pub peer_type: PeerRole,
     pub dynamic_config_file: Option<PathBuf>,
@@ -285,6 +303,8 @@ impl Default for Config {
             local_sessions_upgrading_enabled: false,
             read_only_mode_enabled: false,
             failpoints: String::new(),
+            quorum_auth: QuorumAuthConfig::default(),
+            snapshot_chunk_bytes: crate::consensus::network::SNAPSHOT_CHUNK_BYTES,
         }
     }
 }

@@ -781,3 +781,41 @@ fn unused_tls_keys_only_warn() {
         .iter()
         .all(|warning| warning.message.contains("a ZooKeeper key zkw does not use")));
 }
+
+#[test]
+fn quorum_auth_keys_are_read_and_checked_together() {
+    let config = load_ok(
+        "quorum.auth.enableSasl=true\nquorum.auth.serverRequireSasl=true\n\
+         quorum.auth.learnerRequireSasl=true\nquorum.auth.secretFile=/etc/zkw/quorum.secret\n\
+         snapshotChunkBytes=4096\n",
+    );
+    let auth = &config.quorum_auth;
+    assert!(auth.enable_sasl && auth.server_require_sasl && auth.learner_require_sasl);
+    assert_eq!(
+        auth.secret_file,
+        Some(PathBuf::from("/etc/zkw/quorum.secret"))
+    );
+    assert_eq!(config.snapshot_chunk_bytes, 4096);
+    let cases = [
+        (
+            "quorum.auth.serverRequireSasl=true\n",
+            ":1: quorum.auth.serverRequireSasl: needs quorum.auth.enableSasl=true",
+        ),
+        (
+            "quorum.auth.enableSasl=true\n",
+            ":1: quorum.auth.enableSasl: needs quorum.auth.secretFile",
+        ),
+        (
+            "quorum.auth.enableSasl=maybe\n",
+            ":1: quorum.auth.enableSasl: \"maybe\" is not true or false",
+        ),
+        (
+            "snapshotChunkBytes=0\n",
+            ":1: snapshotChunkBytes: 0 is not between 1 and",
+        ),
+    ];
+    for (text, expected) in cases {
+        let error = load_error(text);
+        assert!(error.contains(expected), "{text:?}: {error}");
+    }
+}

@@ -32,7 +32,7 @@ use openraft::type_config::async_runtime::watch::WatchReceiver;
 use openraft::ServerState;
 use tokio::sync::watch;
 
-use super::network::{PeerClient, PeerRequest, PeerResponse};
+use super::network::{PeerRequest, PeerResponse};
 use super::types::Vote;
 use super::{Consensus, StateMachine};
 
@@ -158,7 +158,7 @@ impl<M: StateMachine> Consensus<M> {
     /// Resolves with why the leader is gone, or None when it answered the hold (it stepped
     /// down: the metrics will show the change).
     async fn wait_until_gone(&self, watched: &Watched, silence_limit_ms: u64) -> Option<Gone> {
-        let mut client = PeerClient::new(watched.leader, watched.address.clone());
+        let mut client = self.peer_client(watched.leader, watched.address.clone());
         let hold = PeerRequest::HoldLeader { term: watched.term };
         loop {
             let held = tokio::select! {

@@ -190,12 +190,10 @@ pub fn target(
 
 /// Sends a reconfig request (or its checks) to the leader; its answer, or why there is none.
 async fn ask_leader(
-    leader: u64,
-    address: String,
+    mut client: PeerClient,
     request: &PeerRequest,
     timeout: Duration,
 ) -> Result<u64, ReconfigError> {
-    let mut client = PeerClient::new(leader, address);
     match client.call(request, timeout).await {
         Ok(PeerResponse::Reconfigured(result)) => result,
         Ok(other) => Err(failed(format!("the leader answered {other:?}"))),
@@ -253,7 +251,7 @@ impl<M: StateMachine> Consensus<M> {
         // Up to four bounded steps (learners, catch-up, voters, demoted leavers) run there.
         let timeout = Duration::from_millis(self.reconfig_sync_ms * 4 + RECONFIG_FORWARD_MARGIN_MS);
         let request = PeerRequest::Reconfigure { edit, expected };
-        ask_leader(leader, address, &request, timeout).await
+        ask_leader(self.peer_client(leader, address), &request, timeout).await
     }
 
     /// The leader's checks of a change it will not run, in ZooKeeper's order: another change
@@ -272,7 +270,7 @@ impl<M: StateMachine> Consensus<M> {
         }
         let timeout = Duration::from_millis(RECONFIG_FORWARD_MARGIN_MS);
         let request = PeerRequest::CheckReconfigure { edit, expected };
-        ask_leader(leader, address, &request, timeout).await
+        ask_leader(self.peer_client(leader, address), &request, timeout).await
     }
 
     /// [`Consensus::check_reconfigure`] on the leader.

@@ -9,7 +9,8 @@
 //! - `state_machine.rs`: the adapter that decodes entries and calls the server's
 //!   [`StateMachine`], and keeps snapshots in dataDir;
 //! - `network.rs`: the quorum-port transport (Raft RPCs plus forwarded writes, session
-//!   liveness, read indexes and membership changes);
+//!   liveness, read indexes and membership changes), admitting only members;
+//! - `handshake.rs`: the quorum-port handshake's messages and the quorum secret's proofs;
 //! - `membership.rs`: dynamic reconfig as Raft membership changes;
 //! - `failover.rs`: followers elect at once when their leader's process goes (or it falls
 //!   silent for syncLimit ticks), pre-vote kept;
@@ -29,6 +30,7 @@
 mod fail_stop;
 mod failover;
 pub mod failpoint;
+pub mod handshake;
 pub mod log;
 pub mod membership;
 pub mod meta;
@@ -57,7 +59,7 @@ use crate::proto::{Id, SessionId};
 use crate::txn::codec::{decode_entry, encode_entry, CodecError};
 use crate::txn::identity::ForwardRefusal;
 use crate::txn::{TxnEntry, TxnOp};
-use network::{PeerClient, PeerNetwork, PeerRequest, PeerResponse};
+use network::{PeerClient, PeerNetwork, PeerRequest, PeerResponse, PeerSettings};
 use state_machine::{Adapter, Pending};
 use store::LogStore;
 use types::{Command, Raft};
@@ -217,6 +219,10 @@ pub struct ConsensusConfig {
     pub failpoints: failpoint::Failpoints,
     /// Where storage failures and a stopped Raft core are raised (the server fails stop).
     pub fatal: FatalSignal,
+    /// The `quorum.auth.*` keys with their secret.
+    pub quorum_auth: handshake::QuorumAuth,
+    /// Bytes of snapshot per peer message (`network::SNAPSHOT_CHUNK_BYTES`; smaller in tests).
+    pub snapshot_chunk_bytes: usize,
 }
 
 impl ConsensusConfig {
@@ -294,6 +300,10 @@ pub struct Consensus<M: StateMachine> {
     heard_from_leader: Mutex<Option<(u64, u64)>>,
     /// Raised: this server serves nothing and relays nothing any more.
     fatal: FatalSignal,
+    /// Who this server is on the quorum port (every peer connection opens with it).
+    peer_settings: Arc<PeerSettings>,
+    /// zoo.cfg's members: id -> quorum address (`host:port`).
+    seeds: BTreeMap<u64, String>,
 }
 
 impl<M: StateMachine> Consensus<M> {
@@ -335,7 +345,15 @@ impl<M: StateMachine> Consensus<M> {
         adapter.recover()?;
         let raft_config = Arc::new(config.raft_config()?);
         let raft_heartbeat_ms = raft_config.heartbeat_interval;
-        let raft = Raft::new(config.my_id, raft_config, PeerNetwork, store, adapter)
+        let peer_settings = Arc::new(PeerSettings {
+            my_id: config.my_id,
+            auth: config.quorum_auth.clone(),
+            snapshot_chunk_bytes: config.snapshot_chunk_bytes,
+        });
+        let network = PeerNetwork {
+            settings: Arc::clone(&peer_settings),
+        };
+        let raft = Raft::new(config.my_id, raft_config, network, store, adapter)
             .await
             .map_err(|error| ConsensusError::Raft(error.to_string()))?;
         let (stop, stop_rx) = watch::channel(false);
@@ -358,17 +376,27 @@ impl<M: StateMachine> Consensus<M> {
             stop,
             heard_from_leader: Mutex::new(None),
             fatal: config.fatal.clone(),
+            peer_settings,
+            seeds: config
+                .members
+                .iter()
+                .map(|member| (member.id, member.address.clone()))
+                .collect(),
         });
         node.initialize(&config).await?;
         if let Some(listen) = config.listen {
             let listener = tokio::net::TcpListener::bind(listen).await?;
             tracing::info!(address = %listen, "listening for peers on the quorum port");
-            let handler_node = Arc::clone(&node);
-            let handler: network::PeerHandler = Arc::new(move |request| {
-                let node = Arc::clone(&handler_node);
-                Box::pin(async move { node.handle_peer(request).await })
-            });
-            tokio::spawn(network::serve(listener, handler, stop_rx.clone()));
+            let (handler_node, members_node) = (Arc::clone(&node), Arc::clone(&node));
+            let service = network::PeerService {
+                handler: Arc::new(move |request| {
+                    let node = Arc::clone(&handler_node);
+                    Box::pin(async move { node.handle_peer(request).await })
+                }),
+                settings: Arc::clone(&node.peer_settings),
+                members: Arc::new(move |id| members_node.member_addresses(id)),
+            };
+            tokio::spawn(network::serve(listener, service, stop_rx.clone()));
         }
         let (queue, incoming) = mpsc::channel(PROPOSALS_QUEUED_MAX);
         tokio::spawn(Arc::clone(&node).order_proposals(incoming));
@@ -455,7 +483,7 @@ impl<M: StateMachine> Consensus<M> {
             .iter()
             .filter(|member| member.id != config.my_id)
             .map(|member| async move {
-                let mut client = PeerClient::new(member.id, member.address.clone());
+                let mut client = self.peer_client(member.id, member.address.clone());
                 let timeout = Duration::from_millis(PEER_PROBE_TIMEOUT_MS);
                 let request = PeerRequest::Membership {
                     asker: config.my_id,
@@ -622,7 +650,7 @@ impl<M: StateMachine> Consensus<M> {
 
     async fn call_leader(&self, request: &PeerRequest) -> Result<PeerResponse, ConsensusError> {
         let (leader, address) = self.wait_for_leader().await?;
-        let mut client = PeerClient::new(leader, address);
+        let mut client = self.peer_client(leader, address);
         client
             .call(request, Duration::from_millis(LEADER_RPC_TIMEOUT_MS))
             .await
@@ -773,7 +801,7 @@ impl<M: StateMachine> Consensus<M> {
             return Ok((leader, term));
         }
         if forward.as_ref().map(|client| client.target) != Some(leader) {
-            *forward = Some(PeerClient::new(leader, address));
+            *forward = Some(self.peer_client(leader, address));
         }
         let Some(client) = forward.as_mut() else {
             return Err(ConsensusError::NoLeader);
@@ -790,6 +818,33 @@ impl<M: StateMachine> Consensus<M> {
             }
         }
         Ok((leader, term))
+    }
+
+    /// A connection (opened on first use) to peer `target` at `address`, as this server.
+    fn peer_client(&self, target: u64, address: String) -> PeerClient {
+        PeerClient::new(target, address, Arc::clone(&self.peer_settings))
+    }
+
+    /// The quorum addresses server `id` is configured at: in the membership in effect, in the
+    /// last committed one (a leader a reconfig removed still hands over) and in zoo.cfg (a
+    /// joiner's, before it holds a log). Empty: `id` is not a member.
+    fn member_addresses(&self, id: u64) -> Vec<String> {
+        let mut addresses: Vec<String> = {
+            let receiver = self.raft.metrics();
+            let metrics = receiver.borrow_watched();
+            [
+                &metrics.membership_config,
+                &metrics.committed_membership_config,
+            ]
+            .into_iter()
+            .filter_map(|stored| stored.membership().get_node(&id))
+            .map(|node| membership::quorum_address(&node.addr))
+            .collect()
+        };
+        addresses.extend(self.seeds.get(&id).cloned());
+        addresses.sort();
+        addresses.dedup();
+        addresses
     }
 
     /// The leader, the term and the leader's quorum address, as this server sees them.
@@ -1000,7 +1055,7 @@ impl<M: StateMachine> Consensus<M> {
                 continue;
             }
             if let Some((leader, address)) = self.leader() {
-                let mut client = PeerClient::new(leader, address);
+                let mut client = self.peer_client(leader, address);
                 let timeout = Duration::from_millis(tick_ms.max(100));
                 if let Err(error) = client.call(&PeerRequest::Touch(sessions), timeout).await {
                     tracing::debug!(%error, "could not relay session liveness to the leader");
@@ -1064,6 +1119,8 @@ mod tests {
             purge_interval_ms: 0,
             failpoints: Default::default(),
             fatal: Default::default(),
+            quorum_auth: Default::default(),
+            snapshot_chunk_bytes: network::SNAPSHOT_CHUNK_BYTES,
         }
     }
 

@@ -30,6 +30,7 @@ pub mod stats;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -39,8 +40,9 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::config::PeerRole;
+use crate::config::{PeerRole, QuorumAuthConfig};
 use crate::consensus::failpoint::{FailpointError, Failpoints};
+use crate::consensus::handshake::QuorumAuth;
 use crate::consensus::{Consensus, ConsensusConfig, ConsensusError, Member, Proposal, Proposer};
 use crate::fatal::{Fatal, FatalSignal, FATAL_LOG_PREFIX, FATAL_SHUTDOWN_MS_MAX};
 use crate::proto::{perms, Acl, Id, SessionId};
@@ -84,6 +86,8 @@ pub enum ServerError {
         address: String,
         reason: String,
     },
+    #[error("quorum.auth.secretFile {path}: {reason}")]
+    QuorumSecret { path: PathBuf, reason: String },
     #[error("ZKW_FAILPOINTS: {0}")]
     Failpoints(#[from] FailpointError),
     /// The server failed stop (already logged, once, by [`run`]).
@@ -875,7 +879,35 @@ async fn consensus_config(
             * crate::consensus::purge::PURGE_INTERVAL_MS_PER_HOUR,
         failpoints: failpoints(&config.failpoints)?,
         fatal: fatal.clone(),
+        quorum_auth: quorum_auth(&config.quorum_auth)?,
+        snapshot_chunk_bytes: config.snapshot_chunk_bytes,
     })
+}
+
+/// The `quorum.auth.*` keys with the secret read from its file (surrounding whitespace, such
+/// as the file's final newline, is not part of it). The secret is never logged.
+fn quorum_auth(config: &QuorumAuthConfig) -> Result<QuorumAuth, ServerError> {
+    let secret = match (&config.secret_file, config.enable_sasl) {
+        (Some(path), true) => {
+            let failed = |reason: String| ServerError::QuorumSecret {
+                path: path.clone(),
+                reason,
+            };
+            let text = std::fs::read_to_string(path).map_err(|error| failed(error.to_string()))?;
+            let secret = text.trim().to_owned();
+            if secret.is_empty() {
+                return Err(failed("the file holds no secret".to_owned()));
+            }
+            Some(secret)
+        }
+        _ => None,
+    };
+    let secret = secret.as_deref().map(str::as_bytes);
+    Ok(QuorumAuth::new(
+        secret,
+        config.learner_require_sasl,
+        config.server_require_sasl,
+    ))
 }
 
 async fn resolve(id: u64, address: &str) -> Result<SocketAddr, ServerError> {

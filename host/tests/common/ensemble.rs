@@ -139,6 +139,16 @@ impl Member {
         }
     }
 
+    /// `127.0.0.1:<quorumPort>` (the peer transport's port).
+    pub fn quorum_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.quorum_port)
+    }
+
+    /// The process id, while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Everything this member has logged so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()

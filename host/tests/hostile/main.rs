@@ -13,6 +13,8 @@
 //!   addWatch on nodes the watcher cannot read.
 //! - `conns`: slow and idle connections (clients that do not read, the admin port's flood and
 //!   idle limits) and the AdminServer (its address, secrets, guarded listings).
+//! - `quorum`: stray peers on the quorum port (non-member ids, wrong addresses, frames
+//!   announcing gigabytes, handshake and connection floods, a wrong quorum secret).
 //!
 //! zkw only (the limits are zkw's; ZooKeeper accepts most of these attacks).
 #![allow(clippy::unwrap_used)] // tests may unwrap (style.md)
@@ -27,6 +29,7 @@ mod forwarded;
 mod replies;
 mod watches;
 mod conns;
+mod quorum;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
