@@ -102,11 +102,6 @@ impl Member {
         format!("127.0.0.1:{}", self.client_port)
     }
 
-    /// `127.0.0.1:<quorumPort>`: where the member's peers reach it.
-    pub fn quorum_addr(&self) -> String {
-        format!("127.0.0.1:{}", self.quorum_port)
-    }
-
     pub fn running(&mut self) -> bool {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
     }

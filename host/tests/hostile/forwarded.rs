@@ -1,4 +1,5 @@
-//! Forwarded commands (issue #12 item 8): a peer that passes for a follower sends the leader a
+//! Forwarded commands (issue #12 item 8): a peer that passes for a follower (a member's id,
+//! from its address, no quorum secret configured) sends the leader a
 //! forwarded batch of what only a leader decides or no client session could ask for. Before,
 //! the leader proposed all of it: a foreign runtime fingerprint stopped every member (exit 3),
 //! a leader-only CloseSession ended another server's client session, a reap deleted a node
@@ -128,7 +129,11 @@ async fn a_forged_forward_of_leader_decisions_changes_nothing() {
         forged.push(command(impostor, 3 + term, Some(term), &close));
     }
     let leader_id = ens.member(leader).id as u64;
-    let mut peer = PeerClient::new(leader_id, ens.member(leader).quorum_addr());
+    let mut peer = PeerClient::new(
+        leader_id,
+        ens.member(leader).quorum_addr(),
+        crate::quorum::stray(impostor),
+    );
     let answer = bounded(
         "forged forward",
         peer.call(

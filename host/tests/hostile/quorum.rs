@@ -53,7 +53,7 @@ const SECRET: &str = "quorum-s3cret";
 const WRONG_SECRET: &str = "not-the-secret";
 
 /// A stray's peer settings: it claims `id` and knows no secret.
-fn stray(id: u64) -> Arc<PeerSettings> {
+pub(crate) fn stray(id: u64) -> Arc<PeerSettings> {
     Arc::new(PeerSettings {
         my_id: id,
         auth: QuorumAuth::default(),
