@@ -20,7 +20,7 @@ use crate::proto::{
     MultiResult, PathWatchRequest, Request, RequestHeader, Response, SessionId, SetWatches, Stat,
     WatcherType,
 };
-use crate::tree::acl::digest_id;
+use crate::tree::acl::{digest_id, RECIPE_ADMIN_SCHEME};
 use crate::tree::watch::{Notification, WatchKind};
 use crate::txn::TxnOp;
 
@@ -557,7 +557,8 @@ fn identity_refusal(ids: &[Id], id: &Id) -> Option<String> {
     }
 }
 
-/// addauth: `digest` adds `digest:user:hash` (and `super` when it matches superDigest); `ip`
+/// addauth: `digest` adds `digest:user:hash` (and `super` when it matches superDigest, the
+/// recipe admin id when it matches `zkw.recipe.adminIdentity`); `ip`
 /// adds the peer address; anything else fails with AuthFailed and closes the connection, as
 /// does an identity past the per-connection caps (ZooKeeper's answer to a failed auth: the
 /// reply carries AuthFailed, then the connection closes).
@@ -576,9 +577,14 @@ fn authenticate(
             let digest = digest_id(user_password);
             // As ZooKeeper's DigestAuthenticationProvider: `super` first, then the digest.
             let is_super = shared.config.super_digest.as_deref() == Some(digest.as_str());
-            let mut ids = Vec::with_capacity(2);
+            let is_recipe_admin =
+                shared.config.recipe_admin_digest.as_deref() == Some(digest.as_str());
+            let mut ids = Vec::with_capacity(3);
             if is_super {
                 ids.push(Id::new("super", ""));
+            }
+            if is_recipe_admin {
+                ids.push(Id::new(RECIPE_ADMIN_SCHEME, ""));
             }
             ids.push(Id::new("digest", &digest));
             ids

@@ -6,6 +6,8 @@
 //! the members' `mntr` zk_digest agree. This file is the shared frame; one module per area:
 //! - `amplification`: request amplification (addauth identities, proposals above the log's
 //!   record limit).
+//! - `recipes`: where recipes bind, who may change their nodes, what a caller's rights and a
+//!   txn's fuel let them run.
 //!
 //! zkw only (the limits are zkw's; ZooKeeper accepts most of these attacks).
 #![allow(clippy::unwrap_used)] // tests may unwrap (style.md)
@@ -16,6 +18,7 @@ mod common;
 mod ensemble;
 
 mod amplification;
+mod recipes;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
