@@ -11,8 +11,8 @@ use clap::{Args, Subcommand};
 
 use super::bench::ServerOpts;
 use crate::client::{Client, ClientError};
-use crate::proto::{op, perms, Acl, CreateMode, CreateRequest, DeleteRequest, ErrorCode, Id};
 use crate::proto::MultiOp;
+use crate::proto::{op, perms, Acl, CreateMode, CreateRequest, DeleteRequest, ErrorCode, Id};
 use crate::wasm::manifest::{self, Manifest, FUEL_DEFAULT, MEMORY_BYTES_DEFAULT};
 use crate::wasm::registry::LOG_NODE;
 use crate::wasm::{embedded, module, run, CALL_PREFIX, CHUNK_PREFIX, RECIPES_PATH};

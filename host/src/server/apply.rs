@@ -154,7 +154,12 @@ impl StateMachine for Applier {
                 store.watches.remove_session(entry.session_id);
             }
             if let TxnOp::RuntimeCheck { fingerprint } = &entry.op {
-                refuse_foreign_runtime(shared, store.recipes.fingerprint(), fingerprint, entry.zxid)?;
+                refuse_foreign_runtime(
+                    shared,
+                    store.recipes.fingerprint(),
+                    fingerprint,
+                    entry.zxid,
+                )?;
             }
             let store = &mut *store;
             let applied = txn::apply_with(&mut store.tree, &entry, Some(&mut store.recipes));

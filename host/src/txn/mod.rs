@@ -17,11 +17,11 @@ mod recipes;
 
 pub(crate) use recipes::recipe_op;
 
+use crate::proto::perms;
 use crate::proto::{
     op, CheckVersionRequest, CreateRequest, DeleteRequest, Id, MultiOp, Response, SessionId,
 };
 use crate::proto::{ErrorCode, MultiResult, SetAclRequest, SetDataRequest, Zxid};
-use crate::proto::perms;
 use crate::tree::{acl, watch::WatchTrigger, Tree, TreeError};
 use crate::wasm::{Runtime, RECIPES_PATH};
 use recipes::{request_data, ClientWrite, Hooks};
@@ -111,8 +111,10 @@ pub fn apply_with(tree: &mut Tree, entry: &TxnEntry, recipes: Option<&mut Runtim
     // A client write's recipe runs (validators, a call, the events it causes) share one fuel
     // budget; past it the whole txn is undone and refused. Other txns (a session close, a
     // timer) cannot be refused: their runs just stop at the cap.
-    let budgeted =
-        recipes.as_deref().is_some_and(|recipes| !recipes.is_empty()) && is_client_write(&entry.op);
+    let budgeted = recipes
+        .as_deref()
+        .is_some_and(|recipes| !recipes.is_empty())
+        && is_client_write(&entry.op);
     let mut hooks = Hooks {
         recipes,
         install_touched: false,
@@ -147,7 +149,10 @@ pub fn apply_with(tree: &mut Tree, entry: &TxnEntry, recipes: Option<&mut Runtim
         recipes.react(tree, Hooks::info(&ctx), &mut triggers, closed);
     }
     if budgeted {
-        match recipes.as_deref_mut().filter(|recipes| recipes.txn_fuel_exceeded()) {
+        match recipes
+            .as_deref_mut()
+            .filter(|recipes| recipes.txn_fuel_exceeded())
+        {
             Some(recipes) => {
                 tracing::warn!(
                     session = format_args!("0x{:x}", entry.session_id),
@@ -213,9 +218,11 @@ fn run_op(
                 .delete(tree, ctx, request, triggers)
                 .map(|()| Response::Empty),
         ),
-        TxnOp::SetData(request) => {
-            single(hooks.set_data(tree, ctx, request, triggers).map(Response::Stat))
-        }
+        TxnOp::SetData(request) => single(
+            hooks
+                .set_data(tree, ctx, request, triggers)
+                .map(Response::Stat),
+        ),
         TxnOp::SetAcl(request) => single(hooks.set_acl(tree, ctx, request).map(Response::Stat)),
         TxnOp::Check(request) => single(ops::check::apply(tree, ctx, request).map(Response::Stat)),
     }

@@ -205,7 +205,13 @@ impl Hooks<'_> {
             self.install_touched = true;
         }
         let auth: Vec<Id> = ctx.auth.iter().cloned().chain([acl::server_id()]).collect();
-        check(tree, &Ctx { auth: &auth, ..*ctx })
+        check(
+            tree,
+            &Ctx {
+                auth: &auth,
+                ..*ctx
+            },
+        )
     }
 }
 

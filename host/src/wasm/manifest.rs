@@ -113,7 +113,8 @@ impl Manifest {
     /// True when the two recipes' paths overlap (equal, or one under the other): both would
     /// run for, and write, the same nodes.
     pub fn overlaps(&self, other: &Manifest) -> bool {
-        super::run::is_under(&self.path, &other.path) || super::run::is_under(&other.path, &self.path)
+        super::run::is_under(&self.path, &other.path)
+            || super::run::is_under(&other.path, &self.path)
     }
 
     /// Refuses a path that overlaps the path of the recipe `name` (`theirs`).
@@ -196,7 +197,15 @@ mod tests {
 
     #[test]
     fn bound_paths_stay_off_the_root_and_the_system_tree() {
-        for path in ["/", "/zookeeper", "/zookeeper/recipes/x", "//a", "/a/", "a", "/a/./b"] {
+        for path in [
+            "/",
+            "/zookeeper",
+            "/zookeeper/recipes/x",
+            "//a",
+            "/a/",
+            "a",
+            "/a/./b",
+        ] {
             assert!(check_bound_path(path).is_err(), "{path}");
         }
         for path in ["/a", "/a/b", "/zookeeperx", "/zoo"] {

@@ -265,7 +265,15 @@ fn recipes_bind_no_root_no_system_path_and_no_other_recipes_path() {
     let spin = module(SPIN);
     let (mut tree, mut recipes, mut zxid) = (Tree::new(), runtime(), 0);
     let mut at = |tree: &mut Tree, name: &str, root: &str| {
-        multi_error(&install(tree, &mut recipes, &mut zxid, name, root, &spin, 1000))
+        multi_error(&install(
+            tree,
+            &mut recipes,
+            &mut zxid,
+            name,
+            root,
+            &spin,
+            1000,
+        ))
     };
     let refused = ErrorCode::BadArguments.code();
     assert_eq!(at(&mut tree, "root", "/"), refused);
@@ -282,9 +290,25 @@ fn recipes_bind_no_root_no_system_path_and_no_other_recipes_path() {
 #[test]
 fn only_the_recipe_admin_changes_recipe_nodes_and_nobody_writes_the_log() {
     let (mut tree, mut recipes, mut zxid) = (Tree::new(), runtime(), 0);
-    install(&mut tree, &mut recipes, &mut zxid, "echo", "/e", &module(SPIN), 1_000).unwrap();
+    install(
+        &mut tree,
+        &mut recipes,
+        &mut zxid,
+        "echo",
+        "/e",
+        &module(SPIN),
+        1_000,
+    )
+    .unwrap();
     // A failed run writes the log node.
-    step(&mut tree, &mut recipes, &mut zxid, vec![], create("/e/x", b"")).unwrap();
+    step(
+        &mut tree,
+        &mut recipes,
+        &mut zxid,
+        vec![],
+        create("/e/x", b""),
+    )
+    .unwrap();
     let log = format!("{RECIPES_PATH}/echo/log");
     let set = |path: &str| {
         TxnOp::SetData(SetDataRequest {
@@ -300,7 +324,12 @@ fn only_the_recipe_admin_changes_recipe_nodes_and_nobody_writes_the_log() {
             version: -1,
         })
     };
-    let delete = |path: &str| TxnOp::Delete(DeleteRequest { path: path.into(), version: -1 });
+    let delete = |path: &str| {
+        TxnOp::Delete(DeleteRequest {
+            path: path.into(),
+            version: -1,
+        })
+    };
     let manifest = format!("{RECIPES_PATH}/echo");
     let chunk = format!("{RECIPES_PATH}/echo/module-0000");
     let recipe_admin = vec![Id::new(acl::RECIPE_ADMIN_SCHEME, "")];
@@ -317,36 +346,76 @@ fn only_the_recipe_admin_changes_recipe_nodes_and_nobody_writes_the_log() {
         create(&format!("{log}/child"), b""),
         create(&format!("{RECIPES_PATH}/echo/other"), b""),
     ] {
-        let reply = step(&mut tree, &mut recipes, &mut zxid, stranger.clone(), op.clone());
+        let reply = step(
+            &mut tree,
+            &mut recipes,
+            &mut zxid,
+            stranger.clone(),
+            op.clone(),
+        );
         assert_eq!(reply, Err(ErrorCode::NoAuth), "{op:?}");
     }
     // The recipe admin may, even where the nodes' ACLs would not let it.
     let locked = TxnOp::SetAcl(SetAclRequest {
         path: log.clone(),
-        acl: vec![Acl { perms: perms::READ, id: Id::new("world", "anyone") }],
+        acl: vec![Acl {
+            perms: perms::READ,
+            id: Id::new("world", "anyone"),
+        }],
         version: -1,
     });
     step(&mut tree, &mut recipes, &mut zxid, admin(), locked).unwrap();
-    step(&mut tree, &mut recipes, &mut zxid, recipe_admin.clone(), set(&log)).unwrap();
-    step(&mut tree, &mut recipes, &mut zxid, recipe_admin, delete(&log)).unwrap();
+    step(
+        &mut tree,
+        &mut recipes,
+        &mut zxid,
+        recipe_admin.clone(),
+        set(&log),
+    )
+    .unwrap();
+    step(
+        &mut tree,
+        &mut recipes,
+        &mut zxid,
+        recipe_admin,
+        delete(&log),
+    )
+    .unwrap();
 }
 
 #[test]
 fn a_write_or_call_the_caller_may_not_make_runs_nothing() {
     let (mut tree, mut recipes, mut zxid) = (Tree::new(), runtime(), 0);
     let validator = module(VALIDATE_OK);
-    install(&mut tree, &mut recipes, &mut zxid, "v", "/v", &validator, 100_000).unwrap();
+    install(
+        &mut tree,
+        &mut recipes,
+        &mut zxid,
+        "v",
+        "/v",
+        &validator,
+        100_000,
+    )
+    .unwrap();
     let mut manifest = Manifest::parse(b"path=/c\nsize=1\nsha256=00").unwrap();
     let caller = module(CALL_OK);
     manifest.size = caller.len() as u64;
     manifest.sha256 = sha256_hex(&caller);
     manifest.call_perms = perms::CREATE | perms::WRITE;
     install_manifest(&mut tree, &mut recipes, &mut zxid, "c", &manifest, &caller).unwrap();
-    let anyone = |perms: i32| vec![Acl { perms, id: Id::new("world", "anyone") }];
+    let anyone = |perms: i32| {
+        vec![Acl {
+            perms,
+            id: Id::new("world", "anyone"),
+        }]
+    };
     let mut locked = request("/v/locked", b"");
     locked.acl = anyone(perms::READ);
     let ops = [
-        TxnOp::Create { op: op::CREATE, request: locked },
+        TxnOp::Create {
+            op: op::CREATE,
+            request: locked,
+        },
         create("/v/locked/kid", b""),
         // Anyone may create call nodes (and so call with the default CREATE), not WRITE.
         TxnOp::SetAcl(SetAclRequest {
@@ -362,8 +431,15 @@ fn a_write_or_call_the_caller_may_not_make_runs_nothing() {
     let before = runs(&recipes);
     for op in [
         create("/v/locked/x", b""),
-        TxnOp::SetData(SetDataRequest { path: "/v/locked".into(), data: None, version: -1 }),
-        TxnOp::Delete(DeleteRequest { path: "/v/locked/kid".into(), version: -1 }),
+        TxnOp::SetData(SetDataRequest {
+            path: "/v/locked".into(),
+            data: None,
+            version: -1,
+        }),
+        TxnOp::Delete(DeleteRequest {
+            path: "/v/locked/kid".into(),
+            version: -1,
+        }),
         create(&format!("{RECIPES_PATH}/c/call-"), b""),
     ] {
         let reply = step(&mut tree, &mut recipes, &mut zxid, vec![], op.clone());
@@ -371,7 +447,14 @@ fn a_write_or_call_the_caller_may_not_make_runs_nothing() {
     }
     assert_eq!(runs(&recipes), before, "no validator or call ran");
     // A write it may make asks the validator.
-    step(&mut tree, &mut recipes, &mut zxid, vec![], create("/v/open", b"")).unwrap();
+    step(
+        &mut tree,
+        &mut recipes,
+        &mut zxid,
+        vec![],
+        create("/v/open", b""),
+    )
+    .unwrap();
     assert_eq!(runs(&recipes), before + 1);
 }
 
@@ -379,17 +462,55 @@ fn a_write_or_call_the_caller_may_not_make_runs_nothing() {
 fn a_txn_whose_runs_pass_the_fuel_cap_is_refused_whole() {
     // Each create under /s runs spin twice (created, children changed) at 50,000 fuel each.
     let (mut tree, mut recipes, mut zxid) = (Tree::new(), runtime_with_txn_fuel(250_000), 0);
-    install(&mut tree, &mut recipes, &mut zxid, "spin", "/s", &module(SPIN), 50_000).unwrap();
-    step(&mut tree, &mut recipes, &mut zxid, vec![], create("/s/one", b"")).unwrap();
+    install(
+        &mut tree,
+        &mut recipes,
+        &mut zxid,
+        "spin",
+        "/s",
+        &module(SPIN),
+        50_000,
+    )
+    .unwrap();
+    step(
+        &mut tree,
+        &mut recipes,
+        &mut zxid,
+        vec![],
+        create("/s/one", b""),
+    )
+    .unwrap();
     let ops = (0..3)
-        .map(|n| MultiOp::Create { op: op::CREATE, request: request(&format!("/s/m{n}"), b"") })
+        .map(|n| MultiOp::Create {
+            op: op::CREATE,
+            request: request(&format!("/s/m{n}"), b""),
+        })
         .collect();
-    let reply = step(&mut tree, &mut recipes, &mut zxid, vec![], TxnOp::Multi(ops));
+    let reply = step(
+        &mut tree,
+        &mut recipes,
+        &mut zxid,
+        vec![],
+        TxnOp::Multi(ops),
+    );
     assert_eq!(multi_error(&reply), ErrorCode::QuotaExceeded.code());
     assert_eq!(tree.get_children("/s", &admin()).unwrap().0, ["one"]);
-    let log = tree.get_data("/zookeeper/recipes/spin/log", &admin()).unwrap().0.unwrap();
-    assert!(String::from_utf8(log).unwrap().contains("zkw.recipe.txnFuelMax"));
+    let log = tree
+        .get_data("/zookeeper/recipes/spin/log", &admin())
+        .unwrap()
+        .0
+        .unwrap();
+    assert!(String::from_utf8(log)
+        .unwrap()
+        .contains("zkw.recipe.txnFuelMax"));
     // The budget is per txn: the next one runs in full again.
-    step(&mut tree, &mut recipes, &mut zxid, vec![], create("/s/two", b"")).unwrap();
+    step(
+        &mut tree,
+        &mut recipes,
+        &mut zxid,
+        vec![],
+        create("/s/two", b""),
+    )
+    .unwrap();
     assert!(tree.stat("/s/two").is_some());
 }

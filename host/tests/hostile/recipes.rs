@@ -38,7 +38,14 @@ fn recipe_cli(servers: &str, auth: &str, args: &[&str]) -> Output {
 /// Installs the test kit's `module` as `name` bound to `path`, as `auth`.
 fn install(servers: &str, auth: &str, module: &str, name: &str, path: &str, extra: &[&str]) {
     let file = common::test_recipe(module);
-    let mut args = vec!["install", file.to_str().unwrap(), "--name", name, "--path", path];
+    let mut args = vec![
+        "install",
+        file.to_str().unwrap(),
+        "--name",
+        name,
+        "--path",
+        path,
+    ];
     args.extend_from_slice(extra);
     let out = recipe_cli(servers, auth, &args);
     assert!(
@@ -149,9 +156,16 @@ async fn recipe_paths_are_kept_apart_and_recipe_nodes_belong_to_the_admin() {
     ] {
         let file = common::test_recipe("counter");
         let args = ["install", file.to_str().unwrap(), "--name", "other"];
-        let out = recipe_cli(&hosts, &ops_auth, &[&args[..], &["--path", path][..]].concat());
+        let out = recipe_cli(
+            &hosts,
+            &ops_auth,
+            &[&args[..], &["--path", path][..]].concat(),
+        );
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success() && stderr.contains(reason), "{path}: {stderr}");
+        assert!(
+            !out.status.success() && stderr.contains(reason),
+            "{path}: {stderr}"
+        );
     }
     // ...and every replica refuses the raw writes (the check lives in apply).
     let module = std::fs::read(common::test_recipe("counter")).unwrap();
@@ -173,9 +187,12 @@ async fn recipe_paths_are_kept_apart_and_recipe_nodes_belong_to_the_admin() {
     let (log_before, _) = bounded("get log", ops.get_data(&log)).await.unwrap();
     assert!(!log_before.is_empty());
     // The install gave the nodes read-only ACLs (calls aside).
-    let (acl, _) = bounded("getAcl", ops.get_acl(&format!("{RECIPES}/trap/module-0000")))
-        .await
-        .unwrap();
+    let (acl, _) = bounded(
+        "getAcl",
+        ops.get_acl(&format!("{RECIPES}/trap/module-0000")),
+    )
+    .await
+    .unwrap();
     assert_eq!(acl.len(), 1);
     assert_eq!(acl[0].permission(), zk::Permission::READ);
     let (acl, _) = bounded("getAcl", ops.get_acl(&format!("{RECIPES}/trap")))
@@ -208,10 +225,16 @@ async fn recipe_paths_are_kept_apart_and_recipe_nodes_belong_to_the_admin() {
             let create = stranger.create(&path, b"", &persistent());
             assert_no_auth(&format!("create {path}"), bounded("create", create).await);
         }
-        assert_no_auth("raw install", raw_install(&stranger, "evil", "/evil", &module).await);
+        assert_no_auth(
+            "raw install",
+            raw_install(&stranger, "evil", "/evil", &module).await,
+        );
     }
     let (log_after, _) = bounded("get log", ops.get_data(&log)).await.unwrap();
-    assert_eq!(log_after, log_before, "the log node was written by a client");
+    assert_eq!(
+        log_after, log_before,
+        "the log node was written by a client"
+    );
 
     writer.wait_progress(during, WRITES_DURING_ATTACK_MIN).await;
     let acked = writer.finish().await;
@@ -232,10 +255,7 @@ async fn recipe_runs_need_the_callers_rights_and_fit_the_txn_fuel_cap() {
         return;
     }
     let mut ens = Ensemble::spawn_with(MEMBERS, |_| {
-        vec![(
-            "zkw.recipe.txnFuelMax".to_owned(),
-            TXN_FUEL_MAX.to_string(),
-        )]
+        vec![("zkw.recipe.txnFuelMax".to_owned(), TXN_FUEL_MAX.to_string())]
     });
     let leader = ens.wait_quorum().await;
     let before = modes(&ens);
@@ -255,9 +275,23 @@ async fn recipe_runs_need_the_callers_rights_and_fit_the_txn_fuel_cap() {
         .unwrap();
     let auth = common::SUPER_AUTH;
     install(&hosts, auth, "validator", "validator", "/v", &[]);
-    install(&hosts, auth, "echo_call", "echo", "/e", &["--call-perms", "cw"]);
+    install(
+        &hosts,
+        auth,
+        "echo_call",
+        "echo",
+        "/e",
+        &["--call-perms", "cw"],
+    );
     let fuel = BURNER_FUEL.to_string();
-    install(&hosts, auth, "fuel_burner", "burner", "/b", &["--fuel", &fuel]);
+    install(
+        &hosts,
+        auth,
+        "fuel_burner",
+        "burner",
+        "/b",
+        &["--fuel", &fuel],
+    );
 
     // Writes and calls the caller may not make: NoAuth, and no recipe runs for them.
     let validator_runs = runs_everywhere(&ens, "validator").await;
@@ -265,7 +299,10 @@ async fn recipe_runs_need_the_callers_rights_and_fit_the_txn_fuel_cap() {
     for target in [leader, (leader + 1) % MEMBERS] {
         let stranger = Ensemble::client(&ens.hosts(&[target])).await;
         let create = stranger.create("/v/locked/x", b"", &persistent());
-        assert_no_auth("create under a read-only node", bounded("create", create).await);
+        assert_no_auth(
+            "create under a read-only node",
+            bounded("create", create).await,
+        );
         let set = stranger.set_data("/v/locked", b"x", None);
         assert_no_auth("setData of a read-only node", bounded("set", set).await);
         // The recipe's node lets anyone create call nodes, but echo declares `cw`.
@@ -278,7 +315,10 @@ async fn recipe_runs_need_the_callers_rights_and_fit_the_txn_fuel_cap() {
     }
     assert_eq!(runs_everywhere(&ens, "validator").await, validator_runs);
     assert_eq!(runs_everywhere(&ens, "echo").await, echo_runs);
-    assert!(validator_runs.iter().all(Option::is_some), "{validator_runs:?}");
+    assert!(
+        validator_runs.iter().all(Option::is_some),
+        "{validator_runs:?}"
+    );
 
     // A multi whose runs need more than zkw.recipe.txnFuelMax: refused whole, everywhere.
     for target in [leader, (leader + 1) % MEMBERS] {
@@ -289,7 +329,9 @@ async fn recipe_runs_need_the_callers_rights_and_fit_the_txn_fuel_cap() {
                 .add_create(&format!("/b/m{target}-{n}"), ENDLESS_ROUNDS, &persistent())
                 .unwrap();
         }
-        let refused = bounded("multi", multi.commit()).await.map_err(zk::Error::from);
+        let refused = bounded("multi", multi.commit())
+            .await
+            .map_err(zk::Error::from);
         assert!(
             matches!(refused, Err(zk::Error::QuotaExceeded)),
             "{refused:?}"
