@@ -22,6 +22,8 @@ const TXN_FUEL_MAX: u64 = 1_000_000;
 const BURNER_FUEL: u64 = 400_000;
 /// fuel_burner data whose rounds outlast any run's fuel.
 const ENDLESS_ROUNDS: &[u8] = b"1000000000";
+/// Attempts at one `zkw recipe install`.
+const INSTALL_TRIES: usize = 3;
 /// Where the recipes' nodes live.
 const RECIPES: &str = "/zookeeper/recipes";
 
@@ -47,7 +49,16 @@ fn install(servers: &str, auth: &str, module: &str, name: &str, path: &str, extr
         path,
     ];
     args.extend_from_slice(extra);
-    let out = recipe_cli(servers, auth, &args);
+    // The install may lose its connection to a leader change (see the tests); it is
+    // idempotent, so try again, bounded.
+    let mut out = recipe_cli(servers, auth, &args);
+    for _ in 1..INSTALL_TRIES {
+        if out.status.success() {
+            break;
+        }
+        eprintln!("install {name}: {}", String::from_utf8_lossy(&out.stderr));
+        out = recipe_cli(servers, auth, &args);
+    }
     assert!(
         out.status.success(),
         "install {name}: {}",
@@ -126,11 +137,7 @@ async fn recipe_paths_are_kept_apart_and_recipe_nodes_belong_to_the_admin() {
             format!("digest:{ops_digest}"),
         )]
     });
-    let leader = ens.wait_quorum().await;
-    let before = modes(&ens);
-    let writer = Writer::start(&ens.hosts(&[(leader + 2) % MEMBERS])).await;
-    writer.wait_progress(0, 1).await;
-    let during = writer.acked_count();
+    ens.wait_quorum().await;
     let hosts = ens.live_hosts();
     let ops_auth = format!("digest:{OPS_USER_PASSWORD}");
     let ops = Ensemble::client(&hosts).await;
@@ -144,7 +151,21 @@ async fn recipe_paths_are_kept_apart_and_recipe_nodes_belong_to_the_admin() {
     }
     // The recipe admin (not super) installs through the CLI.
     install(&hosts, &ops_auth, "counter", "counter", "/app/c", &[]);
-    install(&hosts, &ops_auth, "trap", "trap", "/t", &[]);
+    install(
+        &hosts,
+        &ops_auth,
+        "spin",
+        "spin",
+        "/t",
+        &["--fuel", "100000"],
+    );
+    // Installs first: every member compiles a new module inside apply, which on a loaded
+    // machine can silence the leader long enough for an election (not the attack).
+    let leader = ens.leader().await;
+    let before = modes(&ens);
+    let writer = Writer::start(&ens.hosts(&[(leader + 2) % MEMBERS])).await;
+    writer.wait_progress(0, 1).await;
+    let during = writer.acked_count();
 
     // The CLI refuses with the reason...
     for (path, reason) in [
@@ -177,25 +198,25 @@ async fn recipe_paths_are_kept_apart_and_recipe_nodes_belong_to_the_admin() {
         );
     }
     let names = bounded("ls", ops.list_children(RECIPES)).await.unwrap();
-    assert_eq!(names, ["counter", "trap"]);
+    assert_eq!(names, ["counter", "spin"]);
 
-    // A failed trap run writes the log node.
+    // A failed spin run (out of fuel) writes the log node.
     bounded("create", ops.create("/t/x", b"", &persistent()))
         .await
         .unwrap();
-    let log = format!("{RECIPES}/trap/log");
+    let log = format!("{RECIPES}/spin/log");
     let (log_before, _) = bounded("get log", ops.get_data(&log)).await.unwrap();
     assert!(!log_before.is_empty());
     // The install gave the nodes read-only ACLs (calls aside).
     let (acl, _) = bounded(
         "getAcl",
-        ops.get_acl(&format!("{RECIPES}/trap/module-0000")),
+        ops.get_acl(&format!("{RECIPES}/spin/module-0000")),
     )
     .await
     .unwrap();
     assert_eq!(acl.len(), 1);
     assert_eq!(acl[0].permission(), zk::Permission::READ);
-    let (acl, _) = bounded("getAcl", ops.get_acl(&format!("{RECIPES}/trap")))
+    let (acl, _) = bounded("getAcl", ops.get_acl(&format!("{RECIPES}/spin")))
         .await
         .unwrap();
     let callers = zk::Permission::READ | zk::Permission::CREATE | zk::Permission::DELETE;
@@ -209,7 +230,7 @@ async fn recipe_paths_are_kept_apart_and_recipe_nodes_belong_to_the_admin() {
                 .await
                 .unwrap();
         }
-        let manifest = format!("{RECIPES}/trap");
+        let manifest = format!("{RECIPES}/spin");
         let chunk = format!("{manifest}/module-0000");
         for path in [&manifest, &chunk, &log] {
             let set = stranger.set_data(path, b"path=/\n", None);
@@ -257,11 +278,7 @@ async fn recipe_runs_need_the_callers_rights_and_fit_the_txn_fuel_cap() {
     let mut ens = Ensemble::spawn_with(MEMBERS, |_| {
         vec![("zkw.recipe.txnFuelMax".to_owned(), TXN_FUEL_MAX.to_string())]
     });
-    let leader = ens.wait_quorum().await;
-    let before = modes(&ens);
-    let writer = Writer::start(&ens.hosts(&[(leader + 2) % MEMBERS])).await;
-    writer.wait_progress(0, 1).await;
-    let during = writer.acked_count();
+    ens.wait_quorum().await;
     let hosts = ens.live_hosts();
     let owner = Ensemble::client(&hosts).await;
     for path in ["/v", "/e", "/b"] {
@@ -292,6 +309,13 @@ async fn recipe_runs_need_the_callers_rights_and_fit_the_txn_fuel_cap() {
         "/b",
         &["--fuel", &fuel],
     );
+    // Installs first: every member compiles a new module inside apply, which on a loaded
+    // machine can silence the leader long enough for an election (not the attack).
+    let leader = ens.leader().await;
+    let before = modes(&ens);
+    let writer = Writer::start(&ens.hosts(&[(leader + 2) % MEMBERS])).await;
+    writer.wait_progress(0, 1).await;
+    let during = writer.acked_count();
 
     // Writes and calls the caller may not make: NoAuth, and no recipe runs for them.
     let validator_runs = runs_everywhere(&ens, "validator").await;
@@ -306,8 +330,9 @@ async fn recipe_runs_need_the_callers_rights_and_fit_the_txn_fuel_cap() {
         let set = stranger.set_data("/v/locked", b"x", None);
         assert_no_auth("setData of a read-only node", bounded("set", set).await);
         // The recipe's node lets anyone create call nodes, but echo declares `cw`.
+        let call_path = format!("{RECIPES}/echo/call-");
         let call = stranger.create(
-            &format!("{RECIPES}/echo/call-"),
+            &call_path,
             b"abc",
             &zk::CreateMode::EphemeralSequential.with_acls(zk::Acls::anyone_all()),
         );
@@ -337,7 +362,8 @@ async fn recipe_runs_need_the_callers_rights_and_fit_the_txn_fuel_cap() {
             "{refused:?}"
         );
         // One endless run fits: that create commits (its run fails alone).
-        let one = attacker.create(&format!("/b/one{target}"), ENDLESS_ROUNDS, &persistent());
+        let one_path = format!("/b/one{target}");
+        let one = attacker.create(&one_path, ENDLESS_ROUNDS, &persistent());
         bounded("create", one).await.unwrap();
     }
     let children = bounded("ls", owner.list_children("/b")).await.unwrap();
