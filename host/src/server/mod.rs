@@ -672,7 +672,8 @@ async fn propose_while_leading(
 const RECIPE_TIMER_POLL_MS: u64 = 50;
 
 /// While leading: once per term, the runtime fingerprint (engine and per-txn fuel cap: a
-/// replica that would run recipes or end recipe txns differently stops), then the recipe timers as they fall due.
+/// replica that would run recipes or end recipe txns differently stops), then the recipe
+/// timers as they fall due.
 async fn propose_recipe_duties(context: Context, mut stop: tokio::sync::watch::Receiver<bool>) {
     let mut interval = tokio::time::interval(Duration::from_millis(RECIPE_TIMER_POLL_MS));
     let mut checked_in = None;

@@ -1,7 +1,7 @@
 //! Where txns meet recipes (the `wasm` runtime): validators before a client write, the runs a
 //! txn's events cause after it, explicit calls, installs (writes under `/zookeeper/recipes`,
-//! for super or the recipe admin only), and [`recipe_op`], the one way a recipe writes. Everything here runs inside
-//! `apply`, so it is as deterministic as the rest of it.
+//! for super or the recipe admin only), and [`recipe_op`], the one way a recipe writes.
+//! Everything here runs inside `apply`, so it is as deterministic as the rest of it.
 
 use zkw_guest::abi::{self, WriteKind};
 

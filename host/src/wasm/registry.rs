@@ -398,7 +398,10 @@ impl Runtime {
             for name in names {
                 if self.txn_fuel_exceeded {
                     // A client's txn is refused; a session close or a timer keeps its change.
-                    tracing::warn!(zxid = info.zxid, "recipe runs for this txn hit zkw.recipe.txnFuelMax; later events run no recipe");
+                    tracing::warn!(
+                        zxid = info.zxid,
+                        "recipe runs for this txn hit zkw.recipe.txnFuelMax; later events run no recipe"
+                    );
                     return;
                 }
                 if runs_left == 0 {
