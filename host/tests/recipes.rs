@@ -202,7 +202,15 @@ async fn bad_modules_are_refused_at_install_with_the_reason() {
 
     // The servers check too: a classic client writing the nodes itself is refused.
     let c = client(&server).await;
-    mk(&c, "/zookeeper/recipes", b"").await;
+    let admin = client(&server).await;
+    bounded("auth", admin.auth("digest", b"admin:secret"))
+        .await
+        .unwrap();
+    // Only an admin writes under /zookeeper/recipes (a stranger's create there: NoAuth).
+    let stranger = c.create("/zookeeper/recipes", b"", &persistent());
+    let refused = bounded("create", stranger).await;
+    assert!(matches!(refused, Err(zk::Error::NoAuth)), "{refused:?}");
+    mk(&admin, "/zookeeper/recipes", b"").await;
     let bytes = b"\0asm\x01\0\0\0".to_vec();
     let manifest = format!(
         "path=/b\nsize={}\nsha256={}\n",
@@ -227,10 +235,6 @@ async fn bad_modules_are_refused_at_install_with_the_reason() {
     let refused = bounded("multi", plain_install(c.clone())).await;
     assert!(format!("{refused:?}").contains("NoAuth"), "{refused:?}");
     // With it, an empty module (no exports) is still refused.
-    let admin = client(&server).await;
-    bounded("auth", admin.auth("digest", b"admin:secret"))
-        .await
-        .unwrap();
     let refused = bounded("multi", plain_install(admin.clone())).await;
     assert!(
         format!("{refused:?}").contains("BadArguments"),

@@ -385,14 +385,14 @@ def install_transaction(client, name, path, module):
 def test_install_through_plain_znodes_with_kazoo(recipe_server, kit, rclients):
     module = (kit / "counter.wasm").read_bytes()
     anonymous = rclients()
-    anonymous.ensure_path(RECIPES_PATH)
+    admin = rclients()
+    admin.add_auth("digest", f"{ADMIN_USER}:{ADMIN_PASSWORD}")
+    admin.ensure_path(RECIPES_PATH)
     anonymous.create("/k")
     results = install_transaction(anonymous, "kcounter", "/k", module)
     assert any(isinstance(r, NoAuthError) for r in results), results
     assert anonymous.exists(f"{RECIPES_PATH}/kcounter") is None
 
-    admin = rclients()
-    admin.add_auth("digest", f"{ADMIN_USER}:{ADMIN_PASSWORD}")
     results = install_transaction(admin, "kcounter", "/k", module)
     assert results == [f"{RECIPES_PATH}/kcounter", f"{RECIPES_PATH}/kcounter/module-0000"]
     c = rclients()

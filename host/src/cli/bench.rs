@@ -296,6 +296,7 @@ async fn bind_recipe(
         fuel: crate::wasm::manifest::FUEL_DEFAULT,
         memory_bytes: crate::wasm::manifest::MEMORY_BYTES_DEFAULT,
         timer_ms: 0,
+        call_perms: crate::wasm::manifest::CALL_PERMS_DEFAULT,
     };
     super::recipe::install_bytes(&client, &name, &bytes, bound, limits).await?;
     Ok(Some((client, name)))

@@ -11,8 +11,9 @@ use clap::{Args, Subcommand};
 
 use super::bench::ServerOpts;
 use crate::client::{Client, ClientError};
-use crate::proto::{op, Acl, CreateMode, CreateRequest, DeleteRequest, ErrorCode, MultiOp};
-use crate::wasm::manifest::{Manifest, FUEL_DEFAULT, MEMORY_BYTES_DEFAULT};
+use crate::proto::MultiOp;
+use crate::proto::{op, perms, Acl, CreateMode, CreateRequest, DeleteRequest, ErrorCode, Id};
+use crate::wasm::manifest::{self, Manifest, FUEL_DEFAULT, MEMORY_BYTES_DEFAULT};
 use crate::wasm::registry::LOG_NODE;
 use crate::wasm::{embedded, module, run, CALL_PREFIX, CHUNK_PREFIX, RECIPES_PATH};
 
@@ -55,6 +56,11 @@ enum RecipeAction {
         /// Send it a Timer event every this many milliseconds (0: never).
         #[arg(long, default_value_t = 0)]
         timer_ms: u64,
+        /// Permissions (zkCli letters, e.g. `cw`) a caller needs on the recipe's node
+        /// (`/zookeeper/recipes/NAME`, readable, callable and deletable-into by anyone unless
+        /// its ACL is changed with setAcl) to call it.
+        #[arg(long, default_value = "c")]
+        call_perms: String,
     },
     /// List installed recipes with this server's run counters.
     List,
@@ -91,12 +97,16 @@ pub fn run(args: RecipeArgs) -> anyhow::Result<std::process::ExitCode> {
                 fuel,
                 memory,
                 timer_ms,
+                call_perms,
             } => {
                 let builtin_fuel = file.to_str().and_then(embedded::fuel);
                 let limits = Limits {
                     fuel: fuel.or(builtin_fuel).unwrap_or(FUEL_DEFAULT),
                     memory_bytes: memory,
                     timer_ms,
+                    call_perms: manifest::perm_bits(&call_perms).with_context(|| {
+                        format!("--call-perms {call_perms:?}: give one or more of cdrwa")
+                    })?,
                 };
                 install(&client, &file, name, path, limits).await?
             }
@@ -136,6 +146,7 @@ pub(super) struct Limits {
     pub fuel: u64,
     pub memory_bytes: u64,
     pub timer_ms: u64,
+    pub call_perms: i32,
 }
 
 fn recipe_path(name: &str) -> String {
@@ -190,11 +201,20 @@ pub(super) async fn install_bytes(
         fuel: limits.fuel,
         memory_bytes: limits.memory_bytes,
         timer_ms: limits.timer_ms,
+        call_perms: limits.call_perms,
     };
     // The same checks the servers make, here, so the refusal comes with its reason.
     Manifest::parse(manifest.format().as_bytes()).context("refused")?;
     check_locally(bytes).context("refused")?;
     ensure_node(client, RECIPES_PATH).await?;
+    // The servers refuse a path that overlaps another recipe's; say which one here.
+    let others = client.get_children(RECIPES_PATH, false).await?;
+    for other in others.iter().filter(|other| *other != name) {
+        let (data, _) = client.get_data(&recipe_path(other), false).await?;
+        if let Ok(theirs) = Manifest::parse(&data) {
+            manifest.check_apart(other, &theirs).context("refused")?;
+        }
+    }
     if client.exists(&recipe_path(name), false).await?.is_some() {
         remove(client, name).await?;
     }
@@ -219,13 +239,28 @@ fn check_locally(bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn create_op(path: String, data: Vec<u8>) -> MultiOp {
+/// `world:anyone` with `perms` only: what a client without the recipe admin may do with the
+/// recipes' nodes (the servers refuse its other writes there whatever the ACL says; super and
+/// the recipe admin pass).
+fn anyone(perms: i32) -> Vec<Acl> {
+    vec![Acl {
+        perms,
+        id: Id::new("world", "anyone"),
+    }]
+}
+
+/// The recipe's node: anyone reads the manifest, creates call nodes and deletes its own.
+fn recipe_node_acl() -> Vec<Acl> {
+    anyone(perms::READ | perms::CREATE | perms::DELETE)
+}
+
+fn create_op(path: String, data: Vec<u8>, acl: Vec<Acl>) -> MultiOp {
     MultiOp::Create {
         op: op::CREATE,
         request: CreateRequest {
             path,
             data: Some(data),
-            acl: Acl::open_unsafe(),
+            acl,
             flags: CreateMode::Persistent as i32,
             ttl_ms: None,
         },
@@ -241,9 +276,14 @@ async fn upload(
     bytes: &[u8],
 ) -> Result<(), ClientError> {
     let base = recipe_path(name);
-    let mut ops = vec![create_op(base.clone(), manifest.format().into_bytes())];
+    let mut ops = vec![create_op(
+        base.clone(),
+        manifest.format().into_bytes(),
+        recipe_node_acl(),
+    )];
     ops.extend(bytes.chunks(CHUNK_BYTES).enumerate().map(|(index, chunk)| {
-        create_op(format!("{base}/{CHUNK_PREFIX}{index:04}"), chunk.to_vec())
+        let path = format!("{base}/{CHUNK_PREFIX}{index:04}");
+        create_op(path, chunk.to_vec(), anyone(perms::READ))
     }));
     if bytes.len() <= CHUNK_BYTES {
         let results = client.multi(ops).await?;
@@ -263,7 +303,7 @@ async fn upload(
 
 async fn ensure_node(client: &Client, path: &str) -> anyhow::Result<()> {
     match client
-        .create(path, b"", &Acl::open_unsafe(), CreateMode::Persistent)
+        .create(path, b"", &anyone(perms::READ), CreateMode::Persistent)
         .await
     {
         Ok(_) | Err(ClientError::Server(ErrorCode::NodeExists)) => Ok(()),

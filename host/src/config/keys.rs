@@ -133,6 +133,7 @@ impl Builder<'_> {
             || self.apply_session(&key, entry)?
             || self.apply_services(&key, entry)?
             || self.apply_quorum(&key, entry)?
+            || self.apply_recipes(&key, entry)?
             || self.apply_tls(&key, entry)?;
         if !handled {
             self.warn_unhandled(&key, entry)?;
@@ -264,6 +265,22 @@ impl Builder<'_> {
             }
             "metricsProvider.exportJvmInfo" => {
                 self.config.metrics.export_jvm_info = self.check(entry, boolean(value))?;
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Recipe keys (zkw's own: ZooKeeper has no recipes).
+    fn apply_recipes(&mut self, key: &str, entry: &Entry) -> Result<bool, ConfigError> {
+        let value = entry.value.as_str();
+        match key {
+            "zkw.recipe.adminIdentity" => {
+                self.config.recipe_admin_digest = Some(self.check(entry, admin_identity(value))?);
+            }
+            "zkw.recipe.txnFuelMax" => {
+                self.config.recipe_txn_fuel_max =
+                    self.check(entry, whole(value, RECIPE_TXN_FUEL_MIN, u64::MAX))?;
             }
             _ => return Ok(false),
         }
@@ -618,6 +635,14 @@ fn jute_max_buffer(value: &str) -> Result<usize, String> {
         ));
     }
     Ok(number)
+}
+
+/// `digest:user:base64(sha1(user:password))`, kept without its `digest:` scheme.
+fn admin_identity(value: &str) -> Result<String, String> {
+    value
+        .strip_prefix("digest:")
+        .and_then(|digest| super_digest(digest).ok())
+        .ok_or_else(|| format!("\"{value}\" is not digest:user:base64-digest"))
 }
 
 /// `user:base64(sha1(user:password))`, as printed by `DigestAuthenticationProvider.generateDigest`.

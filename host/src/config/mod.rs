@@ -86,6 +86,12 @@ pub const PORT_MIN: u16 = 1;
 pub const ELECTION_ALGORITHM_SUPPORTED: u32 = 3;
 /// Largest config file read, in bytes: a config is text, never this large.
 pub const CONFIG_FILE_BYTES_MAX: u64 = 16 * 1024 * 1024;
+/// `zkw.recipe.txnFuelMax` when none is configured: the fuel all recipe runs one txn causes
+/// (validators, calls, events, timers) may use together; 100 runs at the default per-run fuel,
+/// about a second of wasm. ZooKeeper has no recipes, so no equivalent.
+pub const RECIPE_TXN_FUEL_DEFAULT: u64 = 1_000_000_000;
+/// Smallest `zkw.recipe.txnFuelMax` accepted.
+pub const RECIPE_TXN_FUEL_MIN: u64 = 1;
 
 const _: () = assert!(TICK_TIME_MS_DEFAULT >= TICK_TIME_MS_MIN);
 const _: () = assert!(TICK_TIME_MS_DEFAULT <= TICK_TIME_MS_MAX);
@@ -237,6 +243,13 @@ pub struct Config {
     pub my_id: Option<u64>,
     /// `DigestAuthenticationProvider.superDigest`: `super:<base64 sha1>`.
     pub super_digest: Option<String>,
+    /// `zkw.recipe.adminIdentity=digest:user:<base64 sha1>`, kept as `user:<base64 sha1>`:
+    /// this digest user may install, change and remove recipes (as super may).
+    pub recipe_admin_digest: Option<String>,
+    /// `zkw.recipe.txnFuelMax`: fuel all recipe runs of one txn may use together; a client
+    /// txn past it is refused. Must be equal on every member (the leader's recipe runtime
+    /// check compares it).
+    pub recipe_txn_fuel_max: u64,
     pub secure_client_port: Option<u16>,
     pub secure_client_port_address: Option<IpAddr>,
     /// `ssl.*`, `ssl.quorum.*`, `sslQuorum` (see docs/tls.md).
@@ -291,6 +304,8 @@ impl Default for Config {
             servers: Vec::new(),
             my_id: None,
             super_digest: None,
+            recipe_admin_digest: None,
+            recipe_txn_fuel_max: RECIPE_TXN_FUEL_DEFAULT,
             secure_client_port: None,
             secure_client_port_address: None,
             tls: TlsConfig::default(),

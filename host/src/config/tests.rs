@@ -305,6 +305,20 @@ fn redacted_text_hides_every_secret_and_keeps_the_rest() {
 }
 
 #[test]
+fn recipe_keys() {
+    let config = load_ok("zkw.recipe.adminIdentity=digest:ops:abc=\nzkw.recipe.txnFuelMax=5000\n");
+    assert_eq!(config.recipe_admin_digest.as_deref(), Some("ops:abc="));
+    assert_eq!(config.recipe_txn_fuel_max, 5000);
+    assert_eq!(
+        Config::default().recipe_txn_fuel_max,
+        RECIPE_TXN_FUEL_DEFAULT
+    );
+    let error = load_error("zkw.recipe.adminIdentity=ops:abc=");
+    assert!(error.contains(":1: zkw.recipe.adminIdentity:"), "{error}");
+    assert!(load_error("zkw.recipe.txnFuelMax=0").contains("zkw.recipe.txnFuelMax: 0"));
+}
+
+#[test]
 fn min_session_timeout_above_max_is_refused() {
     let error = load_error("tickTime=2000\nminSessionTimeout=50000\nmaxSessionTimeout=40000\n");
     assert!(

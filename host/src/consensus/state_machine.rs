@@ -649,7 +649,7 @@ mod tests {
             &self,
             entry: &TxnEntry,
         ) -> Result<(), crate::txn::identity::ForwardRefusal> {
-            crate::txn::identity::admit_forwarded(entry, None)
+            crate::txn::identity::admit_forwarded(entry, Default::default())
         }
     }
 

@@ -14,6 +14,14 @@ pub mod perms {
     pub const DELETE: i32 = 1 << 3;
     pub const ADMIN: i32 = 1 << 4;
     pub const ALL: i32 = READ | WRITE | CREATE | DELETE | ADMIN;
+    /// zkCli's letter for each bit (`setAcl /p world:anyone:cdrwa`).
+    pub const LETTERS: [(char, i32); 5] = [
+        ('c', CREATE),
+        ('d', DELETE),
+        ('r', READ),
+        ('w', WRITE),
+        ('a', ADMIN),
+    ];
 }
 
 /// An identity: `scheme` (world, auth, digest, ip, super) and its id string.

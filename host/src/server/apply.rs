@@ -19,12 +19,17 @@ use crate::tree::watch::Notification;
 use crate::tree::Tree;
 use crate::txn::{self, TxnEntry, TxnOp};
 
-/// A replica whose recipe runtime differs from the leader's would run recipes differently and
-/// silently diverge: it stops instead, before applying anything of that leader's term, and says
-/// why (the fatal error, exit status `fatal::EXIT_RUNTIME_MISMATCH`). Its log is intact;
-/// started with a matching build it catches up.
-fn refuse_foreign_runtime(shared: &Shared, leader: &str, zxid: i64) -> std::io::Result<()> {
-    let ours = crate::wasm::engine::fingerprint();
+/// A replica whose recipe runtime (engine, or `zkw.recipe.txnFuelMax`) differs from the
+/// leader's would run recipes or end recipe txns differently and silently diverge: it stops
+/// instead, before applying anything of that leader's term, and says why (the fatal error,
+/// exit status `fatal::EXIT_RUNTIME_MISMATCH`). Its log is intact; started with a matching
+/// build and config it catches up.
+fn refuse_foreign_runtime(
+    shared: &Shared,
+    ours: String,
+    leader: &str,
+    zxid: i64,
+) -> std::io::Result<()> {
     if leader == ours {
         return Ok(());
     }
@@ -136,7 +141,12 @@ impl StateMachine for Applier {
     }
 
     fn admit_forwarded(&self, entry: &TxnEntry) -> Result<(), txn::identity::ForwardRefusal> {
-        txn::identity::admit_forwarded(entry, self.shared.config.super_digest.as_deref())
+        let config = &self.shared.config;
+        let privileged = txn::identity::Privileged {
+            super_digest: config.super_digest.as_deref(),
+            recipe_admin_digest: config.recipe_admin_digest.as_deref(),
+        };
+        txn::identity::admit_forwarded(entry, privileged)
     }
 
     fn apply_batch(&self, batch: Vec<(TxnEntry, Option<Route>)>) -> std::io::Result<()> {
@@ -153,7 +163,12 @@ impl StateMachine for Applier {
                 store.watches.remove_session(entry.session_id);
             }
             if let TxnOp::RuntimeCheck { fingerprint } = &entry.op {
-                refuse_foreign_runtime(shared, fingerprint, entry.zxid)?;
+                refuse_foreign_runtime(
+                    shared,
+                    store.recipes.fingerprint(),
+                    fingerprint,
+                    entry.zxid,
+                )?;
             }
             let store = &mut *store;
             let applied = txn::apply_with(&mut store.tree, &entry, Some(&mut store.recipes));

@@ -21,7 +21,7 @@ use crate::proto::{
     PathWatchRequest, ReplyBudget, Request, RequestHeader, Response, SessionId, SetWatches, Stat,
     WatcherType, MULTI_HEADER_BYTES, STAT_BYTES,
 };
-use crate::tree::acl::{self, digest_id};
+use crate::tree::acl::{self, digest_id, RECIPE_ADMIN_SCHEME};
 use crate::tree::validate_path;
 use crate::tree::watch::{Notification, WatchError, WatchKind};
 use crate::txn::identity::admit_identity;
@@ -681,9 +681,14 @@ pub fn identities(shared: &Shared, scheme: &str, auth: &[u8], peer: IpAddr) -> O
             let digest = digest_id(user_password);
             // As ZooKeeper's DigestAuthenticationProvider: `super` first, then the digest.
             let is_super = shared.config.super_digest.as_deref() == Some(digest.as_str());
-            let mut ids = Vec::with_capacity(2);
+            let is_recipe_admin =
+                shared.config.recipe_admin_digest.as_deref() == Some(digest.as_str());
+            let mut ids = Vec::with_capacity(3);
             if is_super {
                 ids.push(Id::new("super", ""));
+            }
+            if is_recipe_admin {
+                ids.push(Id::new(RECIPE_ADMIN_SCHEME, ""));
             }
             ids.push(Id::new("digest", &digest));
             Some(ids)
@@ -693,8 +698,8 @@ pub fn identities(shared: &Shared, scheme: &str, auth: &[u8], peer: IpAddr) -> O
     }
 }
 
-/// addauth: `digest` adds `digest:user:hash` (and `super` when it matches superDigest); `ip`
-/// adds the peer address; anything else fails with AuthFailed and closes the connection, as
+/// addauth: `digest` adds `digest:user:hash` (and `super` when it matches superDigest, the
+/// recipe admin id when it matches `zkw.recipe.adminIdentity`); `ip` adds the peer address; anything else fails with AuthFailed and closes the connection, as
 /// does an identity past the per-connection caps of `txn::identity` (ZooKeeper's answer to a failed auth: the
 /// reply carries AuthFailed, then the connection closes).
 fn authenticate(

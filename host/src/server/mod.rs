@@ -357,7 +357,11 @@ pub async fn run(
         watches: WatchRegistry::new(
             usize::try_from(config.max_watches_per_session).unwrap_or(usize::MAX),
         ),
-        recipes: Runtime::new(Some(cache_dir), crate::txn::recipe_op)?,
+        recipes: Runtime::new(
+            Some(cache_dir),
+            crate::txn::recipe_op,
+            config.recipe_txn_fuel_max,
+        )?,
     };
     let shared = Arc::new(Shared {
         tracker: Mutex::new(SessionTracker::new(u64::from(config.tick_time_ms))),
@@ -738,8 +742,9 @@ async fn propose_while_leading(
 /// recipe may ask for is `wasm::manifest::TIMER_MS_MIN`).
 const RECIPE_TIMER_POLL_MS: u64 = 50;
 
-/// While leading: once per term, the runtime fingerprint (so a replica that would run recipes
-/// differently stops), then the recipe timers as they fall due.
+/// While leading: once per term, the runtime fingerprint (engine and per-txn fuel cap: a
+/// replica that would run recipes or end recipe txns differently stops), then the recipe
+/// timers as they fall due.
 async fn propose_recipe_duties(context: Context, mut stop: tokio::sync::watch::Receiver<bool>) {
     let mut interval = tokio::time::interval(Duration::from_millis(RECIPE_TIMER_POLL_MS));
     let mut checked_in = None;
@@ -755,7 +760,7 @@ async fn propose_recipe_duties(context: Context, mut stop: tokio::sync::watch::R
         if checked_in != Some(term) {
             checked_in = Some(term);
             ops.push(TxnOp::RuntimeCheck {
-                fingerprint: crate::wasm::engine::fingerprint(),
+                fingerprint: context.shared.lock_store().recipes.fingerprint(),
             });
         }
         let now_ms = context.shared.clock.wall_ms();

@@ -21,6 +21,11 @@ use crate::proto::{perms, Acl, Id};
 /// The scheme whose ids bypass all ACL checks.
 pub const SUPER_SCHEME: &str = "super";
 
+/// The scheme of the id a connection gets when it authenticates as the recipe admin
+/// (`zkw.recipe.adminIdentity`): it may install, change and remove recipes, nothing more. No
+/// ACL entry can name it (it is not a scheme `fixup` accepts) and `auth` never expands to it.
+pub const RECIPE_ADMIN_SCHEME: &str = "zkw-recipe-admin";
+
 /// `user:BASE64(SHA1("user:password"))` for an auth string `user:password`, the id the digest
 /// scheme stores and matches. The user is everything before the first ':'.
 pub fn digest_id(user_password: &str) -> String {
@@ -62,6 +67,11 @@ pub fn server_id() -> Id {
 /// True when the caller holds a super id.
 pub fn is_super(auth: &[Id]) -> bool {
     auth.iter().any(|id| id.scheme == SUPER_SCHEME)
+}
+
+/// True when the caller may change recipes: super, or the configured recipe admin.
+pub fn is_recipe_admin(auth: &[Id]) -> bool {
+    is_super(auth) || auth.iter().any(|id| id.scheme == RECIPE_ADMIN_SCHEME)
 }
 
 fn id_matches(scheme: &str, caller_id: &str, acl_id: &str) -> bool {
@@ -141,7 +151,7 @@ pub fn fixup(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, TreeError> {
 
 /// Schemes whose ids the `auth` pseudo-scheme expands to (ZooKeeper's `isAuthenticated()`).
 fn is_authenticated_scheme(scheme: &str) -> bool {
-    !matches!(scheme, "world" | "ip" | SUPER_SCHEME)
+    !matches!(scheme, "world" | "ip" | SUPER_SCHEME | RECIPE_ADMIN_SCHEME)
 }
 
 fn is_valid_id(scheme: &str, id: &str) -> bool {

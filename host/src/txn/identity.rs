@@ -5,6 +5,7 @@
 //! propose what no client session of it could have asked for.
 
 use crate::proto::Id;
+use crate::tree::acl::{RECIPE_ADMIN_SCHEME, SUPER_SCHEME};
 
 use super::{TxnEntry, TxnOp};
 
@@ -23,9 +24,18 @@ const _: () = assert!(AUTH_IDENTITY_BYTES_MAX <= AUTH_BYTES_MAX);
 const _: () = assert!(AUTH_BYTES_MAX * 64 <= crate::consensus::PROPOSAL_BYTES_MAX);
 
 /// The schemes a client session's identities can have: what addauth produces (`digest`, `ip`,
-/// and `super` beside the superDigest's digest). ZooKeeper's followers forward their
-/// sessions' identities to the leader the same way (the request's authInfo).
-const SESSION_SCHEMES: [&str; 3] = ["digest", "ip", "super"];
+/// `super` beside the superDigest's digest, the recipe admin beside its digest). ZooKeeper's
+/// followers forward their sessions' identities to the leader the same way (authInfo).
+const SESSION_SCHEMES: [&str; 4] = ["digest", "ip", SUPER_SCHEME, RECIPE_ADMIN_SCHEME];
+
+/// The digests that earn an addauth more than its digest identity, from this server's config.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Privileged<'a> {
+    /// `DigestAuthenticationProvider.superDigest`'s `user:hash`.
+    pub super_digest: Option<&'a str>,
+    /// `zkw.recipe.adminIdentity`'s `user:hash`.
+    pub recipe_admin_digest: Option<&'a str>,
+}
 
 /// Why an identity may not join a set of identities.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,8 +57,8 @@ pub enum ForwardRefusal {
     LeaderOp(&'static str),
     #[error("identity scheme {0:?} is not one a client session can hold")]
     Scheme(String),
-    #[error("a super identity without the configured superDigest's digest identity")]
-    UnprovenSuper,
+    #[error("a {0} identity without the digest identity configured for it")]
+    Unproven(&'static str),
     #[error(transparent)]
     Identity(#[from] IdentityError),
 }
@@ -78,9 +88,9 @@ pub fn admit_identity(held: &[Id], id: &Id) -> Result<(), IdentityError> {
 /// What the leader checks of each entry in a follower's forwarded batch: a client session's
 /// write (never the servers' own session 0, never a reap, recipe timer or runtime check, which
 /// the leader alone decides), with identities a session could hold: within the caps, of the
-/// schemes addauth gives, and `super` only beside the digest of this ensemble's
-/// `superDigest` (as addauth grants it).
-pub fn admit_forwarded(entry: &TxnEntry, super_digest: Option<&str>) -> Result<(), ForwardRefusal> {
+/// schemes addauth gives, and `super` (the recipe admin) only beside the digest of this
+/// server's `superDigest` (`zkw.recipe.adminIdentity`), as addauth grants them.
+pub fn admit_forwarded(entry: &TxnEntry, privileged: Privileged<'_>) -> Result<(), ForwardRefusal> {
     if entry.session_id == 0 {
         return Err(ForwardRefusal::ServerSession);
     }
@@ -107,10 +117,15 @@ pub fn admit_forwarded(entry: &TxnEntry, super_digest: Option<&str>) -> Result<(
             held.push(id.clone());
         }
     }
-    let is_super = |id: &Id| id.scheme == "super";
-    let proves_super = |id: &Id| id.scheme == "digest" && Some(id.id.as_str()) == super_digest;
-    if held.iter().any(is_super) && !held.iter().any(proves_super) {
-        return Err(ForwardRefusal::UnprovenSuper);
+    for (scheme, digest) in [
+        (SUPER_SCHEME, privileged.super_digest),
+        (RECIPE_ADMIN_SCHEME, privileged.recipe_admin_digest),
+    ] {
+        let claims = held.iter().any(|id| id.scheme == scheme);
+        let proves = |id: &Id| id.scheme == "digest" && Some(id.id.as_str()) == digest;
+        if claims && !held.iter().any(proves) {
+            return Err(ForwardRefusal::Unproven(scheme));
+        }
     }
     Ok(())
 }
@@ -205,7 +220,11 @@ mod tests {
             ),
         ];
         for entry in admitted {
-            assert_eq!(admit_forwarded(&entry, None), Ok(()), "{entry:?}");
+            assert_eq!(
+                admit_forwarded(&entry, Privileged::default()),
+                Ok(()),
+                "{entry:?}"
+            );
         }
     }
 
@@ -237,46 +256,60 @@ mod tests {
             ),
         ];
         for (entry, why) in refused {
-            assert_eq!(admit_forwarded(&entry, None), Err(why), "{entry:?}");
+            assert_eq!(
+                admit_forwarded(&entry, Privileged::default()),
+                Err(why),
+                "{entry:?}"
+            );
         }
     }
 
     #[test]
     fn identities_no_session_could_hold_are_refused() {
         let super_digest = digest_id("super:secret");
+        let admin_digest = digest_id("admin:secret");
+        let privileged = Privileged {
+            super_digest: Some(&super_digest),
+            recipe_admin_digest: Some(&admin_digest),
+        };
         let with = |auth: Vec<Id>| entry(7, auth, set_data());
-        let superuser = Id::new("super", "");
+        let superuser = Id::new(SUPER_SCHEME, "");
+        let admin = Id::new(RECIPE_ADMIN_SCHEME, "");
         let proof = Id::new("digest", &super_digest);
+        let admin_proof = Id::new("digest", &admin_digest);
+        for proven in [
+            vec![superuser.clone(), proof.clone()],
+            vec![admin.clone(), admin_proof.clone()],
+        ] {
+            assert_eq!(admit_forwarded(&with(proven), privileged), Ok(()));
+        }
         assert_eq!(
-            admit_forwarded(
-                &with(vec![superuser.clone(), proof.clone()]),
-                Some(&super_digest)
-            ),
-            Ok(())
+            admit_forwarded(&with(vec![superuser.clone()]), privileged),
+            Err(ForwardRefusal::Unproven(SUPER_SCHEME))
         );
         assert_eq!(
-            admit_forwarded(&with(vec![superuser.clone()]), Some(&super_digest)),
-            Err(ForwardRefusal::UnprovenSuper)
+            admit_forwarded(&with(vec![admin, proof.clone()]), privileged),
+            Err(ForwardRefusal::Unproven(RECIPE_ADMIN_SCHEME))
         );
         assert_eq!(
-            admit_forwarded(&with(vec![superuser, proof]), None),
-            Err(ForwardRefusal::UnprovenSuper),
+            admit_forwarded(&with(vec![superuser, proof]), Privileged::default()),
+            Err(ForwardRefusal::Unproven(SUPER_SCHEME)),
             "no superDigest configured here: nobody is super"
         );
         assert_eq!(
-            admit_forwarded(&with(vec![Id::new("x509", "CN=me")]), None),
+            admit_forwarded(&with(vec![Id::new("x509", "CN=me")]), privileged),
             Err(ForwardRefusal::Scheme("x509".into()))
         );
         let many: Vec<Id> = (0..=AUTH_IDENTITIES_MAX)
             .map(|n| Id::new("digest", &digest_id(&format!("u{n}:p"))))
             .collect();
         assert_eq!(
-            admit_forwarded(&with(many), None),
+            admit_forwarded(&with(many), privileged),
             Err(ForwardRefusal::Identity(IdentityError::TooMany))
         );
         let huge = Id::new("digest", &"u".repeat(AUTH_IDENTITY_BYTES_MAX + 1));
         assert!(matches!(
-            admit_forwarded(&with(vec![huge]), None),
+            admit_forwarded(&with(vec![huge]), privileged),
             Err(ForwardRefusal::Identity(IdentityError::TooLarge { .. }))
         ));
     }

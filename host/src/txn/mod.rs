@@ -18,12 +18,13 @@ mod recipes;
 
 pub(crate) use recipes::recipe_op;
 
+use crate::proto::perms;
 use crate::proto::{
     op, CheckVersionRequest, CreateRequest, DeleteRequest, Id, MultiOp, Response, SessionId,
 };
 use crate::proto::{ErrorCode, MultiResult, SetAclRequest, SetDataRequest, Zxid};
-use crate::tree::{watch::WatchTrigger, Tree, TreeError};
-use crate::wasm::Runtime;
+use crate::tree::{acl, watch::WatchTrigger, Tree, TreeError};
+use crate::wasm::{Runtime, RECIPES_PATH};
 use recipes::{request_data, ClientWrite, Hooks};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,10 +109,23 @@ pub fn apply_with(tree: &mut Tree, entry: &TxnEntry, recipes: Option<&mut Runtim
         session_id: entry.session_id,
         auth: &entry.auth,
     };
+    // A client write's recipe runs (validators, a call, the events it causes) share one fuel
+    // budget; past it the whole txn is undone and refused. Other txns (a session close, a
+    // timer) cannot be refused: their runs just stop at the cap.
+    let budgeted = recipes
+        .as_deref()
+        .is_some_and(|recipes| !recipes.is_empty())
+        && is_client_write(&entry.op);
     let mut hooks = Hooks {
         recipes,
         install_touched: false,
     };
+    if let Some(recipes) = hooks.recipes.as_deref_mut() {
+        recipes.begin_txn();
+    }
+    if budgeted {
+        tree.begin_journal();
+    }
     // Installs are checked only after the write: keep a way back.
     let installing = touches_install(&entry.op);
     if installing {
@@ -122,7 +136,8 @@ pub fn apply_with(tree: &mut Tree, entry: &TxnEntry, recipes: Option<&mut Runtim
     if installing {
         reply = finish_install(tree, &mut hooks, reply, &mut triggers);
     }
-    if let Some(recipes) = hooks.recipes.filter(|recipes| !recipes.is_empty()) {
+    let mut recipes = hooks.recipes;
+    if let Some(recipes) = recipes.as_deref_mut().filter(|recipes| !recipes.is_empty()) {
         let closed: Vec<String> = match entry.op {
             TxnOp::CloseSession => triggers
                 .iter()
@@ -133,6 +148,31 @@ pub fn apply_with(tree: &mut Tree, entry: &TxnEntry, recipes: Option<&mut Runtim
         };
         let closed = (!closed.is_empty()).then_some((entry.session_id, closed.as_slice()));
         recipes.react(tree, Hooks::info(&ctx), &mut triggers, closed);
+    }
+    if budgeted {
+        match recipes
+            .as_deref_mut()
+            .filter(|recipes| recipes.txn_fuel_exceeded())
+        {
+            Some(recipes) => {
+                tracing::warn!(
+                    session = format_args!("0x{:x}", entry.session_id),
+                    zxid = entry.zxid,
+                    txn_fuel_max = recipes.txn_fuel_max(),
+                    "txn refused (QuotaExceeded): its recipe runs need more fuel than zkw.recipe.txnFuelMax"
+                );
+                recipes.log_to_ran(&format!(
+                    "txn refused: its recipe runs need more than zkw.recipe.txnFuelMax = {} fuel",
+                    recipes.txn_fuel_max()
+                ));
+                tree.rollback_journal();
+                triggers.clear();
+                reply = refused(reply, ErrorCode::QuotaExceeded);
+            }
+            None => tree.commit_journal(),
+        }
+    }
+    if let Some(recipes) = recipes.filter(|recipes| !recipes.is_empty()) {
         recipes.flush_logs(tree, Hooks::info(&ctx), &mut triggers);
     }
     Applied {
@@ -170,26 +210,21 @@ fn run_op(
             }
             single(
                 hooks
-                    .before_write(tree, ctx, &ClientWrite::create(request))
-                    .and_then(|()| ops::create::apply(tree, ctx, *op, request, triggers))
+                    .create(tree, ctx, *op, request, triggers)
                     .map(create_response),
             )
         }
         TxnOp::Delete(request) => single(
             hooks
-                .before_write(tree, ctx, &ClientWrite::delete(request))
-                .and_then(|()| ops::delete::apply(tree, ctx, request, triggers))
+                .delete(tree, ctx, request, triggers)
                 .map(|()| Response::Empty),
         ),
         TxnOp::SetData(request) => single(
             hooks
-                .before_write(tree, ctx, &ClientWrite::set_data(request))
-                .and_then(|()| ops::set_data::apply(tree, ctx, request, triggers))
+                .set_data(tree, ctx, request, triggers)
                 .map(Response::Stat),
         ),
-        TxnOp::SetAcl(request) => {
-            single(ops::set_acl::apply(tree, ctx, request).map(Response::Stat))
-        }
+        TxnOp::SetAcl(request) => single(hooks.set_acl(tree, ctx, request).map(Response::Stat)),
         TxnOp::Check(request) => single(ops::check::apply(tree, ctx, request).map(Response::Stat)),
     }
 }
@@ -235,15 +270,35 @@ fn finish_install(
             tracing::warn!(zxid = tree.last_zxid(), %error, "recipe install refused");
             tree.rollback_journal();
             triggers.clear();
-            match reply {
-                Ok(Response::Multi(results)) => Ok(Response::Multi(ops::multi::failed_results(
-                    results.len(),
-                    results.len().saturating_sub(1),
-                    ErrorCode::BadArguments,
-                ))),
-                _ => Err(ErrorCode::BadArguments),
-            }
+            refused(reply, ErrorCode::BadArguments)
         }
+    }
+}
+
+/// The reply of a write undone after it was applied: `code` (for a multi, on its last
+/// sub-op, the earlier ones rolled back).
+fn refused(reply: Result<Response, ErrorCode>, code: ErrorCode) -> Result<Response, ErrorCode> {
+    match reply {
+        Ok(Response::Multi(results)) => Ok(Response::Multi(ops::multi::failed_results(
+            results.len(),
+            results.len().saturating_sub(1),
+            code,
+        ))),
+        _ => Err(code),
+    }
+}
+
+/// True for the txns a client's write makes (the ones that can be refused).
+fn is_client_write(txn_op: &TxnOp) -> bool {
+    match txn_op {
+        TxnOp::Create { .. } | TxnOp::Delete(_) | TxnOp::SetData(_) | TxnOp::Multi(_) => true,
+        TxnOp::CreateSession { .. }
+        | TxnOp::CloseSession
+        | TxnOp::SetAcl(_)
+        | TxnOp::Check(_)
+        | TxnOp::Reap { .. }
+        | TxnOp::RecipeTimer { .. }
+        | TxnOp::RuntimeCheck { .. } => false,
     }
 }
 
@@ -261,6 +316,27 @@ fn call(
     let Some(recipes) = hooks.recipes.as_deref_mut() else {
         return Err(ErrorCode::NoNode);
     };
+    // The caller's rights first, so a call it may not make runs nothing: every check of the
+    // create (CREATE on the recipe's node among them), then each permission the recipe
+    // declares (`call_perms`) on that node.
+    ops::create::check(tree, ctx, op, request).map_err(|error| error.code())?;
+    let declared = recipes.call_perms(name).ok_or(ErrorCode::NoNode)?;
+    let recipe_node = tree
+        .node(&format!("{RECIPES_PATH}/{name}"))
+        .ok_or(ErrorCode::NoNode)?;
+    let allowed = perms::LETTERS
+        .iter()
+        .filter(|(_, bit)| declared & bit != 0)
+        .all(|(_, bit)| acl::check(&recipe_node.acl, ctx.auth, *bit).is_ok());
+    if !allowed {
+        tracing::info!(
+            recipe = name,
+            session = format_args!("0x{:x}", ctx.session_id),
+            zxid = ctx.zxid,
+            "recipe call refused (NoAuth): the caller lacks the permissions the recipe declares"
+        );
+        return Err(ErrorCode::NoAuth);
+    }
     let kept = triggers.len();
     tree.begin_journal();
     let outcome = recipes

@@ -1,14 +1,14 @@
 //! Where txns meet recipes (the `wasm` runtime): validators before a client write, the runs a
 //! txn's events cause after it, explicit calls, installs (writes under `/zookeeper/recipes`,
-//! for super only), and [`recipe_op`], the one way a recipe writes. Everything here runs inside
-//! `apply`, so it is as deterministic as the rest of it.
+//! for super or the recipe admin only), and [`recipe_op`], the one way a recipe writes.
+//! Everything here runs inside `apply`, so it is as deterministic as the rest of it.
 
 use zkw_guest::abi::{self, WriteKind};
 
-use super::ops::{check, create, delete, set_data};
+use super::ops::{check, create, delete, set_acl, set_data};
 use super::Ctx;
 use crate::proto::{op, CheckVersionRequest, CreateMode, CreateRequest, DeleteRequest};
-use crate::proto::{ErrorCode, MultiOp, SetDataRequest};
+use crate::proto::{ErrorCode, Id, MultiOp, SetAclRequest, SetDataRequest, Stat};
 use crate::tree::path::parent_of;
 use crate::tree::watch::WatchTrigger;
 use crate::tree::{acl, Tree, TreeError};
@@ -86,23 +86,86 @@ impl Hooks<'_> {
         }
     }
 
-    /// Runs before every client create, delete and setData (alone or inside a multi).
-    pub fn before_write(
+    /// A client create (alone or in a multi): see [`Hooks::write`].
+    pub fn create(
+        &mut self,
+        tree: &mut Tree,
+        ctx: &Ctx<'_>,
+        op: i32,
+        request: &CreateRequest,
+        triggers: &mut Vec<WatchTrigger>,
+    ) -> Result<create::Created, TreeError> {
+        self.write(
+            tree,
+            ctx,
+            &ClientWrite::create(request),
+            |tree, ctx| create::check(tree, ctx, op, request),
+            |tree, plan| create::execute(tree, ctx, plan, triggers),
+        )
+    }
+
+    /// A client delete (alone or in a multi): see [`Hooks::write`].
+    pub fn delete(
+        &mut self,
+        tree: &mut Tree,
+        ctx: &Ctx<'_>,
+        request: &DeleteRequest,
+        triggers: &mut Vec<WatchTrigger>,
+    ) -> Result<(), TreeError> {
+        self.write(
+            tree,
+            ctx,
+            &ClientWrite::delete(request),
+            |tree, ctx| delete::check(tree, ctx, request),
+            |tree, plan| delete::execute(tree, ctx, plan, triggers),
+        )
+    }
+
+    /// A client setData (alone or in a multi): see [`Hooks::write`].
+    pub fn set_data(
+        &mut self,
+        tree: &mut Tree,
+        ctx: &Ctx<'_>,
+        request: &SetDataRequest,
+        triggers: &mut Vec<WatchTrigger>,
+    ) -> Result<Stat, TreeError> {
+        self.write(
+            tree,
+            ctx,
+            &ClientWrite::set_data(request),
+            |tree, ctx| set_data::check(tree, ctx, request),
+            |tree, plan| set_data::execute(tree, ctx, plan, triggers),
+        )
+    }
+
+    /// A client setACL: the recipe admin gate, then ZooKeeper's checks.
+    pub fn set_acl(
+        &mut self,
+        tree: &mut Tree,
+        ctx: &Ctx<'_>,
+        request: &SetAclRequest,
+    ) -> Result<Stat, TreeError> {
+        let plan = self.checked(tree, ctx, &request.path, |tree, ctx| {
+            set_acl::check(tree, ctx, request)
+        })?;
+        Ok(set_acl::execute(tree, plan))
+    }
+
+    /// Every client create, delete and setData (alone or inside a multi): the recipe admin
+    /// gate, then ZooKeeper's checks (`check`: ACL included), then the validators bound over
+    /// the path, then the mutation (`execute`). A write the caller may not make runs no
+    /// validator and spends no fuel.
+    fn write<P, R>(
         &mut self,
         tree: &mut Tree,
         ctx: &Ctx<'_>,
         write: &ClientWrite<'_>,
-    ) -> Result<(), TreeError> {
-        if Runtime::is_install_path(write.path) {
-            // Installing runs code on every replica: only an admin may.
-            if !acl::is_super(ctx.auth) {
-                return Err(TreeError::NoAuth);
-            }
-            self.install_touched = true;
-            return Ok(());
-        }
-        match self.recipes.as_deref_mut() {
-            Some(recipes) if !recipes.is_empty() => recipes
+        check: impl FnOnce(&Tree, &Ctx<'_>) -> Result<P, TreeError>,
+        execute: impl FnOnce(&mut Tree, P) -> R,
+    ) -> Result<R, TreeError> {
+        let plan = self.checked(tree, ctx, write.path, check)?;
+        if let Some(recipes) = self.recipes.as_deref_mut().filter(|r| !r.is_empty()) {
+            recipes
                 .validate(
                     tree,
                     Self::info(ctx),
@@ -111,9 +174,44 @@ impl Hooks<'_> {
                     write.data,
                     write.flags,
                 )
-                .map_err(TreeError::Recipe),
-            _ => Ok(()),
+                .map_err(TreeError::Recipe)?;
         }
+        Ok(execute(tree, plan))
+    }
+
+    /// `check` of a client write (setACL included) to `path`. Under `/zookeeper/recipes`
+    /// (but for call nodes) only the recipe admin may write, and for it, as for super, the
+    /// nodes' ACLs do not apply there: whoever installed a recipe, any admin may replace it.
+    fn checked<P>(
+        &mut self,
+        tree: &Tree,
+        ctx: &Ctx<'_>,
+        path: &str,
+        check: impl FnOnce(&Tree, &Ctx<'_>) -> Result<P, TreeError>,
+    ) -> Result<P, TreeError> {
+        if !Runtime::is_admin_path(path) {
+            return check(tree, ctx);
+        }
+        if !acl::is_recipe_admin(ctx.auth) {
+            tracing::info!(
+                session = format_args!("0x{:x}", ctx.session_id),
+                zxid = ctx.zxid,
+                path,
+                "write under the recipes refused (NoAuth): not super or the recipe admin"
+            );
+            return Err(TreeError::NoAuth);
+        }
+        if Runtime::is_install_path(path) {
+            self.install_touched = true;
+        }
+        let auth: Vec<Id> = ctx.auth.iter().cloned().chain([acl::server_id()]).collect();
+        check(
+            tree,
+            &Ctx {
+                auth: &auth,
+                ..*ctx
+            },
+        )
     }
 }
 

@@ -70,6 +70,12 @@ pub struct Runtime {
     pending_logs: BTreeMap<String, Vec<String>>,
     /// When this server, leading, last proposed each recipe's timer (leader clock, ms).
     timers_fired: BTreeMap<String, i64>,
+    /// `zkw.recipe.txnFuelMax`: fuel all runs of one txn may use together.
+    txn_fuel_max: u64,
+    /// Fuel the current txn's runs may still use.
+    txn_fuel_left: u64,
+    /// The current txn's runs needed more than `txn_fuel_max`: it must be refused.
+    txn_fuel_exceeded: bool,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -98,8 +104,13 @@ struct Ran {
 }
 
 impl Runtime {
-    /// `cache_dir`: where compiled modules are kept (None: compile every time, for tests).
-    pub fn new(cache_dir: Option<PathBuf>, apply_op: ApplyOp) -> Result<Runtime, WasmError> {
+    /// `cache_dir`: where compiled modules are kept (None: compile every time, for tests);
+    /// `txn_fuel_max`: fuel all runs of one txn may use together (`zkw.recipe.txnFuelMax`).
+    pub fn new(
+        cache_dir: Option<PathBuf>,
+        apply_op: ApplyOp,
+        txn_fuel_max: u64,
+    ) -> Result<Runtime, WasmError> {
         let engine = super::engine::engine()?;
         let linker = run::link(&engine)?;
         Ok(Runtime {
@@ -110,7 +121,46 @@ impl Runtime {
             recipes: BTreeMap::new(),
             pending_logs: BTreeMap::new(),
             timers_fired: BTreeMap::new(),
+            txn_fuel_max,
+            txn_fuel_left: txn_fuel_max,
+            txn_fuel_exceeded: false,
         })
+    }
+
+    /// What must be equal on every replica for recipe txns to end alike: the engine's
+    /// fingerprint and the per-txn fuel cap (a txn past it is refused, so a replica with
+    /// another cap would refuse other txns). The leader proposes it once per term.
+    pub fn fingerprint(&self) -> String {
+        format!(
+            "{};txn-fuel-{}",
+            super::engine::fingerprint(),
+            self.txn_fuel_max
+        )
+    }
+
+    /// Starts a txn's fuel budget (`zkw.recipe.txnFuelMax`).
+    pub fn begin_txn(&mut self) {
+        self.txn_fuel_left = self.txn_fuel_max;
+        self.txn_fuel_exceeded = false;
+    }
+
+    /// True when the current txn's runs needed more fuel than `zkw.recipe.txnFuelMax`
+    /// allows: the run that hit the cap failed out of fuel, later ones did not run. The same
+    /// on every replica (fuel is deterministic), so every replica refuses the txn alike.
+    pub fn txn_fuel_exceeded(&self) -> bool {
+        self.txn_fuel_exceeded
+    }
+
+    /// The fuel cap per txn (`zkw.recipe.txnFuelMax`).
+    pub fn txn_fuel_max(&self) -> u64 {
+        self.txn_fuel_max
+    }
+
+    /// The permission bits a caller needs on `name`'s node to call it (None: no such recipe).
+    pub fn call_perms(&self, name: &str) -> Option<i32> {
+        self.recipes
+            .get(name)
+            .map(|recipe| recipe.manifest.call_perms)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -142,6 +192,13 @@ impl Runtime {
         }
     }
 
+    /// True for a path only super or the recipe admin may write (create, delete, setData,
+    /// setACL): `/zookeeper/recipes`, a recipe's node and everything under it (its module,
+    /// its log) except the call nodes, which callers create and delete.
+    pub fn is_admin_path(path: &str) -> bool {
+        run::is_under(RECIPES_PATH, path) && Self::call_target(path).is_none()
+    }
+
     /// The recipe a create of `path` calls, if `path` is `<RECIPES_PATH>/<name>/call-...`.
     pub fn call_target(path: &str) -> Option<&str> {
         let rest = path.strip_prefix(RECIPES_PATH)?.strip_prefix('/')?;
@@ -159,6 +216,8 @@ impl Runtime {
             .map(|(names, _)| names)
             .unwrap_or_default();
         let mut next = BTreeMap::new();
+        // Every manifest, complete module or not: a path is taken from its first write on.
+        let mut bound: Vec<(String, Manifest)> = Vec::new();
         for name in names {
             let refused = |error: WasmError| WasmError::Refused(format!("recipe {name}: {error}"));
             let path = format!("{RECIPES_PATH}/{name}");
@@ -166,6 +225,10 @@ impl Runtime {
                 continue;
             };
             let manifest = Manifest::parse(node.data_bytes()).map_err(refused)?;
+            for (other, theirs) in &bound {
+                manifest.check_apart(other, theirs).map_err(refused)?;
+            }
+            bound.push((name.clone(), manifest.clone()));
             let Some(bytes) = module_bytes(tree, &path, manifest.size).map_err(refused)? else {
                 continue;
             };
@@ -333,6 +396,14 @@ impl Runtime {
                 .map(|(name, _)| name.clone())
                 .collect();
             for name in names {
+                if self.txn_fuel_exceeded {
+                    // A client's txn is refused; a session close or a timer keeps its change.
+                    tracing::warn!(
+                        zxid = info.zxid,
+                        "recipe runs for this txn hit zkw.recipe.txnFuelMax; later events run no recipe"
+                    );
+                    return;
+                }
                 if runs_left == 0 {
                     tracing::warn!(zxid = info.zxid, "recipe runs for this txn hit {RUNS_PER_TXN_MAX}; later events run no recipe");
                     return;
@@ -440,14 +511,27 @@ impl Runtime {
             recipe: name.to_owned(),
             root: recipe.manifest.path.clone(),
         };
+        if self.txn_fuel_exceeded || self.txn_fuel_left == 0 {
+            self.txn_fuel_exceeded = true;
+            return Ran {
+                outcome: Err(Failure::OutOfFuel),
+                triggers: Vec::new(),
+                result: Vec::new(),
+            };
+        }
         let input = input(ctx.header());
         let memory_cap = usize::try_from(recipe.manifest.memory_bytes).unwrap_or(usize::MAX);
         tree.begin_journal();
         let lent = std::mem::replace(tree, Tree::detached());
         let state = RunState::new(lent, ctx, self.apply_op, memory_cap);
         let stopwatch = Stopwatch::start();
-        let fuel = recipe.manifest.fuel;
+        // The run's own fuel, or what is left of the txn's if that is less.
+        let fuel = recipe.manifest.fuel.min(self.txn_fuel_left);
         let finished = run::run(&self.engine, &recipe.loaded.pre, state, fuel, entry, &input);
+        self.txn_fuel_left = self.txn_fuel_left.saturating_sub(finished.fuel_used);
+        if fuel < recipe.manifest.fuel && matches!(finished.outcome, Err(Failure::OutOfFuel)) {
+            self.txn_fuel_exceeded = true;
+        }
         *tree = finished.state.tree;
         recipe.stats.runs += 1;
         recipe.stats.fuel_used += finished.fuel_used;
@@ -488,6 +572,14 @@ impl Runtime {
             outcome: finished.outcome,
             triggers: finished.state.triggers,
             result: finished.state.result,
+        }
+    }
+
+    /// Adds `line` to the log of every recipe that logged in the current txn (the ones that
+    /// ran: a failed run always logs).
+    pub fn log_to_ran(&mut self, line: &str) {
+        for lines in self.pending_logs.values_mut() {
+            lines.push(line.to_owned());
         }
     }
 

@@ -15,6 +15,8 @@
 //!   idle limits) and the AdminServer (its address, secrets, guarded listings).
 //! - `quorum`: stray peers on the quorum port (non-member ids, wrong addresses, frames
 //!   announcing gigabytes, handshake and connection floods, a wrong quorum secret).
+//! - `recipes`: where recipes bind, who may change their nodes, what a caller's rights and a
+//!   txn's fuel let them run.
 //!
 //! zkw only (the limits are zkw's; ZooKeeper accepts most of these attacks).
 #![allow(clippy::unwrap_used)] // tests may unwrap (style.md)
@@ -25,11 +27,12 @@ mod common;
 mod ensemble;
 
 mod amplification;
+mod conns;
 mod forwarded;
+mod quorum;
+mod recipes;
 mod replies;
 mod watches;
-mod conns;
-mod quorum;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -223,13 +223,9 @@ pub fn parse_acl(text: &str) -> (Vec<Acl>, Vec<String>) {
         }
         let mut bits = 0;
         for c in entry[last + 1..].chars() {
-            match c {
-                'r' => bits |= perms::READ,
-                'w' => bits |= perms::WRITE,
-                'c' => bits |= perms::CREATE,
-                'd' => bits |= perms::DELETE,
-                'a' => bits |= perms::ADMIN,
-                other => warnings.push(format!("Unknown perm type: {other}")),
+            match perms::LETTERS.iter().find(|(letter, _)| *letter == c) {
+                Some((_, bit)) => bits |= bit,
+                None => warnings.push(format!("Unknown perm type: {c}")),
             }
         }
         acl.push(Acl {

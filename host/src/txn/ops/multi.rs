@@ -9,10 +9,10 @@
 use crate::proto::{ErrorCode, MultiOp, MultiResult, Response};
 use crate::tree::watch::WatchTrigger;
 use crate::tree::{Tree, TreeError};
-use crate::txn::recipes::{ClientWrite, Hooks};
+use crate::txn::recipes::Hooks;
 use crate::txn::{create_result, Ctx};
 
-use super::{check, create, delete, set_data};
+use super::check;
 
 pub(crate) fn apply(
     tree: &mut Tree,
@@ -45,19 +45,16 @@ fn run(
     hooks: &mut Hooks<'_>,
     triggers: &mut Vec<WatchTrigger>,
 ) -> Result<MultiResult, TreeError> {
-    if let Some(write) = ClientWrite::of_sub_op(sub_op) {
-        hooks.before_write(tree, ctx, &write)?;
-    }
     Ok(match sub_op {
         MultiOp::Create { op, request } => {
-            create_result(create::apply(tree, ctx, *op, request, triggers)?)
+            create_result(hooks.create(tree, ctx, *op, request, triggers)?)
         }
         MultiOp::Delete(request) => {
-            delete::apply(tree, ctx, request, triggers)?;
+            hooks.delete(tree, ctx, request, triggers)?;
             MultiResult::Delete
         }
         MultiOp::SetData(request) => MultiResult::SetData {
-            stat: set_data::apply(tree, ctx, request, triggers)?,
+            stat: hooks.set_data(tree, ctx, request, triggers)?,
         },
         MultiOp::Check(request) => {
             check::apply(tree, ctx, request)?;

@@ -15,15 +15,6 @@ pub(crate) struct Plan {
     aversion: i32,
 }
 
-pub(crate) fn apply(
-    tree: &mut Tree,
-    ctx: &Ctx<'_>,
-    request: &SetAclRequest,
-) -> Result<Stat, TreeError> {
-    let plan = check(tree, ctx, request)?;
-    Ok(execute(tree, plan))
-}
-
 pub(crate) fn check(
     tree: &Tree,
     ctx: &Ctx<'_>,
