@@ -184,7 +184,13 @@ where
     }
     let mut body = vec![0u8; length as usize];
     stream.read_exact(&mut body).await?;
-    postcard::from_bytes(&body).map_err(|error| invalid(error.to_string()))
+    decode_message(&body)
+}
+
+/// Decodes one peer message body (the bytes after its length prefix): a [`PeerRequest`] or a
+/// [`PeerResponse`]. Never panics, whatever the bytes (the `peer_message` fuzz target checks).
+pub fn decode_message<T: for<'de> Deserialize<'de>>(body: &[u8]) -> io::Result<T> {
+    postcard::from_bytes(body).map_err(|error| invalid(error.to_string()))
 }
 
 /// A connection to one peer, opened on first use and reopened after any error.
