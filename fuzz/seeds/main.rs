@@ -131,13 +131,34 @@ fn purge_mark(first_index: u64) -> Option<log::LogId> {
     Some(log::LogId { term: 0, index })
 }
 
-/// A segment file as the log_segment target reads it: the purge mark, then one file named by
-/// its first index.
+/// Inputs of the log_segment target's damaged mode (first byte odd): segment size selector,
+/// entry count, (term step, payload length) per entry, purge point, then damages (kind, file,
+/// offset u16 LE, value).
+const DAMAGED_LOG_SEEDS: [(&str, &[u8]); 3] = [
+    (
+        "damaged-none",
+        &[1, 0, 6, 0, 10, 1, 20, 0, 30, 1, 40, 0, 50, 0, 60, 255],
+    ),
+    (
+        "damaged-torn-tail",
+        &[1, 2, 4, 0, 90, 0, 90, 1, 90, 0, 90, 255, 1, 9, 100, 0, 0],
+    ),
+    (
+        "damaged-purged-flip",
+        &[1, 0, 5, 0, 8, 0, 8, 1, 8, 0, 8, 0, 8, 1, 0, 1, 40, 0, 7],
+    ),
+];
+
+/// A segment file as the log_segment target reads it: raw mode, the purge mark, then one file
+/// named by its first index.
 fn log_segment(segment: &Path, out: &Path) -> io::Result<()> {
     let bytes = fs::read(segment)?;
     let first_index = first_index(segment)?;
     let length = u32::try_from(bytes.len()).map_err(io::Error::other)?;
-    let mut seed = Vec::new();
+    for (name, seed) in DAMAGED_LOG_SEEDS {
+        write_seed(out, name, seed)?;
+    }
+    let mut seed = vec![0u8];
     match purge_mark(first_index) {
         None => seed.push(0),
         Some(purged) => {

@@ -30,6 +30,12 @@ impl<D: LogDisk> SegmentLog<D> {
     /// and segments holding only such entries are deleted.
     pub fn open(disk: D, options: LogOptions, purged: Option<LogId>) -> Result<Self, OpenError> {
         options.check()?;
+        if let Some(purged) = purged.filter(|purged| purged.index == u64::MAX) {
+            // Found by the log_segment fuzz target: every index after it overflowed.
+            return Err(OpenError::Gap {
+                reason: format!("purged log id {purged:?} leaves no index for another entry"),
+            });
+        }
         let names = recover::list_segments(&disk)?;
         let mut segments: Vec<Segment<D::File>> = Vec::with_capacity(names.len());
         let mut terms = TermRuns::default();
