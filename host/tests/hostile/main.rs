@@ -150,4 +150,3 @@ async fn check_no_loss(ens: &Ensemble, acked: &[String]) {
     .await;
     eprintln!("digests after the attack: {digests:?}");
 }
-
