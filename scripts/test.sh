@@ -37,8 +37,9 @@ setup_rust() {
 
 # Packages the tests need: the Java server + zkCli.sh (zookeeper), cli_mt
 # (zookeeper-bin), the C client library and headers (libzookeeper-mt-dev),
-# a JRE. Not zookeeperd: it would start a service on port 2181.
-APT_PACKAGES=(zookeeper zookeeper-bin libzookeeper-mt-dev default-jre-headless)
+# a JRE, a C++ compiler (the fuzz targets' libFuzzer is built from its C++ sources). Not
+# zookeeperd: it would start a service on port 2181.
+APT_PACKAGES=(zookeeper zookeeper-bin libzookeeper-mt-dev default-jre-headless g++)
 
 setup_apt() {
     local missing=()
