@@ -5,12 +5,13 @@
 # Debian's ZooKeeper packages (reference server, zkCli.sh, the C client
 # cli_mt and libzookeeper_mt; never the zookeeperd daemon), a Python venv in
 # .venv with the pinned kazoo/pytest. Then: cargo fmt --check, cargo clippy,
-# cargo build, cargo test --workspace, pytest tests/python tests/diff tests/ensemble against
-# the freshly built zkw (ZKW_BIN). Exits non-zero if any step fails.
+# cargo build, cargo test --workspace, a short run of every fuzz target (scripts/fuzz.sh),
+# pytest tests/python tests/diff tests/ensemble against the freshly built zkw (ZKW_BIN).
+# Exits non-zero if any step fails.
 #
 # Env: ZKW_TARGET=zkw|zookeeper (default zkw) picks the server the Python
-# suites talk to; PYTEST_ARGS adds pytest arguments; SKIP_SETUP=1 skips the
-# install steps.
+# suites talk to; PYTEST_ARGS adds pytest arguments; FUZZ_BUDGET is each fuzz target's
+# run (default 20s; scripts/fuzz.sh's budget syntax); SKIP_SETUP=1 skips the install steps.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -36,8 +37,9 @@ setup_rust() {
 
 # Packages the tests need: the Java server + zkCli.sh (zookeeper), cli_mt
 # (zookeeper-bin), the C client library and headers (libzookeeper-mt-dev),
-# a JRE. Not zookeeperd: it would start a service on port 2181.
-APT_PACKAGES=(zookeeper zookeeper-bin libzookeeper-mt-dev default-jre-headless)
+# a JRE, a C++ compiler (the fuzz targets' libFuzzer is built from its C++ sources). Not
+# zookeeperd: it would start a service on port 2181.
+APT_PACKAGES=(zookeeper zookeeper-bin libzookeeper-mt-dev default-jre-headless g++)
 
 setup_apt() {
     local missing=()
@@ -98,12 +100,18 @@ run() {
 
 run cargo fmt --all --check
 run cargo clippy --all-targets -- -D warnings
+# fuzz/ is a workspace of its own (tests/README.md, "Fuzzing"): same checks, same target dir.
+run cargo fmt --manifest-path fuzz/Cargo.toml --check
+run env CARGO_TARGET_DIR="$ROOT/target" \
+    cargo clippy --locked --manifest-path fuzz/Cargo.toml --bins -- -D warnings
 log "cargo build"
 cargo build
 log "recipes for wasm32 (the test kit and the example)"
 run cargo build --target wasm32-unknown-unknown --profile recipe -p zkw-test-recipes --examples
 run cargo build --target wasm32-unknown-unknown --profile recipe -p recipe-counter
 run cargo test --workspace
+# A short bounded run of every fuzz target from its seeds (longer runs: scripts/fuzz.sh).
+run bash scripts/fuzz.sh all "${FUZZ_BUDGET:-20s}"
 
 export ZKW_BIN="${ZKW_BIN:-$ROOT/target/debug/zkw}"
 export ZKW_TARGET="${ZKW_TARGET:-zkw}"

@@ -382,13 +382,20 @@ fn parse_entries(path: &Path, text: &str) -> Result<Vec<Entry>, ConfigError> {
 /// What a secret value is shown as.
 pub const REDACTED: &str = "********";
 
-/// Keys whose values are secrets (superDigest, every password, any secret): never shown by
+/// Keys whose values are secrets (superDigest, the recipe admin identity's digest, every
+/// password, any secret): never shown by
 /// the AdminServer nor logged. ZooKeeper's `conf` shows none of them either.
 pub fn is_secret_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
-    ["password", "passwd", "secret", "superdigest"]
-        .iter()
-        .any(|word| key.contains(word))
+    [
+        "password",
+        "passwd",
+        "secret",
+        "superdigest",
+        "adminidentity",
+    ]
+    .iter()
+    .any(|word| key.contains(word))
 }
 
 /// The config file at `path` as text, each secret's value replaced by [`REDACTED`] (the keys

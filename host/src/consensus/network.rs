@@ -292,7 +292,13 @@ where
         )));
     }
     let body = read_body(stream, length as usize, idle).await?;
-    postcard::from_bytes(&body).map_err(|error| invalid(error.to_string()))
+    decode_message(&body)
+}
+
+/// Decodes one peer message body (the bytes after its length prefix): a [`PeerRequest`] or a
+/// [`PeerResponse`]. Never panics, whatever the bytes (the `peer_message` fuzz target checks).
+pub fn decode_message<T: for<'de> Deserialize<'de>>(body: &[u8]) -> io::Result<T> {
+    postcard::from_bytes(body).map_err(|error| invalid(error.to_string()))
 }
 
 /// A frame's body, grown as its bytes arrive: memory follows what the peer sent, never the

@@ -30,6 +30,12 @@ impl<D: LogDisk> SegmentLog<D> {
     /// and segments holding only such entries are deleted.
     pub fn open(disk: D, options: LogOptions, purged: Option<LogId>) -> Result<Self, OpenError> {
         options.check()?;
+        if let Some(purged) = purged.filter(|purged| purged.index == u64::MAX) {
+            // Found by the log_segment fuzz target: every index after it overflowed.
+            return Err(OpenError::Gap {
+                reason: format!("purged log id {purged:?} leaves no index for another entry"),
+            });
+        }
         let names = recover::list_segments(&disk)?;
         let mut segments: Vec<Segment<D::File>> = Vec::with_capacity(names.len());
         let mut terms = TermRuns::default();
@@ -48,6 +54,22 @@ impl<D: LogDisk> SegmentLog<D> {
             )?;
             match scanned {
                 Scanned::Segment(segment) => {
+                    // Found by the log_segment fuzz target: a segment without records is no
+                    // `previous`, so the one after it went unchecked, and reads of the hole
+                    // between them looped or hit `unreachable!`.
+                    if let Some(before) = segments.last() {
+                        if segment.first_index != before.next_index() {
+                            return Err(OpenError::Gap {
+                                reason: format!(
+                                    "{} starts at {}, but {} ends before {}",
+                                    segment.name,
+                                    segment.first_index,
+                                    before.name,
+                                    before.next_index()
+                                ),
+                            });
+                        }
+                    }
                     if segment.next_index() > segment.first_index {
                         let index = segment.next_index() - 1;
                         // scan_segment recorded the term of every entry it accepted.

@@ -254,6 +254,39 @@ fn damage_in_an_older_segment_refuses_to_open() {
     );
 }
 
+/// Fuzz regression (log_segment): a purge mark at the last index left no index after it, and
+/// open overflowed computing one.
+#[test]
+fn a_purge_mark_at_the_last_index_refuses_to_open() {
+    for disk in [TestDisk::new(), {
+        let disk = TestDisk::new();
+        open(&disk, None).append(&batch(1, 0, 3)).unwrap();
+        disk
+    }] {
+        let purged = Some(LogId {
+            term: 1,
+            index: u64::MAX,
+        });
+        let error = SegmentLog::open(disk, small_options(), purged).unwrap_err();
+        assert!(matches!(error, OpenError::Gap { .. }), "{error}");
+    }
+}
+
+/// Fuzz regression (log_segment): an older segment cut to its header held no record, so the
+/// segment after it was never checked against it; open accepted the hole and the first read
+/// of it looped forever (or reached `unreachable!`).
+#[test]
+fn an_emptied_older_segment_is_a_gap() {
+    let disk = TestDisk::new();
+    open(&disk, None).append(&batch(1, 0, 12)).unwrap();
+    let oldest = segment_names(&disk).into_iter().min().unwrap();
+    let mut bytes = disk.file_bytes(&oldest).unwrap();
+    bytes.truncate(SEGMENT_HEADER_BYTES as usize);
+    disk.overwrite_file(&oldest, bytes);
+    let error = SegmentLog::open(disk.clone(), small_options(), None).unwrap_err();
+    assert!(matches!(error, OpenError::Gap { .. }), "{error}");
+}
+
 #[test]
 fn a_missing_segment_is_a_gap() {
     let disk = TestDisk::new();
