@@ -134,6 +134,11 @@ impl Member {
         }
     }
 
+    /// The member's dataDir (snapshots, log, myid).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
     /// `127.0.0.1:<quorumPort>` (the peer transport's port).
     pub fn quorum_addr(&self) -> String {
         format!("127.0.0.1:{}", self.quorum_port)

@@ -353,6 +353,29 @@ const CATCH_UP_WRITES: usize = 1600;
 /// Creates in flight at once while the follower is down.
 const CATCH_UP_WRITES_IN_FLIGHT: usize = 100;
 
+/// The last log index of the newest snapshot file under `dir` (`snapshot.<index hex>`), 0 if
+/// none.
+fn newest_snapshot_index(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|entry| {
+            let path = entry.path();
+            if path.is_dir() {
+                return newest_snapshot_index(&path);
+            }
+            path.file_name()
+                .and_then(|name| name.to_str())
+                .and_then(|name| name.strip_prefix("snapshot."))
+                .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+                .unwrap_or(0)
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_catches_up_by_a_snapshot_larger_than_a_chunk() {
     if target_is_zookeeper() {
@@ -387,6 +410,16 @@ async fn a_follower_catches_up_by_a_snapshot_larger_than_a_chunk() {
             created.unwrap();
         }
     }
+    // Only a snapshot past the follower's log and openraft's 1000 kept entries forces a
+    // catch-up by snapshot: wait for the leader to have written one (a loaded machine builds
+    // them late), so the test never passes by a catch-up from the log.
+    let leader_data = ens.member(leader).data_dir();
+    poll_until(
+        "a snapshot past the bulk writes",
+        QUORUM_SECS_MAX,
+        || async { (newest_snapshot_index(&leader_data) >= CATCH_UP_WRITES as u64).then_some(()) },
+    )
+    .await;
     let during = writer.acked_count();
     ens.members[follower].restart();
     poll_until("the follower is back", QUORUM_SECS_MAX, || async {
