@@ -206,6 +206,9 @@ async fn metrics_follow_the_tree_and_the_recipes() {
     let before = admin.metrics();
     let runs_key = "zkw_recipe_runs_total{recipe=\"discovery\"}";
     let runs_before = before.get(runs_key).copied().unwrap_or(0.0);
+    // The recipe runs for writes that pass ZooKeeper's own checks (its parent must exist).
+    let open = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+    let _ = client.create("/svc", b"", &open).await;
     for index in 0..3 {
         let path = format!("/svc/n{index}");
         let _ = client
