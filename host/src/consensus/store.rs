@@ -234,7 +234,9 @@ impl RaftLogStorage<ZkwRaft> for LogStore {
                 .save_purged(to_disk(&log_id))
                 .map_err(|error| store.meta_failed(error))?;
             let purged = store.log()?.purge_upto(to_disk(&log_id));
-            purged.map_err(|error| store.log_failed(Step::LogPurge, error))
+            purged.map_err(|error| store.log_failed(Step::LogPurge, error))?;
+            tracing::info!(index = log_id.index, "log purged up to a snapshot");
+            Ok(())
         })
         .await
         .map_err(io::Error::other)?

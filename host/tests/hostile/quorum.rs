@@ -353,25 +353,14 @@ const CATCH_UP_WRITES: usize = 1600;
 /// Creates in flight at once while the follower is down.
 const CATCH_UP_WRITES_IN_FLIGHT: usize = 100;
 
-/// The last log index of the newest snapshot file under `dir` (`snapshot.<index hex>`), 0 if
-/// none.
-fn newest_snapshot_index(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|entry| {
-            let path = entry.path();
-            if path.is_dir() {
-                return newest_snapshot_index(&path);
-            }
-            path.file_name()
-                .and_then(|name| name.to_str())
-                .and_then(|name| name.strip_prefix("snapshot."))
-                .and_then(|hex| u64::from_str_radix(hex, 16).ok())
-                .unwrap_or(0)
-        })
+/// The highest index a member's log says it purged up to (`log purged up to a snapshot
+/// index=N`), 0 if none.
+fn purged_index(log: &str) -> u64 {
+    log.lines()
+        .filter(|line| line.contains("log purged up to a snapshot"))
+        .filter_map(|line| line.split("index=").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .filter_map(|index| index.parse().ok())
         .max()
         .unwrap_or(0)
 }
@@ -397,9 +386,11 @@ async fn a_follower_catches_up_by_a_snapshot_larger_than_a_chunk() {
     writer.wait_progress(0, 1).await;
     ens.kill(follower);
     let client = Ensemble::client(&ens.hosts(&[leader])).await;
-    bounded("create /bulk", client.create("/bulk", b"", &persistent()))
+    // Made after the kill, so its zxid (= log index) is past the follower's last entry.
+    let (bulk, _) = bounded("create /bulk", client.create("/bulk", b"", &persistent()))
         .await
         .unwrap();
+    let follower_last_index = u64::try_from(bulk.czxid).unwrap();
     for batch in 0..CATCH_UP_WRITES / CATCH_UP_WRITES_IN_FLIGHT {
         let creates = (0..CATCH_UP_WRITES_IN_FLIGHT).map(|n| {
             let path = format!("/bulk/{batch:04}-{n:04}");
@@ -410,14 +401,16 @@ async fn a_follower_catches_up_by_a_snapshot_larger_than_a_chunk() {
             created.unwrap();
         }
     }
-    // Only a snapshot past the follower's log and openraft's 1000 kept entries forces a
-    // catch-up by snapshot: wait for the leader to have written one (a loaded machine builds
-    // them late), so the test never passes by a catch-up from the log.
-    let leader_data = ens.member(leader).data_dir();
+    // Only a leader whose log no longer holds the follower's next entry must send a snapshot.
+    // openraft purges behind a snapshot, keeping 1000 entries, and postpones a purge while a
+    // replication to the dead follower is in flight: wait for the purge itself, so the test
+    // never passes by a catch-up from the log.
     poll_until(
-        "a snapshot past the bulk writes",
+        "the leader's log purged past the follower's",
         QUORUM_SECS_MAX,
-        || async { (newest_snapshot_index(&leader_data) >= CATCH_UP_WRITES as u64).then_some(()) },
+        || async {
+            (purged_index(&ens.member(leader).log_text()) > follower_last_index).then_some(())
+        },
     )
     .await;
     let during = writer.acked_count();
