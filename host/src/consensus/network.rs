@@ -161,6 +161,7 @@ pub enum PeerRequest {
     Snapshot {
         vote: Vote,
         meta: SnapshotMeta,
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
     },
     /// Writes proposed on a follower, in the order its clients sent them.
@@ -224,7 +225,7 @@ pub enum PeerResponse {
 #[derive(Debug, Serialize, Deserialize)]
 enum Outbound<R> {
     Request(R),
-    SnapshotChunk(Vec<u8>),
+    SnapshotChunk(#[serde(with = "serde_bytes")] Vec<u8>),
 }
 
 /// Who an admitted connection speaks for.

@@ -17,6 +17,9 @@ pub struct Command {
     /// term, the command is skipped.
     pub term: Option<u64>,
     pub time_ms: i64,
+    /// As bytes (one copy) rather than a sequence of u8 (a call per byte): the same postcard
+    /// encoding, on disk and on the wire.
+    #[serde(with = "serde_bytes")]
     pub body: Vec<u8>,
 }
 
@@ -48,3 +51,43 @@ pub type Vote = openraft::alias::VoteOf<ZkwRaft>;
 pub type Entry = openraft::alias::EntryOf<ZkwRaft>;
 pub type SnapshotMeta = openraft::alias::SnapshotMetaOf<ZkwRaft>;
 pub type StoredMembership = openraft::alias::StoredMembershipOf<ZkwRaft>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The command of earlier binaries, whose body was a sequence of u8.
+    #[derive(Serialize)]
+    struct SequenceBodyCommand {
+        origin: u64,
+        boot: u64,
+        seq: u64,
+        term: Option<u64>,
+        time_ms: i64,
+        body: Vec<u8>,
+    }
+
+    #[test]
+    fn a_body_as_bytes_keeps_the_encoding_of_logs_and_peer_messages() {
+        let body: Vec<u8> = (0..=u8::MAX).cycle().take(1000).collect();
+        let command = Command {
+            origin: 3,
+            boot: 7,
+            seq: 300,
+            term: Some(2),
+            time_ms: -1,
+            body: body.clone(),
+        };
+        let earlier = SequenceBodyCommand {
+            origin: 3,
+            boot: 7,
+            seq: 300,
+            term: Some(2),
+            time_ms: -1,
+            body,
+        };
+        let encoded = postcard::to_stdvec(&earlier).unwrap();
+        assert_eq!(postcard::to_stdvec(&command).unwrap(), encoded);
+        assert_eq!(postcard::from_bytes::<Command>(&encoded).unwrap(), command);
+    }
+}

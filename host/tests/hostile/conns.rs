@@ -1,15 +1,15 @@
 //! Slow and idle connections, and the AdminServer (issue #12 items 3 and 13): a client that
-//! sends requests but never reads its socket is closed whole (write deadline = its session
-//! timeout; a byte bound on what waits for it), its slot freed; the admin port closes
-//! connections past its limit and idle ones (`admin.idleTimeout`); it binds
+//! sends requests, or watches a busy node, but never reads its socket is closed whole (write
+//! deadline = its session timeout; a byte bound on what waits for it), its slot freed; the
+//! admin port closes connections past its limit and idle ones (`admin.idleTimeout`); it binds
 //! `admin.serverAddress`; no secret appears in `conf`, the admin output or the log; with
-//! `admin.authRequired` the commands that list sessions, connections and watches answer 401/403
-//! to a caller that does not prove ALL on `/`; half-open TLS handshakes from one address are
-//! bounded and do not keep a good TLS client out.
+//! `admin.authRequired` the commands that list sessions, connections and watches answer
+//! 401/403 to a caller that does not prove ALL on `/`; half-open TLS handshakes from one
+//! address are bounded and do not keep a good TLS client out.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::common::{self, bounded, poll_until, target_is_zookeeper, RawConn, SOCKET_IO_SECS_MAX};
 use crate::ensemble::{four_letter, Ensemble};
@@ -32,6 +32,14 @@ const STALL_REQUESTS: usize = 400;
 const FLOOD_REQUESTS: usize = 1_600;
 /// Bound on the server noticing either attacker.
 const CLOSE_SECS_MAX: u64 = 60;
+/// Name length of the node whose changes flood the watcher that never reads: every
+/// notification carries its path, so a few hundred fill the socket buffers.
+const FLOOD_NAME_BYTES: usize = 60 * 1024;
+/// setData calls in flight at once while flooding the watcher.
+const FLOOD_WRITES_IN_FLIGHT: usize = 8;
+/// addWatch's opcode and its persistent-recursive mode.
+const OP_ADD_WATCH: i32 = 106;
+const MODE_PERSISTENT_RECURSIVE: i32 = 1;
 /// zkw's connection limit of an HTTP port (admin::listener::HTTP_CONNECTIONS_MAX).
 const HTTP_CONNECTIONS_MAX: usize = 64;
 /// Connections the flood opens past that limit.
@@ -149,6 +157,83 @@ async fn clients_that_do_not_read_are_closed_whole_and_others_are_served() {
     fresh.ping();
     let data = bounded("get /big", setup.get_data("/big")).await.unwrap();
     assert_eq!(data.0.len(), BIG_DATA_BYTES);
+    let acked = writer.acked_count();
+    writer.wait_progress(acked, WRITES_DURING_ATTACK_MIN).await;
+    let acked = writer.finish().await;
+    assert_eq!(
+        modes(&ens),
+        before,
+        "a client-side attack changed the leader"
+    );
+    check_no_loss(&ens, &acked).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_that_does_not_read_its_notifications_is_closed_whole() {
+    if target_is_zookeeper() {
+        return;
+    }
+    let mut ens = Ensemble::start(MEMBERS).await;
+    let leader = ens.leader().await;
+    let before = modes(&ens);
+    let target = (leader + 1) % MEMBERS;
+    let port = ens.member(target).client_port;
+    let writer = Writer::start(&ens.hosts(&[leader])).await;
+    let flooder = bounded(
+        "flooder connect",
+        Ensemble::connector()
+            .with_session_timeout(Duration::from_millis(SETUP_SESSION_MS))
+            .connect(&ens.hosts(&[target])),
+    )
+    .await
+    .unwrap();
+    let node = format!("/flood/{}", "n".repeat(FLOOD_NAME_BYTES));
+    for path in ["/flood", node.as_str()] {
+        bounded("create", flooder.create(path, b"", &persistent()))
+            .await
+            .unwrap();
+    }
+
+    // The watcher: a persistent-recursive watch on /flood, then it never reads again.
+    let (mut watcher, negotiated) = RawConn::connect_with_timeout(port, STALL_SESSION_MS);
+    assert_eq!(negotiated, STALL_SESSION_MS);
+    let mut add_watch = common::jute_string("/flood");
+    add_watch.extend_from_slice(&MODE_PERSISTENT_RECURSIVE.to_be_bytes());
+    let (_, err, _) = watcher.call(1, OP_ADD_WATCH, &add_watch);
+    assert_eq!(err, 0, "addWatch");
+
+    // Each change of the long-named node queues a notification of its whole path for the
+    // watcher; once the socket buffers are full its writes stall, and the write deadline (its
+    // session timeout) must close it. Keep changing the node until the member lets it go.
+    let member = ens.member(target);
+    let deadline = Instant::now() + Duration::from_secs(CLOSE_SECS_MAX);
+    let mut changes = 0;
+    while member.holds_session(watcher.session_id) {
+        assert!(
+            Instant::now() < deadline,
+            "the watcher that never reads was kept for {CLOSE_SECS_MAX} s ({changes} changes)"
+        );
+        let sets = (0..FLOOD_WRITES_IN_FLIGHT).map(|_| flooder.set_data(&node, b"x", None));
+        for set in bounded("flooding sets", futures_util::future::join_all(sets)).await {
+            set.unwrap();
+        }
+        changes += FLOOD_WRITES_IN_FLIGHT;
+    }
+    let log = member.log_text();
+    assert!(
+        log.contains(&format!("client did not read for {STALL_SESSION_MS} ms"))
+            || log.contains("client is not reading"),
+        "no reason logged for closing the watcher"
+    );
+    drain_until_closed(&mut watcher);
+
+    // The flooder and fresh connections are served by that member, and the ensemble writes on.
+    let (data, _) = bounded("get the flooded node", flooder.get_data(&node))
+        .await
+        .unwrap();
+    assert_eq!(data, b"x");
+    let mut fresh = RawConn::connect(port);
+    fresh.ping();
     let acked = writer.acked_count();
     writer.wait_progress(acked, WRITES_DURING_ATTACK_MIN).await;
     let acked = writer.finish().await;
