@@ -12,7 +12,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use crate::common::{self, bounded, poll_until, target_is_zookeeper, RawConn, SOCKET_IO_SECS_MAX};
-use crate::ensemble::{four_letter, Ensemble};
+use crate::ensemble::{four_letter, Ensemble, Member};
 use crate::{check_no_loss, modes, persistent, Writer, MEMBERS, WRITES_DURING_ATTACK_MIN};
 use zookeeper_client as zk;
 
@@ -102,8 +102,76 @@ fn drain_until_closed(raw: &mut RawConn) {
     }
 }
 
+/// A client of member `idx` with a long session: large writes are slow on a loaded debug
+/// build.
+async fn long_session(ens: &Ensemble, idx: usize) -> zk::Client {
+    bounded(
+        "long session connect",
+        Ensemble::connector()
+            .with_session_timeout(Duration::from_millis(SETUP_SESSION_MS))
+            .connect(&ens.hosts(&[idx])),
+    )
+    .await
+    .unwrap()
+}
+
+/// Lines of `member`'s log giving a reason for closing a client that does not read.
+fn not_reading_closes(member: &Member) -> usize {
+    member
+        .log_text()
+        .lines()
+        .filter(|line| {
+            line.contains("client did not read") || line.contains("client is not reading")
+        })
+        .count()
+}
+
+/// A watcher of `member` sets a persistent-recursive watch and never reads again while
+/// `changer` keeps changing a node with a long name: every change queues a notification of the
+/// whole path for it, the socket buffers fill, its writes stall, and the write deadline (its
+/// session timeout) must close it, with a reason logged.
+async fn flood_a_watcher_that_never_reads(member: &Member, changer: &zk::Client) {
+    let node = format!("/flood/{}", "n".repeat(FLOOD_NAME_BYTES));
+    for path in ["/flood", node.as_str()] {
+        bounded("create", changer.create(path, b"", &persistent()))
+            .await
+            .unwrap();
+    }
+    let closes_before = not_reading_closes(member);
+    let (mut watcher, negotiated) =
+        RawConn::connect_with_timeout(member.client_port, STALL_SESSION_MS);
+    assert_eq!(negotiated, STALL_SESSION_MS);
+    let mut add_watch = common::jute_string("/flood");
+    add_watch.extend_from_slice(&MODE_PERSISTENT_RECURSIVE.to_be_bytes());
+    let (_, err, _) = watcher.call(1, OP_ADD_WATCH, &add_watch);
+    assert_eq!(err, 0, "addWatch");
+    let deadline = Instant::now() + Duration::from_secs(CLOSE_SECS_MAX);
+    let mut changes = 0;
+    while member.holds_session(watcher.session_id) {
+        assert!(
+            Instant::now() < deadline,
+            "the watcher that never reads was kept for {CLOSE_SECS_MAX} s ({changes} changes)"
+        );
+        let sets = (0..FLOOD_WRITES_IN_FLIGHT).map(|_| changer.set_data(&node, b"x", None));
+        for set in bounded("flooding sets", futures_util::future::join_all(sets)).await {
+            set.unwrap();
+        }
+        changes += FLOOD_WRITES_IN_FLIGHT;
+    }
+    assert!(
+        not_reading_closes(member) > closes_before,
+        "no reason logged for closing the watcher"
+    );
+    drain_until_closed(&mut watcher);
+    let (data, _) = bounded("get the flooded node", changer.get_data(&node))
+        .await
+        .unwrap();
+    assert_eq!(data, b"x");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn clients_that_do_not_read_are_closed_whole_and_others_are_served() {
+async fn clients_that_do_not_read_replies_or_notifications_are_closed_whole_and_others_are_served()
+{
     if target_is_zookeeper() {
         return;
     }
@@ -113,15 +181,7 @@ async fn clients_that_do_not_read_are_closed_whole_and_others_are_served() {
     let target = (leader + 1) % MEMBERS;
     let port = ens.member(target).client_port;
     let writer = Writer::start(&ens.hosts(&[leader])).await;
-    // A long session: a large create is slow on a loaded debug build.
-    let setup = bounded(
-        "setup connect",
-        Ensemble::connector()
-            .with_session_timeout(Duration::from_millis(SETUP_SESSION_MS))
-            .connect(&ens.hosts(&[target])),
-    )
-    .await
-    .unwrap();
+    let setup = long_session(&ens, target).await;
     let big = vec![b'x'; BIG_DATA_BYTES];
     bounded("create /big", setup.create("/big", &big, &persistent()))
         .await
@@ -151,89 +211,13 @@ async fn clients_that_do_not_read_are_closed_whole_and_others_are_served() {
     );
     drain_until_closed(&mut stalling);
     drain_until_closed(&mut flooding);
+    flood_a_watcher_that_never_reads(member, &setup).await;
 
     // Others are served by that member, a fresh connection included.
     let mut fresh = RawConn::connect(port);
     fresh.ping();
     let data = bounded("get /big", setup.get_data("/big")).await.unwrap();
     assert_eq!(data.0.len(), BIG_DATA_BYTES);
-    let acked = writer.acked_count();
-    writer.wait_progress(acked, WRITES_DURING_ATTACK_MIN).await;
-    let acked = writer.finish().await;
-    assert_eq!(
-        modes(&ens),
-        before,
-        "a client-side attack changed the leader"
-    );
-    check_no_loss(&ens, &acked).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_watcher_that_does_not_read_its_notifications_is_closed_whole() {
-    if target_is_zookeeper() {
-        return;
-    }
-    let mut ens = Ensemble::start(MEMBERS).await;
-    let leader = ens.leader().await;
-    let before = modes(&ens);
-    let target = (leader + 1) % MEMBERS;
-    let port = ens.member(target).client_port;
-    let writer = Writer::start(&ens.hosts(&[leader])).await;
-    let flooder = bounded(
-        "flooder connect",
-        Ensemble::connector()
-            .with_session_timeout(Duration::from_millis(SETUP_SESSION_MS))
-            .connect(&ens.hosts(&[target])),
-    )
-    .await
-    .unwrap();
-    let node = format!("/flood/{}", "n".repeat(FLOOD_NAME_BYTES));
-    for path in ["/flood", node.as_str()] {
-        bounded("create", flooder.create(path, b"", &persistent()))
-            .await
-            .unwrap();
-    }
-
-    // The watcher: a persistent-recursive watch on /flood, then it never reads again.
-    let (mut watcher, negotiated) = RawConn::connect_with_timeout(port, STALL_SESSION_MS);
-    assert_eq!(negotiated, STALL_SESSION_MS);
-    let mut add_watch = common::jute_string("/flood");
-    add_watch.extend_from_slice(&MODE_PERSISTENT_RECURSIVE.to_be_bytes());
-    let (_, err, _) = watcher.call(1, OP_ADD_WATCH, &add_watch);
-    assert_eq!(err, 0, "addWatch");
-
-    // Each change of the long-named node queues a notification of its whole path for the
-    // watcher; once the socket buffers are full its writes stall, and the write deadline (its
-    // session timeout) must close it. Keep changing the node until the member lets it go.
-    let member = ens.member(target);
-    let deadline = Instant::now() + Duration::from_secs(CLOSE_SECS_MAX);
-    let mut changes = 0;
-    while member.holds_session(watcher.session_id) {
-        assert!(
-            Instant::now() < deadline,
-            "the watcher that never reads was kept for {CLOSE_SECS_MAX} s ({changes} changes)"
-        );
-        let sets = (0..FLOOD_WRITES_IN_FLIGHT).map(|_| flooder.set_data(&node, b"x", None));
-        for set in bounded("flooding sets", futures_util::future::join_all(sets)).await {
-            set.unwrap();
-        }
-        changes += FLOOD_WRITES_IN_FLIGHT;
-    }
-    let log = member.log_text();
-    assert!(
-        log.contains(&format!("client did not read for {STALL_SESSION_MS} ms"))
-            || log.contains("client is not reading"),
-        "no reason logged for closing the watcher"
-    );
-    drain_until_closed(&mut watcher);
-
-    // The flooder and fresh connections are served by that member, and the ensemble writes on.
-    let (data, _) = bounded("get the flooded node", flooder.get_data(&node))
-        .await
-        .unwrap();
-    assert_eq!(data, b"x");
-    let mut fresh = RawConn::connect(port);
-    fresh.ping();
     let acked = writer.acked_count();
     writer.wait_progress(acked, WRITES_DURING_ATTACK_MIN).await;
     let acked = writer.finish().await;
