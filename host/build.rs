@@ -30,8 +30,8 @@ fn main() {
     println!("cargo:rerun-if-changed=../recipes");
     println!("cargo:rerun-if-changed=../guest-sdk");
     let names = recipe_names(&workspace.join("recipes"));
-    let built = if names.is_empty() {
-        Vec::new()
+    let (built, failure) = if names.is_empty() {
+        (Vec::new(), String::new())
     } else {
         build(&workspace, &out_dir, &names)
     };
@@ -47,6 +47,14 @@ fn main() {
         );
     }
     code.push_str("];\n");
+    let missing: Vec<&String> = names
+        .iter()
+        .filter(|name| !built.iter().any(|(built, _)| built == *name))
+        .collect();
+    let _ = writeln!(
+        code,
+        "/// Recipes of the source tree this binary was built without, and why.\npub const NOT_EMBEDDED: &[&str] = &{missing:?};\npub const NOT_EMBEDDED_REASON: &str = {failure:?};"
+    );
     std::fs::write(out_dir.join("embedded_recipes.rs"), code).expect("OUT_DIR is writable");
 }
 
@@ -85,7 +93,8 @@ fn recipe_names(recipes: &Path) -> Vec<String> {
     names
 }
 
-fn build(workspace: &Path, out_dir: &Path, names: &[String]) -> Vec<(String, PathBuf)> {
+/// Builds the recipes: the modules built, and why any are missing (empty if none is).
+fn build(workspace: &Path, out_dir: &Path, names: &[String]) -> (Vec<(String, PathBuf)>, String) {
     let target_dir = out_dir.join("recipe-target");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(cargo);
@@ -100,20 +109,19 @@ fn build(workspace: &Path, out_dir: &Path, names: &[String]) -> Vec<(String, Pat
     for key in OUTER_ENV {
         command.env_remove(key);
     }
-    match command.status() {
-        Ok(status) if status.success() => {}
-        Ok(status) => {
-            println!(
-                "cargo:warning=building the recipes for {TARGET} failed ({status}); this zkw embeds none (is the target installed? rustup target add {TARGET})"
-            );
-            return Vec::new();
-        }
-        Err(error) => {
-            println!("cargo:warning=cannot run cargo to build the recipes: {error}");
-            return Vec::new();
-        }
+    let failure = match command.status() {
+        Ok(status) if status.success() => None,
+        Ok(_) if !target_installed() => Some(format!(
+            "the {TARGET} target is not installed (rustup target add {TARGET}, then build zkw again)"
+        )),
+        Ok(status) => Some(format!("building them for {TARGET} failed ({status})")),
+        Err(error) => Some(format!("cannot run cargo to build them: {error}")),
+    };
+    if let Some(failure) = failure {
+        println!("cargo:warning=this zkw embeds no recipes: {failure}");
+        return (Vec::new(), failure);
     }
-    names
+    let built = names
         .iter()
         .map(|name| {
             let file = format!("zkw_recipe_{}.wasm", name.replace('-', "_"));
@@ -123,5 +131,18 @@ fn build(workspace: &Path, out_dir: &Path, names: &[String]) -> Vec<(String, Pat
             )
         })
         .filter(|(_, path)| path.exists())
-        .collect()
+        .collect();
+    (built, String::new())
+}
+
+/// Whether rustc has the standard library of the wasm32 target (rustup installs it per target).
+fn target_installed() -> bool {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    Command::new(rustc)
+        .args(["--print", "target-libdir", "--target", TARGET])
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .and_then(|output| String::from_utf8(output.stdout).ok())
+        .is_some_and(|libdir| Path::new(libdir.trim()).is_dir())
 }

@@ -109,8 +109,16 @@ pub fn main() -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The version, and the built-in recipes (a binary built without them says so).
 fn print_version() -> anyhow::Result<ExitCode> {
     println!("zkw version {VERSION}");
+    match crate::wasm::embedded::missing() {
+        Some(missing) => println!("built-in recipes: none: {missing}"),
+        None => println!(
+            "built-in recipes: {}",
+            crate::wasm::embedded::names().join(", ")
+        ),
+    }
     Ok(ExitCode::SUCCESS)
 }
 

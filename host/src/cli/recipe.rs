@@ -84,6 +84,10 @@ pub fn run(args: RecipeArgs) -> anyhow::Result<std::process::ExitCode> {
         for name in embedded::names() {
             println!("{name}");
         }
+        if let Some(missing) = embedded::missing() {
+            eprintln!("{missing}");
+            return Ok(std::process::ExitCode::FAILURE);
+        }
         return Ok(std::process::ExitCode::SUCCESS);
     }
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
@@ -161,6 +165,11 @@ async fn install(
     limits: Limits,
 ) -> anyhow::Result<()> {
     let builtin = file.to_str().and_then(embedded::module);
+    if let Some(missing) = embedded::missing()
+        .filter(|_| !file.exists() && file.to_str().is_some_and(embedded::is_missing))
+    {
+        anyhow::bail!("{} is a built-in recipe, but {missing}", file.display());
+    }
     let bytes = match builtin {
         Some(bytes) if !file.exists() => bytes.to_vec(),
         _ => std::fs::read(file).with_context(|| format!("reading {}", file.display()))?,

@@ -23,3 +23,18 @@ pub fn fuel(name: &str) -> Option<u64> {
 pub fn names() -> Vec<&'static str> {
     EMBEDDED.iter().map(|(name, _, _)| *name).collect()
 }
+
+/// Why this binary has no built-in recipes, when it was built without some.
+pub fn missing() -> Option<String> {
+    (!NOT_EMBEDDED.is_empty()).then(|| {
+        format!(
+            "this zkw was built without its built-in recipes ({}): {NOT_EMBEDDED_REASON}",
+            NOT_EMBEDDED.join(", ")
+        )
+    })
+}
+
+/// Whether `name` is a recipe of the source tree this binary was built without.
+pub fn is_missing(name: &str) -> bool {
+    NOT_EMBEDDED.contains(&name)
+}
