@@ -20,6 +20,9 @@ import pytest
 
 import zkharness as h
 
+# README.md's steps run zkw itself; against ZooKeeper there is nothing to walk.
+pytestmark = pytest.mark.skipif(h.target() != "zkw", reason="README.md's steps run zkw")
+
 README = h.REPO_ROOT / "README.md"
 # Bounds, in seconds.
 COMMAND_TIMEOUT_S = 60.0
@@ -215,3 +218,61 @@ def test_every_builtin_recipe_installs_with_the_tables_command():
             assert name in listed.stdout
     finally:
         server.stop()
+
+
+# Offsets of examples/three-node/run.sh's ports from BASE_PORT (client, quorum, election,
+# admin), each for servers 1-3.
+THREE_NODE_PORT_OFFSETS = (0, 707, 1707, 5899)
+THREE_NODE_MEMBERS = 3
+# How many random base ports to probe before giving up.
+BASE_PORT_PROBES = 50
+
+
+def three_node_base_port():
+    """A BASE_PORT whose twelve ports are all free (a probe: run.sh binds them itself)."""
+    import random
+
+    for _ in range(BASE_PORT_PROBES):
+        base = random.randrange(20000, 50000)
+        ports = [
+            base + offset + n for offset in THREE_NODE_PORT_OFFSETS for n in range(THREE_NODE_MEMBERS)
+        ]
+        if all(port_is_free(port) for port in ports):
+            return base
+    raise AssertionError("no free set of ports for the three-node example")
+
+
+def test_the_three_node_example_runs_a_binary_on_a_base_port_outside_the_checkout(tmp_path):
+    ensemble = section("An ensemble")
+    assert "`BASE_PORT=` moves" in ensemble and "`ZKW=` runs a binary" in ensemble
+    base = three_node_base_port()
+    data = tmp_path / "ensemble"
+    env = dict(os.environ, ZKW=str(h.zkw_binary()), BASE_PORT=str(base), DATA_DIR=str(data))
+    proc = subprocess.Popen(
+        ["bash", str(h.REPO_ROOT / "examples" / "three-node" / "run.sh")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    lines = []
+    try:
+        deadline = time.monotonic() + COMMAND_TIMEOUT_S
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("configs and logs in"):
+                break
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=COMMAND_TIMEOUT_S)
+    modes = sorted(re.findall(r"Mode: (\w+)", "".join(lines)))
+    assert modes == ["follower", "follower", "leader"], "".join(lines)
+    for n in range(THREE_NODE_MEMBERS):
+        assert f"(client port {base + n})" in lines[n]
+        config = (data / str(n + 1) / "zoo.cfg").read_text()
+        assert f"admin.serverPort={base + 5899 + n}" in config
+    assert not (h.REPO_ROOT / "ensemble-data").exists()
