@@ -27,6 +27,14 @@ fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     let workspace = manifest_dir.join("..");
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it"));
+    // `ZKW_TARGET=zookeeper` runs the black-box tests against Apache ZooKeeper: the tests of
+    // what only zkw has are then ignored (`#[cfg_attr(zookeeper_target, ignore)]`), so the
+    // count says what ran.
+    println!("cargo::rustc-check-cfg=cfg(zookeeper_target)");
+    println!("cargo:rerun-if-env-changed=ZKW_TARGET");
+    if std::env::var("ZKW_TARGET").is_ok_and(|target| target == "zookeeper") {
+        println!("cargo:rustc-cfg=zookeeper_target");
+    }
     println!("cargo:rerun-if-changed=../recipes");
     println!("cargo:rerun-if-changed=../guest-sdk");
     let names = recipe_names(&workspace.join("recipes"));

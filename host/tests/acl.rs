@@ -197,7 +197,7 @@ async fn unknown_auth_scheme_fails_the_session() {
     let r = bounded("auth", c.auth("nosuchscheme", b"x")).await;
     assert_eq!(r.unwrap_err(), zk::Error::AuthFailed);
     let r = bounded("get after auth failure", c.get_data("/")).await;
-    assert!(r.is_err());
+    assert_eq!(r.unwrap_err(), zk::Error::AuthFailed);
 }
 
 #[tokio::test]

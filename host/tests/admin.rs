@@ -81,10 +81,8 @@ impl Admin {
 }
 
 #[tokio::test]
+#[cfg_attr(zookeeper_target, ignore = "zkw only")]
 async fn commands_report_what_the_clients_did() {
-    if common::target_is_zookeeper() {
-        return;
-    }
     let admin = start();
     let first = admin.server.client().await;
     let second = admin.server.client().await;
@@ -163,10 +161,8 @@ async fn commands_report_what_the_clients_did() {
 }
 
 #[tokio::test]
+#[cfg_attr(zookeeper_target, ignore = "zkw only")]
 async fn unknown_commands_are_404_with_the_list() {
-    if common::target_is_zookeeper() {
-        return;
-    }
     let admin = start();
     let (status, body) = http_get(admin.admin_port, "/commands/nosuch");
     assert_eq!(status, 404, "{body}");
@@ -190,10 +186,8 @@ async fn unknown_commands_are_404_with_the_list() {
 }
 
 #[tokio::test]
+#[cfg_attr(zookeeper_target, ignore = "zkw only")]
 async fn metrics_follow_the_tree_and_the_recipes() {
-    if common::target_is_zookeeper() {
-        return;
-    }
     let admin = start();
     let client = admin.server.client().await;
     common::install_recipe(&admin.server.addr(), "discovery", "/svc", &[]);

@@ -28,8 +28,9 @@ const RECONNECT_SECS_MAX: u64 = 30;
 /// Session timeout of the client kept away through a failover (the members grant up to
 /// `ensemble::MAX_SESSION_TIMEOUT_MS`).
 const GAP_SESSION_TIMEOUT: Duration = Duration::from_secs(8);
-/// How many connects `client_on` may try to land a client on a chosen member.
-const PLACE_TRIES_MAX: usize = 20;
+/// How many connects `client_on` may try to land a client on a chosen member of three: a
+/// random host each time, so missing 60 times in a row has odds of (2/3)^60, about 3e-11.
+const PLACE_TRIES_MAX: usize = 60;
 /// How long the writers run before the leader is killed.
 const WRITES_BEFORE_KILL_MS: u64 = 1_000;
 /// Acknowledged writes each writer must make after the kill before the load stops.
@@ -234,15 +235,16 @@ async fn write_loop(client: zk::Client, name: &'static str, killed: Arc<AtomicBo
     unreachable!("the write loop returns or panics")
 }
 
-/// A writer client placed on member `want` if the crate's host shuffle allows.
+/// A writer client on member `want`, its connect string naming every member so it can fail
+/// over (the crate shuffles the hosts: it takes a few connects to land on `want`).
 async fn writer_on(ens: &Ensemble, want: usize) -> zk::Client {
-    match ens.client_on(want, PLACE_TRIES_MAX).await {
-        Some(c) => c,
-        None => {
-            eprintln!("could not place a writer on member {}", ens.member(want).id);
-            Ensemble::client(&ens.live_hosts()).await
-        }
-    }
+    let placed = ens.client_on(want, PLACE_TRIES_MAX).await;
+    placed.unwrap_or_else(|| {
+        panic!(
+            "no writer landed on member {} in {PLACE_TRIES_MAX} connects",
+            ens.member(want).id
+        )
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

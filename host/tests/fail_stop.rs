@@ -25,7 +25,7 @@ mod common;
 #[path = "common/ensemble.rs"]
 mod ensemble;
 
-use common::{bounded, free_port, target_is_zookeeper};
+use common::{bounded, free_port};
 use ensemble::four_letter;
 
 /// Exit status of a storage failure (`zkw::fatal::EXIT_STORAGE`).
@@ -382,9 +382,6 @@ async fn standalone_fails_stop_at(
     extra: &[(&str, String)],
     payload_bytes: usize,
 ) {
-    if target_is_zookeeper() {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let trigger = dir.path().join("node").join("arm");
     let spec = format!("{step}=file:{}", trigger.display());
@@ -408,38 +405,45 @@ async fn standalone_fails_stop_at(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(zookeeper_target, ignore = "zkw only")]
 async fn log_append_failure_fails_stop() {
     standalone_fails_stop_at("log_append", ".seg", &[], 100).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(zookeeper_target, ignore = "zkw only")]
 async fn log_fdatasync_failure_fails_stop() {
     standalone_fails_stop_at("log_fdatasync", ".seg", &[], 100).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(zookeeper_target, ignore = "zkw only")]
 async fn log_segment_create_failure_fails_stop() {
     standalone_fails_stop_at("log_segment_create", ".seg", &[], BIG_PAYLOAD_BYTES).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(zookeeper_target, ignore = "zkw only")]
 async fn log_segment_rotate_failure_fails_stop() {
     standalone_fails_stop_at("log_segment_rotate", ".seg", &[], BIG_PAYLOAD_BYTES).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(zookeeper_target, ignore = "zkw only")]
 async fn snapshot_write_failure_fails_stop() {
     let extra = [("snapCount", SNAP_COUNT.to_string())];
     standalone_fails_stop_at("snapshot_write", ".tmp", &extra, 100).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(zookeeper_target, ignore = "zkw only")]
 async fn snapshot_rename_failure_fails_stop() {
     let extra = [("snapCount", SNAP_COUNT.to_string())];
     standalone_fails_stop_at("snapshot_rename", "version-2/snapshot.", &extra, 100).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(zookeeper_target, ignore = "zkw only")]
 async fn meta_commit_failure_fails_stop() {
     standalone_fails_stop_at("meta_commit", "meta.redb", &[], 100).await;
 }
@@ -447,11 +451,9 @@ async fn meta_commit_failure_fails_stop() {
 /// A task that panics (a failpoint in apply) in the binary: the panic hook logs one fail-stop
 /// line and aborts; restarted, the server has every acknowledged write.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(zookeeper_target, ignore = "zkw only")]
 async fn panic_in_apply_aborts_with_one_line() {
     use std::os::unix::process::ExitStatusExt;
-    if target_is_zookeeper() {
-        return;
-    }
     const SIGABRT: i32 = 6;
     let dir = tempfile::tempdir().unwrap();
     let node_dir = dir.path().join("node");
@@ -479,9 +481,6 @@ async fn panic_in_apply_aborts_with_one_line() {
 /// follower) is armed under load through all members. It fails stop; the others carry on;
 /// restarted, it catches up, every acknowledged write is everywhere and digests agree.
 async fn ensemble_member_fails_stop(step: &str, fail_leader: bool) {
-    if target_is_zookeeper() {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let mut nodes: Vec<Node> = (1..=3u64)
         .map(|id| {
@@ -611,11 +610,13 @@ async fn wait_converged(nodes: &[Node]) -> Vec<(String, String)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(zookeeper_target, ignore = "zkw only")]
 async fn ensemble_leader_fdatasync_failure_fails_stop() {
     ensemble_member_fails_stop("log_fdatasync", true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(zookeeper_target, ignore = "zkw only")]
 async fn ensemble_follower_append_failure_fails_stop() {
     ensemble_member_fails_stop("log_append", false).await;
 }
@@ -670,10 +671,8 @@ impl Drop for Tmpfs {
 /// ENOSPC naming the file; with the space back (remounted larger) it restarts on the same
 /// dataDir with every acknowledged write.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(zookeeper_target, ignore = "zkw only")]
 async fn full_disk_fails_stop_and_recovers() {
-    if target_is_zookeeper() {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let mount_dir = dir.path().join("disk");
     let tmpfs = match Tmpfs::mount(&mount_dir, TMPFS_SMALL) {
@@ -711,10 +710,8 @@ async fn full_disk_fails_stop_and_recovers() {
 /// return `ServerError::Fatal` naming the step, within the bound, while the other keeps
 /// serving and then shuts down cleanly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(zookeeper_target, ignore = "zkw only")]
 async fn fatal_errors_and_failpoints_are_per_server() {
-    if target_is_zookeeper() {
-        return;
-    }
     use zkw::fatal::{Fatal, Step};
     use zkw::server::ServerError;
 
@@ -799,11 +796,9 @@ async fn fatal_errors_and_failpoints_are_per_server() {
 /// In-process (no panic hook, tokio catches the unwind): a panic in apply stops openraft's
 /// core, which the server notices and fails stop on; `run` returns the fatal error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(zookeeper_target, ignore = "zkw only")]
 async fn panic_in_apply_in_process_fails_stop() {
     use zkw::server::ServerError;
-    if target_is_zookeeper() {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let trigger = dir.path().join("arm");
     let mut config = zkw::config::Config {

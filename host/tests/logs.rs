@@ -29,10 +29,8 @@ fn with_message<'a>(lines: &'a [serde_json::Value], message: &str) -> Vec<&'a se
 }
 
 #[tokio::test]
+#[cfg_attr(zookeeper_target, ignore = "zkw only")]
 async fn json_log_lines_carry_session_and_zxid() {
-    if common::target_is_zookeeper() {
-        return; // zkw's own log format
-    }
     // snapCount 2: a snapshot is written after a couple of writes.
     let server = Server::start_with_args(&[("snapCount", "2")], &["--log-format", "json"]);
     let client = server.client().await;
@@ -107,10 +105,8 @@ async fn json_log_lines_carry_session_and_zxid() {
 
 /// Without the flag the log is tracing's human format (not JSON) with the same fields.
 #[tokio::test]
+#[cfg_attr(zookeeper_target, ignore = "zkw only")]
 async fn human_log_is_the_default() {
-    if common::target_is_zookeeper() {
-        return;
-    }
     let server = Server::start(&[]);
     let client = server.client().await;
     let session = format!("session=0x{:x}", client.session_id().0);

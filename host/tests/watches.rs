@@ -6,6 +6,7 @@
 mod common;
 
 use common::{bounded, event, jute_string, mk, next_event, Server};
+use futures_util::FutureExt;
 use zk::EventType as E;
 use zookeeper_client as zk;
 
@@ -80,17 +81,24 @@ async fn child_watch_fires_on_create_delete_and_parent_delete() {
     let (_, _, watch) = bounded("watch2", w.get_and_watch_children("/p"))
         .await
         .unwrap();
-    // Setting a child's data is not a children change; the delete is.
+    let mut fired = Box::pin(watch.changed());
+    // Setting a child's data is not a children change: nothing has fired by the time the
+    // watcher's sync returns (an event precedes the replies after it); the delete is.
     bounded("set child", c.set_data("/p/a", b"x", None))
         .await
         .unwrap();
     bounded("set parent", c.set_data("/p", b"x", None))
         .await
         .unwrap();
+    bounded("sync", w.sync("/")).await.unwrap();
+    assert!(
+        (&mut fired).now_or_never().is_none(),
+        "a data change fired a child watch"
+    );
     bounded("delete child", c.delete("/p/a", None))
         .await
         .unwrap();
-    let ev = event(watch).await;
+    let ev = bounded("watch event", fired).await;
     assert_eq!(
         (ev.event_type, ev.path.as_str()),
         (E::NodeChildrenChanged, "/p")

@@ -457,6 +457,23 @@ class Cluster:
                         mismatches.append((zxid, a, seen[a][zxid], b, seen[b][zxid]))
         return mismatches, compared
 
+    def wait_digests_agree(self, ids=None, timeout=QUORUM_TIMEOUT_S):
+        """Asserts the members' digests agree at every zxid two of them expose, once at least
+        one was compared: a write landing between two members' answers leaves none in common,
+        and ZooKeeper's `hash` history has an entry only every 128 txns. Returns how many were
+        compared."""
+        deadline = time.monotonic() + timeout
+        while True:
+            mismatches, compared = self.digest_mismatches(ids)
+            assert not mismatches, (
+                f"digests differ (zxid, member, digest, member, digest): {mismatches}"
+            )
+            if compared:
+                return compared
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no zxid at which two members' digests compare in {timeout}s")
+            time.sleep(POLL_INTERVAL_S)
+
     # ------------------------------------------------------------ partitions
 
     def partition(self, side_a, side_b, mode="drop"):

@@ -82,7 +82,12 @@ def test_container_is_reaped_after_last_child_goes(zk, base):
 
 def test_container_never_had_children_is_kept(zk, base):
     h.create_container(zk, f"{base}/c")
-    zk.sync("/")
+    # A container created after it whose child came and went: once the reaper removed that
+    # one, it has looked at both.
+    h.create_container(zk, f"{base}/used")
+    zk.create(f"{base}/used/child")
+    zk.delete(f"{base}/used/child")
+    assert h.wait_for(lambda: zk.exists(f"{base}/used") is None, timeout=15)
     assert zk.exists(f"{base}/c") is not None
 
 

@@ -97,12 +97,19 @@ def test_close_session_removes_ephemerals(clients, zk, base):
     assert zk.get_children(base) == []
 
 
-@pytest.mark.parametrize("timeout_s", [4.0])
-def test_kazoo_session_timeout_negotiated(server, timeout_s):
+@pytest.mark.parametrize(
+    "timeout_s, negotiated_ms", [(4.0, 4000), (120.0, h.MAX_SESSION_TIMEOUT_MS)]
+)
+def test_kazoo_session_timeout_negotiated(server, timeout_s, negotiated_ms):
+    # kazoo keeps the timeout it asked for, not the negotiated one: read the server's `cons`.
     client = KazooClient(hosts=server.hosts, timeout=timeout_s)
     client.start(timeout=10)
     try:
-        assert client._session_timeout == int(timeout_s * 1000)
+        needle = f"sid=0x{client.client_id[0]:x},"
+        line = next(
+            line for line in h.four_letter(server.port, "cons").splitlines() if needle in line
+        )
+        assert f",to={negotiated_ms}," in line, line
     finally:
         client.stop()
         client.close()

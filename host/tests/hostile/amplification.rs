@@ -3,7 +3,7 @@
 //! request whose txn would pass the log's record limit (possible once jute.maxbuffer is raised
 //! above it) is refused before Raft: its connection closes, no member suffers.
 
-use crate::common::{self, bounded, target_is_zookeeper, RawConn};
+use crate::common::{self, bounded, RawConn};
 use crate::ensemble::Ensemble;
 use crate::{check_no_loss, modes, persistent, Writer, MEMBERS, WRITES_DURING_ATTACK_MIN};
 use crate::{ERR_AUTH_FAILED, OP_AUTH, OP_CREATE, PERMS_ALL, XID_AUTH};
@@ -81,10 +81,8 @@ fn send_huge_identities(port: u16) -> Vec<i32> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(zookeeper_target, ignore = "zkw only")]
 async fn addauth_amplification_is_refused_and_the_ensemble_keeps_its_leader() {
-    if target_is_zookeeper() {
-        return;
-    }
     let mut ens = Ensemble::start(MEMBERS).await;
     let leader = ens.leader().await;
     let before = modes(&ens);
@@ -135,10 +133,8 @@ async fn addauth_amplification_is_refused_and_the_ensemble_keeps_its_leader() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(zookeeper_target, ignore = "zkw only")]
 async fn a_request_above_the_log_record_limit_never_reaches_raft() {
-    if target_is_zookeeper() {
-        return;
-    }
     let mut ens = Ensemble::spawn_with(MEMBERS, |_| {
         vec![(
             "jute.maxbuffer".to_owned(),

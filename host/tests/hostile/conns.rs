@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::common::{self, bounded, poll_until, target_is_zookeeper, RawConn, SOCKET_IO_SECS_MAX};
+use crate::common::{self, bounded, poll_until, RawConn, SOCKET_IO_SECS_MAX};
 use crate::ensemble::{four_letter, Ensemble, Member};
 use crate::{check_no_loss, modes, persistent, Writer, MEMBERS, WRITES_DURING_ATTACK_MIN};
 use zookeeper_client as zk;
@@ -170,11 +170,9 @@ async fn flood_a_watcher_that_never_reads(member: &Member, changer: &zk::Client)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(zookeeper_target, ignore = "zkw only")]
 async fn clients_that_do_not_read_replies_or_notifications_are_closed_whole_and_others_are_served()
 {
-    if target_is_zookeeper() {
-        return;
-    }
     let mut ens = Ensemble::start(MEMBERS).await;
     let leader = ens.leader().await;
     let before = modes(&ens);
@@ -259,10 +257,8 @@ fn assert_no_secret(what: &str, text: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(zookeeper_target, ignore = "zkw only")]
 async fn admin_port_binds_its_address_hides_secrets_guards_listings_and_sheds_idle_floods() {
-    if target_is_zookeeper() {
-        return;
-    }
     let admin_port = common::free_port();
     let mut ens = Ensemble::spawn_with(MEMBERS, |id| {
         if id != 1 {
@@ -390,11 +386,9 @@ async fn admin_port_binds_its_address_hides_secrets_guards_listings_and_sheds_id
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(zookeeper_target, ignore = "zkw only")]
 async fn half_open_tls_handshakes_are_bounded_and_do_not_keep_good_clients_out() {
     use tokio::io::AsyncReadExt;
-    if target_is_zookeeper() {
-        return;
-    }
     let certs = tempfile::tempdir().unwrap();
     let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
     let certified = rcgen::generate_simple_self_signed(names).unwrap();

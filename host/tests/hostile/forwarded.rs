@@ -15,7 +15,7 @@ use zkw::txn::codec::encode_entry;
 use zkw::txn::{TxnEntry, TxnOp};
 use zookeeper_client as zk;
 
-use crate::common::{bounded, target_is_zookeeper};
+use crate::common::bounded;
 use crate::ensemble::Ensemble;
 use crate::{check_no_loss, modes, persistent, Writer, MEMBERS, WRITES_DURING_ATTACK_MIN};
 
@@ -50,10 +50,8 @@ fn entry(session_id: i64, auth: Vec<Id>, op: TxnOp) -> TxnEntry {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(zookeeper_target, ignore = "zkw only")]
 async fn a_forged_forward_of_leader_decisions_changes_nothing() {
-    if target_is_zookeeper() {
-        return;
-    }
     let mut ens = Ensemble::start(MEMBERS).await;
     let leader = ens.leader().await;
     let before = modes(&ens);

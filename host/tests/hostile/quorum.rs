@@ -20,7 +20,7 @@ use zkw::consensus::network::{
     PEER_HANDSHAKES_PER_IP_MAX, PEER_IDLE_TIMEOUT_MS, SNAPSHOT_CHUNK_BYTES,
 };
 
-use crate::common::{bounded, poll_until, target_is_zookeeper};
+use crate::common::{bounded, poll_until};
 use crate::ensemble::{Ensemble, QUORUM_SECS_MAX};
 use crate::{check_no_loss, modes, persistent, Writer, MEMBERS, WRITES_DURING_ATTACK_MIN};
 
@@ -125,10 +125,8 @@ fn logged(ens: &Ensemble, text: &str) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(zookeeper_target, ignore = "zkw only")]
 async fn stray_peers_are_refused_and_the_ensemble_keeps_its_leader() {
-    if target_is_zookeeper() {
-        return;
-    }
     let mut ens = Ensemble::start(MEMBERS).await;
     let leader = ens.leader().await;
     let before = modes(&ens);
@@ -174,10 +172,8 @@ async fn stray_peers_are_refused_and_the_ensemble_keeps_its_leader() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(zookeeper_target, ignore = "zkw only")]
 async fn silent_frames_cost_nothing_and_peer_connections_are_capped() {
-    if target_is_zookeeper() {
-        return;
-    }
     let mut ens = Ensemble::start(MEMBERS).await;
     let leader = ens.leader().await;
     let before = modes(&ens);
@@ -274,10 +270,8 @@ fn auth_keys(secret_file: &Path) -> Vec<(String, String)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(zookeeper_target, ignore = "zkw only")]
 async fn with_a_shared_secret_only_its_holders_join() {
-    if target_is_zookeeper() {
-        return;
-    }
     let secrets = tempfile::tempdir().unwrap();
     let secret_file = |id: usize| secrets.path().join(format!("secret.{id}"));
     for id in 1..=MEMBERS {
@@ -366,10 +360,8 @@ fn purged_index(log: &str) -> u64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(zookeeper_target, ignore = "zkw only")]
 async fn a_follower_catches_up_by_a_snapshot_larger_than_a_chunk() {
-    if target_is_zookeeper() {
-        return;
-    }
     let mut ens = Ensemble::spawn_with(MEMBERS, |_| {
         vec![
             ("snapCount".to_owned(), CATCH_UP_SNAP_COUNT.to_string()),

@@ -9,7 +9,7 @@
 
 use std::process::{Command, Output};
 
-use crate::common::{self, bounded, target_is_zookeeper};
+use crate::common::{self, bounded};
 use crate::ensemble::{four_letter, Ensemble};
 use crate::{check_no_loss, modes, persistent, Writer, MEMBERS, WRITES_DURING_ATTACK_MIN};
 use zookeeper_client as zk;
@@ -126,10 +126,8 @@ fn assert_no_auth<T: std::fmt::Debug>(what: &str, outcome: Result<T, zk::Error>)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(zookeeper_target, ignore = "zkw only")]
 async fn recipe_paths_are_kept_apart_and_recipe_nodes_belong_to_the_admin() {
-    if target_is_zookeeper() {
-        return;
-    }
     let ops_digest = zkw::tree::acl::digest_id(OPS_USER_PASSWORD);
     let mut ens = Ensemble::spawn_with(MEMBERS, |_| {
         vec![(
@@ -271,10 +269,8 @@ async fn recipe_paths_are_kept_apart_and_recipe_nodes_belong_to_the_admin() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(zookeeper_target, ignore = "zkw only")]
 async fn recipe_runs_need_the_callers_rights_and_fit_the_txn_fuel_cap() {
-    if target_is_zookeeper() {
-        return;
-    }
     let mut ens = Ensemble::spawn_with(MEMBERS, |_| {
         vec![("zkw.recipe.txnFuelMax".to_owned(), TXN_FUEL_MAX.to_string())]
     });

@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use crate::common::{self, bounded, target_is_zookeeper, RawConn};
+use crate::common::{self, bounded, RawConn};
 use crate::ensemble::Ensemble;
 use crate::{check_no_loss, modes, persistent, Writer, MEMBERS, PERMS_ALL};
 use crate::{OP_CREATE, WRITES_DURING_ATTACK_MIN};
@@ -90,10 +90,8 @@ async fn refused_reads(ens: &Ensemble, target: usize) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(zookeeper_target, ignore = "zkw only")]
 async fn replies_past_jute_maxbuffer_are_refused_and_the_ensemble_keeps_its_leader() {
-    if target_is_zookeeper() {
-        return;
-    }
     let mut ens = Ensemble::spawn_with(MEMBERS, |_| {
         vec![(
             "jute.maxbuffer".to_owned(),
@@ -204,10 +202,8 @@ fn acl_count(port: u16, path: &str) -> i32 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(zookeeper_target, ignore = "zkw only")]
 async fn huge_acl_lists_are_refused_or_collapsed_before_the_log() {
-    if target_is_zookeeper() {
-        return;
-    }
     let mut ens = Ensemble::start(MEMBERS).await;
     let leader = ens.leader().await;
     let before = modes(&ens);

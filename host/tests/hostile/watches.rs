@@ -102,10 +102,8 @@ fn raw_watch_attacks(port: u16) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(zookeeper_target, ignore = "zkw only")]
 async fn watches_past_the_per_session_cap_are_refused_and_the_ensemble_serves_on() {
-    if target_is_zookeeper() {
-        return;
-    }
     let mut ens = Ensemble::spawn_with(MEMBERS, |_| {
         vec![("zkw.maxWatchesPerSession".to_owned(), WATCH_CAP.to_string())]
     });
