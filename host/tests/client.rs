@@ -182,7 +182,22 @@ async fn futures_join<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output>
     out
 }
 
-/// Idle for twice the session timeout: the pings keep the session (and its ephemeral) alive.
+/// Pings an idle client sends within two session timeouts (it pings every third of one).
+const IDLE_PINGS: u64 = 6;
+/// Bound on those pings arriving, in seconds: far more than two session timeouts.
+const IDLE_PINGS_SECS_MAX: u64 = 60;
+
+/// The requests the server has received on the connection of `session_id` (`cons`'s recved).
+fn received(server: &Server, session_id: i64) -> Option<u64> {
+    let needle = format!("sid=0x{session_id:x},");
+    let cons = server.four_letter("cons").ok()?;
+    let line = cons.lines().find(|line| line.contains(&needle))?;
+    let (_, rest) = line.split_once("recved=")?;
+    rest.split(',').next()?.parse().ok()
+}
+
+/// Idle for twice the session timeout, counted in the pings the server received (not slept, so
+/// a loaded machine cannot cut it short): they keep the session and its ephemeral alive.
 #[tokio::test]
 async fn pings_keep_an_idle_session_alive() {
     let server = Server::start(&[]);
@@ -191,7 +206,12 @@ async fn pings_keep_an_idle_session_alive() {
         .create("/e", b"", &open(), CreateMode::Ephemeral)
         .await
         .unwrap();
-    tokio::time::sleep(2 * session_timeout()).await;
+    let before = received(&server, client.session_id()).expect("the client's connection");
+    common::poll_until("the idle client's pings", IDLE_PINGS_SECS_MAX, || async {
+        let now = received(&server, client.session_id())?;
+        (now >= before + IDLE_PINGS).then_some(())
+    })
+    .await;
     let other = connect(&server).await;
     let stat = other.exists("/e", false).await.unwrap().unwrap();
     assert_eq!(stat.ephemeral_owner, client.session_id());

@@ -89,6 +89,18 @@ def _close_leftover_clusters():
         cluster.close()
 
 
+def wait_for(what, predicate, timeout):
+    """Polls `predicate` until it returns something true, and returns that; raises
+    TimeoutError naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(POLL_INTERVAL_S)
+    raise TimeoutError(f"{what}: not within {timeout}s")
+
+
 def target():
     value = os.environ.get("ZKW_TARGET", "zkw")
     if value not in ("zkw", "zookeeper"):

@@ -20,8 +20,8 @@ import pytest
 from kazoo.exceptions import KazooException
 from kazoo.handlers.threading import KazooTimeoutError
 
-from cluster import DEFAULT_TIMING, POLL_INTERVAL_S, QUORUM_TIMEOUT_S, Timing
-from test_faults import AFTER_HEAL_S, DURING_FAULT_S, WARMUP_S, finish, progress_during
+from cluster import DEFAULT_TIMING, QUORUM_TIMEOUT_S, Timing, wait_for
+from test_faults import PHASE_OPS, finish
 from workload import Workload, close_quietly, connect
 
 # kill -9 runs with a long sync timeout (syncLimit x tickTime = 10 s), so that a prompt
@@ -104,16 +104,6 @@ class Probe:
         close_quietly(self.zk)
 
 
-def wait_for(what, predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(POLL_INTERVAL_S)
-    raise TimeoutError(f"{what}: not within {timeout}s")
-
-
 @contextlib.contextmanager
 def leader_fault(cluster):
     """Warmed-up load and a probe on the members other than the leader; yields (workload,
@@ -121,12 +111,12 @@ def leader_fault(cluster):
     workload = Workload(cluster, clients=4).start()
     probe = None
     try:
-        workload.run_for(WARMUP_S)
+        workload.run_until_acked(PHASE_OPS, "warm-up")
         old = cluster.leader()
         others = [s for s in cluster.ids if s != old]
         probe = Probe(cluster, others)
         yield workload, old, others, probe
-        workload.run_for(AFTER_HEAL_S)
+        workload.run_until_acked(PHASE_OPS, "after healing")
         finish(cluster, workload)
         probe.verify(cluster)
     finally:
@@ -149,7 +139,7 @@ def test_leader_kill_failover_is_prompt(make_cluster, size):
         print(f"\nfirst survivor write {took:.3f}s after kill -9 of leader {old}")
         new = cluster.wait_quorum(ids=survivors)
         assert new != old
-        assert progress_during(workload, DURING_FAULT_S) > 0, "no workload write after failover"
+        workload.run_until_acked(PHASE_OPS, "no workload write after failover")
         cluster[old].start()
         cluster.wait_quorum(ids=cluster.ids)
 
@@ -165,7 +155,7 @@ def test_sigstop_leader_replaced_within_sync_limit(make_cluster):
         assert took is not None, f"no survivor write acknowledged within {SIGSTOP_BOUND_S}s of SIGSTOP"
         print(f"\nleader {new} {elected:.3f}s after SIGSTOP of {old}; first survivor write at "
               f"{time.monotonic() - start:.3f}s")
-        assert progress_during(workload, DURING_FAULT_S) > 0, "no write succeeded while paused"
+        workload.run_until_acked(PHASE_OPS, "no write succeeded while paused")
         cluster[old].resume()
 
         def old_follows():
@@ -180,7 +170,7 @@ def test_follower_restart_causes_no_election(make_cluster):
     cluster = make_cluster(3, proxied=False)
     workload = Workload(cluster, clients=4).start()
     try:
-        workload.run_for(WARMUP_S)
+        workload.run_until_acked(PHASE_OPS, "warm-up")
         leader = cluster.leader()
         follower = next(s for s in cluster.ids if s != leader)
         watched = [s for s in cluster.ids if s != follower]
@@ -219,7 +209,7 @@ def test_follower_restart_causes_no_election(make_cluster):
         print(f"\nfollower {follower} rejoined {rejoined:.2f}s after kill -9; {samples} mode samples")
         assert not seen, f"an election happened (expected {expected}): (t, member, mode) {seen[:10]}"
         assert cluster.wait_quorum(ids=cluster.ids) == leader
-        assert progress_during(workload, DURING_FAULT_S) > 0, "no write after the follower rejoined"
+        workload.run_until_acked(PHASE_OPS, "no write after the follower rejoined")
         finish(cluster, workload)
         if cluster.target == "zookeeper":
             # zkw's zxid is a log index without an epoch: there the modes above are the check.

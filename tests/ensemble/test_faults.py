@@ -17,12 +17,9 @@ from kazoo.handlers.threading import KazooTimeoutError
 
 from workload import Workload, connect
 
-# Phases of load around each fault, in seconds.
-WARMUP_S = 2.0
-DURING_FAULT_S = 3.0
-AFTER_HEAL_S = 1.5
-# Each phase of the mixed-fault run is shorter: three faults must fit in the bound.
-MIXED_PHASE_S = 2.0
+# Operations acknowledged in each phase of load around a fault (before, during, after): the
+# phase lasts as long as the load takes to make them (4 clients make at most ~400 a second).
+PHASE_OPS = 300
 # A minority must not acknowledge a write for this long after the cut, in seconds.
 MINORITY_PROBE_S = 5.0
 MINORITY_PROBE_OP_TIMEOUT_S = 1.0
@@ -49,27 +46,20 @@ def finish(cluster, workload, expect_sessions=True):
     return totals
 
 
-def progress_during(workload, seconds):
-    """Acknowledged ops gained while the load runs for `seconds`."""
-    before = acked(workload)
-    workload.run_for(seconds)
-    return acked(workload) - before
-
-
 @pytest.mark.parametrize("size", [3, 5])
 def test_leader_kill_under_load(make_cluster, size):
     cluster = make_cluster(size)
     workload = Workload(cluster, clients=4).start()
     try:
-        workload.run_for(WARMUP_S)
+        workload.run_until_acked(PHASE_OPS, "warm-up")
         old = cluster.leader()
         cluster[old].kill()
         new = cluster.wait_quorum()
         assert new != old
-        assert progress_during(workload, DURING_FAULT_S) > 0, "no write succeeded after failover"
+        workload.run_until_acked(PHASE_OPS, "no write succeeded after failover")
         cluster[old].start()
         cluster.wait_quorum(ids=cluster.ids)
-        workload.run_for(AFTER_HEAL_S)
+        workload.run_until_acked(PHASE_OPS, "after healing")
         finish(cluster, workload)
     finally:
         workload.close()
@@ -79,13 +69,13 @@ def test_kill_every_member_mid_load(make_cluster):
     cluster = make_cluster(3)
     workload = Workload(cluster, clients=4).start()
     try:
-        workload.run_for(WARMUP_S)
+        workload.run_until_acked(PHASE_OPS, "warm-up")
         for member in cluster.members.values():
             member.kill()
         for member in cluster.members.values():
             member.start()
         cluster.wait_quorum(ids=cluster.ids)
-        assert progress_during(workload, DURING_FAULT_S) > 0, "no write succeeded after restart"
+        workload.run_until_acked(PHASE_OPS, "no write succeeded after restart")
         # Sessions may or may not outlive a whole-ensemble outage; data must.
         finish(cluster, workload, expect_sessions=False)
     finally:
@@ -96,16 +86,16 @@ def test_sigstop_leader_steps_down(make_cluster):
     cluster = make_cluster(3)
     workload = Workload(cluster, clients=4).start()
     try:
-        workload.run_for(WARMUP_S)
+        workload.run_until_acked(PHASE_OPS, "warm-up")
         old = cluster.leader()
         others = [s for s in cluster.ids if s != old]
         cluster[old].pause()
         cluster.wait_quorum(ids=others)
-        assert progress_during(workload, DURING_FAULT_S) > 0, "no write succeeded while paused"
+        workload.run_until_acked(PHASE_OPS, "no write succeeded while paused")
         cluster[old].resume()
         cluster.wait_quorum(ids=cluster.ids)
         assert cluster[old].mode() == "follower", "the paused leader did not step down"
-        workload.run_for(AFTER_HEAL_S)
+        workload.run_until_acked(PHASE_OPS, "after healing")
         finish(cluster, workload)
     finally:
         workload.close()
@@ -138,7 +128,7 @@ def test_partitioned_minority_stops_writes_and_heals(make_cluster, cut):
     cluster = make_cluster(3)
     workload = Workload(cluster, clients=4).start()
     try:
-        workload.run_for(WARMUP_S)
+        workload.run_until_acked(PHASE_OPS, "warm-up")
         leader = cluster.leader()
         alone = leader if cut == "leader" else next(s for s in cluster.ids if s != leader)
         majority = [s for s in cluster.ids if s != alone]
@@ -153,10 +143,10 @@ def test_partitioned_minority_stops_writes_and_heals(make_cluster, cut):
             pinned.close()
         assert acknowledged == [], f"isolated member {alone} acknowledged writes {acknowledged}"
         cluster.wait_quorum(ids=majority)
-        assert progress_during(workload, DURING_FAULT_S) > 0, "the majority made no progress"
+        workload.run_until_acked(PHASE_OPS, "the majority made no progress")
         cluster.heal()
         cluster.wait_quorum(ids=cluster.ids)
-        workload.run_for(AFTER_HEAL_S)
+        workload.run_until_acked(PHASE_OPS, "after healing")
         finish(cluster, workload)
     finally:
         workload.close()
@@ -167,14 +157,14 @@ def test_wiped_follower_catches_up(make_cluster):
     cluster = make_cluster(3, extra_cfg={"snapCount": 100})
     workload = Workload(cluster, clients=4).start()
     try:
-        workload.run_for(WARMUP_S)
+        workload.run_until_acked(PHASE_OPS, "warm-up")
         follower = next(s for s in cluster.ids if s != cluster.leader())
         cluster[follower].kill()
         cluster[follower].wipe()
-        workload.run_for(DURING_FAULT_S)
+        workload.run_until_acked(PHASE_OPS, "during the fault")
         cluster[follower].start()
         cluster.wait_quorum(ids=cluster.ids)
-        workload.run_for(AFTER_HEAL_S)
+        workload.run_until_acked(PHASE_OPS, "after healing")
         finish(cluster, workload)
     finally:
         workload.close()
@@ -186,24 +176,24 @@ def test_cas_linearizable_under_mixed_faults(make_cluster):
     cluster = make_cluster(5)
     workload = Workload(cluster, clients=5, registers=1, write_fraction=0.2).start()
     try:
-        workload.run_for(WARMUP_S)
+        workload.run_until_acked(PHASE_OPS, "warm-up")
         first = cluster.leader()
         cluster[first].kill()
         cluster.wait_quorum()
-        workload.run_for(MIXED_PHASE_S)
+        workload.run_until_acked(PHASE_OPS, "a phase of mixed faults")
         cluster[first].start()
         cluster.wait_quorum(ids=cluster.ids)
         leader = cluster.leader()
         follower = next(s for s in cluster.ids if s != leader)
         cluster.partition([follower], [s for s in cluster.ids if s != follower], mode="blackhole")
-        workload.run_for(MIXED_PHASE_S)
+        workload.run_until_acked(PHASE_OPS, "a phase of mixed faults")
         cluster.heal()
         cluster[leader].pause()
         cluster.wait_quorum(ids=[s for s in cluster.ids if s != leader])
-        workload.run_for(MIXED_PHASE_S)
+        workload.run_until_acked(PHASE_OPS, "a phase of mixed faults")
         cluster[leader].resume()
         cluster.wait_quorum(ids=cluster.ids)
-        workload.run_for(AFTER_HEAL_S)
+        workload.run_until_acked(PHASE_OPS, "after healing")
         totals = finish(cluster, workload)
         assert totals["fail"] > 0, f"no CAS conflict was exercised: {totals}"
     finally:

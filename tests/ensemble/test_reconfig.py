@@ -291,8 +291,16 @@ def test_removed_zoo_cfg_observer_stays_removed_across_leaders(ensemble):
     others = [sid for sid in (1, 2, 3) if sid != leader]
     cluster.wait_quorum(ids=others)
     cluster[leader].start()
-    cluster.wait_quorum(ids=[1, 2, 3])
-    time.sleep(2)
+    new_leader = cluster.wait_quorum(ids=[1, 2, 3])
+    # A write through the new leader, applied everywhere: whatever it committed on taking over
+    # (a membership entry included) came before, so the configs checked next are its own.
+    zk = connect(cluster[new_leader].hosts)
+    try:
+        zk.create("/after-the-new-leader", b"")
+    finally:
+        zk.stop()
+        zk.close()
+    cluster.wait_converged(ids=[1, 2, 3])
     wait_config_everywhere(cluster, [1, 2, 3], members)
 
 

@@ -24,6 +24,7 @@ from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.serialization import int_struct, long_struct, write_string
 from kazoo.protocol.states import EventType, KazooState
 
+from cluster import wait_for
 from workload import connect
 
 # Bounded waits, all in seconds.
@@ -108,16 +109,6 @@ def real_events(q):
     return put
 
 
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise TimeoutError(f"{what} not within {timeout}s")
-
-
 def test_ephemerals_and_watches_survive_server_kill(make_cluster):
     cluster = make_cluster(3)
     zk = connect(cluster.hosts(), randomize=True)
@@ -140,9 +131,9 @@ def test_ephemerals_and_watches_survive_server_kill(make_cluster):
         cluster[victim].kill()
         cluster.wait_quorum()
         wait_for(
+            "reconnect to another member",
             lambda: zk.state == KazooState.CONNECTED and connected_member(cluster, zk) not in (None, victim),
             RECONNECT_TIMEOUT_S,
-            "reconnect to another member",
         )
         assert zk.client_id[0] == session, "the client got a new session"
         assert KazooState.LOST not in states
@@ -207,7 +198,7 @@ def test_session_expires_when_client_stays_away_across_leader_kill(make_cluster)
         cluster[leader].kill()
         time.sleep(max(0.0, EARLY_CHECK_S - (time.monotonic() - silent_at)))
         assert exists_retrying(watcher, "/exp"), "expired too early"
-        wait_for(lambda: not exists_retrying(watcher, "/exp"), EXPIRY_DEADLINE_S, "session expiry")
+        wait_for("session expiry", lambda: not exists_retrying(watcher, "/exp"), EXPIRY_DEADLINE_S)
         elapsed = time.monotonic() - silent_at
         assert elapsed >= SILENT_SESSION_TIMEOUT_S * 0.5, f"expired after only {elapsed:.1f}s"
     finally:

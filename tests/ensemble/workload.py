@@ -18,11 +18,12 @@ import threading
 import time
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import BadVersionError, KazooException, NodeExistsError, SessionExpiredError
+from kazoo.exceptions import BadVersionError, KazooException, NodeExistsError
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import KazooState
 
 import linearizability as lin
+from cluster import wait_for
 
 ROOT = "/w"
 ACKS = f"{ROOT}/acks"
@@ -34,6 +35,8 @@ SESSION_TIMEOUT_S = 8.0
 CONNECT_TIMEOUT_S = 20.0
 OP_TIMEOUT_S = 4.0
 STOP_TIMEOUT_S = 15.0
+# Bound on one phase of load (`run_until_acked`): generous, a loaded machine is slow.
+PHASE_TIMEOUT_S = 60.0
 # Pacing keeps histories small enough for the Wing–Gong search.
 OP_PAUSE_S = 0.01
 
@@ -200,8 +203,12 @@ class Workload:
             client.start()
         return self
 
-    def run_for(self, seconds):
-        time.sleep(seconds)
+    def run_until_acked(self, count, what, timeout=PHASE_TIMEOUT_S):
+        """Lets the load run until `count` more operations are acknowledged: a phase ends on
+        the load's own progress, not after a fixed time a loaded machine may fill with nothing.
+        Raises naming `what` (the phase) when that takes over `timeout` seconds."""
+        goal = self.totals()["ok"] + count
+        wait_for(what, lambda: self.totals()["ok"] >= goal, timeout)
 
     def stop(self):
         self.stopping.set()

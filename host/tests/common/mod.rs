@@ -20,6 +20,12 @@ pub const AWAIT_SECS_MAX: u64 = 15;
 pub const SOCKET_IO_SECS_MAX: u64 = 10;
 /// The tick every test server runs with; ZooKeeper's default session bounds are 2 and 20 ticks.
 pub const TICK_MS: u64 = 200;
+/// Bound on building the test recipes for wasm32 (a cold build on a loaded machine), seconds.
+const RECIPE_BUILD_SECS_MAX: u64 = 900;
+/// Bound on one `zkw` command-line run, seconds.
+pub const CLI_SECS_MAX: u64 = 60;
+/// How often a bounded wait on a child process looks, ms.
+const POLL_MS: u64 = 50;
 /// jute.maxbuffer every test server runs with unless a test overrides it.
 pub const JUTE_MAXBUFFER_BYTES: usize = 1024 * 1024;
 
@@ -37,7 +43,8 @@ pub fn test_recipe(name: &str) -> PathBuf {
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| workspace.join("target"));
-        let status = Command::new(env!("CARGO"))
+        let mut build = Command::new(env!("CARGO"));
+        build
             .current_dir(&workspace)
             .args(["build", "--quiet", "--target", "wasm32-unknown-unknown"])
             .args([
@@ -46,23 +53,51 @@ pub fn test_recipe(name: &str) -> PathBuf {
                 "-p",
                 "zkw-test-recipes",
                 "--examples",
-            ])
-            .status()
-            .unwrap();
+            ]);
+        let status = run_bounded(&mut build, RECIPE_BUILD_SECS_MAX);
         assert!(status.success(), "building the test recipes failed");
         target.join("wasm32-unknown-unknown/recipe/examples")
     });
     dir.join(format!("{name}.wasm"))
 }
 
-/// `zkw recipe ARGS --server SERVERS --auth <the super user>`.
+/// Runs `command` to its end, killing it after `secs` (then the test fails).
+pub fn run_bounded(command: &mut Command, secs: u64) -> std::process::ExitStatus {
+    let mut child = command.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{command:?} did not finish in {secs} s");
+        }
+        std::thread::sleep(Duration::from_millis(POLL_MS));
+    }
+}
+
+/// `zkw recipe ARGS --server SERVERS --auth <the super user>`, bounded by
+/// [`CLI_SECS_MAX`].
 pub fn zkw_recipe(servers: &str, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_zkw"))
-        .arg("recipe")
-        .args(args)
-        .args(["--server", servers, "--auth", SUPER_AUTH])
-        .output()
-        .unwrap()
+    let dir = tempfile::tempdir().unwrap();
+    let (stdout, stderr) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let status = run_bounded(
+        Command::new(env!("CARGO_BIN_EXE_zkw"))
+            .arg("recipe")
+            .args(args)
+            .args(["--server", servers, "--auth", SUPER_AUTH])
+            .stdin(Stdio::null())
+            .stdout(File::create(&stdout).unwrap())
+            .stderr(File::create(&stderr).unwrap()),
+        CLI_SECS_MAX,
+    );
+    std::process::Output {
+        status,
+        stdout: std::fs::read(&stdout).unwrap(),
+        stderr: std::fs::read(&stderr).unwrap(),
+    }
 }
 
 /// Installs `module` (a .wasm path or a built-in recipe's name) bound to `path`.
