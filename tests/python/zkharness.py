@@ -3,8 +3,10 @@
 Owns: starting a ZooKeeper-protocol server (zkw or Apache ZooKeeper 3.8) on
 free loopback ports with a bounded readiness wait, four-letter-word queries,
 kazoo extensions for opcodes kazoo 2.11 lacks (createContainer, createTTL,
-addWatch, getEphemerals, getAllChildrenNumber), a raw-event tap on a kazoo
-client, and a minimal raw-socket session that can be left idle to expire.
+addWatch, getEphemerals, getAllChildrenNumber, multiRead, checkWatches,
+removeWatches, null data), taps on a kazoo client's raw watch events and raw
+reply headers, and a minimal raw-socket session that can be left idle to
+expire, reconnect with SetWatches, or send what kazoo cannot.
 """
 
 import atexit
@@ -23,6 +25,8 @@ from pathlib import Path
 from kazoo.client import KazooClient
 from kazoo.handlers.threading import AsyncResult
 from kazoo.protocol.serialization import (
+    Create2,
+    SetData,
     Watch,
     int_struct,
     read_buffer,
@@ -265,7 +269,20 @@ FLAG_PERSISTENT_SEQUENTIAL_WITH_TTL = 6
 ADD_WATCH_PERSISTENT = 0
 ADD_WATCH_PERSISTENT_RECURSIVE = 1
 
+CHECK_WATCHES_OP = 17
+REMOVE_WATCHES_OP = 18
+# WatcherType of checkWatches/removeWatches
+WATCHER_CHILDREN = 1
+WATCHER_DATA = 2
+WATCHER_ANY = 3
+
+CREATE_OP = 1
+EXISTS_OP = 3
+GET_CHILDREN_OP = 8
+SET_DATA_OP = 5
+
 NOTIFICATION_XID = -1
+PING_XID = -2
 SET_WATCHES_XID = -8
 SET_WATCHES_OP = 101
 
@@ -278,6 +295,16 @@ EVENT_NAMES = {
     5: "DataWatchRemoved",
     6: "ChildWatchRemoved",
     7: "PersistentWatchRemoved",
+}
+
+KEEPER_STATE_NAMES = {
+    0: "Disconnected",
+    3: "SyncConnected",
+    4: "AuthFailed",
+    5: "ConnectedReadOnly",
+    6: "SaslAuthenticated",
+    -112: "Expired",
+    7: "Closed",
 }
 
 
@@ -363,20 +390,21 @@ ERROR_OP = -1
 multi_header_struct = struct.Struct("!iBi")
 
 
-class _MultiReadGetData:
-    """multiRead (op 22) of getData sub-ops; each result is (data, stat) or an error code.
+class _MultiRead:
+    """multiRead (op 22) of getData / getChildren sub-ops, given as (op, path);
+    each result is (data, stat), a list of names, or an error code.
     kazoo 2.11 has no multiRead."""
 
     watcher = None
     type = MULTI_READ_OP
 
-    def __init__(self, paths):
-        self.paths = paths
+    def __init__(self, ops):
+        self.ops = ops
 
     def serialize(self):
         out = bytearray()
-        for path in self.paths:
-            out += multi_header_struct.pack(GET_DATA_OP, False, -1)
+        for op, path in self.ops:
+            out += multi_header_struct.pack(op, False, -1)
             out += write_string(path) + b"\0"
         return out + multi_header_struct.pack(-1, True, -1)
 
@@ -390,14 +418,47 @@ class _MultiReadGetData:
             if kind == ERROR_OP:
                 results.append(int_struct.unpack_from(buf, offset)[0])
                 offset += int_struct.size
-                continue
-            data, offset = read_buffer(buf, offset)
-            results.append((data, ZnodeStat._make(stat_struct.unpack_from(buf, offset))))
-            offset += stat_struct.size
+            elif kind == GET_CHILDREN_OP:
+                count = int_struct.unpack_from(buf, offset)[0]
+                offset += int_struct.size
+                names = []
+                for _ in range(max(count, 0)):
+                    name, offset = read_string(buf, offset)
+                    names.append(name)
+                results.append(names)
+            else:
+                data, offset = read_buffer(buf, offset)
+                results.append((data, ZnodeStat._make(stat_struct.unpack_from(buf, offset))))
+                offset += stat_struct.size
+
+
+def multi_read(client, ops):
+    """ops: [(GET_DATA_OP | GET_CHILDREN_OP, path), ...]"""
+    return _call(client, _MultiRead(ops))
 
 
 def multi_read_data(client, paths):
-    return _call(client, _MultiReadGetData(paths))
+    return multi_read(client, [(GET_DATA_OP, p) for p in paths])
+
+
+def check_watches(client, path, watcher_type):
+    """checkWatches (op 17): True, or NoWatcherError when `client` has no such watch."""
+    return _call(client, _PathRequest(CHECK_WATCHES_OP, path, watcher_type))
+
+
+def remove_watches(client, path, watcher_type):
+    """removeWatches (op 18) on the server (kazoo keeps its own callbacks)."""
+    return _call(client, _PathRequest(REMOVE_WATCHES_OP, path, watcher_type))
+
+
+def create_null(client, path, acl=None, flags=FLAG_PERSISTENT):
+    """create2 with null data (length -1 on the wire); kazoo insists on bytes."""
+    return _call(client, Create2(path, None, acl or OPEN_ACL_UNSAFE, flags))
+
+
+def set_null(client, path, version=-1):
+    """setData with null data (length -1 on the wire)."""
+    return _call(client, SetData(path, None, version))
 
 
 def add_watch(client, path, recursive=False):
@@ -420,7 +481,8 @@ class EventTap:
     after one event, so we read the raw notification before kazoo does.
     """
 
-    def __init__(self, client):
+    def __init__(self, client, states=False):
+        """`states=True` records (type, keeper state, path) instead of (type, path)."""
         self.events = queue.Queue()
         self.seen = []
         conn = client._connection
@@ -428,7 +490,12 @@ class EventTap:
 
         def tapped(buffer, offset):
             watch, _ = Watch.deserialize(buffer, offset)
-            self.events.put((EVENT_NAMES.get(watch.type, watch.type), client.unchroot(watch.path)))
+            kind = EVENT_NAMES.get(watch.type, watch.type)
+            path = client.unchroot(watch.path)
+            if states:
+                self.events.put((kind, KEEPER_STATE_NAMES.get(watch.state, watch.state), path))
+            else:
+                self.events.put((kind, path))
             return original(buffer, offset)
 
         conn._read_watch_event = tapped
@@ -450,6 +517,33 @@ class EventTap:
         while True:
             try:
                 out.append(self.events.get_nowait())
+            except queue.Empty:
+                return out
+
+
+class ReplyTap:
+    """Records the ReplyHeader (xid, zxid, err) of every reply to a request
+    a kazoo client reads, in wire order (pings and notifications left out):
+    kazoo keeps only the last zxid and turns err into an exception class."""
+
+    def __init__(self, client):
+        self.replies = queue.Queue()
+        conn = client._connection
+        original = conn._read_header
+
+        def tapped(timeout):
+            header, buffer, offset = original(timeout)
+            if header.xid not in (PING_XID, NOTIFICATION_XID):
+                self.replies.put((header.xid, header.zxid, header.err))
+            return header, buffer, offset
+
+        conn._read_header = tapped
+
+    def drain(self):
+        out = []
+        while True:
+            try:
+                out.append(self.replies.get_nowait())
             except queue.Empty:
                 return out
 
@@ -479,6 +573,8 @@ class RawSession:
         plen = int_struct.unpack_from(reply, 16)[0]
         self.password = reply[20 : 20 + plen]
         self.xid = 0
+        self.last_zxid = 0
+        self.events = []  # notifications read while waiting for a reply
 
     def _send(self, body):
         self.sock.sendall(int_struct.pack(len(body)) + body)
@@ -496,17 +592,42 @@ class RawSession:
         (length,) = int_struct.unpack(self._recv_exact(4))
         return self._recv_exact(length)
 
-    def create(self, path, data=b"", flags=FLAG_EPHEMERAL):
+    def call(self, op, body=b"", states=False):
+        """Send one request; return the (zxid, err, body) of its reply. Watch
+        events read before it are appended to `events`."""
         self.xid += 1
-        body = struct.pack("!ii", self.xid, 1) + write_string(path) + write_buffer(data)
-        body += _write_acls(OPEN_ACL_UNSAFE) + int_struct.pack(flags)
-        self._send(body)
-        reply = self._recv()
-        xid, _zxid, err = struct.unpack_from("!iqi", reply, 0)
-        assert xid == self.xid
-        return err
+        self._send(struct.pack("!ii", self.xid, op) + body)
+        while True:
+            reply = self._recv()
+            xid, zxid, err = struct.unpack_from("!iqi", reply, 0)
+            if xid == NOTIFICATION_XID:
+                self.events.append(self._event(reply, states))
+                continue
+            assert xid == self.xid, (xid, self.xid)
+            if zxid > 0:
+                self.last_zxid = zxid
+            return zxid, err, reply[16:]
 
-    def set_watches(self, relative_zxid, data=(), exist=(), child=()):
+    def send_frame_of(self, length, chunk=65536):
+        """Send a request frame claiming `length` bytes and then the bytes
+        (zeros); returns False if the server closed the connection first."""
+        try:
+            self.sock.sendall(int_struct.pack(length) + struct.pack("!ii", self.xid + 1, SET_DATA_OP))
+            sent = 8
+            while sent < length:
+                n = min(chunk, length - sent)
+                self.sock.sendall(b"\0" * n)
+                sent += n
+        except OSError:
+            return False
+        return True
+
+    def create(self, path, data=b"", flags=FLAG_EPHEMERAL):
+        body = write_string(path) + write_buffer(data)
+        body += _write_acls(OPEN_ACL_UNSAFE) + int_struct.pack(flags)
+        return self.call(CREATE_OP, body)[1]
+
+    def set_watches(self, relative_zxid, data=(), exist=(), child=(), states=False):
         """Send SetWatches (as a client does after reconnecting); return the
         watch events the server sent before its reply, in order."""
         body = struct.pack("!iiq", SET_WATCHES_XID, SET_WATCHES_OP, relative_zxid)
@@ -515,22 +636,28 @@ class RawSession:
         self._send(body)
         events = []
         while True:
-            xid, err, event = self.read_frame()
+            xid, err, event = self.read_frame(states)
             if xid == SET_WATCHES_XID:
                 assert err == 0, err
                 return events
             if event is not None:
                 events.append(event)
 
-    def read_frame(self):
-        """One reply frame: (xid, err, (event name, path) or None)."""
+    def read_frame(self, states=False):
+        """One reply frame: (xid, err, (event name, path) or None); with
+        `states`, events are (event name, keeper state, path)."""
         reply = self._recv()
         xid, _zxid, err = struct.unpack_from("!iqi", reply, 0)
         if xid != NOTIFICATION_XID:
             return xid, err, None
-        event_type, _state = struct.unpack_from("!ii", reply, 16)
+        return xid, err, self._event(reply, states)
+
+    @staticmethod
+    def _event(reply, states):
+        event_type, state = struct.unpack_from("!ii", reply, 16)
         path, _ = read_string(reply, 24)
-        return xid, err, (EVENT_NAMES.get(event_type, event_type), path)
+        kind = EVENT_NAMES.get(event_type, event_type)
+        return (kind, KEEPER_STATE_NAMES.get(state, state), path) if states else (kind, path)
 
     def close_session(self):
         """Send closeSession and wait for its reply, then drop the socket."""
