@@ -511,6 +511,15 @@ def _remove_watches(rec, c1, c2):
     rec.op("rw remove any", lambda: h.remove_watches(c1, r, h.WATCHER_ANY))
     rec.op("rw create child (no child watch left)", lambda: c2.create(f"{r}/k"))
     rec.op("rw remove any again", lambda: h.remove_watches(c1, r, h.WATCHER_ANY))
+    # c1's persistent (non-recursive) watch on /diff/w, from _watches.
+    w = f"{ROOT}/w"
+    rec.op("rw check data on persistent", lambda: h.check_watches(c1, w, h.WATCHER_DATA))
+    rec.op("rw check any on persistent", lambda: h.check_watches(c1, w, h.WATCHER_ANY))
+    rec.op("rw remove children on persistent", lambda: h.remove_watches(c1, w, h.WATCHER_CHILDREN))
+    rec.op("rw set w after removing children", lambda: c2.set(w, b"5"))
+    rec.op("rw remove any on persistent", lambda: h.remove_watches(c1, w, h.WATCHER_ANY))
+    rec.op("rw set w after removing any", lambda: c2.set(w, b"6"))
+    rec.op("rw check any after removing any", lambda: h.check_watches(c1, w, h.WATCHER_ANY))
 
 
 def _reconnect_set_watches(rec, c1, c2):
