@@ -247,6 +247,7 @@ def run(server):
         _crud(rec, c1, c2)
         _null_data(rec, c1, c2)
         _sequential_and_modes(rec, c1, c2)
+        _bad_arguments(rec, c1, c2)
         _children_bookkeeping(rec, c1, c2)
         _multi(rec, c1, c2)
         _acl(rec, c1, c2, server)
@@ -447,6 +448,48 @@ def _null_data(rec, c1, c2):
     rec.op("set null missing", lambda: h.set_null(c1, f"{ROOT}/nope"))
 
 
+def _bad_arguments(rec, c1, c2):
+    """Requests kazoo would refuse to send, and the codes the server answers."""
+    rec.op("create trailing slash", lambda: h.create_null(c1, f"{ROOT}/trail/"))
+    rec.op("create empty segment", lambda: h.create_null(c1, f"{ROOT}//x"))
+    rec.op("create dot segment", lambda: h.create_null(c1, f"{ROOT}/./x"))
+    rec.op("sequential trailing slash", lambda: h.create_null(c1, f"{ROOT}/seq/", flags=h.FLAG_SEQUENTIAL))
+    rec.op("ttl mode by create2", lambda: h.create_null(c1, f"{ROOT}/ttlmode", flags=h.FLAG_PERSISTENT_WITH_TTL))
+    rec.op("container mode by create2", lambda: h.create_null(c1, f"{ROOT}/boxmode", flags=h.FLAG_CONTAINER))
+    rec.op("createTTL plain mode", lambda: h.create_ttl_raw(c1, f"{ROOT}/ttlplain", 1000, h.FLAG_PERSISTENT))
+    rec.op("createTTL negative", lambda: h.create_ttl(c1, f"{ROOT}/ttlneg", -5))
+    rec.op("createTTL ephemeral mode", lambda: h.create_ttl_raw(c1, f"{ROOT}/ttleph", 1000, h.FLAG_EPHEMERAL))
+    rec.op("create empty name", lambda: h.create_null(c1, f"{ROOT}/a/"))
+    rec.op("create dot name", lambda: h.create_null(c1, f"{ROOT}/a/."))
+    rec.op("create empty acl", lambda: c1.create(f"{ROOT}/noacl", acl=[]))
+    rec.op("setacl empty", lambda: c1.set_acls(f"{ROOT}/a", []))
+    rec.op("delete root", lambda: c1.delete("/"))
+    rec.op("children /zookeeper", lambda: sorted(c1.get_children("/zookeeper")))
+    rec.op("set /zookeeper/config", lambda: c1.set("/zookeeper/config", b"x"))
+    rec.op("create under /zookeeper", lambda: c1.create("/zookeeper/mine"))
+    rec.op("delete /zookeeper", lambda: c1.delete("/zookeeper"))
+    raw = h.RawSession(rec.port, RAW_SESSION_TIMEOUT_MS)
+    rec.names[raw.session_id] = "r0"
+
+    def bad_scheme():
+        try:
+            err = raw.auth("nosuchscheme", b"x")[1]
+        except ConnectionError:
+            err = "closed before a reply"
+        return err, raw.closed_by_server(h.EVENT_TIMEOUT_S)
+
+    def close_r0():
+        again = h.RawSession(rec.port, RAW_SESSION_TIMEOUT_MS, raw.session_id, raw.password)
+        again.close_session()
+        return again.timeout_ms > 0
+
+    try:
+        rec.op("r0 auth with an unknown scheme", bad_scheme)
+        rec.op("r0 session closed after", close_r0)
+    finally:
+        raw.close()
+
+
 def _children_bookkeeping(rec, c1, c2):
     """pzxid moves with every child change and only then; cversion counts them."""
     p = f"{ROOT}/kids"
@@ -530,6 +573,7 @@ def _reconnect_set_watches(rec, c1, c2):
     rec.op("rs create", lambda: c1.create(base))
     rec.op("rs create data", lambda: c1.create(f"{base}/data", b"0"))
     rec.op("rs create same", lambda: c1.create(f"{base}/same", b"0"))
+    rec.op("rs create gone", lambda: c1.create(f"{base}/gone"))
     raw = h.RawSession(rec.port, RAW_SESSION_TIMEOUT_MS)
     rec.names[raw.session_id] = "r1"
     watch = b"\x01"
@@ -541,6 +585,8 @@ def _reconnect_set_watches(rec, c1, c2):
             raw.call(h.GET_DATA_OP, write_string(f"{base}/same") + watch)[1],
             raw.call(h.EXISTS_OP, write_string(f"{base}/born") + watch)[1],
             raw.call(h.GET_CHILDREN_OP, write_string(base) + watch)[1],
+            raw.call(h.GET_DATA_OP, write_string(f"{base}/gone") + watch)[1],
+            raw.call(h.GET_CHILDREN_OP, write_string(f"{base}/gone") + watch)[1],
         ]
         return errs, Zxid(raw.last_zxid)
 
@@ -550,9 +596,9 @@ def _reconnect_set_watches(rec, c1, c2):
         )
         events = again.set_watches(
             raw.last_zxid,
-            data=[f"{base}/data", f"{base}/same"],
-            exist=[f"{base}/born"],
-            child=[base],
+            data=[f"{base}/data", f"{base}/same", f"{base}/gone"],
+            exist=[f"{base}/born", f"{base}/never"],
+            child=[base, f"{base}/gone"],
             states=True,
         )
         return rec.names.get(again.session_id, "other"), events
@@ -562,6 +608,7 @@ def _reconnect_set_watches(rec, c1, c2):
         rec.op("r1 connection lost", raw.close)
         rec.op("set data while away", lambda: c1.set(f"{base}/data", b"1"))
         rec.op("create born while away", lambda: c1.create(f"{base}/born"))
+        rec.op("delete gone while away", lambda: c1.delete(f"{base}/gone"))
         rec.op("r1 reconnects with SetWatches", reconnect)
         rec.op("set same (re-armed)", lambda: c1.set(f"{base}/same", b"1"))
         rec.op("r1 reads the re-armed event", lambda: held["again"].read_frame(states=True)[2])

@@ -283,6 +283,8 @@ SET_DATA_OP = 5
 
 NOTIFICATION_XID = -1
 PING_XID = -2
+AUTH_XID = -4
+AUTH_OP = 100
 SET_WATCHES_XID = -8
 SET_WATCHES_OP = 101
 
@@ -380,6 +382,11 @@ def create_container(client, path, data=b"", acl=None):
 
 def create_ttl(client, path, ttl_ms, data=b"", acl=None, sequential=False):
     flags = FLAG_PERSISTENT_SEQUENTIAL_WITH_TTL if sequential else FLAG_PERSISTENT_WITH_TTL
+    return create_ttl_raw(client, path, ttl_ms, flags, data, acl)
+
+
+def create_ttl_raw(client, path, ttl_ms, flags, data=b"", acl=None):
+    """createTTL with any create mode (the server must refuse non-TTL modes)."""
     req = _CreateExt(CREATE_TTL_OP, path, data, acl or OPEN_ACL_UNSAFE, flags, ttl_ms)
     return _call(client, req)
 
@@ -607,6 +614,15 @@ class RawSession:
             if zxid > 0:
                 self.last_zxid = zxid
             return zxid, err, reply[16:]
+
+    def auth(self, scheme, credential):
+        """An auth packet (xid -4); returns its reply's (zxid, err)."""
+        body = struct.pack("!iii", AUTH_XID, AUTH_OP, 0) + write_string(scheme) + write_buffer(credential)
+        self._send(body)
+        reply = self._recv()
+        xid, zxid, err = struct.unpack_from("!iqi", reply, 0)
+        assert xid == AUTH_XID, xid
+        return zxid, err
 
     def send_frame_of(self, length, chunk=65536):
         """Send a request frame claiming `length` bytes and then the bytes
