@@ -101,6 +101,12 @@ class Recorder:
         self.names[client.client_id[0]] = name
         self.reply_zxids.setdefault(name, [])
 
+    def drop_client(self, name):
+        """Stop syncing and tapping a client that is closing (its reply
+        zxids stay in the monotonic check)."""
+        self._replies()
+        del self.clients[name]
+
     # ----------------------------------------------------------- normalise
     def norm(self, value):
         if isinstance(value, ZnodeStat):
@@ -410,10 +416,10 @@ def _session_close(rec, c1, c2):
     """A third session's ephemerals vanish when it closes; watchers hear it."""
     c3 = h.new_client(rec.hosts)
     try:
-        rec.names[c3.client_id[0]] = "c3"
+        rec.add_client("c3", c3)
         rec.op("c3 ephemeral", lambda: c3.create(f"{ROOT}/c3eph", ephemeral=True, include_data=True))
         rec.op("c1 exists watch c3eph", lambda: c1.exists(f"{ROOT}/c3eph", watch=_noop))
-        rec.op("c3 close", c3.stop)
+        rec.op("c3 close", lambda: (rec.drop_client("c3"), c3.stop()))
         rec.op("c3eph gone", lambda: c1.exists(f"{ROOT}/c3eph"))
     finally:
         c3.stop()
@@ -448,6 +454,11 @@ def _null_data(rec, c1, c2):
     rec.op("set null missing", lambda: h.set_null(c1, f"{ROOT}/nope"))
 
 
+def _named_reply(reply):
+    zxid, err = reply
+    return Zxid(zxid), err
+
+
 def _bad_arguments(rec, c1, c2):
     """Requests kazoo would refuse to send, and the codes the server answers."""
     rec.op("create trailing slash", lambda: h.create_null(c1, f"{ROOT}/trail/"))
@@ -480,10 +491,16 @@ def _bad_arguments(rec, c1, c2):
 
     def close_r0():
         again = h.RawSession(rec.port, RAW_SESSION_TIMEOUT_MS, raw.session_id, raw.password)
-        again.close_session()
-        return again.timeout_ms > 0
+        return again.timeout_ms > 0, _named_reply(again.close_session())
+
+    def negotiated(timeout_ms):
+        session = h.RawSession(rec.port, timeout_ms)
+        ping = _named_reply(session.ping())
+        return session.timeout_ms, len(session.password), ping, _named_reply(session.close_session())
 
     try:
+        rec.op("timeout below min", lambda: negotiated(h.MIN_SESSION_TIMEOUT_MS // 10))
+        rec.op("timeout above max", lambda: negotiated(h.MAX_SESSION_TIMEOUT_MS * 10))
         rec.op("r0 auth with an unknown scheme", bad_scheme)
         rec.op("r0 session closed after", close_r0)
     finally:
@@ -612,7 +629,7 @@ def _reconnect_set_watches(rec, c1, c2):
         rec.op("r1 reconnects with SetWatches", reconnect)
         rec.op("set same (re-armed)", lambda: c1.set(f"{base}/same", b"1"))
         rec.op("r1 reads the re-armed event", lambda: held["again"].read_frame(states=True)[2])
-        rec.op("r1 closes", lambda: held["again"].close_session())
+        rec.op("r1 closes", lambda: _named_reply(held["again"].close_session()))
     finally:
         raw.close()
         if held["again"] is not None:
@@ -731,8 +748,7 @@ def _limits(rec, c1, c2):
     def revive():
         again = h.RawSession(rec.port, RAW_SESSION_TIMEOUT_MS, raw.session_id, raw.password)
         sid = rec.names.get(again.session_id, "other") if again.session_id else 0
-        again.close_session()
-        return sid, again.timeout_ms > 0
+        return sid, again.timeout_ms > 0, _named_reply(again.close_session())
 
     try:
         rec.op("r3 oversized request closes the connection", oversized)

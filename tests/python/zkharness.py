@@ -285,6 +285,8 @@ NOTIFICATION_XID = -1
 PING_XID = -2
 AUTH_XID = -4
 AUTH_OP = 100
+PING_OP = 11
+CLOSE_SESSION_OP = -11
 SET_WATCHES_XID = -8
 SET_WATCHES_OP = 101
 
@@ -676,13 +678,22 @@ class RawSession:
         return (kind, KEEPER_STATE_NAMES.get(state, state), path) if states else (kind, path)
 
     def close_session(self):
-        """Send closeSession and wait for its reply, then drop the socket."""
-        self.xid += 1
-        self._send(struct.pack("!ii", self.xid, -11))
+        """Send closeSession and wait for its reply, then drop the socket;
+        returns the reply's (zxid, err)."""
         try:
-            self._recv()
+            zxid, err, _ = self.call(CLOSE_SESSION_OP)
         finally:
             self.sock.close()
+        return zxid, err
+
+    def ping(self):
+        """A ping (xid -2); returns its reply's (zxid, err)."""
+        self._send(struct.pack("!ii", PING_XID, PING_OP))
+        while True:
+            reply = self._recv()
+            xid, zxid, err = struct.unpack_from("!iqi", reply, 0)
+            if xid == PING_XID:
+                return zxid, err
 
     def closed_by_server(self, timeout):
         """True once the server has closed this socket (bounded wait)."""
