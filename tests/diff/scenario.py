@@ -22,8 +22,9 @@ values:
   host, windows separated by at least one millisecond). A ctime/mtime is
   named after the window it falls in (t12; t12_1 for a second distinct
   value in the same window), so it must have been set by the operation
-  that set it on ZooKeeper; a time outside every window is kept raw and can
-  never match. mtime is written "=ctime" when it equals ctime exactly.
+  that set it on ZooKeeper; a time outside every window is kept raw, so it
+  matches only the identical value (the 0 of /zookeeper's nodes), never a
+  clock reading. mtime is written "=ctime" when it equals ctime exactly.
 - session ids become client names.
 - per session, a final line says whether the reply-header zxids were
   non-decreasing over the whole run.
@@ -476,6 +477,9 @@ def _bad_arguments(rec, c1, c2):
     rec.op("setacl empty", lambda: c1.set_acls(f"{ROOT}/a", []))
     rec.op("delete root", lambda: c1.delete("/"))
     rec.op("children /zookeeper", lambda: sorted(c1.get_children("/zookeeper")))
+    for system in ("/zookeeper", "/zookeeper/config", "/zookeeper/quota"):
+        rec.op(f"get {system}", lambda: c1.get(system))
+        rec.op(f"getacl {system}", lambda: c1.get_acls(system))
     rec.op("set /zookeeper/config", lambda: c1.set("/zookeeper/config", b"x"))
     rec.op("create under /zookeeper", lambda: c1.create("/zookeeper/mine"))
     rec.op("delete /zookeeper", lambda: c1.delete("/zookeeper"))
