@@ -139,8 +139,13 @@ fn build(workspace: &Path, out_dir: &Path, names: &[String]) -> (Vec<(String, Pa
             )
         })
         .filter(|(_, path)| path.exists())
-        .collect();
-    (built, String::new())
+        .collect::<Vec<_>>();
+    let failure = if built.len() == names.len() {
+        String::new()
+    } else {
+        format!("the {TARGET} build produced no module for some of them")
+    };
+    (built, failure)
 }
 
 /// Whether rustc has the standard library of the wasm32 target (rustup installs it per target).

@@ -231,6 +231,8 @@ async fn answer_locally(
     } else {
         RequestKind::Read
     };
+    // ZooKeeper answers an auth packet outside its request pipeline: zxid 0 in the header.
+    let outside_pipeline = matches!(request, Request::Auth(_));
     let (result, name, flow) = match request {
         Request::Ping => (Ok(Response::Empty), "PING", Flow::Continue),
         Request::Auth(packet) => {
@@ -298,7 +300,11 @@ async fn answer_locally(
             return Flow::Continue;
         }
     };
-    let zxid = shared.lock_store().tree.last_zxid();
+    let zxid = if outside_pipeline {
+        0
+    } else {
+        shared.lock_store().tree.last_zxid()
+    };
     send(state, xid, zxid, result);
     record_reply(
         shared,
