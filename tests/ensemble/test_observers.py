@@ -19,7 +19,7 @@ from kazoo.protocol.states import KazooState
 
 from cluster import QUORUM_TIMEOUT_S, wait_for
 from test_failover import Probe
-from test_faults import PHASE_OPS, finish
+from test_faults import finish
 from workload import Workload, close_quietly, connect
 
 OBSERVER = 4
@@ -33,6 +33,10 @@ READS_PER_PHASE = 20
 READ_OP_TIMEOUT_S = 2.0
 READER_STOP_TIMEOUT_S = 10.0
 READ_PAUSE_S = 0.01
+# Acknowledged operations per phase of load (three phases): enough for every client, the
+# observer's included, to write in each; small enough that zkw on a loaded 2-core machine
+# (~20 acknowledged operations a second here) stays far under the test's ceiling.
+PHASE_OPS = 150
 
 
 class ObserverReader(threading.Thread):
