@@ -215,7 +215,7 @@ def test_five_members_lose_two_and_keep_every_acknowledged_write(make_cluster):
         cluster.partition([cut], [s for s in cluster.ids if s != cut])
         new = cluster.wait_quorum(ids=rest)
         assert new not in (killed, cut)
-        workload.run_until_acked(TWO_LOST_PHASE_OPS, "no write acknowledged with two of five members lost")
+        workload.run_until_acked(TWO_LOST_PHASE_OPS, "no write acknowledged, two of five lost")
         # The cut is real: the member applied none of those writes (ZooKeeper's no longer
         # answers srvr with a zxid; zkw's does, see test_a_member_cut_off_stops_serving).
         cut_zxid, new_zxid = cluster[cut].zxid(), cluster[new].zxid()

@@ -107,8 +107,8 @@ def test_observer_serves_and_catches_up_through_a_leader_failover(make_cluster):
         assert reader.zk.client_id[0] == reader.session, "the observer's client got a new session"
         assert KazooState.LOST not in reader.states, "the observer's client lost its session"
         assert cluster[OBSERVER].mode() == "observer"
-        print(f"\nobserver reads: {reader.served} served, {reader.failed} failed during the failover;"
-              f" forwarded write {took:.2f}s after the new leader {new}")
+        print(f"\nobserver reads: {reader.served} served, {reader.failed} failed during the "
+              f"failover; forwarded write {took:.2f}s after the new leader {new}")
 
         workload.run_until_acked(PHASE_OPS, "no workload write after the failover")
         cluster[old].start()

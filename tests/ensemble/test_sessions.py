@@ -308,7 +308,8 @@ def test_expiry_across_a_leader_change_takes_only_the_dead_sessions(make_cluster
         counts = collections.Counter(s for ids in decided.values() for s in ids)
         expected = set(dead.values()) | {canary}
         assert {s: counts[s] for s in expected} == {s: 1 for s in expected}, (
-            f"each dead session must be expired by one decision: {[hex(s) for s in counts.elements()]}"
+            "each dead session must be expired by one decision: "
+            f"{[hex(s) for s in counts.elements()]}"
         )
         assert set(counts) == expected, (
             f"sessions expired besides the dead ones (live: "
