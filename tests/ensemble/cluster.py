@@ -215,6 +215,8 @@ class Member:
             "standaloneEnabled": "false",
             "reconfigEnabled": "false",
         }
+        if self.id in self.cluster.observers:
+            cfg["peerType"] = "observer"
         cfg.update(self.cluster.extra_cfg)
         lines = [f"{k}={v}\n" for k, v in cfg.items()]
         for peer in self.cluster.members.values():
@@ -353,12 +355,22 @@ class Member:
 
 
 class Cluster:
-    """N members (ids 1..N) wired through an in-process proxy on the peer ports."""
+    """N members (ids 1..N) wired through an in-process proxy on the peer ports; the ids in
+    `observers` are observers (`:observer` on their server lines, `peerType=observer` in their
+    own zoo.cfg), the others participants."""
 
     def __init__(
-        self, size, base_dir=None, extra_cfg=None, proxied=True, target_kind=None, timing=None
+        self,
+        size,
+        base_dir=None,
+        extra_cfg=None,
+        proxied=True,
+        target_kind=None,
+        timing=None,
+        observers=(),
     ):
         self.target = target_kind or target()
+        self.observers = frozenset(observers)
         self.timing = timing or DEFAULT_TIMING
         self.base_dir = Path(base_dir or tempfile.mkdtemp(prefix=f"zkw-ensemble-{self.target}-"))
         self.extra_cfg = dict(extra_cfg or {})
@@ -382,7 +394,11 @@ class Cluster:
         else:
             quorum = self.proxy.port(viewer, sid, "quorum")
             election = self.proxy.port(viewer, sid, "election")
-        return f"{HOST}:{quorum}:{election};{HOST}:{peer.client_port}"
+        # Roles only when there is an observer: the other ensembles keep ZooKeeper's plain form.
+        role = ""
+        if self.observers:
+            role = ":observer" if sid in self.observers else ":participant"
+        return f"{HOST}:{quorum}:{election}{role};{HOST}:{peer.client_port}"
 
     def __getitem__(self, sid):
         return self.members[sid]

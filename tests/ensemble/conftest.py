@@ -32,8 +32,10 @@ def pytest_runtest_makereport(item, call):
 def make_cluster(request):
     clusters = []
 
-    def make(size=3, extra_cfg=None, start=True, proxied=True, timing=None):
-        cluster = Cluster(size, extra_cfg=extra_cfg, proxied=proxied, timing=timing)
+    def make(size=3, extra_cfg=None, start=True, proxied=True, timing=None, observers=()):
+        cluster = Cluster(
+            size, extra_cfg=extra_cfg, proxied=proxied, timing=timing, observers=observers
+        )
         clusters.append(cluster)
         if start:
             cluster.start()

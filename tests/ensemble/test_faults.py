@@ -3,7 +3,8 @@
 Owns the scenarios of issue #3 "How it is proven": kill -9 of the leader
 (3 and 5 members), kill -9 of every member, SIGSTOP of the leader, a
 partitioned minority (leader or follower) through the proxy, a wiped
-follower, and a mixed-fault run; each ends with every acknowledged write
+follower, a 5-member ensemble losing two members at once (the leader
+killed -9, a follower partitioned), and a mixed-fault run; each ends with every acknowledged write
 on every member, equal final state (and digests when exposed), and
 linearizable set/CAS histories. Run with ZKW_TARGET=zookeeper against
 Apache ZooKeeper 3.8, otherwise against zkw (ZKW_BIN).
@@ -15,6 +16,7 @@ import pytest
 from kazoo.exceptions import KazooException
 from kazoo.handlers.threading import KazooTimeoutError
 
+from cluster import DEFAULT_TIMING, MODES_SERVING, target, wait_for
 from workload import Workload, connect
 
 # Operations acknowledged in each phase of load around a fault (before, during, after): the
@@ -24,6 +26,13 @@ PHASE_OPS = 60
 # A minority must not acknowledge a write for this long after the cut, in seconds.
 MINORITY_PROBE_S = 5.0
 MINORITY_PROBE_OP_TIMEOUT_S = 1.0
+# Per phase of the 5-member two-losses test (four phases): five members behind the proxy
+# acknowledge only ~20-40 operations a second on a loaded 2-core machine, and four phases of
+# PHASE_OPS would not fit the test's ceiling.
+TWO_LOST_PHASE_OPS = 100
+# A member cut off from every peer stops serving after the sync timeout (ZooKeeper: ~2 s
+# here); the bound adds a generous margin for a loaded machine, in seconds.
+CUT_STOP_BOUND_S = DEFAULT_TIMING.sync_timeout_s + 15.0
 
 
 def acked(workload):
@@ -153,6 +162,26 @@ def test_partitioned_minority_stops_writes_and_heals(make_cluster, cut):
         workload.close()
 
 
+@pytest.mark.xfail(
+    target() == "zkw",
+    strict=True,
+    reason="zkw differs: a follower cut off from every peer (proxy drop) keeps answering srvr "
+    "with Mode: follower and its last zxid, keeps accepting sessions and serving (stale) reads "
+    "for as long as the cut lasts (seen for 40 s), while only its writes time out; ZooKeeper's "
+    "stops serving after syncLimit ticks (srvr: not currently serving requests) and drops its "
+    "clients",
+)
+def test_a_member_cut_off_stops_serving(make_cluster):
+    cluster = make_cluster(3)
+    leader = cluster.leader()
+    cut = next(s for s in cluster.ids if s != leader)
+    cluster.partition([cut], [s for s in cluster.ids if s != cut])
+    wait_for(f"member {cut}, cut off from every peer, stops serving",
+             lambda: cluster[cut].mode() not in MODES_SERVING, CUT_STOP_BOUND_S)
+    cluster.heal()
+    cluster.wait_quorum(ids=cluster.ids)
+
+
 def test_wiped_follower_catches_up(make_cluster):
     # Frequent snapshots, so catching up needs a snapshot rather than the log alone.
     cluster = make_cluster(3, extra_cfg={"snapCount": 100})
@@ -166,6 +195,38 @@ def test_wiped_follower_catches_up(make_cluster):
         cluster[follower].start()
         cluster.wait_quorum(ids=cluster.ids)
         workload.run_until_acked(PHASE_OPS, "after healing")
+        finish(cluster, workload)
+    finally:
+        workload.close()
+
+
+def test_five_members_lose_two_and_keep_every_acknowledged_write(make_cluster):
+    """5 members, two lost at once: the leader killed -9 and a follower cut off through the
+    proxy. The other three (a quorum of five) must keep acknowledging writes; the killed
+    member restarts while the cut lasts and catches up from them; after the heal every
+    acknowledged write is on all five, with equal digests and linearizable registers."""
+    cluster = make_cluster(5)
+    workload = Workload(cluster, clients=5).start()
+    try:
+        workload.run_until_acked(TWO_LOST_PHASE_OPS, "warm-up")
+        killed = cluster.leader()
+        cut = next(s for s in cluster.ids if s != killed)
+        rest = [s for s in cluster.ids if s not in (killed, cut)]
+        cluster[killed].kill()
+        cluster.partition([cut], [s for s in cluster.ids if s != cut])
+        new = cluster.wait_quorum(ids=rest)
+        assert new not in (killed, cut)
+        workload.run_until_acked(TWO_LOST_PHASE_OPS, "no write acknowledged, two of five lost")
+        # The cut is real: the member applied none of those writes (ZooKeeper's no longer
+        # answers srvr with a zxid; zkw's does, see test_a_member_cut_off_stops_serving).
+        cut_zxid, new_zxid = cluster[cut].zxid(), cluster[new].zxid()
+        assert cut_zxid is None or cut_zxid < new_zxid, (cut_zxid, new_zxid)
+        cluster[killed].start()
+        cluster.wait_quorum(ids=[s for s in cluster.ids if s != cut])
+        workload.run_until_acked(TWO_LOST_PHASE_OPS, "no write after the killed member restarted")
+        cluster.heal()
+        cluster.wait_quorum(ids=cluster.ids)
+        workload.run_until_acked(TWO_LOST_PHASE_OPS, "after healing")
         finish(cluster, workload)
     finally:
         workload.close()

@@ -6,7 +6,9 @@ the leader server is killed -9, and no update is lost; fencing tokens
 strictly increase in counter order; a holder's session loss passes the lock
 on within a session timeout; `zkw lock` runs a command with the token and
 exits with its status, and `zkw lock` holders in separate processes never
-overlap; readers share; a forged grant is refused; a lease expires a holder. The clients speak the recipe's plain-znode protocol
+overlap; readers share; a forged grant is refused; a lease expires a holder; and
+waiters on every member are each woken by a data watch on their own request
+node, with no polling, in queue order. The clients speak the recipe's plain-znode protocol
 (recipes/lock/README.md): ephemeral sequential `write-` request, getData
 with a watch on their own node until it reads `granted <token>`, delete.
 
@@ -47,6 +49,9 @@ PASS_ON_SLACK_S = 6.0
 TIMER_MS = 250
 LEASE_MS = 1000
 LEASE_SLACK_S = 3.0
+# Waiters in the watch-wakeup test: one session per member; bound on one wakeup, in seconds.
+WATCH_WAITERS = 3
+WAKEUP_TIMEOUT_S = 15.0
 
 
 # ---------------------------------------------------------------- shared helpers
@@ -364,3 +369,58 @@ def test_zkw_lock_holders_in_separate_processes_never_overlap(lock_cluster):
     assert all(a[1] < b[1] for a, b in zip(seen, seen[1:])), seen
     zk.sync(COUNTER)
     assert zk.get(COUNTER)[0] == str(CLI_HOLDERS).encode()
+
+
+def wait_woken(zk, path, events, deadline):
+    """The grant on our own request, learnt only from data watches on it (no polling): the
+    watch set while waiting must fire, as a data change of `path`, before each re-read;
+    returns the fencing token."""
+    import queue
+
+    from kazoo.protocol.states import EventType
+
+    while True:
+        try:
+            event = events.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise AssertionError(f"{path}: no data watch fired") from None
+        assert (event.type, event.path) == (EventType.CHANGED, path), event
+        token = grant_token(zk.get(path, watch=events.put)[0])
+        if token is not None:
+            return token
+
+
+def test_each_waiter_is_woken_by_its_own_nodes_data_watch(lock_cluster):
+    """A holder and a queue of waiters, one session per member: each release must wake the
+    next waiter through a data watch on its own node (never by polling), and only it."""
+    import queue
+
+    from kazoo.client import KazooClient
+
+    cluster, zk = lock_cluster
+    holder_path, token = acquire(zk, LOCK, time.monotonic() + CLI_TIMEOUT_S)
+    waiters = []
+    try:
+        for i in range(WATCH_WAITERS):
+            client = KazooClient(hosts=cluster[cluster.ids[i % len(cluster.ids)]].hosts,
+                                 timeout=SESSION_TIMEOUT_S)
+            client.start(timeout=CONNECT_TIMEOUT_S)
+            path = client.create(f"{LOCK}/write-", b"", ephemeral=True, sequence=True)
+            events = queue.Queue()
+            assert grant_token(client.get(path, watch=events.put)[0]) is None, "granted early"
+            waiters.append((client, path, events))
+        tokens = [token]
+        release_path, release_zk = holder_path, zk
+        for i, (client, path, events) in enumerate(waiters):
+            release_zk.delete(release_path)
+            tokens.append(wait_woken(client, path, events, time.monotonic() + WAKEUP_TIMEOUT_S))
+            for other, other_path, _ in waiters[i + 1:]:
+                other.sync(other_path)
+                assert grant_token(other.get(other_path)[0]) is None, f"{other_path} granted too"
+            release_path, release_zk = path, client
+        release_zk.delete(release_path)
+        assert all(a < b for a, b in zip(tokens, tokens[1:])), tokens
+    finally:
+        for client, _, _ in waiters:
+            client.stop()
+            client.close()

@@ -63,18 +63,7 @@ def ensemble(make_cluster):
             "reconfigEnabled": "true" if enabled else "false",
             "DigestAuthenticationProvider.superDigest": super_digest(),
         }
-        cluster = make_cluster(size, extra_cfg=extra, start=False, proxied=False)
-        if observers:
-            plain = cluster.peer_address
-
-            def with_roles(viewer, sid):
-                server, _, client = plain(viewer, sid).partition(";")
-                role = "observer" if sid in observers else "participant"
-                return f"{server}:{role};{client}"
-
-            cluster.peer_address = with_roles
-        cluster.start()
-        return cluster
+        return make_cluster(size, extra_cfg=extra, proxied=False, observers=observers)
 
     return make
 

@@ -1,9 +1,13 @@
 """Session failover across ensemble members, with kazoo.
 
 Owns: (g) a client whose server is killed -9 moves to another member on the
-same session, keeping its ephemerals and its watches; and a session whose
+same session, keeping its ephemerals and its watches; a session whose
 client goes silent (SIGSTOP of the client process, TCP still open) expires
-on time, even when the leader is killed -9 meanwhile.
+on time, even when the leader is killed -9 meanwhile; and expiry decided
+across a leader change without a storm: of sessions on every member, those
+whose clients live on keep their session and ephemerals through a leader
+kill -9, those whose clients died (raw sessions dropped without closing)
+expire, each by exactly one `expiring session` decision of the new leader.
 
 kazoo 2.11 drops its watchers on every disconnect and never sends
 SetWatches, unlike the Java and C clients. `rearm_watches` does what those
@@ -12,7 +16,9 @@ SetWatches (opcode 101) with the last zxid seen, so the server re-registers
 the watches and fires at once any whose node changed in between.
 """
 
+import collections
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -24,8 +30,12 @@ from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.serialization import int_struct, long_struct, write_string
 from kazoo.protocol.states import EventType, KazooState
 
-from cluster import wait_for
-from workload import connect
+from cluster import QUORUM_TIMEOUT_S, wait_for
+from workload import close_quietly, connect
+
+# The raw idle session of the shared kazoo-suite harness (tests/python).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
+from zkharness import RawSession  # noqa: E402
 
 # Bounded waits, all in seconds.
 RECONNECT_TIMEOUT_S = 30.0
@@ -37,6 +47,18 @@ SILENT_SESSION_TIMEOUT_S = 4.0
 EARLY_CHECK_S = 1.0
 # Expiry bound: session timeout, plus an election, plus slack for a loaded machine.
 EXPIRY_DEADLINE_S = 30.0
+
+# Every session of the expiry-across-a-leader-change test has this timeout, live or dead: a
+# server that expired sessions wholesale after the election would take the live ones too.
+STORM_SESSION_TIMEOUT_S = 8.0
+# Expiry of a dead session: the new leader's full session timeout after the election, plus
+# the election, plus slack for a loaded machine.
+STORM_EXPIRY_BOUND_S = QUORUM_TIMEOUT_S + STORM_SESSION_TIMEOUT_S
+
+# The leader's expiry decision in a member's log: zkw's `expiring session session=0x..`,
+# ZooKeeper's `Expiring session 0x.., timeout of ..ms exceeded`.
+EXPIRY_DECISION = re.compile(r"expiring session\b\D*?0x([0-9a-f]+)", re.IGNORECASE)
+ID_MASK = (1 << 64) - 1
 
 CLIENT_SCRIPT = """
 import sys, time
@@ -218,3 +240,85 @@ def exists_retrying(zk, path):
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+def expiry_decisions(member):
+    """Session ids (unsigned) this member's log says it decided to expire, with repeats."""
+    text = member.log_path.read_text(errors="replace") if member.log_path.exists() else ""
+    return [int(m.group(1), 16) for m in EXPIRY_DECISION.finditer(text)]
+
+
+def dead_session(member, path):
+    """A raw session on `member` holding the ephemeral `path`, whose client then dies: the
+    socket is dropped without closeSession, so only expiry can end the session."""
+    raw = RawSession(member.client_port, int(STORM_SESSION_TIMEOUT_S * 1000))
+    try:
+        assert raw.create(path) == 0, f"raw create of {path} on member {member.id} failed"
+    finally:
+        raw.close()
+    return raw.session_id & ID_MASK
+
+
+def test_expiry_across_a_leader_change_takes_only_the_dead_sessions(make_cluster):
+    cluster = make_cluster(3, proxied=False)
+    leader = cluster.leader()
+    checker = connect(cluster.hosts())
+    checker.ensure_path("/live")
+    checker.ensure_path("/dead")
+    live = {}  # member the client started on -> (kazoo client, session id, state changes)
+    try:
+        for sid in cluster.ids:
+            order = [sid] + [s for s in cluster.ids if s != sid]
+            zk = connect(cluster.hosts(order), timeout=STORM_SESSION_TIMEOUT_S)
+            states = []
+            zk.add_listener(states.append)
+            live[sid] = (zk, zk.client_id[0] & ID_MASK, states)
+            assert connected_member(cluster, zk) == sid, "a live client is not on its member"
+            zk.create(f"/live/{sid}", b"", ephemeral=True)
+        dead = {sid: dead_session(cluster[sid], f"/dead/{sid}") for sid in cluster.ids}
+
+        # The dead sessions' deadlines are seconds away: the old leader cannot have expired
+        # them; the new leader must.
+        cluster[leader].kill()
+        survivors = [s for s in cluster.ids if s != leader]
+        new = cluster.wait_quorum(ids=survivors)
+
+        def dead_gone():
+            checker.sync("/dead")
+            return checker.get_children("/dead") == []
+
+        wait_for("the dead sessions' ephemerals removed", dead_gone, STORM_EXPIRY_BOUND_S)
+        # One more dead session, started now: its expiry is the servers' own proof that a full
+        # session timeout has passed since the others expired, which any live session whose
+        # pings the new leader did not count would not have outlived.
+        canary = dead_session(cluster[new], "/dead/canary")
+        wait_for("the canary session's ephemeral removed", dead_gone, STORM_EXPIRY_BOUND_S)
+
+        for sid, (zk, session, states) in live.items():
+            wait_for(f"live client {sid} connected", lambda: zk.state == KazooState.CONNECTED,
+                     RECONNECT_TIMEOUT_S)
+            assert zk.client_id[0] & ID_MASK == session, f"live client {sid} got a new session"
+            assert KazooState.LOST not in states, f"live client {sid} lost its session"
+        checker.sync("/live")
+        assert sorted(checker.get_children("/live")) == sorted(str(s) for s in live), (
+            "a live session's ephemeral is gone"
+        )
+
+        decided = {sid: expiry_decisions(member) for sid, member in cluster.members.items()}
+        counts = collections.Counter(s for ids in decided.values() for s in ids)
+        expected = set(dead.values()) | {canary}
+        assert {s: counts[s] for s in expected} == {s: 1 for s in expected}, (
+            "each dead session must be expired by one decision: "
+            f"{[hex(s) for s in counts.elements()]}"
+        )
+        assert set(counts) == expected, (
+            f"sessions expired besides the dead ones (live: "
+            f"{[hex(s) for _, s, _ in live.values()]}): {[hex(s) for s in set(counts) - expected]}"
+        )
+        by_new = set(decided[new])
+        assert set(dead.values()) <= by_new, f"not decided by the new leader {new}: {decided}"
+        print(f"\nleader {leader} -> {new}; expired {[hex(s) for s in sorted(expected)]}")
+    finally:
+        for zk, _, _ in live.values():
+            close_quietly(zk)
+        close_quietly(checker)
