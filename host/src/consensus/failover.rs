@@ -80,7 +80,7 @@ impl<M: StateMachine> Consensus<M> {
     }
 
     /// Milliseconds since this server last heard from `leader` (None: not since it started).
-    fn silence_ms(&self, leader: u64) -> Option<u64> {
+    pub(super) fn silence_ms(&self, leader: u64) -> Option<u64> {
         let heard = *self.heard_from_leader.lock().ok()?;
         match heard {
             Some((from, at)) if from == leader => {

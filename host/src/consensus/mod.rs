@@ -298,6 +298,11 @@ pub struct Consensus<M: StateMachine> {
     stop: watch::Sender<bool>,
     /// The leader this server last had an AppendEntries from, and when (monotonic ms).
     heard_from_leader: Mutex<Option<(u64, u64)>>,
+    /// syncLimit × tickTime: a follower that has not heard from its leader for this long stops
+    /// serving (ZooKeeper's follower drops to LOOKING after the same silence).
+    silence_limit_ms: u64,
+    /// When `refresh_serving` last ran (monotonic ms), to tell a starved check.
+    serving_checked_ms: AtomicU64,
     /// Raised: this server serves nothing and relays nothing any more.
     fatal: FatalSignal,
     /// Who this server is on the quorum port (every peer connection opens with it).
@@ -375,6 +380,8 @@ impl<M: StateMachine> Consensus<M> {
             reconfig_sync_ms: (config.tick_ms * config.init_limit_ticks).max(raft_heartbeat_ms * 4),
             stop,
             heard_from_leader: Mutex::new(None),
+            silence_limit_ms: config.tick_ms * config.sync_limit_ticks,
+            serving_checked_ms: AtomicU64::new(0),
             fatal: config.fatal.clone(),
             peer_settings,
             seeds: config
@@ -412,7 +419,7 @@ impl<M: StateMachine> Consensus<M> {
             ));
         }
         if !node.standalone {
-            let silence_limit_ms = config.tick_ms * config.sync_limit_ticks;
+            let silence_limit_ms = node.silence_limit_ms;
             tokio::spawn(Arc::clone(&node).watch_leader(silence_limit_ms, stop_rx.clone()));
             tokio::spawn(Arc::clone(&node).relay_touches(config.tick_ms, stop_rx));
         }
@@ -536,6 +543,7 @@ impl<M: StateMachine> Consensus<M> {
     /// Recomputes `serving` from the leader this server knows and, when it leads, whether its
     /// lease (a quorum's acknowledgement within election_timeout_max) still holds.
     async fn refresh_serving(&self) {
+        let starved = self.serving_check_was_late();
         let (leader, state, member, caught_up) = {
             let receiver = self.raft.metrics();
             let metrics = receiver.borrow_watched();
@@ -563,13 +571,31 @@ impl<M: StateMachine> Consensus<M> {
                 .get_read_linearizer(ReadPolicy::LeaseRead)
                 .await
                 .is_ok(),
-            (Some(_), _) => true,
+            (Some(_), ServerState::Leader) => true,
+            // A follower (or observer) serves while it hears from its leader: cut off for
+            // syncLimit × tickTime, its reads would go stale and its sessions could not be
+            // kept, so it stops, as ZooKeeper's does. Not heard from since start: not yet.
+            (Some(leader), _) => match self.silence_ms(leader) {
+                Some(ms) if ms < self.silence_limit_ms => true,
+                // A check that ran late (this process was starved of CPU) decides nothing:
+                // the leader's heartbeats may be waiting unread in this server's socket.
+                Some(_) if starved => *self.serving.borrow(),
+                _ => false,
+            },
         };
         self.serving.send_if_modified(|current| {
             let changed = *current != serving;
             *current = serving;
             changed
         });
+    }
+
+    /// Whether this check comes much later than the heartbeat the checks run at (this
+    /// process was starved of CPU); notes when it ran.
+    fn serving_check_was_late(&self) -> bool {
+        let now = self.clock.monotonic_ms();
+        let previous = self.serving_checked_ms.swap(now, Ordering::Relaxed);
+        now.saturating_sub(previous) > self.heartbeat_ms * failover::SILENCE_CHECK_LATE_FACTOR
     }
 
     /// Re-checks the leader's lease every heartbeat: metrics do not change when acks stop.
