@@ -1,11 +1,14 @@
 //! `zkw cli`: a shell compatible with ZooKeeper 3.8's zkCli.sh, for zkw (or any ZooKeeper).
 //!
 //! `zkw cli -server host:port[,host:port] [-timeout ms] [-r] [cmd args...]` parses its own
-//! arguments like ZooKeeperMain (one-dash options, the first other word starts a command).
-//! With a command it runs it once and exits with zkCli's code (0, 1 on a failed command, 127
+//! arguments like ZooKeeperMain (one-dash options, the first other word starts a command;
+//! `--server` and `--timeout` are read too, `-h`/`--help` prints the usage, and `$ZKW_SERVER`
+//! replaces the default localhost:2181). With a command it runs it once and exits with zkCli's code (0, 1 on a failed command, 127
 //! for an unknown one); without, it is interactive: rustyline line editing, history kept in
 //! `~/.zkw_cli_history`, tab completion of commands and znode paths, the prompt
 //! `[zk: host:port(CONNECTED) N] `, and watch events printed as they arrive, above the prompt.
+//! A pasted block runs line by line, in order (bracketed paste is off, and a paste that arrives
+//! marked anyway is split into its lines when it is accepted).
 //! This file owns the session (connect, close, history, redo, printwatches, quit) and the two
 //! loops; `commands` runs the tree commands, `parse` and `render` are zkCli's text rules, pure.
 
@@ -167,9 +170,17 @@ fn history_path() -> Option<PathBuf> {
 
 fn interactive(shell: &mut Shell, server: &str) -> u8 {
     println!("Welcome to zkw!");
+    // Bracketed paste off: a terminal then sends a pasted block as typed keys, so each line
+    // runs at its own Enter, as in zkCli.sh (with it on, the block would wait in the line for
+    // one more Enter). Markers that arrive anyway are split into lines below.
     let editor = Config::builder()
         .max_history_size(HISTORY_LINES_MAX)
-        .map(|builder| builder.auto_add_history(false).build())
+        .map(|builder| {
+            builder
+                .auto_add_history(false)
+                .bracketed_paste(false)
+                .build()
+        })
         .and_then(Editor::<ShellHelper, DefaultHistory>::with_config);
     let mut editor = match editor {
         Ok(editor) => editor,
