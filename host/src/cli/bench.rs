@@ -262,7 +262,7 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Summary> {
         summary.counter_ok = Some(lock::counter_ok(&first.client, &root, summary.increments).await);
     }
     if let Some((client, name)) = recipe {
-        super::recipe::remove(&client, &name).await?;
+        super::recipe::remove(&client, &name, args.auth.as_deref()).await?;
         let _ = client.close().await;
     }
     if args.keep {
@@ -308,7 +308,7 @@ async fn bind_recipe(
         timer_ms: 0,
         call_perms: crate::wasm::manifest::CALL_PERMS_DEFAULT,
     };
-    super::recipe::install_bytes(&client, &name, &bytes, bound, limits).await?;
+    super::recipe::install_bytes(&client, &name, &bytes, bound, limits, args.auth.as_deref()).await?;
     Ok(Some((client, name)))
 }
 

@@ -41,11 +41,20 @@ pub fn run(args: DiscoverArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     runtime.block_on(async move {
         let mut client = super::config::connect(&args.server.server, args.auth.as_deref()).await?;
-        let path = format!(
-            "{}/{}/endpoints",
-            args.root.trim_end_matches('/'),
-            args.service
-        );
+        let root = args.root.trim_end_matches('/');
+        super::recipe::require_bound(&client, root, "discovery", &args.server.server).await?;
+        let service = format!("{root}/{}", args.service);
+        if client.exists(&service, false).await?.is_none() {
+            if !args.watch {
+                return Err(super::recipe::not_found("service", &args.service, root));
+            }
+            // Watching may start before the first instance registers; say so, then wait.
+            eprintln!(
+                "zkw discover: service {} not found under {root} yet; waiting for it",
+                args.service
+            );
+        }
+        let path = format!("{service}/endpoints");
         if !args.watch {
             println!("{}", read(&client, &path, false).await?);
             return Ok(ExitCode::SUCCESS);
