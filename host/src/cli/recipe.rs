@@ -241,6 +241,15 @@ fn admin_refused(action: &str, auth: Option<&str>) -> anyhow::Error {
     }
 }
 
+/// `error` of a write under the recipes' nodes for `action`: NoAuth explained by
+/// [`admin_refused`], anything else as it is.
+fn admin_error(error: ClientError, action: &str, auth: Option<&str>) -> anyhow::Error {
+    match error {
+        ClientError::Server(ErrorCode::NoAuth) => admin_refused(action, auth),
+        other => other.into(),
+    }
+}
+
 /// Checks `bytes` locally, then installs them as `name` bound to `path` (replacing a recipe
 /// of that name); `auth` is what `--auth` sent, for a refusal's message. Also used by
 /// `zkw bench --workload trigger`.
@@ -267,7 +276,13 @@ pub(super) async fn install_bytes(
     // The same checks the servers make, here, so the refusal comes with its reason.
     Manifest::parse(manifest.format().as_bytes()).context("refused")?;
     check_locally(bytes).context("refused")?;
-    ensure_node(client, RECIPES_PATH).await?;
+    let action = format!("installing recipe {name}");
+    // Only when missing: the servers check who writes there before whether the node exists.
+    if client.exists(RECIPES_PATH, false).await?.is_none() {
+        ensure_node(client, RECIPES_PATH)
+            .await
+            .map_err(|error| admin_error(error, &action, auth))?;
+    }
     // The servers refuse a path that overlaps another recipe's; say which one here.
     let others = client.get_children(RECIPES_PATH, false).await?;
     for other in others.iter().filter(|other| *other != name) {
@@ -277,25 +292,18 @@ pub(super) async fn install_bytes(
         }
     }
     if client.exists(&recipe_path(name), false).await?.is_some() {
+        let replacing = format!("replacing recipe {name}");
         remove_nodes(client, name)
             .await
-            .map_err(|error| match error {
-                ClientError::Server(ErrorCode::NoAuth) => {
-                    admin_refused(&format!("replacing recipe {name}"), auth)
-                }
-                other => other.into(),
-            })?;
+            .map_err(|error| admin_error(error, &replacing, auth))?;
     }
     upload(client, name, &manifest, bytes)
         .await
         .map_err(|error| match error {
-            ClientError::Server(ErrorCode::NoAuth) => {
-                admin_refused(&format!("installing recipe {name}"), auth)
-            }
             ClientError::Server(ErrorCode::BadArguments) => {
                 anyhow::anyhow!("the servers refused the module (see their log)")
             }
-            other => other.into(),
+            other => admin_error(other, &action, auth),
         })?;
     Ok(manifest)
 }
@@ -415,13 +423,13 @@ async fn upload(
     Ok(())
 }
 
-async fn ensure_node(client: &Client, path: &str) -> anyhow::Result<()> {
+async fn ensure_node(client: &Client, path: &str) -> Result<(), ClientError> {
     match client
         .create(path, b"", &anyone(perms::READ), CreateMode::Persistent)
         .await
     {
         Ok(_) | Err(ClientError::Server(ErrorCode::NodeExists)) => Ok(()),
-        Err(error) => Err(error.into()),
+        Err(error) => Err(error),
     }
 }
 
@@ -474,11 +482,8 @@ pub(super) async fn remove(client: &Client, name: &str, auth: Option<&str>) -> a
     remove_nodes(client, name)
         .await
         .map_err(|error| match error {
-            ClientError::Server(ErrorCode::NoAuth) => {
-                admin_refused(&format!("removing recipe {name}"), auth)
-            }
             ClientError::Server(ErrorCode::NoNode) => not_installed(name),
-            other => other.into(),
+            other => admin_error(other, &format!("removing recipe {name}"), auth),
         })
 }
 
