@@ -53,8 +53,18 @@ fn zkw(args: &[&str], envs: &[(&str, &str)]) -> (i32, String, String) {
     };
     let mut out = String::new();
     let mut err = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     (status.code().unwrap_or(-1), out, err)
 }
 
@@ -76,7 +86,9 @@ fn assert_fails(result: &(i32, String, String), wanted: &[&str]) {
 fn install(server: &Server, builtin: &str, path: &str) {
     let result = zkw_on(
         server,
-        &["recipe", "install", builtin, "--path", path, "--auth", SUPER_AUTH],
+        &[
+            "recipe", "install", builtin, "--path", path, "--auth", SUPER_AUTH,
+        ],
     );
     assert_eq!(result.0, 0, "{result:?}");
 }
@@ -127,17 +139,37 @@ async fn names_that_do_not_exist_are_not_found_and_balance_show_adds_the_items()
     install(&server, "balancer", "/balancer");
     install(&server, "config-push", "/config");
     let expected = [
-        (vec!["discover", "nosuch"], "service nosuch not found under /services"),
-        (vec!["balance", "nosuch"], "group nosuch not found under /balancer"),
-        (vec!["config", "get", "nosuch"], "app nosuch not found under /config"),
-        (vec!["config", "history", "nosuch"], "app nosuch not found under /config"),
-        (vec!["config", "rollback", "nosuch", "1"], "app nosuch not found under /config"),
+        (
+            vec!["discover", "nosuch"],
+            "service nosuch not found under /services",
+        ),
+        (
+            vec!["balance", "nosuch"],
+            "group nosuch not found under /balancer",
+        ),
+        (
+            vec!["config", "get", "nosuch"],
+            "app nosuch not found under /config",
+        ),
+        (
+            vec!["config", "history", "nosuch"],
+            "app nosuch not found under /config",
+        ),
+        (
+            vec!["config", "rollback", "nosuch", "1"],
+            "app nosuch not found under /config",
+        ),
     ];
     for (args, message) in expected {
         assert_fails(&zkw_on(&server, &args), &[message]);
     }
     let client = server.client().await;
-    for path in ["/balancer", "/balancer/g", "/balancer/g/members", "/balancer/g/items"] {
+    for path in [
+        "/balancer",
+        "/balancer/g",
+        "/balancer/g/members",
+        "/balancer/g/items",
+    ] {
         mk(&client, path, b"").await;
     }
     mk(&client, "/balancer/g/members/m1", b"").await;
@@ -166,12 +198,20 @@ fn recipe_missteps_name_what_is_wrong() {
     let builtins = zkw(&["recipe", "builtin"], &[]).1;
     let listed = builtins.lines().collect::<Vec<_>>().join(", ");
     assert_fails(
-        &zkw_on(&server, &["recipe", "install", "locks", "--auth", SUPER_AUTH]),
-        &[&format!("zkw: no such file or built-in recipe 'locks'; built-ins: {listed}\n")],
+        &zkw_on(
+            &server,
+            &["recipe", "install", "locks", "--auth", SUPER_AUTH],
+        ),
+        &[&format!(
+            "zkw: no such file or built-in recipe 'locks'; built-ins: {listed}\n"
+        )],
     );
     let missing = "recipe nosuch is not installed";
     assert_fails(&zkw_on(&server, &["recipe", "logs", "nosuch"]), &[missing]);
-    assert_fails(&zkw_on(&server, &["recipe", "call", "nosuch", "x"]), &[missing]);
+    assert_fails(
+        &zkw_on(&server, &["recipe", "call", "nosuch", "x"]),
+        &[missing],
+    );
     let removing = ["recipe", "remove", "nosuch", "--auth", SUPER_AUTH];
     assert_fails(&zkw_on(&server, &removing), &[missing]);
     install(&server, "lock", "/locks");
@@ -180,7 +220,9 @@ fn recipe_missteps_name_what_is_wrong() {
         &["recipe lock has no call entry point (its module exports no zkw_on_call)"],
     );
     // A second recipe on a path bound to another: refused, naming the other.
-    let second = ["recipe", "install", "election", "--path", "/locks", "--auth", SUPER_AUTH];
+    let second = [
+        "recipe", "install", "election", "--path", "/locks", "--auth", SUPER_AUTH,
+    ];
     assert_fails(
         &zkw_on(&server, &second),
         &["path /locks overlaps recipe lock's path /locks"],
@@ -202,10 +244,15 @@ fn admin_refusals_say_who_may_and_how() {
     let wrong = "digest:admin:wrong";
     let refused = "refused (NoAuth): digest user admin is neither the super user nor the recipe \
                    admin of these servers";
-    let install_wrong = ["recipe", "install", "lock", "--path", "/locks", "--auth", wrong];
+    let install_wrong = [
+        "recipe", "install", "lock", "--path", "/locks", "--auth", wrong,
+    ];
     assert_fails(
         &zkw_on(&server, &install_wrong),
-        &[&format!("installing recipe lock {refused}"), "or the password is wrong"],
+        &[
+            &format!("installing recipe lock {refused}"),
+            "or the password is wrong",
+        ],
     );
     install(&server, "lock", "/locks");
     assert_fails(
@@ -221,12 +268,18 @@ fn admin_refusals_say_who_may_and_how() {
         &[&format!("removing recipe lock {refused}")],
     );
     let removed = zkw_on(&server, &["recipe", "remove", "lock", "--auth", SUPER_AUTH]);
-    assert_eq!((removed.0, removed.1.as_str()), (0, "removed lock\n"), "{removed:?}");
+    assert_eq!(
+        (removed.0, removed.1.as_str()),
+        (0, "removed lock\n"),
+        "{removed:?}"
+    );
 
     // A server with no super user: the message says how to configure one, from --auth.
     let slow = [("maxSessionTimeout", SESSION_TIMEOUT_MS_MAX)];
     let bare = Server::start_without(&[SUPER_DIGEST_KEY], &slow, &[]);
-    let install_super = ["recipe", "install", "lock", "--path", "/locks", "--auth", SUPER_AUTH];
+    let install_super = [
+        "recipe", "install", "lock", "--path", "/locks", "--auth", SUPER_AUTH,
+    ];
     assert_fails(
         &zkw_on(&bare, &install_super),
         &[
@@ -245,5 +298,8 @@ fn an_errors_cause_is_printed_once() {
     let (code, _, err) = zkw(&["server", "start", "--config", missing], &[]);
     assert_eq!(code, 1, "{err}");
     assert_eq!(err.matches("(os error 2)").count(), 1, "{err}");
-    assert!(err.starts_with(&format!("zkw: {missing}: cannot read: ")), "{err}");
+    assert!(
+        err.starts_with(&format!("zkw: {missing}: cannot read: ")),
+        "{err}"
+    );
 }

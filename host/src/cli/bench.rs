@@ -308,7 +308,8 @@ async fn bind_recipe(
         timer_ms: 0,
         call_perms: crate::wasm::manifest::CALL_PERMS_DEFAULT,
     };
-    super::recipe::install_bytes(&client, &name, &bytes, bound, limits, args.auth.as_deref()).await?;
+    super::recipe::install_bytes(&client, &name, &bytes, bound, limits, args.auth.as_deref())
+        .await?;
     Ok(Some((client, name)))
 }
 

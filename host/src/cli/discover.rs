@@ -1,6 +1,8 @@
 //! `zkw discover SERVICE [--watch]`: prints a service's endpoints, the JSON array the discovery
 //! recipe keeps in `<root>/<service>/endpoints` (recipes/discovery/README.md), as compact JSON
-//! on one line; with `--watch`, prints it again each time it changes, until interrupted.
+//! on one line; with `--watch`, prints it again each time it changes, until interrupted. A
+//! root no recipe is bound to fails (exit 1, with the install command); so does a service that
+//! does not exist, except with `--watch`, which says so and waits for it.
 
 use std::process::ExitCode;
 
@@ -90,8 +92,8 @@ fn one_line(data: &[u8]) -> String {
     }
 }
 
-/// The endpoints document, `[]` when the node is absent (no instance ever registered, or the
-/// recipe is not installed); `watch` leaves a data or exists watch.
+/// The endpoints document, `[]` when the node is absent (the service has no instance yet);
+/// `watch` leaves a data or exists watch.
 async fn read(client: &Client, path: &str, watch: bool) -> anyhow::Result<String> {
     match client.get_data(path, watch).await {
         Ok((data, _)) => Ok(one_line(&data)),
