@@ -94,10 +94,8 @@ fn install(server: &Server, builtin: &str, path: &str) {
 }
 
 #[test]
+#[cfg_attr(zookeeper_target, ignore = "zkw only")]
 fn verbs_without_their_recipe_fail_with_the_install_command() {
-    if common::target_is_zookeeper() {
-        return;
-    }
     let server = server();
     let addr = server.addr();
     let config = tempfile::NamedTempFile::new().unwrap();
@@ -130,10 +128,8 @@ fn verbs_without_their_recipe_fail_with_the_install_command() {
 }
 
 #[tokio::test]
+#[cfg_attr(zookeeper_target, ignore = "zkw only")]
 async fn names_that_do_not_exist_are_not_found_and_balance_show_adds_the_items() {
-    if common::target_is_zookeeper() {
-        return;
-    }
     let server = server();
     install(&server, "discovery", "/services");
     install(&server, "balancer", "/balancer");
@@ -190,10 +186,8 @@ async fn names_that_do_not_exist_are_not_found_and_balance_show_adds_the_items()
 }
 
 #[test]
+#[cfg_attr(zookeeper_target, ignore = "zkw only")]
 fn recipe_missteps_name_what_is_wrong() {
-    if common::target_is_zookeeper() {
-        return;
-    }
     let server = server();
     let builtins = zkw(&["recipe", "builtin"], &[]).1;
     let listed = builtins.lines().collect::<Vec<_>>().join(", ");
@@ -230,10 +224,8 @@ fn recipe_missteps_name_what_is_wrong() {
 }
 
 #[test]
+#[cfg_attr(zookeeper_target, ignore = "zkw only")]
 fn admin_refusals_say_who_may_and_how() {
-    if common::target_is_zookeeper() {
-        return;
-    }
     let server = server();
     let who = "needs the super user (DigestAuthenticationProvider.superDigest in zoo.cfg) or the \
                recipe admin (zkw.recipe.adminIdentity): pass --auth digest:USER:PASSWORD";
