@@ -9,7 +9,7 @@ fn main() -> std::process::ExitCode {
     match zkw::cli::main() {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("zkw: {error:#}");
+            eprintln!("zkw: {}", zkw::cli::error_message(&error));
             std::process::ExitCode::FAILURE
         }
     }

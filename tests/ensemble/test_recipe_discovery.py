@@ -139,7 +139,9 @@ def test_cli(ensemble, clients):
     zk.create(f"{ROOT}/api/instances/i1", payload("h1", 1), ephemeral=True)
     once = zkw(ensemble, "discover", "api").stdout.strip()
     assert [e["id"] for e in json.loads(once)] == ["i1"]
-    assert zkw(ensemble, "discover", "nothing-here").stdout.strip() == "[]"
+    missing = zkw(ensemble, "discover", "nothing-here", check=False)
+    assert missing.returncode == 1
+    assert missing.stderr == f"zkw: service nothing-here not found under {ROOT}\n"
 
     watch = subprocess.Popen(
         [str(zkw_binary()), "discover", "api", "--watch", "--server", ensemble.hosts()],

@@ -182,8 +182,8 @@ def spawn(server, home):
 
 
 def type_(child, text):
-    """Keys one at a time, as a person types: rustyline with an external printer leaves a
-    burst of bytes read in one go unprocessed until the next key (a paste lags)."""
+    """Keys one at a time, as a person types (a burst, as a paste sends, is
+    test_pasted_blocks_run_line_by_line's)."""
     for key in text:
         child.send(key)
         time.sleep(KEY_DELAY_S)
@@ -249,6 +249,50 @@ def test_interactive_session(server, zk, base, tmp_path):
             child.terminate(force=True)
     history = (Path(tmp_path) / ".zkw_cli_history").read_text()
     assert f"get -w {base}/xylophone" in history
+
+
+@pytest.mark.timeout(120)
+def test_pasted_blocks_run_line_by_line(server, zk, base, tmp_path):
+    """A block pasted with its Enters arrives as one burst of bytes: every line runs, in
+    order, as in zkCli.sh. A paste wrapped in bracketed-paste markers is split into its lines
+    when accepted, never run as one command."""
+    pexpect, child = spawn(server, tmp_path)
+    try:
+        child.expect(prompt(server, "CONNECTED", 0))
+        child.send(f"create {base}/a 1\rcreate {base}/b 2\rls {base}\r")
+        child.expect(re.escape(f"Created {base}/a"))
+        child.expect(re.escape(f"Created {base}/b"))
+        child.expect(re.escape("[a, b]"))
+        child.expect(prompt(server, "CONNECTED", 3))
+        child.send(f"\x1b[200~create {base}/c 3\rcreate {base}/d 4\x1b[201~\r")
+        child.expect(re.escape(f"Created {base}/c"))
+        child.expect(re.escape(f"Created {base}/d"))
+        child.expect(prompt(server, "CONNECTED", 5))
+        child.send(f"ls {base}\r")
+        child.expect(re.escape("[a, b, c, d]"))
+        child.expect(prompt(server, "CONNECTED", 6))
+        child.send("quit\r")
+        child.expect(pexpect.EOF)
+    finally:
+        if child.isalive():
+            child.terminate(force=True)
+    assert zk.get(f"{base}/d")[0] == b"4"
+
+
+def test_help_connects_nowhere_and_server_takes_either_spelling(server, zk, base):
+    unreachable = f"127.0.0.1:{h.free_port()}"
+    for word in ["-h", "--help"]:
+        rc, out, err = run([str(h.zkw_binary()), "cli", "-server", unreachable, word])
+        assert rc == 0 and out.startswith("Usage: zkw cli ") and "\tls " in out, (out, err)
+        assert "Connecting" not in out
+    rc, out, err = run([str(h.zkw_binary()), "cli", "--server", server.hosts, "ls", base])
+    assert (rc, out.splitlines()[-1]) == (0, "[]"), (out, err)
+    env = dict(os.environ, ZKW_SERVER=server.hosts)
+    proc = subprocess.run(
+        [str(h.zkw_binary()), "cli", "ls", base],
+        capture_output=True, text=True, timeout=CLI_TIMEOUT_S, stdin=subprocess.DEVNULL, env=env,
+    )
+    assert proc.returncode == 0 and proc.stdout.splitlines()[-1] == "[]", proc
 
 
 # ------------------------------------------------------------- first imok

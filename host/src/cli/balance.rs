@@ -1,6 +1,8 @@
-//! `zkw balance GROUP --show`: prints a balancer group (recipes/balancer/README.md) as the
-//! recipe left it: each live member with its weight and assigned items, then the items no
-//! member holds (none unless every weight is 0 or the recipe is not installed).
+//! `zkw balance GROUP [--show]`: prints a balancer group (recipes/balancer/README.md) as the
+//! recipe left it. Without `--show`, a summary: each live member with its weight and how many
+//! items it holds, then the totals; `--show` adds each member's items and lists the items no
+//! member holds (none unless every weight is 0). A group that does not exist, or a root no
+//! recipe is bound to, is an error (exit 1).
 
 use std::collections::BTreeSet;
 use std::process::ExitCode;
@@ -19,7 +21,8 @@ const ROOT_DEFAULT: &str = "/balancer";
 pub struct BalanceArgs {
     /// The group to show.
     group: String,
-    /// Print the members, their weights and their items (the default and only action).
+    /// Also print each member's items and the unassigned items (without it: the members'
+    /// weights and item counts, and the totals).
     #[arg(long)]
     show: bool,
     /// The path the balancer recipe is bound to.
@@ -39,8 +42,13 @@ pub fn run(args: BalanceArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     runtime.block_on(async move {
         let client = super::config::connect(&args.server.server, args.auth.as_deref()).await?;
-        let base = format!("{}/{}", args.root.trim_end_matches('/'), args.group);
-        show(&client, &base).await?;
+        let root = args.root.trim_end_matches('/');
+        super::recipe::require_bound(&client, root, "balancer", &args.server.server).await?;
+        let base = format!("{root}/{}", args.group);
+        if client.exists(&base, false).await?.is_none() {
+            return Err(super::recipe::not_found("group", &args.group, root));
+        }
+        show(&client, &base, args.show).await?;
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -66,11 +74,16 @@ async fn text(client: &Client, path: &str) -> anyhow::Result<Option<String>> {
     }
 }
 
-async fn show(client: &Client, base: &str) -> anyhow::Result<()> {
+/// Prints the group at `base`: with `items_listed`, each member's items and the unassigned ones too.
+async fn show(client: &Client, base: &str, items_listed: bool) -> anyhow::Result<()> {
     let members = children(client, &format!("{base}/members")).await?;
     let items = children(client, &format!("{base}/items")).await?;
     let mut held = BTreeSet::new();
-    println!("MEMBER\tWEIGHT\tCOUNT\tITEMS");
+    if items_listed {
+        println!("MEMBER\tWEIGHT\tCOUNT\tITEMS");
+    } else {
+        println!("MEMBER\tWEIGHT\tCOUNT");
+    }
     for member in &members {
         let weight = text(client, &format!("{base}/members/{member}"))
             .await?
@@ -85,11 +98,15 @@ async fn show(client: &Client, base: &str) -> anyhow::Result<()> {
             .unwrap_or_default();
         let assigned: Vec<&str> = assigned.lines().filter(|l| !l.is_empty()).collect();
         held.extend(assigned.iter().map(|item| (*item).to_owned()));
-        println!(
-            "{member}\t{weight}\t{}\t{}",
-            assigned.len(),
-            assigned.join(",")
-        );
+        if items_listed {
+            println!(
+                "{member}\t{weight}\t{}\t{}",
+                assigned.len(),
+                assigned.join(",")
+            );
+        } else {
+            println!("{member}\t{weight}\t{}", assigned.len());
+        }
     }
     let unassigned: Vec<&String> = items.iter().filter(|item| !held.contains(*item)).collect();
     println!(
@@ -98,8 +115,10 @@ async fn show(client: &Client, base: &str) -> anyhow::Result<()> {
         members.len(),
         unassigned.len()
     );
-    for item in unassigned {
-        println!("unassigned\t{item}");
+    if items_listed {
+        for item in unassigned {
+            println!("unassigned\t{item}");
+        }
     }
     Ok(())
 }

@@ -29,8 +29,11 @@ use crate::client::{
 };
 use crate::proto::{Acl, CreateMode, DeleteRequest, Request, Response};
 
-/// The server list every client subcommand uses when `--server` is not given.
+/// The server list every client subcommand uses when neither `--server` nor `$ZKW_SERVER` is
+/// given.
 pub const DEFAULT_SERVERS: &str = "127.0.0.1:2181";
+/// The environment variable that gives every verb (`zkw cli` included) its default servers.
+pub const SERVER_ENV: &str = "ZKW_SERVER";
 /// The session timeout the bench asks for, in milliseconds (within ZooKeeper's default
 /// 2..20 ticks of 2000 ms).
 const SESSION_TIMEOUT_MS: u64 = 10_000;
@@ -49,11 +52,18 @@ const PROGRESS_TICK_MS: u64 = 200;
 /// Out of 100 mixed-workload requests, how many are sets.
 const MIXED_SET_PERCENT: u64 = 10;
 
-/// `--server HOST:PORT[,HOST:PORT...]`, shared by every client subcommand.
+/// `--server HOST:PORT[,HOST:PORT...]` (or zkCli's `-server`), shared by every client
+/// subcommand.
 #[derive(Debug, Clone, Args)]
 pub struct ServerOpts {
-    /// Comma-separated server list; a missing port is 2181.
-    #[arg(long, global = true, default_value = DEFAULT_SERVERS, value_name = "HOST:PORT[,...]")]
+    /// Comma-separated server list (also spelled `-server`); a missing port is 2181.
+    #[arg(
+        long,
+        global = true,
+        env = SERVER_ENV,
+        default_value = DEFAULT_SERVERS,
+        value_name = "HOST:PORT[,...]"
+    )]
     pub server: String,
 }
 
@@ -252,7 +262,7 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Summary> {
         summary.counter_ok = Some(lock::counter_ok(&first.client, &root, summary.increments).await);
     }
     if let Some((client, name)) = recipe {
-        super::recipe::remove(&client, &name).await?;
+        super::recipe::remove(&client, &name, args.auth.as_deref()).await?;
         let _ = client.close().await;
     }
     if args.keep {
@@ -298,7 +308,8 @@ async fn bind_recipe(
         timer_ms: 0,
         call_perms: crate::wasm::manifest::CALL_PERMS_DEFAULT,
     };
-    super::recipe::install_bytes(&client, &name, &bytes, bound, limits).await?;
+    super::recipe::install_bytes(&client, &name, &bytes, bound, limits, args.auth.as_deref())
+        .await?;
     Ok(Some((client, name)))
 }
 

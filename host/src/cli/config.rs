@@ -58,6 +58,7 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         let client = connect(&args.server.server, args.auth.as_deref()).await?;
         let root = args.root.trim_end_matches('/');
+        super::recipe::require_bound(&client, root, RECIPE_DEFAULT, &args.server.server).await?;
         match &args.action {
             ConfigAction::Push { app, file } => push(&client, &args, root, app, file).await,
             ConfigAction::Get { app } => get(&client, root, app).await,
@@ -122,10 +123,16 @@ async fn push(
         Ok(()) => {
             let versions = versions(client, root, app).await?;
             match versions.last() {
-                Some((number, _)) => println!("pushed {app}: live is version {number}"),
-                None => println!("pushed {app} (no version recorded: is the recipe installed?)"),
+                Some((number, _)) => {
+                    println!("pushed {app}: live is version {number}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => bail!(
+                    "pushed {app}, but the recipe bound to {root} recorded no version (see \
+                     `zkw recipe logs {}`)",
+                    args.recipe
+                ),
             }
-            Ok(ExitCode::SUCCESS)
         }
         Err(ClientError::Server(ErrorCode::BadArguments)) => {
             refused(client, &args.recipe, &path).await;
@@ -153,8 +160,17 @@ async fn refused(client: &Client, recipe: &str, path: &str) {
     }
 }
 
-async fn get(client: &Client, root: &str, app: &str) -> anyhow::Result<ExitCode> {
+/// Fails "not found" when `app` has never been pushed.
+async fn require_app(client: &Client, root: &str, app: &str) -> anyhow::Result<()> {
     check_app(app)?;
+    match client.exists(&format!("{root}/{app}"), false).await? {
+        Some(_) => Ok(()),
+        None => Err(super::recipe::not_found("app", app, root)),
+    }
+}
+
+async fn get(client: &Client, root: &str, app: &str) -> anyhow::Result<ExitCode> {
+    require_app(client, root, app).await?;
     match client.get_data(&format!("{root}/{app}/live"), false).await {
         Ok((data, _)) => {
             use std::io::Write as _;
@@ -191,7 +207,7 @@ async fn versions(client: &Client, root: &str, app: &str) -> anyhow::Result<Vec<
 }
 
 async fn history(client: &Client, root: &str, app: &str) -> anyhow::Result<ExitCode> {
-    check_app(app)?;
+    require_app(client, root, app).await?;
     let versions = versions(client, root, app).await?;
     println!("VERSION\tZXID\tMTIME_MS\tBYTES\tFIRST_LINE");
     let newest = versions.last().map(|(number, _)| *number);
@@ -227,7 +243,7 @@ async fn rollback(
     app: &str,
     version: &str,
 ) -> anyhow::Result<ExitCode> {
-    check_app(app)?;
+    require_app(client, root, app).await?;
     let path = format!("{root}/{app}/rollback");
     let written = match client.set_data(&path, version.as_bytes(), -1).await {
         Err(ClientError::Server(ErrorCode::NoNode)) => client

@@ -1,6 +1,8 @@
 //! `zkw discover SERVICE [--watch]`: prints a service's endpoints, the JSON array the discovery
 //! recipe keeps in `<root>/<service>/endpoints` (recipes/discovery/README.md), as compact JSON
-//! on one line; with `--watch`, prints it again each time it changes, until interrupted.
+//! on one line; with `--watch`, prints it again each time it changes, until interrupted. A
+//! root no recipe is bound to fails (exit 1, with the install command); so does a service that
+//! does not exist, except with `--watch`, which says so and waits for it.
 
 use std::process::ExitCode;
 
@@ -41,11 +43,20 @@ pub fn run(args: DiscoverArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     runtime.block_on(async move {
         let mut client = super::config::connect(&args.server.server, args.auth.as_deref()).await?;
-        let path = format!(
-            "{}/{}/endpoints",
-            args.root.trim_end_matches('/'),
-            args.service
-        );
+        let root = args.root.trim_end_matches('/');
+        super::recipe::require_bound(&client, root, "discovery", &args.server.server).await?;
+        let service = format!("{root}/{}", args.service);
+        if client.exists(&service, false).await?.is_none() {
+            if !args.watch {
+                return Err(super::recipe::not_found("service", &args.service, root));
+            }
+            // Watching may start before the first instance registers; say so, then wait.
+            eprintln!(
+                "zkw discover: service {} not found under {root} yet; waiting for it",
+                args.service
+            );
+        }
+        let path = format!("{service}/endpoints");
         if !args.watch {
             println!("{}", read(&client, &path, false).await?);
             return Ok(ExitCode::SUCCESS);
@@ -81,8 +92,8 @@ fn one_line(data: &[u8]) -> String {
     }
 }
 
-/// The endpoints document, `[]` when the node is absent (no instance ever registered, or the
-/// recipe is not installed); `watch` leaves a data or exists watch.
+/// The endpoints document, `[]` when the node is absent (the service has no instance yet);
+/// `watch` leaves a data or exists watch.
 async fn read(client: &Client, path: &str, watch: bool) -> anyhow::Result<String> {
     match client.get_data(path, watch).await {
         Ok((data, _)) => Ok(one_line(&data)),

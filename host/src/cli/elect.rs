@@ -79,6 +79,7 @@ async fn elect(args: ElectArgs) -> anyhow::Result<ExitCode> {
     let mut events = client.take_events().context("watch events already taken")?;
     let root = args.path.trim_end_matches('/');
     let election = format!("{root}/{}", args.name);
+    super::recipe::require_bound(&client, root, "election", &args.server.server).await?;
     ensure_node(&client, &election, root).await?;
     let me = match &args.proposal {
         Some(proposal) if !args.observe => {

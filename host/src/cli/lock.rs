@@ -17,8 +17,6 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use super::bench::ServerOpts;
 use crate::client::{Client, ClientError, WatchedEvent};
 use crate::proto::{Acl, CreateMode, ErrorCode};
-use crate::wasm::manifest::Manifest;
-use crate::wasm::RECIPES_PATH;
 
 /// Session timeout `zkw lock` asks for by default, in milliseconds: how long the lock outlives
 /// this process if it dies without releasing.
@@ -104,7 +102,7 @@ async fn hold(args: LockArgs) -> anyhow::Result<ExitCode> {
     let mut events = client.take_events().context("watch events already taken")?;
     let root = args.path.trim_end_matches('/');
     let lock = format!("{root}/{}", args.name);
-    warn_if_unbound(&client, root).await;
+    super::recipe::require_bound(&client, root, "lock", &args.server.server).await?;
     ensure_node(&client, &lock, root).await?;
     let prefix = if args.read { "read-" } else { "write-" };
     let owner = format!("zkw lock pid {}", std::process::id());
@@ -249,34 +247,6 @@ pub async fn ensure_node(client: &Client, path: &str, root: &str) -> anyhow::Res
         }
         Err(error) => Err(error.into()),
     }
-}
-
-/// Warns when no installed recipe is bound to `root` (the request would never be granted).
-async fn warn_if_unbound(client: &Client, root: &str) {
-    if !recipe_bound(client, root).await.unwrap_or(true) {
-        eprintln!(
-            "zkw lock: warning: no recipe is bound to {root}; nothing will grant the lock \
-             (zkw recipe install lock --path {root})"
-        );
-    }
-}
-
-/// Whether some installed recipe's manifest names `root` as its path.
-pub async fn recipe_bound(client: &Client, root: &str) -> Result<bool, ClientError> {
-    let names = match client.get_children(RECIPES_PATH, false).await {
-        Ok(names) => names,
-        Err(ClientError::Server(ErrorCode::NoNode)) => return Ok(false),
-        Err(error) => return Err(error),
-    };
-    for name in names {
-        let (data, _) = client
-            .get_data(&format!("{RECIPES_PATH}/{name}"), false)
-            .await?;
-        if Manifest::parse(&data).is_ok_and(|manifest| manifest.path == root) {
-            return Ok(true);
-        }
-    }
-    Ok(false)
 }
 
 #[cfg(test)]

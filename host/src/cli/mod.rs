@@ -19,6 +19,7 @@ mod lock;
 mod recipe;
 mod shell;
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -88,9 +89,14 @@ enum ServerAction {
     Version,
 }
 
+/// zkCli's one-dash spelling of the server option, accepted by every verb beside `--server`.
+const SERVER_FLAG_ONE_DASH: &str = "-server";
+/// The verb that reads its own words, zkCli's way (both spellings included).
+const SHELL_VERB: &str = "cli";
+
 /// Parses the command line and runs the command.
 pub fn main() -> anyhow::Result<ExitCode> {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(server_flag_long(std::env::args_os().collect()));
     match cli.command {
         Command::Version => print_version(),
         Command::Server {
@@ -107,6 +113,45 @@ pub fn main() -> anyhow::Result<ExitCode> {
         Command::Elect(args) => elect::run(args),
         Command::Cli(args) => shell::run(args),
     }
+}
+
+/// `-server` (zkCli's habit) rewritten as `--server` before clap reads the line, for every
+/// verb but `zkw cli` (which reads its own words); words after a `--` belong to a command
+/// (`zkw lock NAME -- CMD ...`) and stay as they are.
+fn server_flag_long(args: Vec<OsString>) -> Vec<OsString> {
+    if args.get(1).is_some_and(|verb| verb == SHELL_VERB) {
+        return args;
+    }
+    let mut command_words = false;
+    args.into_iter()
+        .map(|arg| {
+            command_words |= arg == "--";
+            if !command_words && arg == SERVER_FLAG_ONE_DASH {
+                OsString::from("--server")
+            } else {
+                arg
+            }
+        })
+        .collect()
+}
+
+/// An error and its causes on one line, `context: cause: root cause`, as anyhow's `{:#}` prints
+/// them, except that a cause is not printed again when its parent's text already ends with it
+/// (a typed error whose message embeds its own `#[source]`, e.g. `ConfigError::Read`).
+pub fn error_message(error: &anyhow::Error) -> String {
+    let mut message = String::new();
+    let mut parent = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if parent.is_empty() || !parent.ends_with(&text) {
+            if !message.is_empty() {
+                message.push_str(": ");
+            }
+            message.push_str(&text);
+        }
+        parent = text;
+    }
+    message
 }
 
 /// The version, and the built-in recipes (a binary built without them says so).
@@ -140,5 +185,42 @@ fn run_server_action(
             daemon::start(config.as_deref(), log_format)
         }
         ServerAction::Status => daemon::status(config.as_deref()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(list: &[&str]) -> Vec<OsString> {
+        list.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn one_dash_server_is_read_as_the_long_option_outside_the_shell_and_commands() {
+        assert_eq!(
+            server_flag_long(words(&["zkw", "discover", "s", "-server", "h:1"])),
+            words(&["zkw", "discover", "s", "--server", "h:1"])
+        );
+        let lock = words(&["zkw", "lock", "l", "-server", "h:1", "--", "cmd", "-server"]);
+        assert_eq!(
+            server_flag_long(lock),
+            words(&["zkw", "lock", "l", "--server", "h:1", "--", "cmd", "-server"])
+        );
+        let shell = words(&["zkw", "cli", "-server", "h:1"]);
+        assert_eq!(server_flag_long(shell.clone()), shell);
+    }
+
+    #[test]
+    fn a_cause_its_parent_already_prints_is_printed_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
+        let typed = crate::config::ConfigError::Read {
+            file: "zoo.cfg".to_owned(),
+            source: io,
+        };
+        let error = anyhow::Error::new(typed).context("loading");
+        assert_eq!(error_message(&error), "loading: zoo.cfg: cannot read: gone");
+        let plain = anyhow::anyhow!("root").context("middle").context("top");
+        assert_eq!(error_message(&plain), "top: middle: root");
     }
 }

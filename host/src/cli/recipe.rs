@@ -112,11 +112,15 @@ pub fn run(args: RecipeArgs) -> anyhow::Result<std::process::ExitCode> {
                         format!("--call-perms {call_perms:?}: give one or more of cdrwa")
                     })?,
                 };
-                install(&client, &file, name, path, limits).await?
+                let auth = args.auth.as_deref();
+                install(&client, &file, name, path, limits, auth).await?
             }
             RecipeAction::List => list(&client, &args.server.server).await?,
             RecipeAction::Builtin => {}
-            RecipeAction::Remove { name } => remove(&client, &name).await?,
+            RecipeAction::Remove { name } => {
+                remove(&client, &name, args.auth.as_deref()).await?;
+                println!("removed {name}");
+            }
             RecipeAction::Logs { name, follow } => logs(&client, &name, follow).await?,
             RecipeAction::Call { name, args } => call(&client, &name, args.as_bytes()).await?,
         }
@@ -163,17 +167,9 @@ async fn install(
     name: Option<String>,
     path: Option<String>,
     limits: Limits,
+    auth: Option<&str>,
 ) -> anyhow::Result<()> {
-    let builtin = file.to_str().and_then(embedded::module);
-    if let Some(missing) = embedded::missing()
-        .filter(|_| !file.exists() && file.to_str().is_some_and(embedded::is_missing))
-    {
-        anyhow::bail!("{} is a built-in recipe, but {missing}", file.display());
-    }
-    let bytes = match builtin {
-        Some(bytes) if !file.exists() => bytes.to_vec(),
-        _ => std::fs::read(file).with_context(|| format!("reading {}", file.display()))?,
-    };
+    let bytes = module_bytes(file)?;
     let name = match name {
         Some(name) => name,
         None => file
@@ -183,7 +179,7 @@ async fn install(
             .to_owned(),
     };
     let path = path.unwrap_or_else(|| format!("/{name}"));
-    let manifest = install_bytes(client, &name, &bytes, path, limits).await?;
+    let manifest = install_bytes(client, &name, &bytes, path, limits, auth).await?;
     println!(
         "installed {name} at {} ({} bytes, sha256 {})",
         manifest.path, manifest.size, manifest.sha256
@@ -191,14 +187,79 @@ async fn install(
     Ok(())
 }
 
+/// The module `install` names: the file, else the built-in recipe of that name; neither is an
+/// error that lists the built-ins (a typo of `lock` is not a missing file).
+fn module_bytes(file: &PathBuf) -> anyhow::Result<Vec<u8>> {
+    let builtin = file.to_str().and_then(embedded::module);
+    match (std::fs::read(file), builtin) {
+        (Ok(bytes), _) => Ok(bytes),
+        (Err(error), Some(bytes)) if error.kind() == std::io::ErrorKind::NotFound => {
+            Ok(bytes.to_vec())
+        }
+        (Err(error), None) if error.kind() == std::io::ErrorKind::NotFound => {
+            let text = file.display();
+            if let Some(missing) = embedded::missing() {
+                if file.to_str().is_some_and(embedded::is_missing) {
+                    bail!("{text} is a built-in recipe, but {missing}");
+                }
+                bail!("no such file or built-in recipe '{text}'; built-ins: none: {missing}");
+            }
+            let builtins = embedded::names().join(", ");
+            bail!("no such file or built-in recipe '{text}'; built-ins: {builtins}")
+        }
+        (Err(error), _) => Err(error).with_context(|| format!("reading {}", file.display())),
+    }
+}
+
+/// Why the servers answered NoAuth to `action` (a write under the recipes' nodes), and what
+/// to do: pass `--auth`, or, when it was passed, configure its user as the super user or the
+/// recipe admin (the digest lines to add are made from it), or fix the password.
+fn admin_refused(action: &str, auth: Option<&str>) -> anyhow::Error {
+    const WHO: &str = "the super user (DigestAuthenticationProvider.superDigest in zoo.cfg) or \
+                       the recipe admin (zkw.recipe.adminIdentity)";
+    let Some(auth) = auth else {
+        return anyhow::anyhow!(
+            "{action} needs {WHO}: pass --auth digest:USER:PASSWORD with that user"
+        );
+    };
+    match auth.split_once(':') {
+        Some(("digest", user_password)) if user_password.contains(':') => {
+            let digest = crate::tree::acl::digest_id(user_password);
+            let user = user_password.split(':').next().unwrap_or_default();
+            anyhow::anyhow!(
+                "{action} refused (NoAuth): digest user {user} is neither the super user nor the \
+                 recipe admin of these servers. Either the servers have no super user \
+                 configured: add `DigestAuthenticationProvider.superDigest={digest}` (or, for \
+                 recipes only, `zkw.recipe.adminIdentity=digest:{digest}`) to every server's \
+                 zoo.cfg and restart them; or the password is wrong"
+            )
+        }
+        _ => anyhow::anyhow!(
+            "{action} refused (NoAuth): only a digest user can be {WHO}; pass --auth \
+             digest:USER:PASSWORD"
+        ),
+    }
+}
+
+/// `error` of a write under the recipes' nodes for `action`: NoAuth explained by
+/// [`admin_refused`], anything else as it is.
+fn admin_error(error: ClientError, action: &str, auth: Option<&str>) -> anyhow::Error {
+    match error {
+        ClientError::Server(ErrorCode::NoAuth) => admin_refused(action, auth),
+        other => other.into(),
+    }
+}
+
 /// Checks `bytes` locally, then installs them as `name` bound to `path` (replacing a recipe
-/// of that name). Also used by `zkw bench --workload trigger`.
+/// of that name); `auth` is what `--auth` sent, for a refusal's message. Also used by
+/// `zkw bench --workload trigger`.
 pub(super) async fn install_bytes(
     client: &Client,
     name: &str,
     bytes: &[u8],
     path: String,
     limits: Limits,
+    auth: Option<&str>,
 ) -> anyhow::Result<Manifest> {
     if name.is_empty() || name.contains('/') {
         bail!("recipe name {name:?}: must be one path component");
@@ -215,7 +276,13 @@ pub(super) async fn install_bytes(
     // The same checks the servers make, here, so the refusal comes with its reason.
     Manifest::parse(manifest.format().as_bytes()).context("refused")?;
     check_locally(bytes).context("refused")?;
-    ensure_node(client, RECIPES_PATH).await?;
+    let action = format!("installing recipe {name}");
+    // Only when missing: the servers check who writes there before whether the node exists.
+    if client.exists(RECIPES_PATH, false).await?.is_none() {
+        ensure_node(client, RECIPES_PATH)
+            .await
+            .map_err(|error| admin_error(error, &action, auth))?;
+    }
     // The servers refuse a path that overlaps another recipe's; say which one here.
     let others = client.get_children(RECIPES_PATH, false).await?;
     for other in others.iter().filter(|other| *other != name) {
@@ -225,20 +292,66 @@ pub(super) async fn install_bytes(
         }
     }
     if client.exists(&recipe_path(name), false).await?.is_some() {
-        remove(client, name).await?;
+        let replacing = format!("replacing recipe {name}");
+        remove_nodes(client, name)
+            .await
+            .map_err(|error| admin_error(error, &replacing, auth))?;
     }
     upload(client, name, &manifest, bytes)
         .await
         .map_err(|error| match error {
-            ClientError::Server(ErrorCode::NoAuth) => {
-                anyhow::anyhow!("installing needs the super user: pass --auth digest:USER:PASSWORD")
-            }
             ClientError::Server(ErrorCode::BadArguments) => {
                 anyhow::anyhow!("the servers refused the module (see their log)")
             }
-            other => other.into(),
+            other => admin_error(other, &action, auth),
         })?;
     Ok(manifest)
+}
+
+/// The name of the installed recipe bound exactly to `root`, if any.
+async fn bound_recipe(client: &Client, root: &str) -> Result<Option<String>, ClientError> {
+    let names = match client.get_children(RECIPES_PATH, false).await {
+        Ok(names) => names,
+        Err(ClientError::Server(ErrorCode::NoNode)) => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    for name in names {
+        let data = match client.get_data(&recipe_path(&name), false).await {
+            Ok((data, _)) => data,
+            // Removed between the listing and the read.
+            Err(ClientError::Server(ErrorCode::NoNode)) => continue,
+            Err(error) => return Err(error),
+        };
+        if Manifest::parse(&data).is_ok_and(|manifest| manifest.path == root) {
+            return Ok(Some(name));
+        }
+    }
+    Ok(None)
+}
+
+/// What a recipe verb (`zkw lock`, `elect`, `config`, `discover`, `balance`) checks first: the
+/// name of the recipe bound to `root`, or an error that gives the command installing
+/// `builtin` (the built-in recipe the verb speaks to) there. Without it a lock would never be
+/// granted and a read would print an empty success.
+pub(super) async fn require_bound(
+    client: &Client,
+    root: &str,
+    builtin: &str,
+    servers: &str,
+) -> anyhow::Result<String> {
+    match bound_recipe(client, root).await? {
+        Some(name) => Ok(name),
+        None => bail!(
+            "no recipe is bound to {root}; install the {builtin} recipe there first: \
+             zkw recipe install {builtin} --path {root} --server {servers} \
+             --auth digest:USER:PASSWORD (the super user or the recipe admin)"
+        ),
+    }
+}
+
+/// The error of a verb whose `what` (service, group, app) named `name` is not under `root`.
+pub(super) fn not_found(what: &str, name: &str, root: &str) -> anyhow::Error {
+    anyhow::anyhow!("{what} {name} not found under {root}")
 }
 
 fn check_locally(bytes: &[u8]) -> anyhow::Result<()> {
@@ -310,13 +423,13 @@ async fn upload(
     Ok(())
 }
 
-async fn ensure_node(client: &Client, path: &str) -> anyhow::Result<()> {
+async fn ensure_node(client: &Client, path: &str) -> Result<(), ClientError> {
     match client
         .create(path, b"", &anyone(perms::READ), CreateMode::Persistent)
         .await
     {
         Ok(_) | Err(ClientError::Server(ErrorCode::NodeExists)) => Ok(()),
-        Err(error) => Err(error.into()),
+        Err(error) => Err(error),
     }
 }
 
@@ -363,13 +476,34 @@ fn mntr(servers: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-pub(super) async fn remove(client: &Client, name: &str) -> anyhow::Result<()> {
+/// Removes the recipe `name`; `auth` is what `--auth` sent, for a refusal's message.
+pub(super) async fn remove(client: &Client, name: &str, auth: Option<&str>) -> anyhow::Result<()> {
+    require_installed(client, name).await?;
+    remove_nodes(client, name)
+        .await
+        .map_err(|error| match error {
+            ClientError::Server(ErrorCode::NoNode) => not_installed(name),
+            other => admin_error(other, &format!("removing recipe {name}"), auth),
+        })
+}
+
+fn not_installed(name: &str) -> anyhow::Error {
+    anyhow::anyhow!("recipe {name} is not installed (see `zkw recipe list`)")
+}
+
+/// The manifest of the installed recipe `name`; "not installed" when there is none.
+async fn require_installed(client: &Client, name: &str) -> anyhow::Result<Vec<u8>> {
+    match client.get_data(&recipe_path(name), false).await {
+        Ok((data, _)) => Ok(data),
+        Err(ClientError::Server(ErrorCode::NoNode)) => Err(not_installed(name)),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Deletes the recipe's node and its children in one multi.
+async fn remove_nodes(client: &Client, name: &str) -> Result<(), ClientError> {
     let base = recipe_path(name);
-    let children = match client.get_children(&base, false).await {
-        Ok(children) => children,
-        Err(ClientError::Server(ErrorCode::NoNode)) => bail!("no recipe named {name}"),
-        Err(error) => return Err(error.into()),
-    };
+    let children = client.get_children(&base, false).await?;
     let mut ops: Vec<MultiOp> = children
         .iter()
         .map(|child| {
@@ -388,6 +522,7 @@ pub(super) async fn remove(client: &Client, name: &str) -> anyhow::Result<()> {
 }
 
 async fn logs(client: &Client, name: &str, follow: bool) -> anyhow::Result<()> {
+    require_installed(client, name).await?;
     let path = format!("{}/{LOG_NODE}", recipe_path(name));
     let mut printed = 0;
     loop {
@@ -412,7 +547,7 @@ async fn logs(client: &Client, name: &str, follow: bool) -> anyhow::Result<()> {
 }
 
 async fn call(client: &Client, name: &str, args: &[u8]) -> anyhow::Result<()> {
-    let created = client
+    let created = match client
         .create(
             &format!("{}/{CALL_PREFIX}", recipe_path(name)),
             args,
@@ -420,7 +555,19 @@ async fn call(client: &Client, name: &str, args: &[u8]) -> anyhow::Result<()> {
             CreateMode::EphemeralSequential,
         )
         .await
-        .with_context(|| format!("calling {name}"))?;
+    {
+        Ok(created) => created,
+        // The servers answer NoNode both for a recipe that is not there and for one whose
+        // module has no call entry point: tell which.
+        Err(ClientError::Server(ErrorCode::NoNode)) => {
+            require_installed(client, name).await?;
+            bail!(
+                "recipe {name} has no call entry point (its module exports no {})",
+                zkw_guest::abi::export::ON_CALL
+            )
+        }
+        Err(error) => return Err(error).with_context(|| format!("calling {name}")),
+    };
     let (result, _) = client.get_data(&created, false).await?;
     client.delete(&created, -1).await?;
     println!("{}", String::from_utf8_lossy(&result));

@@ -171,6 +171,12 @@ impl Server {
 
     /// As [`Server::start`], with extra arguments after `zkw server start-foreground`.
     pub fn start_with_args(extra_cfg: &[(&str, &str)], args: &[&str]) -> Server {
+        Server::start_without(&[], extra_cfg, args)
+    }
+
+    /// As [`Server::start_with_args`], without the common settings named in `dropped` (e.g.
+    /// [`SUPER_DIGEST_KEY`]: a server with no super user).
+    pub fn start_without(dropped: &[&str], extra_cfg: &[(&str, &str)], args: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let data = dir.path().join("data");
@@ -186,6 +192,7 @@ impl Server {
             ("jute.maxbuffer".into(), JUTE_MAXBUFFER_BYTES.to_string()),
             (SUPER_DIGEST_KEY.into(), SUPER_DIGEST.into()),
         ];
+        cfg.retain(|(key, _)| !dropped.contains(&key.as_str()));
         for (k, v) in extra_cfg {
             cfg.retain(|(key, _)| key != k);
             cfg.push((k.to_string(), v.to_string()));

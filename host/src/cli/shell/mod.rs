@@ -1,11 +1,14 @@
 //! `zkw cli`: a shell compatible with ZooKeeper 3.8's zkCli.sh, for zkw (or any ZooKeeper).
 //!
 //! `zkw cli -server host:port[,host:port] [-timeout ms] [-r] [cmd args...]` parses its own
-//! arguments like ZooKeeperMain (one-dash options, the first other word starts a command).
-//! With a command it runs it once and exits with zkCli's code (0, 1 on a failed command, 127
+//! arguments like ZooKeeperMain (one-dash options, the first other word starts a command;
+//! `--server` and `--timeout` are read too, `-h`/`--help` prints the usage, and `$ZKW_SERVER`
+//! replaces the default localhost:2181). With a command it runs it once and exits with zkCli's code (0, 1 on a failed command, 127
 //! for an unknown one); without, it is interactive: rustyline line editing, history kept in
 //! `~/.zkw_cli_history`, tab completion of commands and znode paths, the prompt
 //! `[zk: host:port(CONNECTED) N] `, and watch events printed as they arrive, above the prompt.
+//! A pasted block runs line by line, in order (bracketed paste is off, and a paste that arrives
+//! marked anyway is split into its lines when it is accepted).
 //! This file owns the session (connect, close, history, redo, printwatches, quit) and the two
 //! loops; `commands` runs the tree commands, `parse` and `render` are zkCli's text rules, pure.
 
@@ -60,14 +63,37 @@ struct Options {
     server: String,
     timeout_ms: u64,
     read_only: bool,
+    /// `-h`, `-help` or `--help`: print the usage and connect nowhere.
+    help: bool,
     command: Vec<String>,
 }
 
-fn parse_args(args: &[String]) -> Result<Options, String> {
+/// zkCli's options read with one dash or, as every other zkw verb spells them, two.
+fn one_dash(arg: &str) -> &str {
+    match arg.strip_prefix("--") {
+        Some(name) if !name.is_empty() => &arg[1..],
+        _ => arg,
+    }
+}
+
+/// The usage `zkw cli -h` prints: the options, then every command.
+fn help() -> String {
+    format!(
+        "Usage: zkw cli [-server host:port[,host:port...]] [-timeout ms] [-r] [cmd args...]\n\
+         Options take one dash (zkCli.sh) or two; the server defaults to ${} when set, else \
+         {SERVER_DEFAULT}.\n\n{}",
+        super::bench::SERVER_ENV,
+        commands::usage()
+    )
+}
+
+/// Parses the words after `zkw cli`; `server_default` is `$ZKW_SERVER` or zkCli's default.
+fn parse_args(args: &[String], server_default: &str) -> Result<Options, String> {
     let mut options = Options {
-        server: SERVER_DEFAULT.to_owned(),
+        server: server_default.to_owned(),
         timeout_ms: SESSION_TIMEOUT_MS_DEFAULT,
         read_only: false,
+        help: false,
         command: Vec::new(),
     };
     let mut rest = args.iter();
@@ -77,7 +103,8 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
                 .cloned()
                 .ok_or_else(|| format!("Error: no argument found for option {arg}"))
         };
-        match arg.as_str() {
+        match one_dash(arg) {
+            "-h" | "-help" => options.help = true,
             "-server" => options.server = value()?,
             "-timeout" => {
                 let text = value()?;
@@ -100,13 +127,19 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
 
 /// Runs `zkw cli`.
 pub fn run(args: ShellArgs) -> anyhow::Result<ExitCode> {
-    let options = match parse_args(&args.args) {
+    let server_default =
+        std::env::var(super::bench::SERVER_ENV).unwrap_or_else(|_| SERVER_DEFAULT.to_owned());
+    let options = match parse_args(&args.args, &server_default) {
         Ok(options) => options,
         Err(message) => {
             eprintln!("{message}");
             return Ok(ExitCode::from(parse::EXIT_FAILED));
         }
     };
+    if options.help {
+        print!("{}", help());
+        return Ok(ExitCode::SUCCESS);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(RUNTIME_WORKERS)
         .enable_all()
@@ -137,9 +170,17 @@ fn history_path() -> Option<PathBuf> {
 
 fn interactive(shell: &mut Shell, server: &str) -> u8 {
     println!("Welcome to zkw!");
+    // Bracketed paste off: a terminal then sends a pasted block as typed keys, so each line
+    // runs at its own Enter, as in zkCli.sh (with it on, the block would wait in the line for
+    // one more Enter). Markers that arrive anyway are split into lines below.
     let editor = Config::builder()
         .max_history_size(HISTORY_LINES_MAX)
-        .map(|builder| builder.auto_add_history(false).build())
+        .map(|builder| {
+            builder
+                .auto_add_history(false)
+                .bracketed_paste(false)
+                .build()
+        })
         .and_then(Editor::<ShellHelper, DefaultHistory>::with_config);
     let mut editor = match editor {
         Ok(editor) => editor,
@@ -165,14 +206,23 @@ fn interactive(shell: &mut Shell, server: &str) -> u8 {
     }
     loop {
         match editor.readline(&shell.prompt()) {
-            Ok(line) => {
-                if !line.trim().is_empty() {
-                    let _ = editor.add_history_entry(line.as_str());
-                    if let Some(path) = &history {
-                        let _ = editor.save_history(path);
+            // A bracketed paste comes back as one text with its line breaks: each line is a
+            // command of its own, run in order, as zkCli.sh runs a pasted block.
+            Ok(text) => {
+                let mut flow = Flow::Continue;
+                for line in text.lines() {
+                    if !line.trim().is_empty() {
+                        let _ = editor.add_history_entry(line);
+                        if let Some(path) = &history {
+                            let _ = editor.save_history(path);
+                        }
+                    }
+                    flow = shell.execute_line(line);
+                    if flow == Flow::Quit {
+                        break;
                     }
                 }
-                if shell.execute_line(&line) == Flow::Quit {
+                if flow == Flow::Quit {
                     break;
                 }
             }
@@ -458,9 +508,10 @@ mod tests {
 
     #[test]
     fn arguments_parse_like_zookeeper_main() {
-        let options = parse_args(&args(&[
-            "-server", "h:1", "-timeout", "5000", "ls", "-R", "/",
-        ]))
+        let options = parse_args(
+            &args(&["-server", "h:1", "-timeout", "5000", "ls", "-R", "/"]),
+            SERVER_DEFAULT,
+        )
         .unwrap();
         assert_eq!(
             options,
@@ -468,16 +519,24 @@ mod tests {
                 server: "h:1".into(),
                 timeout_ms: 5000,
                 read_only: false,
+                help: false,
                 command: args(&["ls", "-R", "/"]),
             }
         );
-        let options = parse_args(&args(&["-r", "-waitforconnection"])).unwrap();
+        let options = parse_args(&args(&["-r", "-waitforconnection"]), "env:2").unwrap();
         assert!(options.read_only);
-        assert_eq!(options.server, SERVER_DEFAULT);
+        assert_eq!(options.server, "env:2");
         assert!(options.command.is_empty());
         assert_eq!(
-            parse_args(&args(&["-server"])).unwrap_err(),
+            parse_args(&args(&["-server"]), SERVER_DEFAULT).unwrap_err(),
             "Error: no argument found for option -server"
         );
+        // Two dashes read as one; a command's own words are left alone.
+        let options = parse_args(&args(&["--server", "h:3", "ls", "--server"]), "x").unwrap();
+        assert_eq!(options.server, "h:3");
+        assert_eq!(options.command, args(&["ls", "--server"]));
+        for word in ["-h", "--help", "-help"] {
+            assert!(parse_args(&args(&[word]), SERVER_DEFAULT).unwrap().help);
+        }
     }
 }
