@@ -9,7 +9,7 @@ fn main() -> std::process::ExitCode {
     match zkw::cli::main() {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("zkw: {error:#}");
+            eprintln!("{}{error:#}", zkw::cli::EXIT_ERROR_PREFIX);
             std::process::ExitCode::FAILURE
         }
     }

@@ -161,6 +161,12 @@ pub enum ConsensusError {
     Storage(#[from] io::Error),
     #[error("raft: {0}")]
     Raft(String),
+    /// This server's quorum port cannot be bound (taken by another server, most often).
+    #[error("cannot listen on the quorum port {address}: {error}")]
+    QuorumPort {
+        address: SocketAddr,
+        error: io::Error,
+    },
 }
 
 /// The handle every connection uses to propose writes.
@@ -343,6 +349,15 @@ impl<M: StateMachine> Consensus<M> {
             fatal: config.fatal.clone(),
         };
         adapter.recover()?;
+        // Bound before Raft starts, so a taken port stops the server before any election.
+        let listener = match config.listen {
+            Some(address) => Some(
+                tokio::net::TcpListener::bind(address)
+                    .await
+                    .map_err(|error| ConsensusError::QuorumPort { address, error })?,
+            ),
+            None => None,
+        };
         let raft_config = Arc::new(config.raft_config()?);
         let raft_heartbeat_ms = raft_config.heartbeat_interval;
         let peer_settings = Arc::new(PeerSettings {
@@ -384,8 +399,7 @@ impl<M: StateMachine> Consensus<M> {
                 .collect(),
         });
         node.initialize(&config).await?;
-        if let Some(listen) = config.listen {
-            let listener = tokio::net::TcpListener::bind(listen).await?;
+        if let (Some(listen), Some(listener)) = (config.listen, listener) {
             tracing::info!(address = %listen, "listening for peers on the quorum port");
             let (handler_node, members_node) = (Arc::clone(&node), Arc::clone(&node));
             let service = network::PeerService {
