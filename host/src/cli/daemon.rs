@@ -157,9 +157,18 @@ fn install_panic_hook() {
     }));
 }
 
+/// The log filter unless `ZKW_LOG` (or else `RUST_LOG`) sets one: zkw's INFO lines, openraft's
+/// warnings, but none of openraft's per-attempt lines while a peer is down (each election
+/// timeout, vote request, heartbeat and replication attempt, each stale message ignored):
+/// `consensus::report` and `consensus::network` log each change of role and reachability.
+const LOG_FILTER_DEFAULT: &str = "info,openraft=warn,openraft::core::raft_core=error,\
+    openraft::core::heartbeat=error,openraft::replication=error,\
+    openraft::engine::handler::replication_handler=error";
+
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ZKW_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_env("RUST_LOG"))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(LOG_FILTER_DEFAULT));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -201,43 +210,32 @@ fn log_start(config: &Config, config_path: Option<&Path>) {
     let client_address = config
         .client_port_address
         .map_or_else(|| "0.0.0.0".to_owned(), |address| address.to_string());
-    let admin_port = config
-        .admin
-        .enable_server
-        .then_some(config.admin.server_port);
+    let mut ports = vec![format!("client {client_address}:{}", config.client_port)];
+    if let Some(port) = config.secure_client_port {
+        ports.push(format!("secure client {port}"));
+    }
+    if config.admin.enable_server {
+        ports.push(format!("admin {}", config.admin.server_port));
+    }
     tracing::info!(
-        client = %format!("{client_address}:{}", config.client_port),
-        secure_client_port = ?config.secure_client_port,
-        admin_port = ?admin_port,
+        ports = %ports.join(", "),
         data_dir = %config.data_dir.display(),
         data_log_dir = %config.log_dir().display(),
         "ports and directories"
     );
-    if config.servers.is_empty() {
-        tracing::info!(mode = "standalone", "no server.N lines: serving alone");
-        return;
-    }
     let members: Vec<String> = config
         .servers
         .iter()
-        .map(|server| {
-            format!(
-                "server.{}={}:{}:{}",
-                server.id, server.host, server.quorum_port, server.election_port
-            )
-        })
+        .map(|server| format!("server.{}={}", server.id, server.spec()))
         .collect();
-    let mode = if config.is_distributed() {
-        "ensemble"
-    } else {
-        "standalone"
-    };
-    tracing::info!(
-        my_id = ?config.my_id,
-        members = %members.join(", "),
-        mode,
-        "members"
-    );
+    match (config.is_distributed(), config.my_id) {
+        (true, Some(my_id)) => tracing::info!(
+            my_id,
+            members = %members.join(" "),
+            "member of an ensemble of {}", members.len()
+        ),
+        (true, None) | (false, _) => tracing::info!(mode = "standalone", "serving alone"),
+    }
 }
 
 /// `zkw server start`: re-run this executable with `start-foreground`, detached.

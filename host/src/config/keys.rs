@@ -60,6 +60,8 @@ pub(crate) struct Builder<'file> {
     max_session_timeout_ms: Option<u32>,
     whitelist: Option<FourLetterWhitelist>,
     client_port_set: bool,
+    /// dataDir is the one key ZooKeeper requires of every config file.
+    data_dir_set: bool,
     server_entries: Vec<Entry>,
     raw_tls: RawTls,
 }
@@ -78,6 +80,7 @@ pub(crate) fn build(
         max_session_timeout_ms: None,
         whitelist: None,
         client_port_set: false,
+        data_dir_set: false,
         server_entries: Vec::new(),
         raw_tls: RawTls::default(),
     };
@@ -157,7 +160,10 @@ impl Builder<'_> {
                 self.config.sync_limit_ticks =
                     self.check(entry, whole(value, 1, LIMIT_TICKS_MAX))?;
             }
-            "dataDir" => self.config.data_dir = self.checked_path(entry)?,
+            "dataDir" => {
+                self.config.data_dir = self.checked_path(entry)?;
+                self.data_dir_set = true;
+            }
             "dataLogDir" => self.config.data_log_dir = Some(self.checked_path(entry)?),
             "clientPort" => {
                 self.config.client_port = self.check(entry, port(value))?;
@@ -403,6 +409,14 @@ impl Builder<'_> {
 
     /// Fills dependent defaults, checks cross-key rules, reads the ensemble and `myid`.
     fn finish(mut self) -> Result<(Config, Vec<ConfigWarning>), ConfigError> {
+        // As ZooKeeper: a config file must say where the data lives (only running with no
+        // file at all uses the embedded `./data`).
+        if !self.data_dir_set {
+            return Err(ConfigError::Invalid {
+                file: self.file.to_owned(),
+                reason: "dataDir is not set".to_owned(),
+            });
+        }
         self.finish_sessions()?;
         let read_only = self.config.read_only_mode_enabled;
         self.config.four_letter_whitelist = match self.whitelist.take() {

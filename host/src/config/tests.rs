@@ -37,8 +37,30 @@ impl Drop for TempDir {
 
 fn load_text(name: &str, text: &str) -> Result<(Config, Vec<ConfigWarning>), ConfigError> {
     let dir = TempDir::new();
-    let path = dir.write(name, text);
+    let path = dir.write(name, &with_data_dir(name, text));
     Config::load(&path)
+}
+
+/// `text` with a `dataDir` line appended when it has none (every config file needs one); the
+/// lines before keep their numbers. A zkw.toml with tables must set its own.
+fn with_data_dir(name: &str, text: &str) -> String {
+    if text.contains("dataDir") {
+        return text.to_owned();
+    }
+    let line = if name.ends_with(".toml") {
+        "dataDir = \"./data\""
+    } else {
+        "dataDir=./data"
+    };
+    format!("{text}\n{line}\n")
+}
+
+#[test]
+fn a_file_without_data_dir_is_refused() {
+    let dir = TempDir::new();
+    let path = dir.write("zoo.cfg", "tickTime=2000\nclientPort=2181\n");
+    let error = Config::load(&path).unwrap_err().to_string();
+    assert_eq!(error, format!("{}: dataDir is not set", path.display()));
 }
 
 fn load_ok(text: &str) -> Config {
@@ -605,7 +627,7 @@ fn dynamic_config_file_holds_the_servers() {
 fn latin1_files_still_load() {
     let dir = TempDir::new();
     let path = dir.0.join("zoo.cfg");
-    std::fs::write(&path, b"# caf\xe9\ntickTime=1234\n").unwrap();
+    std::fs::write(&path, b"# caf\xe9\ntickTime=1234\ndataDir=./data\n").unwrap();
     assert_eq!(Config::load(&path).unwrap().0.tick_time_ms, 1234);
 }
 
@@ -663,7 +685,7 @@ fn load_tls(text: &str) -> Result<(Config, Vec<ConfigWarning>), ConfigError> {
         .replace("{TRUST}", &trust_store.display().to_string())
         .replace("{ENCRYPTED}", &encrypted.display().to_string())
         .replace("{DIR}", &dir.0.display().to_string());
-    let path = dir.write("zoo.cfg", &text);
+    let path = dir.write("zoo.cfg", &with_data_dir("zoo.cfg", &text));
     Config::load(&path)
 }
 

@@ -36,6 +36,7 @@ pub mod membership;
 pub mod meta;
 pub mod network;
 pub mod purge;
+mod report;
 pub mod state_machine;
 pub mod store;
 pub mod types;
@@ -364,6 +365,7 @@ impl<M: StateMachine> Consensus<M> {
             my_id: config.my_id,
             auth: config.quorum_auth.clone(),
             snapshot_chunk_bytes: config.snapshot_chunk_bytes,
+            reachability: Default::default(),
         });
         let network = PeerNetwork {
             settings: Arc::clone(&peer_settings),
@@ -417,6 +419,7 @@ impl<M: StateMachine> Consensus<M> {
         tokio::spawn(Arc::clone(&node).watch_leadership(stop_rx.clone()));
         tokio::spawn(Arc::clone(&node).watch_quorum(stop_rx.clone()));
         tokio::spawn(Arc::clone(&node).watch_core(stop_rx.clone()));
+        tokio::spawn(Arc::clone(&node).report_role(stop_rx.clone()));
         if config.purge_interval_ms > 0 {
             tokio::spawn(Arc::clone(&node).purge_periodically(
                 Duration::from_millis(config.purge_interval_ms),
@@ -1028,8 +1031,8 @@ impl<M: StateMachine> Consensus<M> {
                 )
             };
             if now_leader != leader {
-                // The election's outcome, once per change (ZooKeeper's LEADING/FOLLOWING line).
-                tracing::info!(leader = ?now_leader, term, zxid, me = self.my_id, "leader changed");
+                // The election's outcome; `report_role` logs it for the operator.
+                tracing::debug!(leader = ?now_leader, term, zxid, me = self.my_id, "leader changed");
                 leader = now_leader;
             }
             self.refresh_serving().await;

@@ -23,7 +23,7 @@
 //! ssl.quorum trust store; the accepting server requires and checks the dialler's certificate.
 //! The setting is process-wide ([`enable_tls`], once at startup): a zkw process is one server.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -102,6 +102,42 @@ pub struct PeerSettings {
     pub auth: QuorumAuth,
     /// Bytes of snapshot per message: [`SNAPSHOT_CHUNK_BYTES`] (tests make it small).
     pub snapshot_chunk_bytes: usize,
+    /// The peers this server cannot connect to now.
+    pub reachability: Reachability,
+}
+
+/// The peers whose last connection attempt failed, with the error. A peer that becomes
+/// unreachable, or reachable again, is logged once per change: retries every heartbeat or
+/// election round stay out of the log (openraft's own per-attempt warnings are filtered out).
+#[derive(Debug, Default)]
+pub struct Reachability(Mutex<BTreeMap<u64, String>>);
+
+impl Reachability {
+    /// A connection to `peer` was opened.
+    fn reached(&self, peer: u64, address: &str) {
+        if self.lock().remove(&peer).is_some() {
+            tracing::info!(peer, address, "peer reachable again");
+        }
+    }
+
+    /// A connection to `peer` failed with `error`.
+    fn failed(&self, peer: u64, address: &str, error: &io::Error) {
+        if self.lock().insert(peer, error.to_string()).is_none() {
+            tracing::info!(peer, address, %error, "cannot reach peer; retrying quietly");
+        }
+    }
+
+    /// The peers not reachable now, by id.
+    pub fn unreachable(&self) -> Vec<u64> {
+        self.lock().keys().copied().collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, String>> {
+        // A panic while holding it only left a map of peer errors: keep using it.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// The quorum addresses (`host:port`) a server id is configured at; empty: not a member.
@@ -440,7 +476,20 @@ impl PeerClient {
         }
         let stream = match self.stream.take() {
             Some(stream) => stream,
-            None => self.connect().await?,
+            None => match self.connect().await {
+                Ok(stream) => {
+                    self.settings
+                        .reachability
+                        .reached(self.target, &self.address);
+                    stream
+                }
+                Err(error) => {
+                    self.settings
+                        .reachability
+                        .failed(self.target, &self.address, &error);
+                    return Err(error);
+                }
+            },
         };
         self.used_at = Instant::now();
         Ok(self.stream.insert(stream))
@@ -1021,6 +1070,7 @@ mod tests {
             my_id,
             auth: QuorumAuth::new(secret, true, true),
             snapshot_chunk_bytes: chunk_bytes,
+            reachability: Reachability::default(),
         })
     }
 
