@@ -898,6 +898,12 @@ async fn accept_peer(
             refuse(peer, Some(claimed), &refusal);
             None
         }
+        // A dialler that gave up before its hello (its call timed out while this server was
+        // starting, say) is routine, not a refusal.
+        Ok(Err(error)) if error.kind() == io::ErrorKind::UnexpectedEof => {
+            tracing::debug!(%peer, %error, "a peer closed before its handshake");
+            None
+        }
         Ok(Err(error)) => {
             tracing::warn!(%peer, %error, "refusing a peer on the quorum port: no valid handshake");
             None

@@ -68,14 +68,18 @@ impl<M: StateMachine> Consensus<M> {
         }
         let metrics = self.raft.metrics();
         let metrics = metrics.borrow_watched();
-        let leader = metrics.current_leader.unwrap_or(self.my_id);
-        match metrics.state {
+        // The serving flag trails the metrics by a moment: a follower that knows no other
+        // leader, or a candidate, is already electing.
+        let leader = metrics
+            .current_leader
+            .filter(|&leader| leader != self.my_id);
+        match (metrics.state, leader) {
             _ if self.standalone => Role::Standalone,
-            ServerState::Leader => Role::Leading,
-            ServerState::Learner => Role::Observing { leader },
-            ServerState::Follower | ServerState::Candidate | ServerState::Shutdown => {
-                Role::Following { leader }
-            }
+            (ServerState::Leader, _) => Role::Leading,
+            (ServerState::Learner, Some(leader)) => Role::Observing { leader },
+            (ServerState::Follower, Some(leader)) => Role::Following { leader },
+            (ServerState::Learner | ServerState::Follower, None)
+            | (ServerState::Candidate | ServerState::Shutdown, _) => Role::NotServing,
         }
     }
 
