@@ -113,18 +113,22 @@ pub struct PeerSettings {
 pub struct Reachability(Mutex<BTreeMap<u64, String>>);
 
 impl Reachability {
-    /// A connection to `peer` was opened.
-    fn reached(&self, peer: u64, address: &str) {
-        if self.lock().remove(&peer).is_some() {
+    /// A connection to `peer` was opened; true (and logged) when it was unreachable.
+    fn reached(&self, peer: u64, address: &str) -> bool {
+        let changed = self.lock().remove(&peer).is_some();
+        if changed {
             tracing::info!(peer, address, "peer reachable again");
         }
+        changed
     }
 
-    /// A connection to `peer` failed with `error`.
-    fn failed(&self, peer: u64, address: &str, error: &io::Error) {
-        if self.lock().insert(peer, error.to_string()).is_none() {
+    /// A connection to `peer` failed with `error`; true (and logged) when it was reachable.
+    fn failed(&self, peer: u64, address: &str, error: &io::Error) -> bool {
+        let changed = self.lock().insert(peer, error.to_string()).is_none();
+        if changed {
             tracing::info!(peer, address, %error, "cannot reach peer; retrying quietly");
         }
+        changed
     }
 
     /// The peers not reachable now, by id.
@@ -1078,6 +1082,41 @@ mod tests {
             snapshot_chunk_bytes: chunk_bytes,
             reachability: Reachability::default(),
         })
+    }
+
+    #[test]
+    fn reachability_changes_once_per_change() {
+        let reachability = Reachability::default();
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        assert!(reachability.failed(2, "a:1", &refused));
+        assert!(
+            !reachability.failed(2, "a:1", &refused),
+            "a retry is no change"
+        );
+        assert!(reachability.failed(3, "b:1", &refused));
+        assert_eq!(reachability.unreachable(), [2, 3]);
+        assert!(reachability.reached(2, "a:1"));
+        assert!(!reachability.reached(2, "a:1"));
+        assert_eq!(reachability.unreachable(), [3]);
+    }
+
+    #[tokio::test]
+    async fn a_peer_nobody_listens_for_is_unreachable() {
+        // Bound then dropped: nothing listens there.
+        let address = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .to_string();
+        let settings = settings(1, None, SNAPSHOT_CHUNK_BYTES);
+        let mut client = PeerClient::new(2, address, Arc::clone(&settings));
+        let timeout = Duration::from_millis(PEER_CONNECT_TIMEOUT_MS * 2);
+        for _ in 0..2 {
+            let request = PeerRequest::Touch(Vec::new());
+            assert!(client.call(&request, timeout).await.is_err());
+        }
+        assert_eq!(settings.reachability.unreachable(), [2]);
     }
 
     /// Server 1's quorum port on loopback, members 1 and 2 at 127.0.0.1; every request it
