@@ -225,14 +225,14 @@ fn four_letter(port: u16, word: &str) -> String {
 
 /// zoo.cfg of member 1 of a three-member ensemble on free loopback ports, with `myid`;
 /// returns the config's name and the client and quorum ports of member 1.
-fn ensemble_member_config(sandbox: &Sandbox) -> (String, u16, u16) {
+fn ensemble_member_config(sandbox: &Sandbox, tick_ms: u32) -> (String, u16, u16) {
     let data = sandbox.dir.join("data");
     std::fs::create_dir_all(&data).unwrap();
     std::fs::write(data.join("myid"), "1\n").unwrap();
     let client_port = free_port();
     let quorum_port = free_port();
     let mut text = format!(
-        "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir=./data\nclientPort={client_port}\n\
+        "tickTime={tick_ms}\ninitLimit=10\nsyncLimit=5\ndataDir=./data\nclientPort={client_port}\n\
          clientPortAddress=127.0.0.1\nadmin.enableServer=false\n4lw.commands.whitelist=*\n\
          server.1=127.0.0.1:{quorum_port}:{}\n",
         free_port()
@@ -257,7 +257,7 @@ fn ensemble_member_config(sandbox: &Sandbox) -> (String, u16, u16) {
 #[test]
 fn ensemble_member_starts_alone_and_says_it_is_not_serving() {
     let sandbox = Sandbox::new("alone");
-    let (config, client_port, _) = ensemble_member_config(&sandbox);
+    let (config, client_port, _) = ensemble_member_config(&sandbox, 2000);
     let args = |action: &'static str| ["server", action, "--config", config.as_str()];
     let dir = sandbox.dir.as_path();
 
@@ -293,11 +293,56 @@ fn ensemble_member_starts_alone_and_says_it_is_not_serving() {
     let stopped = zkw(&args("stop"), dir);
     assert_eq!(stopped.code, Some(0), "{}", stopped.stderr);
     let log = std::fs::read_to_string(sandbox.dir.join("data").join("zkw.out")).unwrap();
-    assert_eq!(log.matches("not serving: no quorum").count(), 1, "{log}");
+    assert_eq!(
+        log.matches("not serving: no quorum; electing").count(),
+        1,
+        "{log}"
+    );
     assert!(log.contains("member of an ensemble of 3 my_id=1"), "{log}");
     for unwanted in ["election timeout expired", "while requesting", "RaftState"] {
         assert!(!log.contains(unwanted), "{unwanted:?} in:\n{log}");
     }
+}
+
+/// While its peers stay down, a member says it is not serving once, then a summary every 30
+/// ticks naming the peers it cannot reach; never a line per election round.
+#[test]
+fn a_member_without_quorum_logs_a_summary_not_every_round() {
+    let sandbox = Sandbox::new("summary");
+    let (config, _, _) = ensemble_member_config(&sandbox, 100);
+    let args = |action: &'static str| ["server", action, "--config", config.as_str()];
+    let started = zkw(&args("start"), &sandbox.dir);
+    assert_eq!(
+        started.code,
+        Some(0),
+        "{} / {}",
+        started.stdout,
+        started.stderr
+    );
+    let out = sandbox.dir.join("data").join("zkw.out");
+    let deadline = Instant::now() + Duration::from_millis(COMMAND_WAIT_MS_MAX);
+    let mut log = String::new();
+    while Instant::now() < deadline && !log.contains("still not serving") {
+        std::thread::sleep(Duration::from_millis(100));
+        log = std::fs::read_to_string(&out).unwrap();
+    }
+    let stopped = zkw(&args("stop"), &sandbox.dir);
+    assert_eq!(stopped.code, Some(0), "{}", stopped.stderr);
+    let summary = log
+        .lines()
+        .find(|line| line.contains("still not serving: no quorum"))
+        .unwrap_or_else(|| panic!("no summary in:\n{log}"));
+    assert!(
+        summary.contains("unreachable=server.2, server.3"),
+        "{summary}"
+    );
+    assert_eq!(
+        log.matches("not serving: no quorum; electing").count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(log.matches("cannot reach peer").count(), 2, "{log}");
+    assert!(!log.contains("election timeout expired"), "{log}");
 }
 
 /// A server whose client port is taken dies; `start` sees it, prints why and exits 1, and
@@ -346,7 +391,7 @@ fn start_reports_its_server_dying_on_a_taken_client_port() {
 #[test]
 fn a_taken_quorum_port_names_port_key_and_id() {
     let sandbox = Sandbox::new("myid");
-    let (config, _, quorum_port) = ensemble_member_config(&sandbox);
+    let (config, _, quorum_port) = ensemble_member_config(&sandbox, 2000);
     let holder = TcpListener::bind(("127.0.0.1", quorum_port)).unwrap();
     let started = zkw(&["server", "start", "--config", &config], &sandbox.dir);
     assert_eq!(

@@ -419,7 +419,7 @@ impl<M: StateMachine> Consensus<M> {
         tokio::spawn(Arc::clone(&node).watch_leadership(stop_rx.clone()));
         tokio::spawn(Arc::clone(&node).watch_quorum(stop_rx.clone()));
         tokio::spawn(Arc::clone(&node).watch_core(stop_rx.clone()));
-        tokio::spawn(Arc::clone(&node).report_role(stop_rx.clone()));
+        tokio::spawn(Arc::clone(&node).report_role(config.tick_ms, stop_rx.clone()));
         if config.purge_interval_ms > 0 {
             tokio::spawn(Arc::clone(&node).purge_periodically(
                 Duration::from_millis(config.purge_interval_ms),

@@ -1,7 +1,7 @@
 //! What this server does, logged once per change: serving as leader, follower, observer or
 //! standalone, or not serving (no quorum: an election runs). While it does not serve, a
-//! summary every [`NOT_SERVING_SUMMARY_MS`] says for how long, the term, and which peers it
-//! cannot reach. openraft's own per-round lines (election timeouts, vote errors) are filtered
+//! summary every [`NOT_SERVING_SUMMARY_TICKS`] ticks (a minute at tickTime 2000) says for how
+//! long, the term, and which peers it cannot reach. openraft's own per-round lines (election timeouts, vote errors) are filtered
 //! out of the default log (see `cli::daemon`); this is what replaces them.
 
 use std::sync::Arc;
@@ -13,8 +13,9 @@ use tokio::sync::watch;
 
 use super::{Consensus, StateMachine};
 
-/// How often a server that does not serve says so again, in milliseconds.
-pub const NOT_SERVING_SUMMARY_MS: u64 = 60_000;
+/// How often a server that does not serve says so again, in ticks (like every timeout, it
+/// scales with tickTime).
+pub const NOT_SERVING_SUMMARY_TICKS: u64 = 30;
 
 /// What a server does, as the log reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,13 +34,17 @@ enum Role {
 
 impl<M: StateMachine> Consensus<M> {
     /// Runs until `stop`: one line per [`Role`] change, a summary while not serving.
-    pub(super) async fn report_role(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+    pub(super) async fn report_role(
+        self: Arc<Self>,
+        tick_ms: u64,
+        mut stop: watch::Receiver<bool>,
+    ) {
         let mut metrics = self.raft.metrics();
         let mut serving = self.serving();
         // A standalone server elects itself at once: its start is no election to report.
         let mut reported = self.standalone.then_some(Role::NotServing);
         let mut not_serving_since = Instant::now();
-        let period = Duration::from_millis(NOT_SERVING_SUMMARY_MS);
+        let period = Duration::from_millis(tick_ms.max(1) * NOT_SERVING_SUMMARY_TICKS);
         let mut summary = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         loop {
             let role = self.role();
