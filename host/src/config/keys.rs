@@ -60,8 +60,6 @@ pub(crate) struct Builder<'file> {
     max_session_timeout_ms: Option<u32>,
     whitelist: Option<FourLetterWhitelist>,
     client_port_set: bool,
-    /// dataDir is the one key ZooKeeper requires of every config file.
-    data_dir_set: bool,
     server_entries: Vec<Entry>,
     raw_tls: RawTls,
 }
@@ -80,7 +78,6 @@ pub(crate) fn build(
         max_session_timeout_ms: None,
         whitelist: None,
         client_port_set: false,
-        data_dir_set: false,
         server_entries: Vec::new(),
         raw_tls: RawTls::default(),
     };
@@ -160,10 +157,7 @@ impl Builder<'_> {
                 self.config.sync_limit_ticks =
                     self.check(entry, whole(value, 1, LIMIT_TICKS_MAX))?;
             }
-            "dataDir" => {
-                self.config.data_dir = self.checked_path(entry)?;
-                self.data_dir_set = true;
-            }
+            "dataDir" => self.config.data_dir = self.checked_path(entry)?,
             "dataLogDir" => self.config.data_log_dir = Some(self.checked_path(entry)?),
             "clientPort" => {
                 self.config.client_port = self.check(entry, port(value))?;
@@ -411,12 +405,7 @@ impl Builder<'_> {
     fn finish(mut self) -> Result<(Config, Vec<ConfigWarning>), ConfigError> {
         // As ZooKeeper: a config file must say where the data lives (only running with no
         // file at all uses the embedded `./data`).
-        if !self.data_dir_set {
-            return Err(ConfigError::Invalid {
-                file: self.file.to_owned(),
-                reason: "dataDir is not set".to_owned(),
-            });
-        }
+        self.require("dataDir")?;
         self.finish_sessions()?;
         let read_only = self.config.read_only_mode_enabled;
         self.config.four_letter_whitelist = match self.whitelist.take() {
@@ -432,9 +421,31 @@ impl Builder<'_> {
             }
         };
         servers::finish(&mut self)?;
+        // As ZooKeeper: an ensemble of more than one voter must set its limits.
+        let voters = self
+            .config
+            .servers
+            .iter()
+            .filter(|server| server.role == PeerRole::Participant)
+            .count();
+        if voters > 1 {
+            self.require("initLimit")?;
+            self.require("syncLimit")?;
+        }
         self.finish_tls()?;
         self.finish_quorum_auth()?;
         Ok((self.config, self.warnings))
+    }
+
+    /// `key` must be set: ZooKeeper's "<key> is not set", naming the file.
+    fn require(&self, key: &str) -> Result<(), ConfigError> {
+        if self.lines.contains_key(key) {
+            return Ok(());
+        }
+        Err(ConfigError::Invalid {
+            file: self.file.to_owned(),
+            reason: format!("{key} is not set"),
+        })
     }
 
     /// As ZooKeeper: requiring a proof needs `enableSasl`; zkw's secret comes from a file.
