@@ -105,10 +105,11 @@ pub enum ServerError {
     },
     #[error("ZKW_FAILPOINTS: {0}")]
     Failpoints(#[from] FailpointError),
-    #[error("cannot write the pid file {path}: {source}")]
+    /// Not chained either: the io error is printed once.
+    #[error("cannot write the pid file {path}: {error}")]
     PidFile {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The server failed stop (already logged, once, by [`run`]).
     #[error("{FATAL_LOG_PREFIX} {0}")]
@@ -573,9 +574,9 @@ fn consensus_error(config: &Config, error: ConsensusError) -> ServerError {
 async fn write_pid_file(path: &Path) -> Result<(), ServerError> {
     tokio::fs::write(path, std::process::id().to_string())
         .await
-        .map_err(|source| ServerError::PidFile {
+        .map_err(|error| ServerError::PidFile {
             path: path.to_path_buf(),
-            source,
+            error,
         })
 }
 
