@@ -125,6 +125,10 @@ impl<M: StateMachine> Consensus<M> {
             .collect();
         let unreachable = unreachable.join(", ");
         match for_how_long {
+            // At start no peer has been tried yet: nothing to name.
+            None if unreachable.is_empty() => {
+                tracing::info!(term, "not serving: no quorum; electing a leader");
+            }
             None => tracing::info!(
                 term,
                 unreachable = %unreachable,
