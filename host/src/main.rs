@@ -9,7 +9,11 @@ fn main() -> std::process::ExitCode {
     match zkw::cli::main() {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("zkw: {}", zkw::cli::error_message(&error));
+            eprintln!(
+                "{}{}",
+                zkw::cli::EXIT_ERROR_PREFIX,
+                zkw::cli::error_message(&error)
+            );
             std::process::ExitCode::FAILURE
         }
     }

@@ -28,9 +28,6 @@ use crate::tree::acl;
 /// they answer only an authorized caller.
 pub const AUTH_GUARDED: [&str; 4] = ["connections", "dump", "watches", "watches_by_path"];
 
-/// What a command answers while this server is out of its quorum, as ZooKeeper says it.
-const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests";
-
 /// One admin command: its name, its short names, and whether it needs a serving server.
 pub struct Command {
     pub name: &'static str,
@@ -355,7 +352,11 @@ async fn run(
         return json_response(StatusCode::NOT_FOUND, body.to_string());
     };
     if command.needs_serving && !context.consensus.is_serving() {
-        return error_response(StatusCode::SERVICE_UNAVAILABLE, command.name, NOT_SERVING);
+        return error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            command.name,
+            facts::NOT_SERVING,
+        );
     }
     if context.shared.config.admin.auth_required && AUTH_GUARDED.contains(&command.name) {
         if let Err((status, error)) = authorize(&context, &headers, peer.ip()) {

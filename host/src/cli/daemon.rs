@@ -2,9 +2,15 @@
 //!
 //! Follows zkServer.sh: the pid file is `<dataDir>/zkw_server.pid`, `start` refuses when that
 //! process is alive, `stop` with no pid file says so and succeeds, `status` prints where it looks
-//! and then the `Mode:` line of `srvr`. Unlike zkServer.sh, `start` waits (bounded) until the
-//! server answers `srvr` before it says STARTED, and `stop` waits (bounded) for the process to
-//! exit, escalating SIGTERM to SIGKILL, so a following `start` finds the port free.
+//! and then the `Mode:` line of `srvr`. The server itself writes the pid file once it takes
+//! clients (so `start-foreground` under a supervisor has one too) and removes it when it ends.
+//! Unlike zkServer.sh, `start` waits (bounded) for that pid file before it says STARTED, and
+//! sees its process die instead (a port in use, say): it then prints the process's last error
+//! line and exits non-zero. A member of an ensemble is STARTED once it listens, quorum or not
+//! (`status` says whether it serves); a standalone server once it serves. `status` asks the
+//! client port only when the pid file names a live process, so it never reports another
+//! server that holds the port. `stop` waits (bounded) for the process to exit, escalating
+//! SIGTERM to SIGKILL, so a following `start` finds the port free.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -26,8 +32,11 @@ use crate::server::ServerError;
 pub(crate) const PID_FILE_NAME: &str = "zkw_server.pid";
 /// The background server's stdout/stderr file, in dataDir or $ZOO_LOG_DIR.
 pub(crate) const OUT_FILE_NAME: &str = "zkw.out";
-/// How long `start` waits for the new server to answer `srvr`.
+/// How long `start` waits for the new server to write its pid file (and, standalone, to answer
+/// `srvr`).
 const START_WAIT_MS_MAX: u64 = 30_000;
+/// How much of zkw.out `start` reads back to find why its server exited, in bytes.
+const OUT_TAIL_BYTES_MAX: u64 = 1024 * 1024;
 /// How long `stop` waits after SIGTERM before it sends SIGKILL.
 const STOP_TERM_WAIT_MS_MAX: u64 = 15_000;
 /// How long `stop` waits after SIGKILL.
@@ -57,6 +66,10 @@ impl LogFormat {
     }
 }
 
+/// What the server's process prints on stderr before it exits on an error (see `main.rs`):
+/// `start` shows that line when its server dies.
+pub const EXIT_ERROR_PREFIX: &str = "zkw: ";
+
 /// The config named on the command line, or the embedded default.
 fn load_config(path: Option<&Path>) -> anyhow::Result<(Config, Vec<crate::config::ConfigWarning>)> {
     match path {
@@ -67,6 +80,16 @@ fn load_config(path: Option<&Path>) -> anyhow::Result<(Config, Vec<crate::config
 
 fn pid_file(config: &Config) -> PathBuf {
     config.data_dir.join(PID_FILE_NAME)
+}
+
+/// Removes the pid file when it still names this process (a later server may own it now).
+fn remove_own_pid_file(path: &Path) {
+    let mine = Pid::from_raw(i32::try_from(std::process::id()).unwrap_or(0));
+    if read_pid(path).ok().flatten() == Some(mine) {
+        if let Err(error) = std::fs::remove_file(path) {
+            tracing::warn!(path = %path.display(), %error, "cannot remove the pid file");
+        }
+    }
 }
 
 /// `zkw server start-foreground`: serve in this process until SIGTERM or SIGINT.
@@ -85,12 +108,9 @@ pub(crate) fn start_foreground(
     }
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create dataDir {}", config.data_dir.display()))?;
-    tracing::info!(
-        config = %config_path.map_or("(embedded default)".into(), |path| path.display().to_string()),
-        client_port = config.client_port,
-        data_dir = %config.data_dir.display(),
-        "starting zkw {}", super::VERSION
-    );
+    let pid_path = pid_file(&config);
+    config.pid_file = Some(pid_path.clone());
+    log_start(&config, config_path);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -101,6 +121,7 @@ pub(crate) fn start_foreground(
     });
     // Blocking tasks stuck on a failing disk must not hold the process: bounded.
     runtime.shutdown_timeout(Duration::from_millis(fatal::RUNTIME_SHUTDOWN_MS_MAX));
+    remove_own_pid_file(&pid_path);
     match served? {
         Ok(()) => {
             tracing::info!("zkw stopped");
@@ -136,9 +157,18 @@ fn install_panic_hook() {
     }));
 }
 
+/// The log filter unless `ZKW_LOG` (or else `RUST_LOG`) sets one: zkw's INFO lines, openraft's
+/// warnings, but none of openraft's per-attempt lines while a peer is down (each election
+/// timeout, vote request, heartbeat and replication attempt, each stale message ignored):
+/// `consensus::report` and `consensus::network` log each change of role and reachability.
+const LOG_FILTER_DEFAULT: &str = "info,openraft=warn,openraft::core::raft_core=error,\
+    openraft::core::heartbeat=error,openraft::replication=error,\
+    openraft::engine::handler::replication_handler=error";
+
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ZKW_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_env("RUST_LOG"))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(LOG_FILTER_DEFAULT));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -170,9 +200,51 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + S
     })
 }
 
+/// The few lines a normal start logs: the config, ports, directories, and the ensemble.
+fn log_start(config: &Config, config_path: Option<&Path>) {
+    let source = config_path.map_or_else(
+        || "(embedded default)".to_owned(),
+        |path| path.display().to_string(),
+    );
+    tracing::info!(config = %source, "starting zkw {}", super::VERSION);
+    let client_address = config
+        .client_port_address
+        .map_or_else(|| "0.0.0.0".to_owned(), |address| address.to_string());
+    let mut ports = vec![format!("client {client_address}:{}", config.client_port)];
+    if let Some(port) = config.secure_client_port {
+        ports.push(format!("secure client {port}"));
+    }
+    if config.admin.enable_server {
+        ports.push(format!("admin {}", config.admin.server_port));
+    }
+    tracing::info!(
+        ports = %ports.join(", "),
+        data_dir = %config.data_dir.display(),
+        data_log_dir = %config.log_dir().display(),
+        "ports and directories"
+    );
+    let members: Vec<String> = config
+        .servers
+        .iter()
+        .map(|server| format!("server.{}={}", server.id, server.spec()))
+        .collect();
+    match (config.is_distributed(), config.my_id) {
+        (true, Some(my_id)) => tracing::info!(
+            my_id,
+            members = %members.join(" "),
+            "member of an ensemble of {}", members.len()
+        ),
+        (true, None) | (false, _) => tracing::info!(mode = "standalone", "serving alone"),
+    }
+}
+
 /// `zkw server start`: re-run this executable with `start-foreground`, detached.
 pub(crate) fn start(config_path: Option<&Path>, log_format: LogFormat) -> anyhow::Result<ExitCode> {
-    let (config, _warnings) = load_config(config_path)?;
+    let (config, warnings) = load_config(config_path)?;
+    // The server logs them too, but into zkw.out: the operator at the terminal sees them here.
+    for warning in &warnings {
+        eprintln!("{EXIT_ERROR_PREFIX}warning: {warning}");
+    }
     print_now("Starting zkw ... ");
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create dataDir {}", config.data_dir.display()))?;
@@ -184,20 +256,77 @@ pub(crate) fn start(config_path: Option<&Path>, log_format: LogFormat) -> anyhow
             return Ok(ExitCode::FAILURE);
         }
     }
-    let mut child = spawn_background(&config, config_path, log_format)?;
-    std::fs::write(&pid_path, child.id().to_string())
-        .with_context(|| format!("FAILED TO WRITE PID to {}", pid_path.display()))?;
-    if wait_until_serving(&config, &mut child)? {
-        println!("STARTED");
-        return Ok(ExitCode::SUCCESS);
+    // The new server writes its own pid file once it takes clients: that is the sign to wait
+    // for, so a stale one must go first.
+    match std::fs::remove_file(&pid_path) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => {
+            return Err(error).with_context(|| format!("cannot remove {}", pid_path.display()))
+        }
     }
-    // Never leave a half-started server behind a pid file that claims nothing.
-    let _ = child.kill();
-    let _ = child.wait();
+    let out_path = out_file(&config);
+    // Only what this start's server writes is searched for its last error line.
+    let out_offset = std::fs::metadata(&out_path).map_or(0, |metadata| metadata.len());
+    let mut child = spawn_background(&out_path, config_path, log_format)?;
+    let outcome = wait_until_started(&config, &pid_path, &mut child)?;
+    match outcome {
+        StartOutcome::Started => {
+            println!("STARTED");
+            return Ok(ExitCode::SUCCESS);
+        }
+        StartOutcome::Exited(status) => {
+            println!("FAILED TO START");
+            let reason = last_error_line(&out_path, out_offset)
+                .unwrap_or_else(|| format!("the server exited ({status})"));
+            eprintln!("{reason}");
+        }
+        StartOutcome::TimedOut => {
+            // Never leave a half-started server behind.
+            let _ = child.kill();
+            let _ = child.wait();
+            println!("FAILED TO START");
+            eprintln!(
+                "the server did not take clients within {} s; stopped it",
+                START_WAIT_MS_MAX / 1_000
+            );
+        }
+    }
     let _ = std::fs::remove_file(&pid_path);
-    println!("FAILED TO START");
-    eprintln!("see {}", out_file(&config).display());
+    eprintln!("see {}", out_path.display());
     Ok(ExitCode::FAILURE)
+}
+
+/// How a `start` ended.
+enum StartOutcome {
+    /// The server runs and takes clients.
+    Started,
+    /// The server's process ended first, with this status.
+    Exited(std::process::ExitStatus),
+    /// Neither within [`START_WAIT_MS_MAX`].
+    TimedOut,
+}
+
+/// The last line the server's process wrote to `out_path` past `offset` before it exited on
+/// an error (its [`EXIT_ERROR_PREFIX`] line), else the last line it wrote at all.
+fn last_error_line(out_path: &Path, offset: u64) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(out_path).ok()?;
+    file.seek(SeekFrom::Start(offset)).ok()?;
+    let mut bytes = Vec::new();
+    file.take(OUT_TAIL_BYTES_MAX).read_to_end(&mut bytes).ok()?;
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim_end)
+        .filter(|line| !line.is_empty())
+        .collect();
+    lines
+        .iter()
+        .rev()
+        .find(|line| line.starts_with(EXIT_ERROR_PREFIX))
+        .or(lines.last())
+        .map(|line| (*line).to_owned())
 }
 
 fn out_file(config: &Config) -> PathBuf {
@@ -208,12 +337,11 @@ fn out_file(config: &Config) -> PathBuf {
 }
 
 fn spawn_background(
-    config: &Config,
+    out_path: &Path,
     config_path: Option<&Path>,
     log_format: LogFormat,
 ) -> anyhow::Result<Child> {
     use std::os::unix::process::CommandExt;
-    let out_path = out_file(config);
     if let Some(parent) = out_path.parent() {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
@@ -221,7 +349,7 @@ fn spawn_background(
     let out = OpenOptions::new()
         .create(true)
         .append(true)
-        .open(&out_path)
+        .open(out_path)
         .with_context(|| format!("cannot open {}", out_path.display()))?;
     let err = out
         .try_clone()
@@ -243,26 +371,35 @@ fn spawn_background(
     command.spawn().context("SERVER DID NOT START")
 }
 
-/// True once the server answers `srvr` with a Mode line; false if it died or the wait ran out.
-fn wait_until_serving(config: &Config, child: &mut Child) -> anyhow::Result<bool> {
+/// Waits until `child` wrote its pid into `pid_path` (it listens) and, for a standalone
+/// server, answers `srvr` with a Mode line; or until it exits, or the wait runs out. A member
+/// of an ensemble does not wait for its quorum: its peers may be started after it.
+fn wait_until_started(
+    config: &Config,
+    pid_path: &Path,
+    child: &mut Child,
+) -> anyhow::Result<StartOutcome> {
     let deadline = Instant::now() + Duration::from_millis(START_WAIT_MS_MAX);
     let host = probe_host(config);
+    let child_pid = Pid::from_raw(i32::try_from(child.id()).context("process id out of range")?);
     while Instant::now() < deadline {
-        if child
+        if let Some(status) = child
             .try_wait()
             .context("cannot watch the server process")?
-            .is_some()
         {
-            return Ok(false);
+            return Ok(StartOutcome::Exited(status));
         }
-        if let Ok(reply) = four_letter::send(&host, config.client_port, "srvr") {
-            if four_letter::mode_line(&reply).is_some() {
-                return Ok(true);
-            }
+        let listening = read_pid(pid_path).ok().flatten() == Some(child_pid);
+        let started = listening
+            && (config.is_distributed()
+                || four_letter::send(&host, config.client_port, "srvr")
+                    .is_ok_and(|reply| four_letter::mode_line(&reply).is_some()));
+        if started {
+            return Ok(StartOutcome::Started);
         }
         std::thread::sleep(Duration::from_millis(POLL_INTERVAL_MS));
     }
-    Ok(false)
+    Ok(StartOutcome::TimedOut)
 }
 
 /// The address to reach the client port at: clientPortAddress unless it is a wildcard.
@@ -295,8 +432,14 @@ pub(crate) fn stop(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    std::fs::remove_file(&pid_path)
-        .with_context(|| format!("cannot remove {}", pid_path.display()))?;
+    // The server removes its own pid file as it exits; one killed left it behind.
+    match std::fs::remove_file(&pid_path) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => {
+            return Err(error).with_context(|| format!("cannot remove {}", pid_path.display()))
+        }
+    }
     println!("STOPPED");
     Ok(ExitCode::SUCCESS)
 }
@@ -312,7 +455,9 @@ fn wait_for_exit(pid: Pid, wait_ms_max: u64) -> bool {
     !is_running(pid)
 }
 
-/// `zkw server status`: where the client port is, then the server's `Mode:` line.
+/// `zkw server status`: where the client port is, then the server's `Mode:` line. Asks only
+/// when the pid file names a live process (another server on the port is not ours), and
+/// exits non-zero when the server does not serve (no quorum), with ZooKeeper's words for it.
 pub(crate) fn status(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     let (config, _warnings) = load_config(config_path)?;
     let shown_address = match config.client_port_address {
@@ -323,14 +468,23 @@ pub(crate) fn status(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
         "Client port found: {}. Client address: {shown_address}. Client SSL: false.",
         config.client_port
     );
-    let reply = four_letter::send(&probe_host(&config), config.client_port, "srvr");
-    match reply.as_deref().ok().and_then(four_letter::mode_line) {
+    let pid_path = pid_file(&config);
+    let running = read_pid(&pid_path).ok().flatten().is_some_and(is_running);
+    let reply = running
+        .then(|| four_letter::send(&probe_host(&config), config.client_port, "srvr").ok())
+        .flatten();
+    let Some(reply) = reply.filter(|reply| !reply.trim().is_empty()) else {
+        println!("Error contacting service. It is probably not running.");
+        return Ok(ExitCode::FAILURE);
+    };
+    match four_letter::mode_line(&reply) {
         Some(mode) => {
             println!("{mode}");
             Ok(ExitCode::SUCCESS)
         }
+        // "This ZooKeeper instance is not currently serving requests": no quorum yet.
         None => {
-            println!("Error contacting service. It is probably not running.");
+            println!("{}", reply.trim());
             Ok(ExitCode::FAILURE)
         }
     }

@@ -25,6 +25,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub use daemon::EXIT_ERROR_PREFIX;
+
 /// The version printed by `zkw version` and `zkw server version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 

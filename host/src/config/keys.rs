@@ -403,6 +403,9 @@ impl Builder<'_> {
 
     /// Fills dependent defaults, checks cross-key rules, reads the ensemble and `myid`.
     fn finish(mut self) -> Result<(Config, Vec<ConfigWarning>), ConfigError> {
+        // As ZooKeeper: a config file must say where the data lives (only running with no
+        // file at all uses the embedded `./data`).
+        self.require("dataDir")?;
         self.finish_sessions()?;
         let read_only = self.config.read_only_mode_enabled;
         self.config.four_letter_whitelist = match self.whitelist.take() {
@@ -418,9 +421,31 @@ impl Builder<'_> {
             }
         };
         servers::finish(&mut self)?;
+        // As ZooKeeper: an ensemble of more than one voter must set its limits.
+        let voters = self
+            .config
+            .servers
+            .iter()
+            .filter(|server| server.role == PeerRole::Participant)
+            .count();
+        if voters > 1 {
+            self.require("initLimit")?;
+            self.require("syncLimit")?;
+        }
         self.finish_tls()?;
         self.finish_quorum_auth()?;
         Ok((self.config, self.warnings))
+    }
+
+    /// `key` must be set: ZooKeeper's "<key> is not set", naming the file.
+    fn require(&self, key: &str) -> Result<(), ConfigError> {
+        if self.lines.contains_key(key) {
+            return Ok(());
+        }
+        Err(ConfigError::Invalid {
+            file: self.file.to_owned(),
+            reason: format!("{key} is not set"),
+        })
     }
 
     /// As ZooKeeper: requiring a proof needs `enableSasl`; zkw's secret comes from a file.

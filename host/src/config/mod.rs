@@ -272,6 +272,9 @@ pub struct Config {
     /// Failpoints to arm (`STEP=file:PATH,...`; see `consensus::failpoint`), from the
     /// `ZKW_FAILPOINTS` environment variable, never from a config file: test builds only.
     pub failpoints: String,
+    /// Where the server writes its process id once it takes clients (and `zkw server start`
+    /// looks for it): set by `zkw server start-foreground`, never from a config file.
+    pub pid_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -318,6 +321,7 @@ impl Default for Config {
             local_sessions_upgrading_enabled: false,
             read_only_mode_enabled: false,
             failpoints: String::new(),
+            pid_file: None,
             quorum_auth: QuorumAuthConfig::default(),
             snapshot_chunk_bytes: crate::consensus::network::SNAPSHOT_CHUNK_BYTES,
         }

@@ -37,8 +37,54 @@ impl Drop for TempDir {
 
 fn load_text(name: &str, text: &str) -> Result<(Config, Vec<ConfigWarning>), ConfigError> {
     let dir = TempDir::new();
-    let path = dir.write(name, text);
+    let path = dir.write(name, &with_required_keys(name, text));
     Config::load(&path)
+}
+
+/// `text` with the keys ZooKeeper requires (dataDir; initLimit and syncLimit of an ensemble)
+/// appended where it has none; the lines before keep their numbers. A zkw.toml with tables
+/// must set its own.
+fn with_required_keys(name: &str, text: &str) -> String {
+    let mut text = text.to_owned();
+    for (key, value) in [
+        ("dataDir", "\"./data\""),
+        ("initLimit", "10"),
+        ("syncLimit", "5"),
+    ] {
+        if text.contains(key) {
+            continue;
+        }
+        if name.ends_with(".toml") {
+            // After a table the key would land in it: no TOML test is an ensemble.
+            if key == "dataDir" {
+                text.push_str(&format!("\n{key} = {value}\n"));
+            }
+        } else {
+            text.push_str(&format!("\n{key}={}\n", value.trim_matches('"')));
+        }
+    }
+    text
+}
+
+#[test]
+fn a_file_without_a_required_key_is_refused() {
+    let dir = TempDir::new();
+    let path = dir.write("zoo.cfg", "tickTime=2000\nclientPort=2181\n");
+    let error = Config::load(&path).unwrap_err().to_string();
+    assert_eq!(error, format!("{}: dataDir is not set", path.display()));
+    // An ensemble needs its limits; one server (or one voter) does not.
+    std::fs::create_dir_all(dir.0.join("data")).unwrap();
+    std::fs::write(dir.0.join("data").join("myid"), "1\n").unwrap();
+    let data_dir = format!("dataDir={}\n", dir.0.join("data").display());
+    let two = "server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.1:2889:3889\n";
+    for (extra, missing) in [("", "initLimit"), ("initLimit=10\n", "syncLimit")] {
+        let path = dir.write("ensemble.cfg", &format!("{data_dir}{two}{extra}"));
+        let error = Config::load(&path).unwrap_err().to_string();
+        assert_eq!(error, format!("{}: {missing} is not set", path.display()));
+    }
+    let one = "server.1=127.0.0.1:2888:3888\n";
+    let path = dir.write("one.cfg", &format!("{data_dir}{one}"));
+    assert!(Config::load(&path).is_ok());
 }
 
 fn load_ok(text: &str) -> Config {
@@ -491,7 +537,8 @@ fn server_line_forms() {
 fn ensemble(dir: &TempDir, extra: &str) -> String {
     format!(
         "dataDir={}\nclientPort=2181\nserver.1=127.0.0.1:2888:3888\n\
-         server.2=127.0.0.1:2889:3889\nserver.3=127.0.0.1:2890:3890:observer\n{extra}",
+         server.2=127.0.0.1:2889:3889\nserver.3=127.0.0.1:2890:3890:observer\n{extra}\
+         \ninitLimit=10\nsyncLimit=5\n",
         dir.0.display()
     )
 }
@@ -550,7 +597,7 @@ fn own_server_line_client_port_fills_client_port() {
     dir.write("myid", "1");
     let text = format!(
         "dataDir={}\nserver.1=127.0.0.1:2888:3888;127.0.0.1:2191\nserver.2=h:2888:3888;2192\n\
-         peerType=observer\n",
+         peerType=observer\ninitLimit=10\nsyncLimit=5\n",
         dir.0.display()
     );
     let path = dir.write("zoo.cfg", &text);
@@ -582,7 +629,7 @@ fn dynamic_config_file_holds_the_servers() {
         "server.1=127.0.0.1:2888:3888;2181\nserver.2=127.0.0.1:2889:3889;2182\nversion=100000000\n",
     );
     let text = format!(
-        "dataDir={}\ndynamicConfigFile={}\n",
+        "dataDir={}\ndynamicConfigFile={}\ninitLimit=10\nsyncLimit=5\n",
         dir.0.display(),
         dynamic.display()
     );
@@ -593,7 +640,7 @@ fn dynamic_config_file_holds_the_servers() {
     let mixed = dir.write("mixed.cfg", &format!("{text}server.3=h:1:2\n"));
     let error = Config::load(&mixed).unwrap_err().to_string();
     assert!(
-        error.contains(":3: server.3: must be in the dynamicConfigFile"),
+        error.contains(":5: server.3: must be in the dynamicConfigFile"),
         "{error}"
     );
     dir.write("zoo.cfg.dynamic", "server.1=bad\n");
@@ -605,7 +652,7 @@ fn dynamic_config_file_holds_the_servers() {
 fn latin1_files_still_load() {
     let dir = TempDir::new();
     let path = dir.0.join("zoo.cfg");
-    std::fs::write(&path, b"# caf\xe9\ntickTime=1234\n").unwrap();
+    std::fs::write(&path, b"# caf\xe9\ntickTime=1234\ndataDir=./data\n").unwrap();
     assert_eq!(Config::load(&path).unwrap().0.tick_time_ms, 1234);
 }
 
@@ -663,7 +710,7 @@ fn load_tls(text: &str) -> Result<(Config, Vec<ConfigWarning>), ConfigError> {
         .replace("{TRUST}", &trust_store.display().to_string())
         .replace("{ENCRYPTED}", &encrypted.display().to_string())
         .replace("{DIR}", &dir.0.display().to_string());
-    let path = dir.write("zoo.cfg", &text);
+    let path = dir.write("zoo.cfg", &with_required_keys("zoo.cfg", &text));
     Config::load(&path)
 }
 

@@ -242,9 +242,14 @@ impl<M: StateMachine> Consensus<M> {
             if leader.is_some_and(|leader| leader != watched.leader) {
                 return;
             }
-            if let Err(error) = self.raft.trigger().elect(true).await {
-                tracing::warn!(%error, "could not start an election");
-                return;
+            match self.raft.trigger().elect(true).await {
+                Ok(()) => {}
+                // Our own shutdown stopped the core: nothing to elect, nothing to report.
+                Err(openraft::error::Fatal::Stopped) => return,
+                Err(error) => {
+                    tracing::warn!(%error, "could not start an election");
+                    return;
+                }
             }
             tokio::time::sleep(Duration::from_millis(ELECTION_RETRY_MS * (1 + rank))).await;
         }

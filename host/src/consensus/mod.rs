@@ -36,6 +36,7 @@ pub mod membership;
 pub mod meta;
 pub mod network;
 pub mod purge;
+mod report;
 pub mod state_machine;
 pub mod store;
 pub mod types;
@@ -161,6 +162,12 @@ pub enum ConsensusError {
     Storage(#[from] io::Error),
     #[error("raft: {0}")]
     Raft(String),
+    /// This server's quorum port cannot be bound (taken by another server, most often).
+    #[error("cannot listen on the quorum port {address}: {error}")]
+    QuorumPort {
+        address: SocketAddr,
+        error: io::Error,
+    },
 }
 
 /// The handle every connection uses to propose writes.
@@ -348,12 +355,22 @@ impl<M: StateMachine> Consensus<M> {
             fatal: config.fatal.clone(),
         };
         adapter.recover()?;
+        // Bound before Raft starts, so a taken port stops the server before any election.
+        let listener = match config.listen {
+            Some(address) => Some(
+                tokio::net::TcpListener::bind(address)
+                    .await
+                    .map_err(|error| ConsensusError::QuorumPort { address, error })?,
+            ),
+            None => None,
+        };
         let raft_config = Arc::new(config.raft_config()?);
         let raft_heartbeat_ms = raft_config.heartbeat_interval;
         let peer_settings = Arc::new(PeerSettings {
             my_id: config.my_id,
             auth: config.quorum_auth.clone(),
             snapshot_chunk_bytes: config.snapshot_chunk_bytes,
+            reachability: Default::default(),
         });
         let network = PeerNetwork {
             settings: Arc::clone(&peer_settings),
@@ -391,8 +408,7 @@ impl<M: StateMachine> Consensus<M> {
                 .collect(),
         });
         node.initialize(&config).await?;
-        if let Some(listen) = config.listen {
-            let listener = tokio::net::TcpListener::bind(listen).await?;
+        if let (Some(listen), Some(listener)) = (config.listen, listener) {
             tracing::info!(address = %listen, "listening for peers on the quorum port");
             let (handler_node, members_node) = (Arc::clone(&node), Arc::clone(&node));
             let service = network::PeerService {
@@ -410,6 +426,7 @@ impl<M: StateMachine> Consensus<M> {
         tokio::spawn(Arc::clone(&node).watch_leadership(stop_rx.clone()));
         tokio::spawn(Arc::clone(&node).watch_quorum(stop_rx.clone()));
         tokio::spawn(Arc::clone(&node).watch_core(stop_rx.clone()));
+        tokio::spawn(Arc::clone(&node).report_role(config.tick_ms, stop_rx.clone()));
         if config.purge_interval_ms > 0 {
             tokio::spawn(Arc::clone(&node).purge_periodically(
                 Duration::from_millis(config.purge_interval_ms),
@@ -1040,8 +1057,8 @@ impl<M: StateMachine> Consensus<M> {
                 )
             };
             if now_leader != leader {
-                // The election's outcome, once per change (ZooKeeper's LEADING/FOLLOWING line).
-                tracing::info!(leader = ?now_leader, term, zxid, me = self.my_id, "leader changed");
+                // The election's outcome; `report_role` logs it for the operator.
+                tracing::debug!(leader = ?now_leader, term, zxid, me = self.my_id, "leader changed");
                 leader = now_leader;
             }
             self.refresh_serving().await;

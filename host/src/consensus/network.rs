@@ -23,7 +23,7 @@
 //! ssl.quorum trust store; the accepting server requires and checks the dialler's certificate.
 //! The setting is process-wide ([`enable_tls`], once at startup): a zkw process is one server.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -102,6 +102,46 @@ pub struct PeerSettings {
     pub auth: QuorumAuth,
     /// Bytes of snapshot per message: [`SNAPSHOT_CHUNK_BYTES`] (tests make it small).
     pub snapshot_chunk_bytes: usize,
+    /// The peers this server cannot connect to now.
+    pub reachability: Reachability,
+}
+
+/// The peers whose last connection attempt failed, with the error. A peer that becomes
+/// unreachable, or reachable again, is logged once per change: retries every heartbeat or
+/// election round stay out of the log (openraft's own per-attempt warnings are filtered out).
+#[derive(Debug, Default)]
+pub struct Reachability(Mutex<BTreeMap<u64, String>>);
+
+impl Reachability {
+    /// A connection to `peer` was opened; true (and logged) when it was unreachable.
+    fn reached(&self, peer: u64, address: &str) -> bool {
+        let changed = self.lock().remove(&peer).is_some();
+        if changed {
+            tracing::info!(peer, address, "peer reachable again");
+        }
+        changed
+    }
+
+    /// A connection to `peer` failed with `error`; true (and logged) when it was reachable.
+    fn failed(&self, peer: u64, address: &str, error: &io::Error) -> bool {
+        let changed = self.lock().insert(peer, error.to_string()).is_none();
+        if changed {
+            tracing::info!(peer, address, %error, "cannot reach peer; retrying quietly");
+        }
+        changed
+    }
+
+    /// The peers not reachable now, by id.
+    pub fn unreachable(&self) -> Vec<u64> {
+        self.lock().keys().copied().collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, String>> {
+        // A panic while holding it only left a map of peer errors: keep using it.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// The quorum addresses (`host:port`) a server id is configured at; empty: not a member.
@@ -440,7 +480,20 @@ impl PeerClient {
         }
         let stream = match self.stream.take() {
             Some(stream) => stream,
-            None => self.connect().await?,
+            None => match self.connect().await {
+                Ok(stream) => {
+                    self.settings
+                        .reachability
+                        .reached(self.target, &self.address);
+                    stream
+                }
+                Err(error) => {
+                    self.settings
+                        .reachability
+                        .failed(self.target, &self.address, &error);
+                    return Err(error);
+                }
+            },
         };
         self.used_at = Instant::now();
         Ok(self.stream.insert(stream))
@@ -849,6 +902,12 @@ async fn accept_peer(
             refuse(peer, Some(claimed), &refusal);
             None
         }
+        // A dialler that gave up before its hello (its call timed out while this server was
+        // starting, say) is routine, not a refusal.
+        Ok(Err(error)) if error.kind() == io::ErrorKind::UnexpectedEof => {
+            tracing::debug!(%peer, %error, "a peer closed before its handshake");
+            None
+        }
         Ok(Err(error)) => {
             tracing::warn!(%peer, %error, "refusing a peer on the quorum port: no valid handshake");
             None
@@ -1021,7 +1080,43 @@ mod tests {
             my_id,
             auth: QuorumAuth::new(secret, true, true),
             snapshot_chunk_bytes: chunk_bytes,
+            reachability: Reachability::default(),
         })
+    }
+
+    #[test]
+    fn reachability_changes_once_per_change() {
+        let reachability = Reachability::default();
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        assert!(reachability.failed(2, "a:1", &refused));
+        assert!(
+            !reachability.failed(2, "a:1", &refused),
+            "a retry is no change"
+        );
+        assert!(reachability.failed(3, "b:1", &refused));
+        assert_eq!(reachability.unreachable(), [2, 3]);
+        assert!(reachability.reached(2, "a:1"));
+        assert!(!reachability.reached(2, "a:1"));
+        assert_eq!(reachability.unreachable(), [3]);
+    }
+
+    #[tokio::test]
+    async fn a_peer_nobody_listens_for_is_unreachable() {
+        // Bound then dropped: nothing listens there.
+        let address = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .to_string();
+        let settings = settings(1, None, SNAPSHOT_CHUNK_BYTES);
+        let mut client = PeerClient::new(2, address, Arc::clone(&settings));
+        let timeout = Duration::from_millis(PEER_CONNECT_TIMEOUT_MS * 2);
+        for _ in 0..2 {
+            let request = PeerRequest::Touch(Vec::new());
+            assert!(client.call(&request, timeout).await.is_err());
+        }
+        assert_eq!(settings.reachability.unreachable(), [2]);
     }
 
     /// Server 1's quorum port on loopback, members 1 and 2 at 127.0.0.1; every request it

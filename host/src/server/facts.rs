@@ -12,6 +12,10 @@ use super::{Context, Shared, VERSION_STRING};
 use crate::config::PeerRole;
 use crate::timing::{self, TimingSnapshot, MONITOR_PERCENTILES};
 
+/// What a server out of its quorum answers to every command that needs it (ZooKeeper's
+/// `ZK_NOT_SERVING`; the four-letter words add a newline).
+pub const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests";
+
 /// ZooKeeper's build line after the version; zkw has no build stamp.
 const BUILT_ON: &str = "built on 1970-01-01 00:00 UTC";
 

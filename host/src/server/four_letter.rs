@@ -17,11 +17,14 @@ pub fn answer(context: &Context, word: [u8; 4]) -> String {
         tracing::debug!(command, "four-letter word not in the whitelist");
         return format!("{command} is not executed because it is not in the whitelist.\n");
     }
-    // As ZooKeeper: without a quorum (no known leader) only the liveness words answer.
-    if !context.consensus.is_serving()
-        && !matches!(command.as_str(), "ruok" | "isro" | "envi" | "conf")
-    {
-        return "This ZooKeeper instance is not currently serving requests\n".to_owned();
+    // As ZooKeeper 3.8: without a quorum (no known leader) only the words that need no
+    // server answer (`isro` says "null": there is no server to be read-only or not).
+    if !context.consensus.is_serving() && !matches!(command.as_str(), "ruok" | "envi") {
+        return if command == "isro" {
+            "null".to_owned()
+        } else {
+            format!("{}\n", facts::NOT_SERVING)
+        };
     }
     let mode = context.consensus.mode();
     match command.as_str() {

@@ -30,7 +30,7 @@ pub mod stats;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -67,10 +67,13 @@ pub const VERSION_STRING: &str = concat!("3.9.3-zkw-", env!("CARGO_PKG_VERSION")
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("cannot listen on {address}: {source}")]
+    /// A client port is taken (another server?). The io error is shown, not chained, so it
+    /// is printed once.
+    #[error("cannot listen on {address} ({key}): {error}")]
     Bind {
+        key: &'static str,
         address: SocketAddr,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("cannot read the listener's address: {0}")]
     LocalAddress(std::io::Error),
@@ -88,8 +91,26 @@ pub enum ServerError {
     },
     #[error("quorum.auth.secretFile {path}: {reason}")]
     QuorumSecret { path: PathBuf, reason: String },
+    /// This server's quorum port is taken: most often another server with the same myid.
+    #[error(
+        "cannot listen on quorum port {port} of server.{id} ({address}; {id} is this server's \
+         myid): {error}{hint}"
+    )]
+    QuorumPort {
+        id: u64,
+        port: u16,
+        address: SocketAddr,
+        error: std::io::Error,
+        hint: &'static str,
+    },
     #[error("ZKW_FAILPOINTS: {0}")]
     Failpoints(#[from] FailpointError),
+    /// Not chained either: the io error is printed once.
+    #[error("cannot write the pid file {path}: {error}")]
+    PidFile {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     /// The server failed stop (already logged, once, by [`run`]).
     #[error("{FATAL_LOG_PREFIX} {0}")]
     Fatal(Arc<Fatal>),
@@ -331,7 +352,11 @@ pub async fn serve(
     let address = SocketAddr::new(ip, config.client_port);
     let listener = TcpListener::bind(address)
         .await
-        .map_err(|source| ServerError::Bind { address, source })?;
+        .map_err(|error| ServerError::Bind {
+            key: "clientPort",
+            address,
+            error,
+        })?;
     run(config, listener, shutdown, Arc::new(SystemClock::new())).await
 }
 
@@ -385,7 +410,7 @@ pub async fn run(
         // The log failed while starting (its first append, say): the cause, not its echo.
         return Err(failed_stop(cause));
     }
-    let (consensus, proposer) = started?;
+    let (consensus, proposer) = started.map_err(|error| consensus_error(&shared.config, error))?;
     let context = Context {
         shared: Arc::clone(&shared),
         proposer,
@@ -434,6 +459,12 @@ pub async fn run(
         }
         () = wait_standalone_serving(&context) => true,
     };
+    // Taking clients now: the pid file tells `zkw server start` so.
+    let pid_written = match (&shared.config.pid_file, open) {
+        (Some(path), true) => write_pid_file(path).await,
+        (None, _) | (_, false) => Ok(()),
+    };
+    let open = open && pid_written.is_ok();
     if open {
         loop {
             tokio::select! {
@@ -495,6 +526,7 @@ pub async fn run(
     let Some(cause) = failed else {
         tracing::info!("shutting down: closing client connections");
         stopping.run(&shared, context, &consensus).await;
+        pid_written?;
         // A failure during the shutdown itself still exits non-zero.
         return fatal
             .cause()
@@ -514,6 +546,38 @@ pub async fn run(
         );
     }
     Err(error)
+}
+
+/// A consensus start-up error; a taken quorum port names the port, key and server id.
+fn consensus_error(config: &Config, error: ConsensusError) -> ServerError {
+    match error {
+        ConsensusError::QuorumPort { address, error } => ServerError::QuorumPort {
+            id: config.my_id.unwrap_or(0),
+            port: address.port(),
+            address,
+            hint: if error.kind() == std::io::ErrorKind::AddrInUse {
+                "; is another server running with the same myid?"
+            } else {
+                ""
+            },
+            error,
+        },
+        other @ (ConsensusError::Shutdown
+        | ConsensusError::NoLeader
+        | ConsensusError::Leader(_)
+        | ConsensusError::Storage(_)
+        | ConsensusError::Raft(_)) => ServerError::Consensus(other),
+    }
+}
+
+/// Writes this process's id into `path`.
+async fn write_pid_file(path: &Path) -> Result<(), ServerError> {
+    tokio::fs::write(path, std::process::id().to_string())
+        .await
+        .map_err(|error| ServerError::PidFile {
+            path: path.to_path_buf(),
+            error,
+        })
 }
 
 /// Logs the one fail-stop line and makes the error `run` returns.
@@ -611,7 +675,11 @@ async fn bind_secure(config: &Config) -> Result<Option<SecureListener>, ServerEr
     let address = SocketAddr::new(ip, port);
     let listener = TcpListener::bind(address)
         .await
-        .map_err(|source| ServerError::Bind { address, source })?;
+        .map_err(|error| ServerError::Bind {
+            key: "secureClientPort",
+            address,
+            error,
+        })?;
     tracing::info!(%address, "zkw serving TLS clients");
     Ok(Some(SecureListener {
         listener,

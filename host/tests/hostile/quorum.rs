@@ -58,6 +58,7 @@ pub(crate) fn stray(id: u64) -> Arc<PeerSettings> {
         my_id: id,
         auth: QuorumAuth::default(),
         snapshot_chunk_bytes: SNAPSHOT_CHUNK_BYTES,
+        reachability: Default::default(),
     })
 }
 
