@@ -119,9 +119,17 @@ fn build(workspace: &Path, out_dir: &Path, names: &[String]) -> (Vec<(String, Pa
     }
     let failure = match command.status() {
         Ok(status) if status.success() => None,
-        Ok(_) if !target_installed() => Some(format!(
-            "the {TARGET} target is not installed (rustup target add {TARGET}, then build zkw again)"
-        )),
+        Ok(_) if !target_installed() => {
+            // Adding the target must rebuild zkw with its recipes: the build script runs again
+            // once the target's library directory appears (a path that does not exist yet
+            // counts as changed on every build until it does).
+            if let Some(libdir) = target_libdir() {
+                println!("cargo:rerun-if-changed={}", libdir.display());
+            }
+            Some(format!(
+                "the {TARGET} target is not installed (rustup target add {TARGET}, then build zkw again)"
+            ))
+        }
         Ok(status) => Some(format!("building them for {TARGET} failed ({status})")),
         Err(error) => Some(format!("cannot run cargo to build them: {error}")),
     };
@@ -150,6 +158,11 @@ fn build(workspace: &Path, out_dir: &Path, names: &[String]) -> (Vec<(String, Pa
 
 /// Whether rustc has the standard library of the wasm32 target (rustup installs it per target).
 fn target_installed() -> bool {
+    target_libdir().is_some_and(|libdir| libdir.is_dir())
+}
+
+/// Where rustc looks for the wasm32 target's standard library (whether or not it is there).
+fn target_libdir() -> Option<PathBuf> {
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     Command::new(rustc)
         .args(["--print", "target-libdir", "--target", TARGET])
@@ -157,5 +170,5 @@ fn target_installed() -> bool {
         .ok()
         .filter(|output| output.status.success())
         .and_then(|output| String::from_utf8(output.stdout).ok())
-        .is_some_and(|libdir| Path::new(libdir.trim()).is_dir())
+        .map(|libdir| PathBuf::from(libdir.trim()))
 }

@@ -48,6 +48,24 @@ impl ClientError {
         }
     }
 
+    /// Whether this error leaves the client without its session: the connection is gone (or
+    /// never came), the session expired, or the client was closed. A server's answer or a
+    /// timed-out wait does not.
+    pub fn ends_the_session(&self) -> bool {
+        match self {
+            ClientError::ConnectionLoss(_)
+            | ClientError::SessionExpired
+            | ClientError::Connect { .. }
+            | ClientError::BadAddress(_)
+            | ClientError::Protocol(_)
+            | ClientError::Closed => true,
+            ClientError::Server(code) => *code == ErrorCode::SessionExpired,
+            ClientError::UnknownCode(_)
+            | ClientError::Timeout(..)
+            | ClientError::UnexpectedReply { .. } => false,
+        }
+    }
+
     /// The server's error code, when this is a server answer.
     pub fn server_code(&self) -> Option<ErrorCode> {
         match self {

@@ -14,12 +14,6 @@ use super::servers;
 use super::tls::{self, RawTls};
 use super::*;
 
-/// The four-letter words ZooKeeper 3.8 knows; others in the whitelist only earn a warning.
-const FOUR_LETTER_WORDS: [&str; 18] = [
-    "conf", "cons", "crst", "dirs", "dump", "envi", "gtmk", "hash", "isro", "mntr", "ruok", "srst",
-    "srvr", "stat", "stmk", "wchc", "wchp", "wchs",
-];
-
 /// ZooKeeper keys zkw accepts and ignores (SASL, tuning knobs of the JVM server, the TLS keys
 /// zkw has no use for, such as `ssl.sslProvider`; the ones it reads are in `config::tls`).
 const IGNORED_KEY_PREFIXES: [&str; 13] = [
@@ -390,13 +384,16 @@ impl Builder<'_> {
             if word == "*" {
                 return FourLetterWhitelist::All;
             }
-            if !FOUR_LETTER_WORDS.contains(&word) {
-                self.warn(
+            match FourLetterWord::from_name(word) {
+                Some(known) => {
+                    commands.insert(known);
+                }
+                // As ZooKeeper: an unknown word only earns a warning (no client can send it).
+                None => self.warn(
                     entry,
                     format!("\"{word}\" is not a four-letter word ZooKeeper knows"),
-                );
+                ),
             }
-            commands.insert(word.to_owned());
         }
         FourLetterWhitelist::Only(commands)
     }
@@ -413,9 +410,9 @@ impl Builder<'_> {
             Some(FourLetterWhitelist::All) => FourLetterWhitelist::All,
             Some(FourLetterWhitelist::Only(mut commands)) => {
                 // `zkw server status` (like zkServer.sh) needs srvr, so it is always allowed.
-                commands.insert("srvr".to_owned());
+                commands.insert(FourLetterWord::Srvr);
                 if read_only {
-                    commands.insert("isro".to_owned());
+                    commands.insert(FourLetterWord::Isro);
                 }
                 FourLetterWhitelist::Only(commands)
             }

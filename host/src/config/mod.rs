@@ -25,6 +25,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use crate::proto::FourLetterWord;
 pub use servers::{parse_server_line, read_my_id};
 pub use tls::{
     ClientAuth, PemFile, TlsConfig, TlsSettings, TlsVersion, TLS_CIPHER_SUITES_SUPPORTED,
@@ -109,15 +110,15 @@ pub enum FourLetterWhitelist {
     /// `*`: every command.
     All,
     /// Only these (always includes `srvr`, which `zkw server status` needs).
-    Only(BTreeSet<String>),
+    Only(BTreeSet<FourLetterWord>),
 }
 
 impl FourLetterWhitelist {
-    /// Whether `command` (e.g. `"ruok"`) may run.
-    pub fn allows(&self, command: &str) -> bool {
+    /// Whether `word` may run.
+    pub fn allows(&self, word: FourLetterWord) -> bool {
         match self {
             FourLetterWhitelist::All => true,
-            FourLetterWhitelist::Only(commands) => commands.contains(command),
+            FourLetterWhitelist::Only(words) => words.contains(&word),
         }
     }
 }
@@ -330,11 +331,11 @@ impl Default for Config {
 
 /// The whitelist when none is configured: `srvr`, plus `isro` in read-only mode.
 pub fn default_whitelist(read_only_mode_enabled: bool) -> FourLetterWhitelist {
-    let mut commands = BTreeSet::from(["srvr".to_owned()]);
+    let mut words = BTreeSet::from([FourLetterWord::Srvr]);
     if read_only_mode_enabled {
-        commands.insert("isro".to_owned());
+        words.insert(FourLetterWord::Isro);
     }
-    FourLetterWhitelist::Only(commands)
+    FourLetterWhitelist::Only(words)
 }
 
 impl Config {

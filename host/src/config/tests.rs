@@ -106,8 +106,8 @@ fn defaults_are_standalone_on_2181_in_data() {
     assert_eq!(config.min_session_timeout_ms, 4000);
     assert_eq!(config.max_session_timeout_ms, 40000);
     assert_eq!(config.max_client_connections, 60);
-    assert!(config.four_letter_whitelist.allows("srvr"));
-    assert!(!config.four_letter_whitelist.allows("ruok"));
+    assert!(config.four_letter_whitelist.allows(FourLetterWord::Srvr));
+    assert!(!config.four_letter_whitelist.allows(FourLetterWord::Ruok));
     assert_eq!(config.admin, AdminConfig::default());
     assert_eq!(config.admin.server_port, 8080);
     assert_eq!(config.metrics.http_port, 7000);
@@ -260,7 +260,7 @@ fn zookeeper_prefixed_system_property_keys() {
     assert!(config.extended_types_enabled);
     assert_eq!(config.snap_count, 10);
     assert_eq!(config.super_digest.as_deref(), Some("super:x"));
-    assert!(config.four_letter_whitelist.allows("ruok"));
+    assert!(config.four_letter_whitelist.allows(FourLetterWord::Ruok));
 }
 
 #[test]
@@ -408,15 +408,22 @@ fn whitelist_forms() {
     let all = load_ok("4lw.commands.whitelist=*\n");
     assert_eq!(all.four_letter_whitelist, FourLetterWhitelist::All);
     let some = load_ok("4lw.commands.whitelist= ruok , stat,,mntr\n");
-    let expected = ["mntr", "ruok", "srvr", "stat"].map(str::to_owned);
+    let expected = [
+        FourLetterWord::Mntr,
+        FourLetterWord::Ruok,
+        FourLetterWord::Srvr,
+        FourLetterWord::Stat,
+    ];
     assert_eq!(
         some.four_letter_whitelist,
         FourLetterWhitelist::Only(expected.into())
     );
     let read_only = load_ok("readonlymode.enabled=true\n");
-    assert!(read_only.four_letter_whitelist.allows("isro"));
+    assert!(read_only.four_letter_whitelist.allows(FourLetterWord::Isro));
     let read_only_listed = load_ok("readonlymode.enabled=true\n4lw.commands.whitelist=ruok\n");
-    assert!(read_only_listed.four_letter_whitelist.allows("isro"));
+    assert!(read_only_listed
+        .four_letter_whitelist
+        .allows(FourLetterWord::Isro));
     let (_, warnings) = load_text("zoo.cfg", "4lw.commands.whitelist=ruok,nope\n").unwrap();
     assert!(warnings[0].message.contains("\"nope\""));
 }

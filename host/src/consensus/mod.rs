@@ -493,7 +493,9 @@ impl<M: StateMachine> Consensus<M> {
         match self.raft.initialize(voters).await {
             Ok(()) => Ok(()),
             // Another member's initial entry arrived first: same membership, nothing to do.
-            Err(error) if error.to_string().contains("not allowed") => Ok(()),
+            Err(openraft::error::RaftError::APIError(
+                openraft::error::InitializeError::NotAllowed(_),
+            )) => Ok(()),
             Err(error) => Err(ConsensusError::Raft(error.to_string())),
         }
     }

@@ -15,13 +15,99 @@ pub const FRAME_LENGTH_BYTES: usize = 4;
 /// Bytes of a four-letter admin word.
 pub const FOUR_LETTER_WORD_BYTES: usize = 4;
 
-/// The four-letter words ZooKeeper 3.8 knows (`FourLetterCommands`). Telnet's close sequence
+/// The four-letter words ZooKeeper 3.8 knows (`FourLetterCommands`): the one table of their
+/// names (the frame decoder, the whitelist and the answers all use it). Telnet's close sequence
 /// (0xfff4fffd), which ZooKeeper also lists, is left out: it reads as a negative length, and
 /// closing the connection is exactly what ZooKeeper does with it.
-pub const FOUR_LETTER_WORDS: [&[u8; FOUR_LETTER_WORD_BYTES]; 18] = [
-    b"conf", b"cons", b"crst", b"dirs", b"dump", b"envi", b"gtmk", b"hash", b"isro", b"mntr",
-    b"ruok", b"srst", b"srvr", b"stat", b"stmk", b"wchc", b"wchp", b"wchs",
-];
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FourLetterWord {
+    Conf,
+    Cons,
+    Crst,
+    Dirs,
+    Dump,
+    Envi,
+    Gtmk,
+    Hash,
+    Isro,
+    Mntr,
+    Ruok,
+    Srst,
+    Srvr,
+    Stat,
+    Stmk,
+    Wchc,
+    Wchp,
+    Wchs,
+}
+
+impl FourLetterWord {
+    /// Every word, in ZooKeeper's alphabetical order.
+    pub const ALL: [FourLetterWord; 18] = [
+        FourLetterWord::Conf,
+        FourLetterWord::Cons,
+        FourLetterWord::Crst,
+        FourLetterWord::Dirs,
+        FourLetterWord::Dump,
+        FourLetterWord::Envi,
+        FourLetterWord::Gtmk,
+        FourLetterWord::Hash,
+        FourLetterWord::Isro,
+        FourLetterWord::Mntr,
+        FourLetterWord::Ruok,
+        FourLetterWord::Srst,
+        FourLetterWord::Srvr,
+        FourLetterWord::Stat,
+        FourLetterWord::Stmk,
+        FourLetterWord::Wchc,
+        FourLetterWord::Wchp,
+        FourLetterWord::Wchs,
+    ];
+
+    /// The word as sent on the wire (and written in `4lw.commands.whitelist`).
+    pub fn name(self) -> &'static str {
+        match self {
+            FourLetterWord::Conf => "conf",
+            FourLetterWord::Cons => "cons",
+            FourLetterWord::Crst => "crst",
+            FourLetterWord::Dirs => "dirs",
+            FourLetterWord::Dump => "dump",
+            FourLetterWord::Envi => "envi",
+            FourLetterWord::Gtmk => "gtmk",
+            FourLetterWord::Hash => "hash",
+            FourLetterWord::Isro => "isro",
+            FourLetterWord::Mntr => "mntr",
+            FourLetterWord::Ruok => "ruok",
+            FourLetterWord::Srst => "srst",
+            FourLetterWord::Srvr => "srvr",
+            FourLetterWord::Stat => "stat",
+            FourLetterWord::Stmk => "stmk",
+            FourLetterWord::Wchc => "wchc",
+            FourLetterWord::Wchp => "wchp",
+            FourLetterWord::Wchs => "wchs",
+        }
+    }
+
+    /// The word named `name`, if ZooKeeper knows it.
+    pub fn from_name(name: &str) -> Option<FourLetterWord> {
+        FourLetterWord::ALL
+            .into_iter()
+            .find(|word| word.name() == name)
+    }
+
+    /// The word these four bytes spell, if any.
+    pub fn from_bytes(bytes: &[u8; FOUR_LETTER_WORD_BYTES]) -> Option<FourLetterWord> {
+        FourLetterWord::ALL
+            .into_iter()
+            .find(|word| word.name().as_bytes() == bytes)
+    }
+}
+
+impl std::fmt::Display for FourLetterWord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FrameError {
@@ -34,13 +120,8 @@ pub enum FrameError {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Frame {
     /// A four-letter admin word (only recognised as the first frame of a connection).
-    FourLetter([u8; 4]),
+    FourLetter(FourLetterWord),
     Payload(Bytes),
-}
-
-/// True when `word` is one of [`FOUR_LETTER_WORDS`].
-pub fn is_four_letter_word(word: &[u8; FOUR_LETTER_WORD_BYTES]) -> bool {
-    FOUR_LETTER_WORDS.contains(&word)
 }
 
 /// Take one complete frame off the front of `buf`; `Ok(None)` means "need more bytes".
@@ -54,9 +135,11 @@ pub fn take_frame(
     let Some(prefix) = buf.first_chunk::<FRAME_LENGTH_BYTES>().copied() else {
         return Ok(None);
     };
-    if first && is_four_letter_word(&prefix) {
-        buf.advance(FOUR_LETTER_WORD_BYTES);
-        return Ok(Some(Frame::FourLetter(prefix)));
+    if first {
+        if let Some(word) = FourLetterWord::from_bytes(&prefix) {
+            buf.advance(FOUR_LETTER_WORD_BYTES);
+            return Ok(Some(Frame::FourLetter(word)));
+        }
     }
     let length_wire = i32::from_be_bytes(prefix);
     let length = usize::try_from(length_wire).map_err(|_| FrameError::Negative(length_wire))?;
@@ -102,10 +185,10 @@ mod tests {
 
     #[test]
     fn four_letter_words_only_first() {
-        for word in FOUR_LETTER_WORDS {
-            let mut buf = BytesMut::from(&word[..]);
+        for word in FourLetterWord::ALL {
+            let mut buf = BytesMut::from(word.name().as_bytes());
             let frame = take_frame(&mut buf, FRAME_BYTES_MAX_DEFAULT, true).unwrap();
-            assert_eq!(frame, Some(Frame::FourLetter(*word)));
+            assert_eq!(frame, Some(Frame::FourLetter(word)));
             assert!(buf.is_empty());
         }
         let mut buf = BytesMut::from(&b"ruok"[..]);
@@ -117,6 +200,19 @@ mod tests {
                 max: 0xfffff
             }
         );
+    }
+
+    #[test]
+    fn every_word_is_named_once_and_read_back() {
+        let names: std::collections::BTreeSet<&str> =
+            FourLetterWord::ALL.iter().map(|word| word.name()).collect();
+        assert_eq!(names.len(), FourLetterWord::ALL.len());
+        for word in FourLetterWord::ALL {
+            assert_eq!(word.name().len(), FOUR_LETTER_WORD_BYTES);
+            assert_eq!(FourLetterWord::from_name(word.name()), Some(word));
+        }
+        assert_eq!(FourLetterWord::from_name("nope"), None);
+        assert!(FourLetterWord::ALL.windows(2).all(|pair| pair[0] < pair[1]));
     }
 
     #[test]

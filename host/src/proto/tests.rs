@@ -669,7 +669,11 @@ proptest! {
                 prop_assert!(payload.len() <= max_bytes);
                 prop_assert_eq!(buf.len() + payload.len() + FRAME_LENGTH_BYTES, before);
             }
-            Ok(Some(Frame::FourLetter(word))) => prop_assert!(is_four_letter_word(&word)),
+            Ok(Some(Frame::FourLetter(word))) => {
+                prop_assert!(first);
+                prop_assert_eq!(&bytes[..FOUR_LETTER_WORD_BYTES], word.name().as_bytes());
+                prop_assert_eq!(buf.len() + FOUR_LETTER_WORD_BYTES, before);
+            }
             Ok(None) | Err(_) => prop_assert_eq!(buf.len(), before),
         }
     }

@@ -7,60 +7,65 @@ use std::fmt::Write as _;
 
 use super::facts::{self, ConnectionsFacts, ServerStatsFacts, StatFacts};
 use super::{Context, Shared};
-use crate::config::FourLetterWhitelist;
+use crate::proto::FourLetterWord;
 
 /// Answers one four-letter word; the connection closes afterwards.
-pub fn answer(context: &Context, word: [u8; 4]) -> String {
+pub fn answer(context: &Context, word: FourLetterWord) -> String {
     let shared = &context.shared;
-    let command = String::from_utf8_lossy(&word).into_owned();
-    if !allowed(shared, &command) {
-        tracing::debug!(command, "four-letter word not in the whitelist");
-        return format!("{command} is not executed because it is not in the whitelist.\n");
+    if !allowed(shared, word) {
+        tracing::debug!(
+            command = word.name(),
+            "four-letter word not in the whitelist"
+        );
+        return format!("{word} is not executed because it is not in the whitelist.\n");
     }
     // As ZooKeeper 3.8: without a quorum (no known leader) only the words that need no
     // server answer (`isro` says "null": there is no server to be read-only or not).
-    if !context.consensus.is_serving() && !matches!(command.as_str(), "ruok" | "envi") {
-        return if command == "isro" {
+    if !context.consensus.is_serving()
+        && !matches!(word, FourLetterWord::Ruok | FourLetterWord::Envi)
+    {
+        return if word == FourLetterWord::Isro {
             "null".to_owned()
         } else {
             format!("{}\n", facts::NOT_SERVING)
         };
     }
     let mode = context.consensus.mode();
-    match command.as_str() {
-        "ruok" => "imok".to_owned(),
-        "srvr" => server_stats(&facts::server_stats(shared, mode)),
-        "stat" => stat(&facts::stat(shared, mode)),
-        "conf" => conf(shared),
-        "cons" => connections(&facts::connections(shared)),
-        "crst" => {
+    match word {
+        FourLetterWord::Ruok => "imok".to_owned(),
+        FourLetterWord::Srvr => server_stats(&facts::server_stats(shared, mode)),
+        FourLetterWord::Stat => stat(&facts::stat(shared, mode)),
+        FourLetterWord::Conf => conf(shared),
+        FourLetterWord::Cons => connections(&facts::connections(shared)),
+        FourLetterWord::Crst => {
             reset_connection_stats(shared);
             "Connection stats reset.\n".to_owned()
         }
-        "srst" => {
+        FourLetterWord::Srst => {
             shared.stats.reset();
             "Server stats reset.\n".to_owned()
         }
-        "envi" => environment(shared),
-        "mntr" => monitor(context, mode),
-        "wchs" => watch_summary(shared),
-        "wchc" => watches_by_session(shared),
-        "wchp" => watches_by_path(shared),
-        "dump" => dump(shared),
-        "isro" => "rw".to_owned(),
-        "dirs" => {
+        FourLetterWord::Envi => environment(shared),
+        FourLetterWord::Mntr => monitor(context, mode),
+        FourLetterWord::Wchs => watch_summary(shared),
+        FourLetterWord::Wchc => watches_by_session(shared),
+        FourLetterWord::Wchp => watches_by_path(shared),
+        FourLetterWord::Dump => dump(shared),
+        FourLetterWord::Isro => "rw".to_owned(),
+        FourLetterWord::Dirs => {
             let dirs = facts::dirs(shared);
             format!(
                 "datadir_size: {}\nlogdir_size: {}\n",
                 dirs.datadir_size, dirs.logdir_size
             )
         }
-        "hash" => {
+        FourLetterWord::Hash => {
             let digest = facts::digest(shared);
             format!("0x{:x}: {}\n", digest.zxid, digest.hash)
         }
-        "gtmk" => "0".to_owned(),
-        _ => format!("{command} is not supported by zkw.\n"),
+        FourLetterWord::Gtmk => "0".to_owned(),
+        // ZooKeeper's stmk sets a trace mask zkw has no use for (its tracing is `ZKW_LOG`).
+        FourLetterWord::Stmk => format!("{word} is not supported by zkw.\n"),
     }
 }
 
@@ -71,12 +76,8 @@ pub fn reset_connection_stats(shared: &Shared) {
     }
 }
 
-fn allowed(shared: &Shared, command: &str) -> bool {
-    command == "srvr"
-        || match &shared.config.four_letter_whitelist {
-            FourLetterWhitelist::All => true,
-            FourLetterWhitelist::Only(commands) => commands.contains(command),
-        }
+fn allowed(shared: &Shared, word: FourLetterWord) -> bool {
+    word == FourLetterWord::Srvr || shared.config.four_letter_whitelist.allows(word)
 }
 
 fn version_line() -> String {

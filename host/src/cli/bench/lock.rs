@@ -139,14 +139,23 @@ struct Failure {
     incremented: bool,
 }
 
-fn failure(error: impl std::fmt::Display, incremented: bool) -> Failure {
-    let what = error.to_string();
-    // Without reconnects, a broken connection ends the session's lane.
-    let fatal = what.contains("connection") || what.contains("closed");
+/// A failed request: without reconnects, an error that ends the connection or the session
+/// ends the session's lane; a server's answer does not.
+fn failure(error: ClientError, incremented: bool) -> Failure {
+    let fatal = error.ends_the_session();
     Failure {
         fatal,
-        what,
+        what: error.to_string(),
         incremented,
+    }
+}
+
+/// A reply of the wrong kind (a server bug), counted as a failed cycle.
+fn unexpected(reply: &Response) -> Failure {
+    Failure {
+        fatal: false,
+        what: format!("unexpected reply {reply:?}"),
+        incremented: false,
     }
 }
 
@@ -218,7 +227,7 @@ async fn acquire(
         let (own, read) = (own.await, read.await);
         let own = match own {
             Ok(Response::GetData { data, .. }) => data.unwrap_or_default(),
-            Ok(other) => return Err(failure(format!("unexpected reply {other:?}"), false)),
+            Ok(other) => return Err(unexpected(&other)),
             Err(error) => return Err(failure(error, false)),
         };
         if grant_token(&own).is_some() {
@@ -234,13 +243,17 @@ async fn acquire(
                         })?;
                     Ok((value, stat.version))
                 }
-                Ok(other) => Err(failure(format!("unexpected reply {other:?}"), false)),
+                Ok(other) => Err(unexpected(&other)),
                 Err(error) => Err(failure(error, false)),
             };
         }
         loop {
             let Some(event) = events.recv().await else {
-                return Err(failure("connection lost while waiting", false));
+                return Err(Failure {
+                    fatal: true,
+                    what: "connection lost while waiting for the grant".into(),
+                    incremented: false,
+                });
             };
             if event.path == request {
                 break;
