@@ -16,10 +16,11 @@ use super::stats::{ConnectionStats, LastRequest, RequestKind};
 use super::{Context, Shared, Store};
 use crate::consensus::Proposal;
 use crate::proto::{
-    acl_bytes, buffer_bytes, multi_result_bytes, op, xid, Acl, AddWatchMode, ClientInfo,
-    CreateMode, EncodeError, ErrorCode, EventType, Id, MultiOp, MultiReadOp, MultiResult,
-    PathWatchRequest, ReplyBudget, Request, RequestHeader, Response, SessionId, SetWatches, Stat,
-    WatcherType, MULTI_HEADER_BYTES, STAT_BYTES,
+    acl_bytes, buffer_bytes, multi_result_bytes, op, xid, Acl, AddWatchMode, AddWatchRequest,
+    AuthPacket, ClientInfo, CreateMode, EncodeError, ErrorCode, EventType, Id, MultiOp,
+    MultiReadOp, MultiResult, PathWatchRequest, ReconfigRequest, ReplyBudget, Request,
+    RequestHeader, Response, SessionId, SetWatches, Stat, WatcherType, WatchesRequest,
+    MULTI_HEADER_BYTES, STAT_BYTES,
 };
 use crate::tree::acl::{self, digest_id, RECIPE_ADMIN_SCHEME};
 use crate::tree::validate_path;
@@ -84,6 +85,121 @@ impl ConnectionState {
     }
 }
 
+/// A request answered from the local tree (after the session's earlier writes): reads and
+/// watch bookkeeping.
+enum Read {
+    Exists(PathWatchRequest),
+    GetData(PathWatchRequest),
+    /// getChildren, or getChildren2 (`with_stat`: the same plus the node's Stat).
+    GetChildren {
+        request: PathWatchRequest,
+        with_stat: bool,
+    },
+    GetAcl {
+        path: String,
+    },
+    GetAllChildrenNumber {
+        path: String,
+    },
+    GetEphemerals {
+        prefix_path: String,
+    },
+    MultiRead(Vec<MultiReadOp>),
+    AddWatch(AddWatchRequest),
+    /// checkWatches, or removeWatches (`remove`: the match is removed too).
+    CheckWatches {
+        request: WatchesRequest,
+        remove: bool,
+    },
+    SetWatches(SetWatches),
+}
+
+impl Read {
+    /// The request's name in `cons` and the AdminServer (ZooKeeper's `Request.op2String`).
+    fn name(&self) -> &'static str {
+        match self {
+            Read::Exists(_) => "EXIS",
+            Read::GetData(_) => "GETD",
+            Read::GetAcl { .. } => "GETA",
+            Read::GetChildren { .. } => "GETC",
+            Read::MultiRead(_) => "MLTR",
+            Read::CheckWatches { remove: false, .. } => "CHKW",
+            Read::CheckWatches { remove: true, .. } => "REMW",
+            Read::SetWatches(_) => "SETW",
+            Read::AddWatch(_) => "ADDW",
+            Read::GetEphemerals { .. } => "GETE",
+            Read::GetAllChildrenNumber { .. } => "GETACN",
+        }
+    }
+}
+
+/// A session-level request answered here, neither a txn nor a read of the tree.
+enum Local {
+    Ping,
+    Auth(AuthPacket),
+    Sasl,
+    Sync { path: String },
+    Reconfig(ReconfigRequest),
+    WhoAmI,
+}
+
+/// How a request is handled.
+enum Handling {
+    /// Proposed as a txn; answered once applied.
+    Write(TxnOp),
+    Read(Read),
+    Local(Local),
+}
+
+/// The one match over every request kind: a new kind does not compile until it is routed.
+fn route(request: Request) -> Handling {
+    match request {
+        Request::Create { op, request } => Handling::Write(TxnOp::Create { op, request }),
+        Request::Delete(request) => Handling::Write(TxnOp::Delete(request)),
+        Request::SetData(request) => Handling::Write(TxnOp::SetData(request)),
+        Request::SetAcl(request) => Handling::Write(TxnOp::SetAcl(request)),
+        Request::Check(request) => Handling::Write(TxnOp::Check(request)),
+        Request::Multi(ops) => Handling::Write(TxnOp::Multi(ops)),
+        Request::CloseSession => Handling::Write(TxnOp::CloseSession),
+        Request::Exists(request) => Handling::Read(Read::Exists(request)),
+        Request::GetData(request) => Handling::Read(Read::GetData(request)),
+        Request::GetChildren(request) => Handling::Read(Read::GetChildren {
+            request,
+            with_stat: false,
+        }),
+        Request::GetChildren2(request) => Handling::Read(Read::GetChildren {
+            request,
+            with_stat: true,
+        }),
+        Request::GetAcl { path } => Handling::Read(Read::GetAcl { path }),
+        Request::GetAllChildrenNumber { path } => {
+            Handling::Read(Read::GetAllChildrenNumber { path })
+        }
+        Request::GetEphemerals { prefix_path } => {
+            Handling::Read(Read::GetEphemerals { prefix_path })
+        }
+        Request::MultiRead(ops) => Handling::Read(Read::MultiRead(ops)),
+        Request::AddWatch(request) => Handling::Read(Read::AddWatch(request)),
+        Request::CheckWatches(request) => Handling::Read(Read::CheckWatches {
+            request,
+            remove: false,
+        }),
+        Request::RemoveWatches(request) => Handling::Read(Read::CheckWatches {
+            request,
+            remove: true,
+        }),
+        Request::SetWatches(watches) => Handling::Read(Read::SetWatches(watches)),
+        Request::Ping => Handling::Local(Local::Ping),
+        Request::Auth(packet) => Handling::Local(Local::Auth(packet)),
+        Request::Sasl { .. } => Handling::Local(Local::Sasl),
+        Request::Sync { path } => Handling::Local(Local::Sync { path }),
+        Request::Reconfig(request) => Handling::Local(Local::Reconfig(request)),
+        Request::WhoAmI => Handling::Local(Local::WhoAmI),
+    }
+}
+
+/// Handles one request: writes become txns proposed to the log, reads are answered from the
+/// local tree, session-level requests here.
 pub async fn handle(
     context: &Context,
     state: &mut ConnectionState,
@@ -92,48 +208,43 @@ pub async fn handle(
     received_ms: u64,
 ) -> Flow {
     let xid = header.xid;
-    let write = match request {
-        Request::Create { op, mut request } => {
-            if let Some(refused) = refuse_create(&context.shared, op, request.flags)
-                .or_else(|| bound_acl(state, &mut request.acl))
-            {
-                reply_now(context, state, xid, Err(refused)).await;
-                return Flow::Continue;
-            }
-            TxnOp::Create { op, request }
-        }
-        Request::Delete(request) => TxnOp::Delete(request),
-        Request::SetData(request) => TxnOp::SetData(request),
-        Request::SetAcl(mut request) => {
-            if let Some(refused) = bound_acl(state, &mut request.acl) {
-                reply_now(context, state, xid, Err(refused)).await;
-                return Flow::Continue;
-            }
-            TxnOp::SetAcl(request)
-        }
-        Request::Check(request) => TxnOp::Check(request),
-        Request::Multi(mut ops) => {
-            if let Some(refused) = ops.iter_mut().find_map(|sub| match sub {
-                MultiOp::Create { op, request } => {
-                    refuse_create(&context.shared, *op, request.flags)
-                        .or_else(|| bound_acl(state, &mut request.acl))
-                }
-                _ => None,
-            }) {
-                reply_now(context, state, xid, Err(refused)).await;
-                return Flow::Continue;
-            }
-            TxnOp::Multi(ops)
-        }
-        Request::CloseSession => {
-            if let Some(session_id) = state.session_id {
-                context.shared.lock_tracker().set_closing(session_id);
-            }
-            TxnOp::CloseSession
-        }
-        other => return answer_locally(context, state, xid, other).await,
+    let mut write = match route(request) {
+        Handling::Write(write) => write,
+        Handling::Read(read) => return answer_read(context, state, xid, read).await,
+        Handling::Local(local) => return answer_locally(context, state, xid, local).await,
     };
+    if let Some(refused) = refuse_write(&context.shared, state, &mut write) {
+        reply_now(context, state, xid, Err(refused)).await;
+        return Flow::Continue;
+    }
+    if let (TxnOp::CloseSession, Some(session_id)) = (&write, state.session_id) {
+        context.shared.lock_tracker().set_closing(session_id);
+    }
     propose(context, state, xid, op_name(&write), write, received_ms).await
+}
+
+/// Refusals decided before a write is proposed: TTL nodes without extendedTypesEnabled, ACL
+/// lists past their cap (de-duplicated in place otherwise).
+fn refuse_write(shared: &Shared, state: &ConnectionState, write: &mut TxnOp) -> Option<ErrorCode> {
+    match write {
+        TxnOp::Create { op, request } => {
+            refuse_create(shared, *op, request.flags).or_else(|| bound_acl(state, &mut request.acl))
+        }
+        TxnOp::SetAcl(request) => bound_acl(state, &mut request.acl),
+        TxnOp::Multi(ops) => ops.iter_mut().find_map(|sub| match sub {
+            MultiOp::Create { op, request } => refuse_create(shared, *op, request.flags)
+                .or_else(|| bound_acl(state, &mut request.acl)),
+            MultiOp::Delete(_) | MultiOp::SetData(_) | MultiOp::Check(_) => None,
+        }),
+        TxnOp::Delete(_)
+        | TxnOp::SetData(_)
+        | TxnOp::Check(_)
+        | TxnOp::CloseSession
+        | TxnOp::CreateSession { .. }
+        | TxnOp::Reap { .. }
+        | TxnOp::RecipeTimer { .. }
+        | TxnOp::RuntimeCheck { .. } => None,
+    }
 }
 
 /// TTL nodes only exist with extendedTypesEnabled; ZooKeeper answers Unimplemented otherwise.
@@ -212,30 +323,63 @@ fn op_name(op: &TxnOp) -> &'static str {
     }
 }
 
-/// Requests that need no txn. They wait for the connection's earlier writes first.
+/// Waits for the connection's earlier writes (per-session FIFO order); false when the server
+/// failed meanwhile: then nothing is answered and the connection closes.
+async fn settle(context: &Context, state: &mut ConnectionState) -> bool {
+    state.wait_for_writes().await;
+    if context.shared.fatal.is_raised() {
+        state.outbound.close("the server is failing");
+        return false;
+    }
+    true
+}
+
+/// A read (or watch bookkeeping) answered from the local tree after the session's earlier
+/// writes; the reply is encoded under the store lock, bounded by jute.maxbuffer.
+async fn answer_read(context: &Context, state: &mut ConnectionState, xid: i32, read: Read) -> Flow {
+    if !settle(context, state).await {
+        return Flow::Close;
+    }
+    let shared = &context.shared;
+    let name = read.name();
+    let mut budget = ReplyBudget::new(shared.config.jute_max_buffer_bytes);
+    let mut store = shared.lock_store();
+    let result = read_op(&mut store, state, read, &mut budget);
+    let zxid = store.tree.last_zxid();
+    send(state, xid, zxid, result);
+    drop(store);
+    record_reply(
+        shared,
+        &state.stats,
+        (name, RequestKind::Read),
+        xid,
+        zxid,
+        shared.clock.monotonic_ms(),
+    );
+    Flow::Continue
+}
+
+/// Session-level requests (no txn, no read of the tree), after the session's earlier writes.
 async fn answer_locally(
     context: &Context,
     state: &mut ConnectionState,
     xid: i32,
-    request: Request,
+    request: Local,
 ) -> Flow {
-    state.wait_for_writes().await;
-    let shared = &context.shared;
-    if shared.fatal.is_raised() {
-        // The server failed while this read waited for the session's writes: answer nothing.
-        state.outbound.close("the server is failing");
+    if !settle(context, state).await {
         return Flow::Close;
     }
-    let kind = if matches!(request, Request::Reconfig(_)) {
+    let shared = &context.shared;
+    let kind = if matches!(request, Local::Reconfig(_)) {
         RequestKind::Update
     } else {
         RequestKind::Read
     };
     // ZooKeeper answers an auth packet outside its request pipeline: zxid 0 in the header.
-    let outside_pipeline = matches!(request, Request::Auth(_));
+    let outside_pipeline = matches!(request, Local::Auth(_));
     let (result, name, flow) = match request {
-        Request::Ping => (Ok(Response::Empty), "PING", Flow::Continue),
-        Request::Auth(packet) => {
+        Local::Ping => (Ok(Response::Empty), "PING", Flow::Continue),
+        Local::Auth(packet) => {
             let outcome = authenticate(shared, state, &packet.scheme, &packet.auth);
             let flow = if outcome.is_ok() {
                 Flow::Continue
@@ -251,20 +395,20 @@ async fn answer_locally(
             (outcome.map(|()| Response::Empty), "AUTH", flow)
         }
         // No SASL provider is configured: as ZooKeeper without JAAS, authentication fails.
-        Request::Sasl { .. } => (Err(ErrorCode::AuthFailed), "SASL", Flow::Close),
-        Request::Sync { path } => match context.consensus.sync().await {
+        Local::Sasl => (Err(ErrorCode::AuthFailed), "SASL", Flow::Close),
+        Local::Sync { path } => match context.consensus.sync().await {
             Ok(()) => (Ok(Response::Sync { path }), "SYNC", Flow::Continue),
             Err(error) => {
                 tracing::warn!(session = state.session_label(), %error, "sync failed; closing");
                 return Flow::Close;
             }
         },
-        Request::Reconfig(request) => (
+        Local::Reconfig(request) => (
             super::reconfig::handle(context, &state.auth, request).await,
             "RECO",
             Flow::Continue,
         ),
-        Request::WhoAmI => {
+        Local::WhoAmI => {
             // As ZooKeeper: each provider names its user (digest: the part before ':');
             // `super` has no provider of its own and is not listed.
             let infos = state
@@ -280,24 +424,6 @@ async fn answer_locally(
                 })
                 .collect();
             (Ok(Response::WhoAmI(infos)), "WHOA", Flow::Continue)
-        }
-        read => {
-            let name = read_name(&read);
-            let mut budget = ReplyBudget::new(shared.config.jute_max_buffer_bytes);
-            let mut store = shared.lock_store();
-            let result = read_op(&mut store, state, read, &mut budget);
-            let zxid = store.tree.last_zxid();
-            send(state, xid, zxid, result);
-            drop(store);
-            record_reply(
-                shared,
-                &state.stats,
-                (name, RequestKind::Read),
-                xid,
-                zxid,
-                shared.clock.monotonic_ms(),
-            );
-            return Flow::Continue;
         }
     };
     let zxid = if outside_pipeline {
@@ -358,42 +484,21 @@ pub fn record_reply(
     }
 }
 
-fn read_name(request: &Request) -> &'static str {
-    match request {
-        Request::Exists(_) => "EXIS",
-        Request::GetData(_) => "GETD",
-        Request::GetAcl { .. } => "GETA",
-        Request::GetChildren(_) => "GETC",
-        Request::GetChildren2(_) => "GETC",
-        Request::MultiRead(_) => "MLTR",
-        Request::CheckWatches(_) => "CHKW",
-        Request::RemoveWatches(_) => "REMW",
-        Request::SetWatches(_) => "SETW",
-        Request::AddWatch(_) => "ADDW",
-        Request::GetEphemerals { .. } => "GETE",
-        Request::GetAllChildrenNumber { .. } => "GETACN",
-        _ => "UNKN",
-    }
-}
-
 /// A read (or watch bookkeeping) against the local tree, under the store lock. Reads whose
 /// reply grows with the tree (children, ephemerals, ACLs, multiRead) charge `budget` before
 /// copying anything out of it, so a reply past jute.maxbuffer costs at most that much work.
 fn read_op(
     store: &mut Store,
     state: &ConnectionState,
-    request: Request,
+    request: Read,
     budget: &mut ReplyBudget,
 ) -> Result<Response, ErrorCode> {
-    let name = read_name(&request);
+    let name = request.name();
     let too_large = |error| reply_too_large(state, name, &error);
-    // checkWatches and removeWatches differ only in whether the match is removed.
-    let remove = matches!(request, Request::RemoveWatches(_));
-    let with_stat = matches!(request, Request::GetChildren2(_));
     let session_id = state.session_id.unwrap_or(0);
     let auth = &state.auth;
     match request {
-        Request::Exists(PathWatchRequest { path, watch }) => match store.tree.exists(&path, auth) {
+        Read::Exists(PathWatchRequest { path, watch }) => match store.tree.exists(&path, auth) {
             Ok(stat) => {
                 if watch {
                     add_watch(store, state, &path, WatchKind::Data)?;
@@ -408,7 +513,7 @@ fn read_op(
                 Err(code)
             }
         },
-        Request::GetData(PathWatchRequest { path, watch }) => {
+        Read::GetData(PathWatchRequest { path, watch }) => {
             let (data, stat) = store
                 .tree
                 .get_data(&path, auth)
@@ -418,8 +523,10 @@ fn read_op(
             }
             Ok(Response::GetData { data, stat })
         }
-        Request::GetChildren(PathWatchRequest { path, watch })
-        | Request::GetChildren2(PathWatchRequest { path, watch }) => {
+        Read::GetChildren {
+            request: PathWatchRequest { path, watch },
+            with_stat,
+        } => {
             let (names, stat) = store
                 .tree
                 .list_children(&path, auth)
@@ -438,7 +545,7 @@ fn read_op(
                 Response::GetChildren { children }
             })
         }
-        Request::GetAcl { path } => {
+        Read::GetAcl { path } => {
             let (acl, stat) = store
                 .tree
                 .get_acl(&path, auth)
@@ -448,22 +555,22 @@ fn read_op(
                 .map_err(too_large)?;
             Ok(Response::GetAcl { acl, stat })
         }
-        Request::GetAllChildrenNumber { path } => {
+        Read::GetAllChildrenNumber { path } => {
             let total = store
                 .tree
                 .all_children_number(&path, auth)
                 .map_err(|error| error.code())?;
             Ok(Response::GetAllChildrenNumber { total })
         }
-        Request::GetEphemerals { prefix_path } => Ok(Response::GetEphemerals {
+        Read::GetEphemerals { prefix_path } => Ok(Response::GetEphemerals {
             paths: budget
                 .strings(store.tree.ephemeral_paths(session_id, &prefix_path))
                 .map_err(too_large)?,
         }),
-        Request::MultiRead(ops) => Ok(Response::Multi(
+        Read::MultiRead(ops) => Ok(Response::Multi(
             multi_read(store, auth, &ops, budget).map_err(too_large)?,
         )),
-        Request::AddWatch(request) => {
+        Read::AddWatch(request) => {
             let kind = match AddWatchMode::from_code(request.mode) {
                 Some(AddWatchMode::Persistent) => WatchKind::Persistent,
                 Some(AddWatchMode::PersistentRecursive) => WatchKind::PersistentRecursive,
@@ -478,7 +585,7 @@ fn read_op(
             add_watch(store, state, &request.path, kind)?;
             Ok(Response::ErrorResponse(0))
         }
-        Request::CheckWatches(request) | Request::RemoveWatches(request) => {
+        Read::CheckWatches { request, remove } => {
             let watcher_type =
                 WatcherType::from_code(request.watcher_type).ok_or(ErrorCode::BadArguments)?;
             let found = if remove {
@@ -496,10 +603,7 @@ fn read_op(
                 Err(ErrorCode::NoWatcher)
             }
         }
-        Request::SetWatches(watches) => {
-            set_watches(store, state, watches).map(|()| Response::Empty)
-        }
-        _ => Err(ErrorCode::Unimplemented),
+        Read::SetWatches(watches) => set_watches(store, state, watches).map(|()| Response::Empty),
     }
 }
 
@@ -738,5 +842,54 @@ fn authenticate(
 fn push_unique(ids: &mut Vec<Id>, id: Id) {
     if !ids.contains(&id) {
         ids.push(id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path_watch() -> PathWatchRequest {
+        PathWatchRequest {
+            path: "/a".into(),
+            watch: true,
+        }
+    }
+
+    fn watches() -> WatchesRequest {
+        WatchesRequest {
+            path: "/a".into(),
+            watcher_type: 1,
+        }
+    }
+
+    #[test]
+    fn requests_route_by_kind() {
+        let names = |request| match route(request) {
+            Handling::Write(op) => format!("write {}", op_name(&op)),
+            Handling::Read(read) => format!("read {}", read.name()),
+            Handling::Local(_) => "local".to_owned(),
+        };
+        assert_eq!(names(Request::CloseSession), "write CLOS");
+        assert_eq!(names(Request::Exists(path_watch())), "read EXIS");
+        assert_eq!(names(Request::GetChildren2(path_watch())), "read GETC");
+        assert_eq!(names(Request::CheckWatches(watches())), "read CHKW");
+        assert_eq!(names(Request::RemoveWatches(watches())), "read REMW");
+        assert_eq!(names(Request::Ping), "local");
+        assert_eq!(names(Request::Sync { path: "/".into() }), "local");
+        assert!(matches!(
+            route(Request::GetChildren2(path_watch())),
+            Handling::Read(Read::GetChildren {
+                with_stat: true,
+                ..
+            })
+        ));
+        assert!(matches!(
+            route(Request::GetChildren(path_watch())),
+            Handling::Read(Read::GetChildren {
+                with_stat: false,
+                ..
+            })
+        ));
     }
 }
