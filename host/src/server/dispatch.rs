@@ -87,7 +87,7 @@ impl ConnectionState {
 
 /// A request answered from the local tree (after the session's earlier writes): reads and
 /// watch bookkeeping.
-enum Read {
+enum TreeRead {
     Exists(PathWatchRequest),
     GetData(PathWatchRequest),
     /// getChildren, or getChildren2 (`with_stat`: the same plus the node's Stat).
@@ -114,21 +114,21 @@ enum Read {
     SetWatches(SetWatches),
 }
 
-impl Read {
+impl TreeRead {
     /// The request's name in `cons` and the AdminServer (ZooKeeper's `Request.op2String`).
     fn name(&self) -> &'static str {
         match self {
-            Read::Exists(_) => "EXIS",
-            Read::GetData(_) => "GETD",
-            Read::GetAcl { .. } => "GETA",
-            Read::GetChildren { .. } => "GETC",
-            Read::MultiRead(_) => "MLTR",
-            Read::CheckWatches { remove: false, .. } => "CHKW",
-            Read::CheckWatches { remove: true, .. } => "REMW",
-            Read::SetWatches(_) => "SETW",
-            Read::AddWatch(_) => "ADDW",
-            Read::GetEphemerals { .. } => "GETE",
-            Read::GetAllChildrenNumber { .. } => "GETACN",
+            TreeRead::Exists(_) => "EXIS",
+            TreeRead::GetData(_) => "GETD",
+            TreeRead::GetAcl { .. } => "GETA",
+            TreeRead::GetChildren { .. } => "GETC",
+            TreeRead::MultiRead(_) => "MLTR",
+            TreeRead::CheckWatches { remove: false, .. } => "CHKW",
+            TreeRead::CheckWatches { remove: true, .. } => "REMW",
+            TreeRead::SetWatches(_) => "SETW",
+            TreeRead::AddWatch(_) => "ADDW",
+            TreeRead::GetEphemerals { .. } => "GETE",
+            TreeRead::GetAllChildrenNumber { .. } => "GETACN",
         }
     }
 }
@@ -147,7 +147,7 @@ enum Local {
 enum Handling {
     /// Proposed as a txn; answered once applied.
     Write(TxnOp),
-    Read(Read),
+    Read(TreeRead),
     Local(Local),
 }
 
@@ -161,34 +161,34 @@ fn route(request: Request) -> Handling {
         Request::Check(request) => Handling::Write(TxnOp::Check(request)),
         Request::Multi(ops) => Handling::Write(TxnOp::Multi(ops)),
         Request::CloseSession => Handling::Write(TxnOp::CloseSession),
-        Request::Exists(request) => Handling::Read(Read::Exists(request)),
-        Request::GetData(request) => Handling::Read(Read::GetData(request)),
-        Request::GetChildren(request) => Handling::Read(Read::GetChildren {
+        Request::Exists(request) => Handling::Read(TreeRead::Exists(request)),
+        Request::GetData(request) => Handling::Read(TreeRead::GetData(request)),
+        Request::GetChildren(request) => Handling::Read(TreeRead::GetChildren {
             request,
             with_stat: false,
         }),
-        Request::GetChildren2(request) => Handling::Read(Read::GetChildren {
+        Request::GetChildren2(request) => Handling::Read(TreeRead::GetChildren {
             request,
             with_stat: true,
         }),
-        Request::GetAcl { path } => Handling::Read(Read::GetAcl { path }),
+        Request::GetAcl { path } => Handling::Read(TreeRead::GetAcl { path }),
         Request::GetAllChildrenNumber { path } => {
-            Handling::Read(Read::GetAllChildrenNumber { path })
+            Handling::Read(TreeRead::GetAllChildrenNumber { path })
         }
         Request::GetEphemerals { prefix_path } => {
-            Handling::Read(Read::GetEphemerals { prefix_path })
+            Handling::Read(TreeRead::GetEphemerals { prefix_path })
         }
-        Request::MultiRead(ops) => Handling::Read(Read::MultiRead(ops)),
-        Request::AddWatch(request) => Handling::Read(Read::AddWatch(request)),
-        Request::CheckWatches(request) => Handling::Read(Read::CheckWatches {
+        Request::MultiRead(ops) => Handling::Read(TreeRead::MultiRead(ops)),
+        Request::AddWatch(request) => Handling::Read(TreeRead::AddWatch(request)),
+        Request::CheckWatches(request) => Handling::Read(TreeRead::CheckWatches {
             request,
             remove: false,
         }),
-        Request::RemoveWatches(request) => Handling::Read(Read::CheckWatches {
+        Request::RemoveWatches(request) => Handling::Read(TreeRead::CheckWatches {
             request,
             remove: true,
         }),
-        Request::SetWatches(watches) => Handling::Read(Read::SetWatches(watches)),
+        Request::SetWatches(watches) => Handling::Read(TreeRead::SetWatches(watches)),
         Request::Ping => Handling::Local(Local::Ping),
         Request::Auth(packet) => Handling::Local(Local::Auth(packet)),
         Request::Sasl { .. } => Handling::Local(Local::Sasl),
@@ -336,7 +336,12 @@ async fn settle(context: &Context, state: &mut ConnectionState) -> bool {
 
 /// A read (or watch bookkeeping) answered from the local tree after the session's earlier
 /// writes; the reply is encoded under the store lock, bounded by jute.maxbuffer.
-async fn answer_read(context: &Context, state: &mut ConnectionState, xid: i32, read: Read) -> Flow {
+async fn answer_read(
+    context: &Context,
+    state: &mut ConnectionState,
+    xid: i32,
+    read: TreeRead,
+) -> Flow {
     if !settle(context, state).await {
         return Flow::Close;
     }
@@ -490,7 +495,7 @@ pub fn record_reply(
 fn read_op(
     store: &mut Store,
     state: &ConnectionState,
-    request: Read,
+    request: TreeRead,
     budget: &mut ReplyBudget,
 ) -> Result<Response, ErrorCode> {
     let name = request.name();
@@ -498,22 +503,24 @@ fn read_op(
     let session_id = state.session_id.unwrap_or(0);
     let auth = &state.auth;
     match request {
-        Read::Exists(PathWatchRequest { path, watch }) => match store.tree.exists(&path, auth) {
-            Ok(stat) => {
-                if watch {
-                    add_watch(store, state, &path, WatchKind::Data)?;
+        TreeRead::Exists(PathWatchRequest { path, watch }) => {
+            match store.tree.exists(&path, auth) {
+                Ok(stat) => {
+                    if watch {
+                        add_watch(store, state, &path, WatchKind::Data)?;
+                    }
+                    Ok(Response::Stat(stat))
                 }
-                Ok(Response::Stat(stat))
-            }
-            Err(error) => {
-                let code = error.code();
-                if watch && code == ErrorCode::NoNode {
-                    add_watch(store, state, &path, WatchKind::Exist)?;
+                Err(error) => {
+                    let code = error.code();
+                    if watch && code == ErrorCode::NoNode {
+                        add_watch(store, state, &path, WatchKind::Exist)?;
+                    }
+                    Err(code)
                 }
-                Err(code)
             }
-        },
-        Read::GetData(PathWatchRequest { path, watch }) => {
+        }
+        TreeRead::GetData(PathWatchRequest { path, watch }) => {
             let (data, stat) = store
                 .tree
                 .get_data(&path, auth)
@@ -523,7 +530,7 @@ fn read_op(
             }
             Ok(Response::GetData { data, stat })
         }
-        Read::GetChildren {
+        TreeRead::GetChildren {
             request: PathWatchRequest { path, watch },
             with_stat,
         } => {
@@ -545,7 +552,7 @@ fn read_op(
                 Response::GetChildren { children }
             })
         }
-        Read::GetAcl { path } => {
+        TreeRead::GetAcl { path } => {
             let (acl, stat) = store
                 .tree
                 .get_acl(&path, auth)
@@ -555,22 +562,22 @@ fn read_op(
                 .map_err(too_large)?;
             Ok(Response::GetAcl { acl, stat })
         }
-        Read::GetAllChildrenNumber { path } => {
+        TreeRead::GetAllChildrenNumber { path } => {
             let total = store
                 .tree
                 .all_children_number(&path, auth)
                 .map_err(|error| error.code())?;
             Ok(Response::GetAllChildrenNumber { total })
         }
-        Read::GetEphemerals { prefix_path } => Ok(Response::GetEphemerals {
+        TreeRead::GetEphemerals { prefix_path } => Ok(Response::GetEphemerals {
             paths: budget
                 .strings(store.tree.ephemeral_paths(session_id, &prefix_path))
                 .map_err(too_large)?,
         }),
-        Read::MultiRead(ops) => Ok(Response::Multi(
+        TreeRead::MultiRead(ops) => Ok(Response::Multi(
             multi_read(store, auth, &ops, budget).map_err(too_large)?,
         )),
-        Read::AddWatch(request) => {
+        TreeRead::AddWatch(request) => {
             let kind = match AddWatchMode::from_code(request.mode) {
                 Some(AddWatchMode::Persistent) => WatchKind::Persistent,
                 Some(AddWatchMode::PersistentRecursive) => WatchKind::PersistentRecursive,
@@ -585,7 +592,7 @@ fn read_op(
             add_watch(store, state, &request.path, kind)?;
             Ok(Response::ErrorResponse(0))
         }
-        Read::CheckWatches { request, remove } => {
+        TreeRead::CheckWatches { request, remove } => {
             let watcher_type =
                 WatcherType::from_code(request.watcher_type).ok_or(ErrorCode::BadArguments)?;
             let found = if remove {
@@ -603,7 +610,9 @@ fn read_op(
                 Err(ErrorCode::NoWatcher)
             }
         }
-        Read::SetWatches(watches) => set_watches(store, state, watches).map(|()| Response::Empty),
+        TreeRead::SetWatches(watches) => {
+            set_watches(store, state, watches).map(|()| Response::Empty)
+        }
     }
 }
 
@@ -879,14 +888,14 @@ mod tests {
         assert_eq!(names(Request::Sync { path: "/".into() }), "local");
         assert!(matches!(
             route(Request::GetChildren2(path_watch())),
-            Handling::Read(Read::GetChildren {
+            Handling::Read(TreeRead::GetChildren {
                 with_stat: true,
                 ..
             })
         ));
         assert!(matches!(
             route(Request::GetChildren(path_watch())),
-            Handling::Read(Read::GetChildren {
+            Handling::Read(TreeRead::GetChildren {
                 with_stat: false,
                 ..
             })
