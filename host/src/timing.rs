@@ -1,15 +1,14 @@
 //! Durations summarised for `mntr`, the admin `monitor` command and the Prometheus summaries:
-//! count, sum, min, max and quantiles, in milliseconds. Also the process-wide timings the
-//! storage layer records (log fdatasync, snapshot writes), which have no server handle.
-//! A leaf like `clock`: consensus and server record here, `server::facts` and `admin` read,
-//! so storage never depends on the HTTP side.
+//! count, sum, min, max and quantiles, in milliseconds. Also one server's storage timings
+//! (log fdatasync, snapshot writes), which its consensus records and its `server::facts` and
+//! `admin` read. A leaf like `clock`, so storage never depends on the HTTP side.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{LazyLock, Mutex};
+use std::sync::Mutex;
 
 use hdrhistogram::Histogram;
 
-use crate::clock::{Clock, Stopwatch, SystemClock};
+use crate::clock::{Clock, Stopwatch};
 
 /// Significant decimal digits the histograms keep (1% precision is plenty for latencies).
 const HISTOGRAM_SIGNIFICANT_DIGITS: u8 = 2;
@@ -19,28 +18,39 @@ pub const SUMMARY_QUANTILES: [f64; 3] = [0.5, 0.9, 0.99];
 pub const MONITOR_PERCENTILES: [(&str, f64); 4] =
     [("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("p999", 0.999)];
 
-/// Time of each log fdatasync (ZooKeeper's `fsynctime`), in milliseconds.
-pub static FSYNC_MS: LazyLock<Timing> = LazyLock::new(Timing::default);
-/// Time of each snapshot write (ZooKeeper's `snapshottime`), in milliseconds.
-pub static SNAPSHOT_MS: LazyLock<Timing> = LazyLock::new(Timing::default);
+/// What one server's storage records about itself: each a value of that server, so several
+/// servers in one process keep their own.
+#[derive(Debug, Default)]
+pub struct StorageTimings {
+    /// Time of each log fdatasync (ZooKeeper's `fsynctime`), in milliseconds.
+    pub fsync_ms: Timing,
+    /// Time of each snapshot write (ZooKeeper's `snapshottime`), in milliseconds.
+    pub snapshot_ms: Timing,
+    /// The newest snapshot this server wrote (for the admin `last_snapshot`).
+    last_snapshot: Mutex<Option<LastSnapshot>>,
+}
 
-/// The newest snapshot this process wrote (for the admin `last_snapshot`).
-pub static LAST_SNAPSHOT: Mutex<Option<LastSnapshot>> = Mutex::new(None);
+impl StorageTimings {
+    /// Called by the snapshot builder after each write: its duration and what it covered.
+    pub fn snapshot_written(&self, zxid: u64, started: &Stopwatch, clock: &dyn Clock) {
+        self.snapshot_ms.record_since(started);
+        let unix_secs = u64::try_from(clock.wall_ms() / 1000).unwrap_or(0);
+        if let Ok(mut last) = self.last_snapshot.lock() {
+            *last = Some(LastSnapshot { zxid, unix_secs });
+        }
+    }
+
+    /// The newest snapshot this server wrote, if any.
+    pub fn last_snapshot(&self) -> Option<LastSnapshot> {
+        self.last_snapshot.lock().ok().and_then(|last| *last)
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LastSnapshot {
     /// The zxid (log index) the snapshot covers.
     pub zxid: u64,
     pub unix_secs: u64,
-}
-
-/// Called by the snapshot builder after each write: its duration and what it covered.
-pub fn snapshot_written(zxid: u64, started: &Stopwatch) {
-    SNAPSHOT_MS.record_since(started);
-    let unix_secs = u64::try_from(SystemClock::new().wall_ms() / 1000).unwrap_or(0);
-    if let Ok(mut last) = LAST_SNAPSHOT.lock() {
-        *last = Some(LastSnapshot { zxid, unix_secs });
-    }
 }
 
 /// A summary of durations in milliseconds.

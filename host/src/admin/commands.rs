@@ -220,11 +220,8 @@ fn initial_configuration(context: &Context) -> Result<serde_json::Value, String>
     Ok(serde_json::json!({ "initial_configuration": text }))
 }
 
-fn last_snapshot(_: &Context) -> Result<serde_json::Value, String> {
-    let last = crate::timing::LAST_SNAPSHOT
-        .lock()
-        .ok()
-        .and_then(|last| *last);
+fn last_snapshot(context: &Context) -> Result<serde_json::Value, String> {
+    let last = context.shared.storage_timings.last_snapshot();
     let (zxid, timestamp) = last.map_or((0, 0), |last| (last.zxid, last.unix_secs));
     Ok(serde_json::json!({ "zxid": format!("{zxid:x}"), "timestamp": timestamp }))
 }

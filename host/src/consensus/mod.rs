@@ -57,6 +57,7 @@ use tokio::sync::{mpsc, watch};
 use crate::clock::Clock;
 use crate::fatal::FatalSignal;
 use crate::proto::{Id, SessionId};
+use crate::timing::StorageTimings;
 use crate::txn::codec::{decode_entry, encode_entry, CodecError};
 use crate::txn::identity::ForwardRefusal;
 use crate::txn::{TxnEntry, TxnOp};
@@ -230,6 +231,10 @@ pub struct ConsensusConfig {
     pub quorum_auth: handshake::QuorumAuth,
     /// Bytes of snapshot per peer message (`network::SNAPSHOT_CHUNK_BYTES`; smaller in tests).
     pub snapshot_chunk_bytes: usize,
+    /// Where the log's fdatasyncs and the snapshot writes are timed (this server's `mntr`).
+    pub storage_timings: Arc<StorageTimings>,
+    /// Mutual TLS between peers (`sslQuorum=true`), or none.
+    pub quorum_tls: Option<Arc<network::QuorumTls>>,
 }
 
 impl ConsensusConfig {
@@ -334,6 +339,7 @@ impl<M: StateMachine> Consensus<M> {
             &config.data_dir.join("version-2").join("meta.redb"),
             config.failpoints.clone(),
             config.fatal.clone(),
+            Arc::clone(&config.storage_timings),
         )?;
         let pending = Arc::new(Pending::default());
         let (applied_tx, applied_index) = watch::channel(0);
@@ -353,6 +359,8 @@ impl<M: StateMachine> Consensus<M> {
             my_boot,
             failpoints: config.failpoints.clone(),
             fatal: config.fatal.clone(),
+            storage_timings: Arc::clone(&config.storage_timings),
+            clock: Arc::clone(&clock),
         };
         adapter.recover()?;
         // Bound before Raft starts, so a taken port stops the server before any election.
@@ -371,6 +379,7 @@ impl<M: StateMachine> Consensus<M> {
             auth: config.quorum_auth.clone(),
             snapshot_chunk_bytes: config.snapshot_chunk_bytes,
             reachability: Default::default(),
+            tls: config.quorum_tls.clone(),
         });
         let network = PeerNetwork {
             settings: Arc::clone(&peer_settings),
@@ -1166,6 +1175,8 @@ mod tests {
             fatal: Default::default(),
             quorum_auth: Default::default(),
             snapshot_chunk_bytes: network::SNAPSHOT_CHUNK_BYTES,
+            storage_timings: Arc::default(),
+            quorum_tls: None,
         }
     }
 

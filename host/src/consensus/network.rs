@@ -21,14 +21,14 @@
 //! With `sslQuorum=true` every peer connection is mutual TLS: the dialling server presents
 //! its ssl.quorum key store and checks the other's certificate (and host name) against the
 //! ssl.quorum trust store; the accepting server requires and checks the dialler's certificate.
-//! The setting is process-wide ([`enable_tls`], once at startup): a zkw process is one server.
+//! The setting is the server's ([`QuorumTls`] in its [`PeerSettings`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use openraft::error::{RPCError, ReplicationClosed, StreamingError, Unreachable};
@@ -104,6 +104,8 @@ pub struct PeerSettings {
     pub snapshot_chunk_bytes: usize,
     /// The peers this server cannot connect to now.
     pub reachability: Reachability,
+    /// Mutual TLS on every peer connection (`sslQuorum=true`), or plain TCP.
+    pub tls: Option<Arc<QuorumTls>>,
 }
 
 /// The peers whose last connection attempt failed, with the error. A peer that becomes
@@ -152,29 +154,29 @@ trait PeerIo: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> PeerIo for T {}
 type PeerStream = Box<dyn PeerIo>;
 
-/// Both ends of quorum TLS, built once from the ssl.quorum keys.
-struct QuorumTls {
+/// Both ends of quorum TLS (`sslQuorum=true`), built once from the ssl.quorum keys.
+pub struct QuorumTls {
     connector: TlsConnector,
     acceptor: TlsAcceptor,
     handshake_timeout: Duration,
 }
 
-static QUORUM_TLS: OnceLock<QuorumTls> = OnceLock::new();
-
-/// Turns on mutual TLS for every later peer connection of this process (`sslQuorum=true`).
-/// A second call keeps the first setting: a process serves one configuration.
-pub fn enable_tls(settings: &TlsSettings) -> Result<(), TlsError> {
-    let tls = QuorumTls {
-        connector: TlsConnector::from(crate::tls::client_config(settings)?),
-        acceptor: TlsAcceptor::from(crate::tls::server_config(settings)?),
-        handshake_timeout: Duration::from_millis(settings.handshake_timeout_ms),
-    };
-    if QUORUM_TLS.set(tls).is_err() {
-        tracing::debug!("quorum TLS was already set up in this process; keeping it");
-    } else {
-        tracing::info!("quorum TLS on: peers authenticate each other with certificates");
+impl QuorumTls {
+    pub fn new(settings: &TlsSettings) -> Result<QuorumTls, TlsError> {
+        Ok(QuorumTls {
+            connector: TlsConnector::from(crate::tls::client_config(settings)?),
+            acceptor: TlsAcceptor::from(crate::tls::server_config(settings)?),
+            handshake_timeout: Duration::from_millis(settings.handshake_timeout_ms),
+        })
     }
-    Ok(())
+}
+
+impl std::fmt::Debug for QuorumTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QuorumTls")
+            .field("handshake_timeout", &self.handshake_timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The host part of `host:port` (brackets of an IPv6 literal removed), as the TLS server name.
@@ -430,7 +432,7 @@ impl PeerClient {
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
         let _ = tcp.set_nodelay(true);
-        let mut stream: PeerStream = match QUORUM_TLS.get() {
+        let mut stream: PeerStream = match &self.settings.tls {
             None => Box::new(tcp),
             Some(tls) => {
                 let handshake = tls.connector.connect(server_name(&self.address)?, tcp);
@@ -878,7 +880,7 @@ async fn accept_peer(
     service: &PeerService,
     slots: &Arc<Slots>,
 ) -> Option<(PeerStream, Admitted, Held)> {
-    let mut stream: PeerStream = match QUORUM_TLS.get() {
+    let mut stream: PeerStream = match &service.settings.tls {
         None => Box::new(stream),
         Some(tls) => {
             match tokio::time::timeout(tls.handshake_timeout, tls.acceptor.accept(stream)).await {
@@ -1081,6 +1083,7 @@ mod tests {
             auth: QuorumAuth::new(secret, true, true),
             snapshot_chunk_bytes: chunk_bytes,
             reachability: Reachability::default(),
+            tls: None,
         })
     }
 

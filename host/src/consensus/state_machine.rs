@@ -18,7 +18,9 @@ use tokio::sync::watch;
 use super::failpoint::Failpoints;
 use super::types::{Command, LogId, SnapshotMeta, StoredMembership, ZkwRaft};
 use super::StateMachine;
+use crate::clock::Clock;
 use crate::fatal::{Fatal, FatalSignal, Step};
+use crate::timing::StorageTimings;
 use crate::txn::codec::decode_entry;
 use crate::txn::{TxnEntry, TxnOp};
 
@@ -168,6 +170,10 @@ pub struct Adapter<M: StateMachine> {
     pub failpoints: Failpoints,
     /// A failed snapshot write is raised here (the server fails stop).
     pub fatal: FatalSignal,
+    /// Snapshot writes are timed here.
+    pub storage_timings: Arc<StorageTimings>,
+    /// The server's clock (a snapshot's time in `last_snapshot`).
+    pub clock: Arc<dyn Clock>,
 }
 
 fn invalid(message: String) -> io::Error {
@@ -414,6 +420,8 @@ pub struct Builder {
     retained: usize,
     failpoints: Failpoints,
     fatal: FatalSignal,
+    storage_timings: Arc<StorageTimings>,
+    clock: Arc<dyn Clock>,
 }
 
 impl RaftSnapshotBuilder<ZkwRaft> for Builder {
@@ -429,13 +437,14 @@ impl RaftSnapshotBuilder<ZkwRaft> for Builder {
         );
         let retained = self.retained;
         let (failpoints, fatal) = (self.failpoints.clone(), self.fatal.clone());
+        let (timings, clock) = (Arc::clone(&self.storage_timings), Arc::clone(&self.clock));
         let written = tokio::task::spawn_blocking(move || {
             let started = crate::clock::Stopwatch::start();
             let written = write_snapshot_file(&dir, &meta, &data, &failpoints)
                 .map(|path| (path, data))
                 .map_err(|error| error.raise(&fatal));
             let index = meta.last_log_id.map_or(0, |id| id.index);
-            crate::timing::snapshot_written(index, &started);
+            timings.snapshot_written(index, &started, &*clock);
             prune_snapshots(&dir, retained);
             written
         })
@@ -508,6 +517,8 @@ impl<M: StateMachine> RaftStateMachine<ZkwRaft> for Adapter<M> {
             retained: self.snapshots_retained,
             failpoints: self.failpoints.clone(),
             fatal: self.fatal.clone(),
+            storage_timings: Arc::clone(&self.storage_timings),
+            clock: Arc::clone(&self.clock),
         }
     }
 
@@ -682,6 +693,8 @@ mod tests {
             my_boot: 7,
             failpoints: Failpoints::default(),
             fatal: FatalSignal::default(),
+            storage_timings: Arc::default(),
+            clock: Arc::new(crate::clock::SystemClock::new()),
         };
         let mut garbage = command(1, 7, 1);
         garbage.body = vec![0xff; 13];

@@ -17,6 +17,7 @@ use super::log::{self, FsDisk, LogError, LogOptions, SegmentLog, LOG_DIRECTORY_N
 use super::meta::{Meta, MetaError};
 use super::types::{Entry, LogId, Vote, ZkwRaft};
 use crate::fatal::{Fatal, FatalSignal, Step};
+use crate::timing::StorageTimings;
 
 fn to_raft(id: log::LogId) -> LogId {
     LogId::new(CommittedLeaderId::new(id.term), id.index)
@@ -57,12 +58,13 @@ impl LogStore {
         meta_path: &Path,
         failpoints: Failpoints,
         fatal: FatalSignal,
+        timings: Arc<StorageTimings>,
     ) -> io::Result<LogStore> {
         std::fs::create_dir_all(log_dir)?;
         let meta = Meta::open(meta_path)?.with_failpoints(failpoints.clone());
         let purged = meta.purged()?;
         let disk = FsDisk::new(log_dir)?.with_failpoints(failpoints);
-        let log = SegmentLog::open(disk, LogOptions::default(), purged)?;
+        let log = SegmentLog::open(disk, LogOptions::default(), purged)?.with_fsync_timing(timings);
         Ok(LogStore {
             inner: Arc::new(Inner {
                 log: Mutex::new(log),

@@ -10,7 +10,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use super::{Context, Shared, VERSION_STRING};
 use crate::config::PeerRole;
-use crate::timing::{self, TimingSnapshot, MONITOR_PERCENTILES};
+use crate::timing::{TimingSnapshot, MONITOR_PERCENTILES};
 
 /// What a server out of its quorum answers to every command that needs it (ZooKeeper's
 /// `ZK_NOT_SERVING`; the four-letter words add a newline).
@@ -541,8 +541,11 @@ pub fn monitor(context: &Context, mode: &str) -> MonitorFacts {
         timings: vec![
             ("readlatency", stats.read_latency.snapshot()),
             ("updatelatency", stats.update_latency.snapshot()),
-            ("fsynctime", timing::FSYNC_MS.snapshot()),
-            ("snapshottime", timing::SNAPSHOT_MS.snapshot()),
+            ("fsynctime", shared.storage_timings.fsync_ms.snapshot()),
+            (
+                "snapshottime",
+                shared.storage_timings.snapshot_ms.snapshot(),
+            ),
         ],
         recipes,
     }

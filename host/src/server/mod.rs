@@ -43,10 +43,12 @@ use crate::config::Config;
 use crate::config::{PeerRole, QuorumAuthConfig};
 use crate::consensus::failpoint::{FailpointError, Failpoints};
 use crate::consensus::handshake::QuorumAuth;
+use crate::consensus::network::QuorumTls;
 use crate::consensus::{Consensus, ConsensusConfig, ConsensusError, Member, Proposal, Proposer};
 use crate::fatal::{Fatal, FatalSignal, FATAL_LOG_PREFIX, FATAL_SHUTDOWN_MS_MAX};
 use crate::proto::{perms, Acl, Id, SessionId};
 use crate::session::SessionTracker;
+use crate::timing::StorageTimings;
 use crate::tree::watch::WatchRegistry;
 use crate::tree::{acl, Tree};
 use crate::txn::TxnOp;
@@ -283,6 +285,8 @@ pub struct Shared {
     pub started_monotonic_ms: u64,
     /// Raised once this server must stop: from then on it answers and relays nothing.
     pub fatal: FatalSignal,
+    /// Its log's fdatasync and snapshot timings (recorded by consensus, read by `mntr`).
+    pub storage_timings: Arc<StorageTimings>,
 }
 
 impl Shared {
@@ -370,9 +374,6 @@ pub async fn run(
     let local_address = listener.local_addr().map_err(ServerError::LocalAddress)?;
     let secure = bind_secure(&config).await?;
     let fatal = FatalSignal::new();
-    if config.tls.quorum_enabled {
-        crate::consensus::network::enable_tls(&config.tls.quorum)?;
-    }
     let server_id = config.my_id.unwrap_or(0);
     let mut tree = Tree::new();
     tree.set_extended_types_enabled(config.extended_types_enabled);
@@ -400,8 +401,9 @@ pub async fn run(
         clock: Arc::clone(&clock),
         config,
         fatal: fatal.clone(),
+        storage_timings: Arc::default(),
     });
-    let consensus_config = consensus_config(&shared.config, &fatal).await?;
+    let consensus_config = consensus_config(&shared, &fatal).await?;
     let applier = Arc::new(Applier {
         shared: Arc::clone(&shared),
     });
@@ -915,9 +917,10 @@ async fn drop_clients_without_quorum(
 /// ensemble takes its members from the `server.N` lines (observers become learners) and
 /// listens for peers on this server's quorum port. Storage failures are raised on `fatal`.
 async fn consensus_config(
-    config: &Config,
+    shared: &Shared,
     fatal: &FatalSignal,
 ) -> Result<ConsensusConfig, ServerError> {
+    let config = &shared.config;
     let my_id = config.my_id.unwrap_or(0);
     let members: Vec<Member> = if config.is_distributed() {
         config
@@ -954,7 +957,19 @@ async fn consensus_config(
         fatal: fatal.clone(),
         quorum_auth: quorum_auth(&config.quorum_auth)?,
         snapshot_chunk_bytes: config.snapshot_chunk_bytes,
+        storage_timings: Arc::clone(&shared.storage_timings),
+        quorum_tls: quorum_tls(config)?,
     })
+}
+
+/// Mutual TLS between peers with `sslQuorum=true`, from the ssl.quorum keys.
+fn quorum_tls(config: &Config) -> Result<Option<Arc<QuorumTls>>, ServerError> {
+    if !config.tls.quorum_enabled {
+        return Ok(None);
+    }
+    let tls = QuorumTls::new(&config.tls.quorum)?;
+    tracing::info!("quorum TLS on: peers authenticate each other with certificates");
+    Ok(Some(Arc::new(tls)))
 }
 
 /// The `quorum.auth.*` keys with the secret read from its file (surrounding whitespace, such

@@ -59,6 +59,7 @@ pub(crate) fn stray(id: u64) -> Arc<PeerSettings> {
         auth: QuorumAuth::default(),
         snapshot_chunk_bytes: SNAPSHOT_CHUNK_BYTES,
         reachability: Default::default(),
+        tls: None,
     })
 }
 

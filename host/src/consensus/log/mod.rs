@@ -65,8 +65,11 @@ mod test_disk;
 mod tests;
 
 use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
 
 use bytes::Bytes;
+
+use crate::timing::StorageTimings;
 
 pub use disk::{FsDisk, LogDisk, LogFile};
 pub use error::{LogError, OpenError};
@@ -215,6 +218,8 @@ pub struct SegmentLog<D: LogDisk> {
     dir_unsynced: bool,
     /// An I/O error happened: refuse mutations until reopened.
     poisoned: bool,
+    /// Where each fdatasync is timed (the server's `fsynctime`); its own when none is given.
+    timings: Arc<StorageTimings>,
 }
 
 impl<D: LogDisk> std::fmt::Debug for SegmentLog<D> {

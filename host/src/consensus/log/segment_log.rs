@@ -2,10 +2,12 @@
 //! and purge. The format and the durability rules are described in `log/mod.rs`.
 
 use std::io;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
 use crate::fatal::Step;
+use crate::timing::StorageTimings;
 
 use super::recover::{self, Scanned};
 use super::{
@@ -91,6 +93,7 @@ impl<D: LogDisk> SegmentLog<D> {
             file_unsynced: false,
             dir_unsynced: removed,
             poisoned: false,
+            timings: Arc::default(),
         };
         log.apply_purged_on_open(purged)?;
         if log.dir_unsynced {
@@ -141,6 +144,12 @@ impl<D: LogDisk> SegmentLog<D> {
                 reason: other.to_string(),
             },
         })
+    }
+
+    /// Times each fdatasync in `timings` (the server's `fsynctime`) from now on.
+    pub fn with_fsync_timing(mut self, timings: Arc<StorageTimings>) -> Self {
+        self.timings = timings;
+        self
     }
 
     /// The log id of the newest entry, or the purged log id when no entry is left.
@@ -370,7 +379,7 @@ impl<D: LogDisk> SegmentLog<D> {
                     .file
                     .sync_data()
                     .map_err(io_error(sync, &segment.name))?;
-                crate::timing::FSYNC_MS.record_since(&started);
+                self.timings.fsync_ms.record_since(&started);
             }
             self.file_unsynced = false;
         }
