@@ -5,7 +5,7 @@
 //! out of the default log (see `cli::daemon`); this is what replaces them.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use openraft::type_config::async_runtime::watch::WatchReceiver;
 use openraft::ServerState;
@@ -43,14 +43,14 @@ impl<M: StateMachine> Consensus<M> {
         let mut serving = self.serving();
         // A standalone server elects itself at once: its start is no election to report.
         let mut reported = self.standalone.then_some(Role::NotServing);
-        let mut not_serving_since = Instant::now();
+        let mut not_serving_since = tokio::time::Instant::now();
         let period = Duration::from_millis(tick_ms.max(1) * NOT_SERVING_SUMMARY_TICKS);
         let mut summary = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         loop {
             let role = self.role();
             if reported != Some(role) {
                 if role == Role::NotServing {
-                    not_serving_since = Instant::now();
+                    not_serving_since = tokio::time::Instant::now();
                     summary.reset();
                 }
                 self.log_role(role);
