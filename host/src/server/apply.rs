@@ -71,6 +71,32 @@ pub struct Applier {
 }
 
 impl Applier {
+    /// Compiles the recipe modules this batch will install before the tree lock is taken
+    /// (compiling takes up to a second; loading the compiled copy inside apply, milliseconds),
+    /// so reads and other connections do not wait for the compiler.
+    fn compile_recipes_ahead(&self, batch: &[(TxnEntry, Option<Route>)]) {
+        let writes: Vec<(&str, &[u8])> = batch
+            .iter()
+            .flat_map(|(entry, _)| entry.op.data_writes())
+            .filter(|(path, _)| path.starts_with(crate::wasm::RECIPES_PATH))
+            .collect();
+        if writes.is_empty() {
+            return;
+        }
+        let (modules, compiler) = {
+            let store = self.shared.lock_store();
+            (
+                store.recipes.modules_completed_by(&store.tree, &writes),
+                store.recipes.compiler(),
+            )
+        };
+        if let Some(compiler) = compiler {
+            for module in modules {
+                compiler.compile_ahead(&module);
+            }
+        }
+    }
+
     /// Gives every session in the tree a fresh deadline (after a restore, or on becoming
     /// leader: ZooKeeper's new leader also renews every session it inherits).
     fn renew_sessions(&self, store: &super::Store) {
@@ -155,6 +181,7 @@ impl StateMachine for Applier {
             // Stopping: apply (and answer) nothing more.
             return Err(std::io::Error::other("the server is failing"));
         }
+        self.compile_recipes_ahead(&batch);
         let mut store = shared.lock_store();
         for (entry, route) in batch {
             let closing_session = matches!(entry.op, TxnOp::CloseSession);

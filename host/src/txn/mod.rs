@@ -67,6 +67,39 @@ pub enum TxnOp {
     },
 }
 
+impl TxnOp {
+    /// Path and data of every create and setData this op asks for, sub-ops of a multi
+    /// included (null data as empty), whether or not they will succeed.
+    pub fn data_writes(&self) -> Vec<(&str, &[u8])> {
+        fn create(request: &CreateRequest) -> (&str, &[u8]) {
+            (&request.path, request.data.as_deref().unwrap_or_default())
+        }
+        fn set(request: &SetDataRequest) -> (&str, &[u8]) {
+            (&request.path, request.data.as_deref().unwrap_or_default())
+        }
+        match self {
+            TxnOp::Create { request, .. } => vec![create(request)],
+            TxnOp::SetData(request) => vec![set(request)],
+            TxnOp::Multi(ops) => ops
+                .iter()
+                .filter_map(|op| match op {
+                    MultiOp::Create { request, .. } => Some(create(request)),
+                    MultiOp::SetData(request) => Some(set(request)),
+                    MultiOp::Delete(_) | MultiOp::Check(_) => None,
+                })
+                .collect(),
+            TxnOp::CreateSession { .. }
+            | TxnOp::CloseSession
+            | TxnOp::Delete(_)
+            | TxnOp::SetAcl(_)
+            | TxnOp::Check(_)
+            | TxnOp::Reap { .. }
+            | TxnOp::RecipeTimer { .. }
+            | TxnOp::RuntimeCheck { .. } => Vec::new(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Applied {
     pub zxid: Zxid,

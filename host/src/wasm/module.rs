@@ -69,6 +69,22 @@ pub fn load(
     Ok(Loaded { pre, entries })
 }
 
+/// Compiles `bytes` into `cache_dir` unless a compiled copy is there already, so that the
+/// `load` that installs it (inside apply, under the tree lock) only reads the copy. Errors are
+/// left to that `load`, which refuses the module with its reason.
+pub fn compile_ahead(engine: &Engine, cache_dir: &Path, bytes: &[u8]) {
+    if bytes.len() > MODULE_BYTES_MAX || cache_path(cache_dir, bytes).exists() {
+        return;
+    }
+    let started = crate::clock::Stopwatch::start();
+    if compile(engine, Some(cache_dir), bytes).is_ok() {
+        tracing::info!(
+            ms = started.elapsed_us() / 1000,
+            "recipe module compiled ahead of its install"
+        );
+    }
+}
+
 fn cache_path(cache_dir: &Path, bytes: &[u8]) -> PathBuf {
     let runtime = sha256_hex(super::engine::fingerprint().as_bytes());
     cache_dir.join(format!("{}-{}.cwasm", sha256_hex(bytes), &runtime[..16]))

@@ -28,6 +28,20 @@ pub const LOG_NODE_BYTES_MAX: usize = 16 * 1024;
 /// The child of a recipe's node that holds its recent log lines.
 pub const LOG_NODE: &str = "log";
 
+/// Compiles recipe modules into the server's cache outside the tree lock, so installing one
+/// (which happens inside apply, under the lock, on every replica) only loads the compiled copy.
+#[derive(Clone)]
+pub struct Compiler {
+    engine: Engine,
+    cache_dir: PathBuf,
+}
+
+impl Compiler {
+    pub fn compile_ahead(&self, bytes: &[u8]) {
+        module::compile_ahead(&self.engine, &self.cache_dir, bytes);
+    }
+}
+
 /// Per-recipe counters on this server (runs are identical on every replica; these count them).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RecipeStats {
@@ -197,6 +211,78 @@ impl Runtime {
     /// its log) except the call nodes, which callers create and delete.
     pub fn is_admin_path(path: &str) -> bool {
         run::is_under(RECIPES_PATH, path) && Self::call_target(path).is_none()
+    }
+
+    /// What compiles modules ahead of apply ([`Compiler::compile_ahead`]); None without a
+    /// cache directory (the compiled code would have nowhere to wait for its install).
+    pub fn compiler(&self) -> Option<Compiler> {
+        Some(Compiler {
+            engine: self.engine.clone(),
+            cache_dir: self.cache_dir.clone()?,
+        })
+    }
+
+    /// The modules that `writes` (path and data of each create or setData of a batch about to
+    /// apply) complete, as their install will read them: the manifest and chunks in `tree`,
+    /// overlaid with the written ones, whole and matching the manifest's sha256, and not
+    /// installed with these bytes already. A pure guess for [`Compiler::compile_ahead`]: a
+    /// write that fails later only leaves a compiled copy unused.
+    pub fn modules_completed_by(&self, tree: &Tree, writes: &[(&str, &[u8])]) -> Vec<Vec<u8>> {
+        let server = [acl::server_id()];
+        let mut touched: BTreeMap<&str, BTreeMap<&str, &[u8]>> = BTreeMap::new();
+        for (path, data) in writes {
+            let Some(rest) = path
+                .strip_prefix(RECIPES_PATH)
+                .and_then(|rest| rest.strip_prefix('/'))
+            else {
+                continue;
+            };
+            let (name, child) = rest.split_once('/').unwrap_or((rest, ""));
+            touched.entry(name).or_default().insert(child, data);
+        }
+        let mut modules = Vec::new();
+        for (name, written) in touched {
+            let path = format!("{RECIPES_PATH}/{name}");
+            let manifest_bytes = match written.get("") {
+                Some(data) => data.to_vec(),
+                None => match tree.node(&path) {
+                    Some(node) => node.data_bytes().to_vec(),
+                    None => continue,
+                },
+            };
+            let Ok(manifest) = Manifest::parse(&manifest_bytes) else {
+                continue;
+            };
+            if self
+                .recipes
+                .get(name)
+                .is_some_and(|installed| installed.manifest.sha256 == manifest.sha256)
+            {
+                continue;
+            }
+            let mut chunks: BTreeMap<String, Vec<u8>> = tree
+                .get_children(&path, &server)
+                .map(|(children, _)| children)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|child| child.starts_with(CHUNK_PREFIX))
+                .filter_map(|child| {
+                    let data = tree.node(&format!("{path}/{child}"))?.data_bytes().to_vec();
+                    Some((child, data))
+                })
+                .collect();
+            for (child, data) in written {
+                if child.starts_with(CHUNK_PREFIX) && !child.contains('/') {
+                    chunks.insert(child.to_owned(), data.to_vec());
+                }
+            }
+            let bytes: Vec<u8> = chunks.into_values().flatten().collect();
+            let whole = u64::try_from(bytes.len()).is_ok_and(|size| size == manifest.size);
+            if whole && module::sha256_hex(&bytes) == manifest.sha256 {
+                modules.push(bytes);
+            }
+        }
+        modules
     }
 
     /// The recipe a create of `path` calls, if `path` is `<RECIPES_PATH>/<name>/call-...`.

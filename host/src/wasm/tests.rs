@@ -514,3 +514,61 @@ fn a_txn_whose_runs_pass_the_fuel_cap_is_refused_whole() {
     .unwrap();
     assert!(tree.stat("/s/two").is_some());
 }
+
+#[test]
+fn a_module_is_compiled_ahead_of_the_apply_that_installs_it() {
+    let cache = tempfile::tempdir().unwrap();
+    let mut recipes = Runtime::new(
+        Some(cache.path().to_path_buf()),
+        recipe_op,
+        crate::config::RECIPE_TXN_FUEL_DEFAULT,
+    )
+    .unwrap();
+    let bytes = module(CALL_OK);
+    let manifest = Manifest {
+        path: "/app".into(),
+        size: bytes.len() as u64,
+        sha256: sha256_hex(&bytes),
+        fuel: 1000,
+        memory_bytes: 1 << 20,
+        timer_ms: 0,
+        call_perms: super::manifest::CALL_PERMS_DEFAULT,
+    };
+    let manifest_path = format!("{RECIPES_PATH}/c");
+    let chunk_path = format!("{RECIPES_PATH}/c/module-0000");
+    let manifest_text = manifest.format();
+    let mut tree = Tree::new();
+    // The manifest alone (a large install's first write) completes nothing.
+    let manifest_only = [(manifest_path.as_str(), manifest_text.as_bytes())];
+    assert!(recipes
+        .modules_completed_by(&tree, &manifest_only)
+        .is_empty());
+    // The manifest and its one chunk complete the module, in the batch or half in the tree.
+    let both = [
+        (manifest_path.as_str(), manifest_text.as_bytes()),
+        (chunk_path.as_str(), &bytes[..]),
+    ];
+    assert_eq!(
+        recipes.modules_completed_by(&tree, &both),
+        vec![bytes.clone()]
+    );
+    // A chunk that does not match the manifest's hash completes nothing.
+    let wrong = [
+        (manifest_path.as_str(), manifest_text.as_bytes()),
+        (chunk_path.as_str(), &b"\0asm-but-not-this"[..]),
+    ];
+    assert!(recipes.modules_completed_by(&tree, &wrong).is_empty());
+    let compiled = || std::fs::read_dir(cache.path()).unwrap().count();
+    assert_eq!(compiled(), 0);
+    let compiler = recipes.compiler().unwrap();
+    compiler.compile_ahead(&bytes);
+    assert_eq!(compiled(), 1);
+    compiler.compile_ahead(&bytes);
+    assert_eq!(compiled(), 1, "a compiled module is not compiled again");
+    // The install loads the compiled copy; once installed, nothing is left to compile.
+    let mut zxid = 0;
+    let installed = install_manifest(&mut tree, &mut recipes, &mut zxid, "c", &manifest, &bytes);
+    assert!(matches!(installed, Ok(Response::Multi(_))), "{installed:?}");
+    assert_eq!(compiled(), 1);
+    assert!(recipes.modules_completed_by(&tree, &both).is_empty());
+}
