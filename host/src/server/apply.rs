@@ -79,6 +79,7 @@ impl Applier {
             .iter()
             .flat_map(|(entry, _)| entry.op.data_writes())
             .filter(|(path, _)| path.starts_with(crate::wasm::RECIPES_PATH))
+            .map(|(path, data)| (path, data.unwrap_or_default()))
             .collect();
         if writes.is_empty() {
             return;

@@ -112,23 +112,7 @@ pub fn decode_entry(bytes: &[u8]) -> Result<TxnEntry, CodecError> {
 
 /// Whether any znode data in `txn_op` is null (only version 2 can say so).
 fn has_null_data(txn_op: &TxnOp) -> bool {
-    match txn_op {
-        TxnOp::Create { request, .. } => request.data.is_none(),
-        TxnOp::SetData(request) => request.data.is_none(),
-        TxnOp::Multi(sub_ops) => sub_ops.iter().any(|sub_op| match sub_op {
-            MultiOp::Create { request, .. } => request.data.is_none(),
-            MultiOp::SetData(request) => request.data.is_none(),
-            MultiOp::Delete(_) | MultiOp::Check(_) => false,
-        }),
-        TxnOp::CreateSession { .. }
-        | TxnOp::CloseSession
-        | TxnOp::Delete(_)
-        | TxnOp::SetAcl(_)
-        | TxnOp::Check(_)
-        | TxnOp::Reap { .. }
-        | TxnOp::RecipeTimer { .. }
-        | TxnOp::RuntimeCheck { .. } => false,
-    }
+    txn_op.data_writes().iter().any(|(_, data)| data.is_none())
 }
 
 /// Version 1's reading of a null buffer in znode data: empty data.

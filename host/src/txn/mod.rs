@@ -68,14 +68,14 @@ pub enum TxnOp {
 }
 
 impl TxnOp {
-    /// Path and data of every create and setData this op asks for, sub-ops of a multi
-    /// included (null data as empty), whether or not they will succeed.
-    pub fn data_writes(&self) -> Vec<(&str, &[u8])> {
-        fn create(request: &CreateRequest) -> (&str, &[u8]) {
-            (&request.path, request.data.as_deref().unwrap_or_default())
+    /// Path and data (None: null) of every create and setData this op asks for, sub-ops of a
+    /// multi included, whether or not they will succeed.
+    pub fn data_writes(&self) -> Vec<(&str, Option<&[u8]>)> {
+        fn create(request: &CreateRequest) -> (&str, Option<&[u8]>) {
+            (&request.path, request.data.as_deref())
         }
-        fn set(request: &SetDataRequest) -> (&str, &[u8]) {
-            (&request.path, request.data.as_deref().unwrap_or_default())
+        fn set(request: &SetDataRequest) -> (&str, Option<&[u8]>) {
+            (&request.path, request.data.as_deref())
         }
         match self {
             TxnOp::Create { request, .. } => vec![create(request)],
