@@ -739,7 +739,11 @@ async fn fatal_errors_and_failpoints_are_per_server() {
             let _ = stop_rx.await;
         };
         let clock = Arc::new(zkw::clock::SystemClock::new());
-        let server = tokio::spawn(zkw::server::run(config, listener, shutdown, clock));
+        let seams = zkw::server::Seams {
+            clock,
+            ..zkw::server::Seams::real()
+        };
+        let server = tokio::spawn(zkw::server::run(config, listener, shutdown, seams));
         running.push((addr, stop_tx, server));
     }
     let (healthy_addr, healthy_stop, healthy) = running.pop().unwrap();
@@ -811,11 +815,15 @@ async fn panic_in_apply_in_process_fails_stop() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let clock = Arc::new(zkw::clock::SystemClock::new());
+    let seams = zkw::server::Seams {
+        clock,
+        ..zkw::server::Seams::real()
+    };
     let server = tokio::spawn(zkw::server::run(
         config,
         listener,
         std::future::pending(),
-        clock,
+        seams,
     ));
     let client = client(&addr).await;
     bounded("create", client.create("/a", b"", &persistent()))

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use openraft::SnapshotPolicy;
 
+use super::transport::PeerTransport;
 use super::{failpoint, handshake, network, ConsensusError, STANDALONE_ELECTION_MS_MAX};
 use crate::fatal::FatalSignal;
 use crate::timing::StorageTimings;
@@ -52,6 +53,8 @@ pub struct ConsensusConfig {
     pub storage_timings: Arc<StorageTimings>,
     /// Mutual TLS between peers (`sslQuorum=true`), or none.
     pub quorum_tls: Option<Arc<network::QuorumTls>>,
+    /// How peers are dialled and listened for (TCP, or a simulation's network).
+    pub transport: Arc<dyn PeerTransport>,
 }
 
 impl ConsensusConfig {
@@ -124,6 +127,7 @@ mod tests {
             snapshot_chunk_bytes: network::SNAPSHOT_CHUNK_BYTES,
             storage_timings: Arc::default(),
             quorum_tls: None,
+            transport: Arc::new(crate::consensus::transport::TcpTransport),
         }
     }
 

@@ -54,6 +54,7 @@ mod report;
 mod serving;
 pub mod state_machine;
 pub mod store;
+pub mod transport;
 pub mod types;
 
 use std::collections::{BTreeMap, HashSet};
@@ -220,7 +221,9 @@ impl<M: StateMachine> Consensus<M> {
         // Bound before Raft starts, so a taken port stops the server before any election.
         let listener = match config.listen {
             Some(address) => Some(
-                tokio::net::TcpListener::bind(address)
+                config
+                    .transport
+                    .listen(address)
                     .await
                     .map_err(|error| ConsensusError::QuorumPort { address, error })?,
             ),
@@ -234,6 +237,7 @@ impl<M: StateMachine> Consensus<M> {
             snapshot_chunk_bytes: config.snapshot_chunk_bytes,
             reachability: Default::default(),
             tls: config.quorum_tls.clone(),
+            transport: Arc::clone(&config.transport),
         });
         let network = PeerNetwork {
             settings: Arc::clone(&peer_settings),

@@ -41,7 +41,6 @@ use openraft::raft::{
 use openraft::EntryPayload;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
@@ -54,6 +53,7 @@ use super::handshake::{
     HANDSHAKE_FRAME_BYTES_MAX, HANDSHAKE_TIMEOUT_MS, HANDSHAKE_VERSION,
 };
 use super::membership::{quorum_address, MembershipEdit, ReconfigError};
+use super::transport::{PeerListener, PeerStream, PeerTransport};
 use super::types::{Command, Entry, SnapshotMeta, Vote, ZkwRaft};
 use super::PROPOSAL_ENVELOPE_BYTES_MAX;
 
@@ -107,6 +107,8 @@ pub struct PeerSettings {
     pub reachability: Reachability,
     /// Mutual TLS on every peer connection (`sslQuorum=true`), or plain TCP.
     pub tls: Option<Arc<QuorumTls>>,
+    /// How peers are dialled (TCP, or a simulation's network).
+    pub transport: Arc<dyn PeerTransport>,
 }
 
 /// The peers whose last connection attempt failed, with the error. A peer that becomes
@@ -149,11 +151,6 @@ impl Reachability {
 
 /// The quorum addresses (`host:port`) a server id is configured at; empty: not a member.
 pub type MemberAddresses = Arc<dyn Fn(u64) -> Vec<String> + Send + Sync>;
-
-/// A peer connection's byte stream: plain TCP, or TLS over it.
-trait PeerIo: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> PeerIo for T {}
-type PeerStream = Box<dyn PeerIo>;
 
 /// Both ends of quorum TLS (`sslQuorum=true`), built once from the ssl.quorum keys.
 pub struct QuorumTls {
@@ -428,13 +425,12 @@ impl PeerClient {
 
     /// A new connection: TCP, TLS with `sslQuorum=true`, then the quorum handshake.
     async fn connect(&mut self) -> io::Result<PeerStream> {
-        let connect = TcpStream::connect(&self.address);
+        let connect = self.settings.transport.dial(&self.address);
         let tcp = tokio::time::timeout(Duration::from_millis(PEER_CONNECT_TIMEOUT_MS), connect)
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
-        let _ = tcp.set_nodelay(true);
         let mut stream: PeerStream = match &self.settings.tls {
-            None => Box::new(tcp),
+            None => tcp,
             Some(tls) => {
                 let handshake = tls.connector.connect(server_name(&self.address)?, tcp);
                 let outcome = tokio::time::timeout(tls.handshake_timeout, handshake)
@@ -834,7 +830,7 @@ pub struct PeerService {
 /// Accepts peers on the quorum port until `stop` flips; each admitted connection is served in
 /// turn (see the module doc for who is admitted).
 pub async fn serve(
-    listener: TcpListener,
+    mut listener: Box<dyn PeerListener>,
     service: PeerService,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -848,7 +844,6 @@ pub async fn serve(
                         refuse(peer, None, &Refusal::PendingHandshakes);
                         continue;
                     };
-                    let _ = stream.set_nodelay(true);
                     let (service, slots, stop) = (service.clone(), Arc::clone(&slots), stop.clone());
                     connections.spawn(async move {
                         let Some((stream, admitted, _held)) =
@@ -876,13 +871,13 @@ pub async fn serve(
 /// is logged and dropped), who it is and its place under the caps, once the handshake
 /// admitted it.
 async fn accept_peer(
-    stream: TcpStream,
+    stream: PeerStream,
     peer: SocketAddr,
     service: &PeerService,
     slots: &Arc<Slots>,
 ) -> Option<(PeerStream, Admitted, Held)> {
     let mut stream: PeerStream = match &service.settings.tls {
-        None => Box::new(stream),
+        None => stream,
         Some(tls) => {
             match tokio::time::timeout(tls.handshake_timeout, tls.acceptor.accept(stream)).await {
                 Ok(Ok(stream)) => Box::new(stream),
@@ -1074,7 +1069,9 @@ fn append(buffer: &mut Vec<u8>, piece: Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::consensus::transport::TcpTransport;
     use crate::consensus::types::LogId;
+    use tokio::net::TcpListener;
 
     type Seen = Arc<Mutex<Vec<PeerRequest>>>;
 
@@ -1085,6 +1082,7 @@ mod tests {
             snapshot_chunk_bytes: chunk_bytes,
             reachability: Reachability::default(),
             tls: None,
+            transport: Arc::new(TcpTransport),
         })
     }
 
@@ -1131,6 +1129,7 @@ mod tests {
     ) -> (String, tokio::sync::watch::Sender<bool>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap().to_string();
+        let listener: Box<dyn PeerListener> = Box::new(listener);
         let kept = Arc::clone(seen);
         let member_address = address.clone();
         let service = PeerService {

@@ -44,6 +44,7 @@ use crate::config::{PeerRole, QuorumAuthConfig};
 use crate::consensus::failpoint::{FailpointError, Failpoints};
 use crate::consensus::handshake::QuorumAuth;
 use crate::consensus::network::QuorumTls;
+use crate::consensus::transport::{PeerTransport, TcpTransport};
 use crate::consensus::{Consensus, ConsensusConfig, ConsensusError, Member, Proposal, Proposer};
 use crate::fatal::{Fatal, FatalSignal, FATAL_LOG_PREFIX, FATAL_SHUTDOWN_MS_MAX};
 use crate::proto::{perms, Acl, Id, SessionId};
@@ -361,7 +362,25 @@ pub async fn serve(
             address,
             error,
         })?;
-    run(config, listener, shutdown, Arc::new(SystemClock::new())).await
+    run(config, listener, shutdown, Seams::real()).await
+}
+
+/// What a server takes from its surroundings rather than from the process: its clock and its
+/// quorum-port network. A test runs several servers in one process on one simulated network.
+#[derive(Clone)]
+pub struct Seams {
+    pub clock: Arc<dyn Clock>,
+    pub peers: Arc<dyn PeerTransport>,
+}
+
+impl Seams {
+    /// The system clock and TCP.
+    pub fn real() -> Seams {
+        Seams {
+            clock: Arc::new(SystemClock::new()),
+            peers: Arc::new(TcpTransport),
+        }
+    }
 }
 
 /// Serves clients on `listener` until `shutdown` completes.
@@ -369,8 +388,9 @@ pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
-    clock: Arc<dyn Clock>,
+    seams: Seams,
 ) -> Result<(), ServerError> {
+    let Seams { clock, peers } = seams;
     let local_address = listener.local_addr().map_err(ServerError::LocalAddress)?;
     let secure = bind_secure(&config).await?;
     let fatal = FatalSignal::new();
@@ -403,7 +423,7 @@ pub async fn run(
         fatal: fatal.clone(),
         storage_timings: Arc::default(),
     });
-    let consensus_config = consensus_config(&shared, &fatal).await?;
+    let consensus_config = consensus_config(&shared, &fatal, peers).await?;
     let applier = Arc::new(Applier {
         shared: Arc::clone(&shared),
     });
@@ -919,6 +939,7 @@ async fn drop_clients_without_quorum(
 async fn consensus_config(
     shared: &Shared,
     fatal: &FatalSignal,
+    transport: Arc<dyn PeerTransport>,
 ) -> Result<ConsensusConfig, ServerError> {
     let config = &shared.config;
     let my_id = config.my_id.unwrap_or(0);
@@ -959,6 +980,7 @@ async fn consensus_config(
         snapshot_chunk_bytes: config.snapshot_chunk_bytes,
         storage_timings: Arc::clone(&shared.storage_timings),
         quorum_tls: quorum_tls(config)?,
+        transport,
     })
 }
 

@@ -1,0 +1,336 @@
+//! How a server reaches its peers and is reached by them on the quorum port: plain TCP
+//! ([`TcpTransport`]) in production; [`MemoryNetwork`] runs several servers in one process on
+//! an in-memory network that a test partitions at will (both directions or one), with no root
+//! and no real sockets. TLS and the quorum handshake run on top of either, unchanged.
+
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+/// A peer connection's byte stream: TCP, an in-memory link, or TLS over either.
+pub trait PeerIo: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> PeerIo for T {}
+pub type PeerStream = Box<dyn PeerIo>;
+
+/// A future a transport returns.
+pub type Pending<'a, T> = Pin<Box<dyn Future<Output = io::Result<T>> + Send + 'a>>;
+
+/// Dials peers and listens for them.
+pub trait PeerTransport: std::fmt::Debug + Send + Sync + 'static {
+    /// Opens a stream to `address` (`host:port`).
+    fn dial<'a>(&'a self, address: &'a str) -> Pending<'a, PeerStream>;
+    /// Listens on `address` (this server's quorum port).
+    fn listen(&self, address: SocketAddr) -> Pending<'_, Box<dyn PeerListener>>;
+}
+
+/// Accepted peer connections, with the address each came from.
+pub trait PeerListener: Send {
+    fn accept(&mut self) -> Pending<'_, (PeerStream, SocketAddr)>;
+}
+
+/// The operating system's TCP.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TcpTransport;
+
+impl PeerTransport for TcpTransport {
+    fn dial<'a>(&'a self, address: &'a str) -> Pending<'a, PeerStream> {
+        Box::pin(async move {
+            let stream = TcpStream::connect(address).await?;
+            let _ = stream.set_nodelay(true);
+            Ok(Box::new(stream) as PeerStream)
+        })
+    }
+
+    fn listen(&self, address: SocketAddr) -> Pending<'_, Box<dyn PeerListener>> {
+        Box::pin(async move {
+            let listener = TcpListener::bind(address).await?;
+            Ok(Box::new(listener) as Box<dyn PeerListener>)
+        })
+    }
+}
+
+impl PeerListener for TcpListener {
+    fn accept(&mut self) -> Pending<'_, (PeerStream, SocketAddr)> {
+        Box::pin(async move {
+            let (stream, peer) = TcpListener::accept(self).await?;
+            let _ = stream.set_nodelay(true);
+            Ok((Box::new(stream) as PeerStream, peer))
+        })
+    }
+}
+
+/// Bytes buffered in each direction of an in-memory link.
+pub const MEMORY_LINK_BUFFER_BYTES: usize = 256 * 1024;
+/// Connections an in-memory listener holds before they are accepted.
+const MEMORY_BACKLOG: usize = 128;
+
+/// An in-memory network shared by the servers of one process. Each server is an IP address
+/// (its quorum address's host must be an IP literal); a partition between two addresses makes
+/// every read and write of their links fail from then on, and new dials between them fail,
+/// as a cut cable would after the kernel gave up. Cheap to clone (one shared state).
+#[derive(Clone, Debug, Default)]
+pub struct MemoryNetwork {
+    state: Arc<Mutex<NetworkState>>,
+}
+
+#[derive(Debug, Default)]
+struct NetworkState {
+    listeners: HashMap<SocketAddr, mpsc::Sender<(DuplexStream, SocketAddr, LinkEnds)>>,
+    /// (from, to): what `from` sends does not reach `to`.
+    cut: BTreeSet<(IpAddr, IpAddr)>,
+    /// The next source port a dial from each address uses.
+    next_port: HashMap<IpAddr, u16>,
+}
+
+/// The two ends of one link, as the reader of a stream sees them: (here, there).
+#[derive(Clone, Copy, Debug)]
+struct LinkEnds {
+    here: IpAddr,
+    there: IpAddr,
+}
+
+/// Source ports of in-memory dials start here (each address counts up from it).
+const MEMORY_FIRST_SOURCE_PORT: u16 = 40_000;
+
+impl MemoryNetwork {
+    pub fn new() -> MemoryNetwork {
+        MemoryNetwork::default()
+    }
+
+    /// The transport of the server at `ip`.
+    pub fn transport(&self, ip: IpAddr) -> Arc<dyn PeerTransport> {
+        Arc::new(MemoryTransport {
+            network: self.clone(),
+            ip,
+        })
+    }
+
+    /// Cuts `a` off from `b` in both directions.
+    pub fn partition(&self, a: IpAddr, b: IpAddr) {
+        self.cut_one_way(a, b);
+        self.cut_one_way(b, a);
+    }
+
+    /// What `from` sends stops reaching `to` (the other direction still works).
+    pub fn cut_one_way(&self, from: IpAddr, to: IpAddr) {
+        self.lock().cut.insert((from, to));
+    }
+
+    /// Every cut is healed; links cut before stay broken (their ends see errors and reconnect).
+    pub fn heal(&self) {
+        self.lock().cut.clear();
+    }
+
+    fn lock(&self) -> MutexGuard<'_, NetworkState> {
+        // The state is a set and two maps, always left whole: a panic elsewhere cannot tear it.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn is_cut(&self, from: IpAddr, to: IpAddr) -> bool {
+        self.lock().cut.contains(&(from, to))
+    }
+}
+
+/// One server's view of a [`MemoryNetwork`].
+#[derive(Debug)]
+struct MemoryTransport {
+    network: MemoryNetwork,
+    ip: IpAddr,
+}
+
+impl PeerTransport for MemoryTransport {
+    fn dial<'a>(&'a self, address: &'a str) -> Pending<'a, PeerStream> {
+        Box::pin(async move {
+            let target: SocketAddr = address.parse().map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("in-memory peers are IP:port, not {address}"),
+                )
+            })?;
+            let (sender, source) = {
+                let mut state = self.network.lock();
+                if state.cut.contains(&(self.ip, target.ip())) {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "partitioned"));
+                }
+                let sender = state
+                    .listeners
+                    .get(&target)
+                    .cloned()
+                    .ok_or_else(|| io::Error::from(io::ErrorKind::ConnectionRefused))?;
+                let port = state
+                    .next_port
+                    .entry(self.ip)
+                    .or_insert(MEMORY_FIRST_SOURCE_PORT);
+                let source = SocketAddr::new(self.ip, *port);
+                *port = port.checked_add(1).unwrap_or(MEMORY_FIRST_SOURCE_PORT);
+                (sender, source)
+            };
+            let (ours, theirs) = tokio::io::duplex(MEMORY_LINK_BUFFER_BYTES);
+            let their_ends = LinkEnds {
+                here: target.ip(),
+                there: self.ip,
+            };
+            sender
+                .send((theirs, source, their_ends))
+                .await
+                .map_err(|_| io::Error::from(io::ErrorKind::ConnectionRefused))?;
+            let link = Link {
+                stream: ours,
+                network: self.network.clone(),
+                ends: LinkEnds {
+                    here: self.ip,
+                    there: target.ip(),
+                },
+            };
+            Ok(Box::new(link) as PeerStream)
+        })
+    }
+
+    fn listen(&self, address: SocketAddr) -> Pending<'_, Box<dyn PeerListener>> {
+        Box::pin(async move {
+            let (sender, incoming) = mpsc::channel(MEMORY_BACKLOG);
+            let mut state = self.network.lock();
+            if state
+                .listeners
+                .get(&address)
+                .is_some_and(|old| !old.is_closed())
+            {
+                return Err(io::Error::from(io::ErrorKind::AddrInUse));
+            }
+            state.listeners.insert(address, sender);
+            Ok(Box::new(MemoryListener {
+                incoming,
+                network: self.network.clone(),
+            }) as Box<dyn PeerListener>)
+        })
+    }
+}
+
+struct MemoryListener {
+    incoming: mpsc::Receiver<(DuplexStream, SocketAddr, LinkEnds)>,
+    network: MemoryNetwork,
+}
+
+impl PeerListener for MemoryListener {
+    fn accept(&mut self) -> Pending<'_, (PeerStream, SocketAddr)> {
+        Box::pin(async move {
+            let (stream, source, ends) = self
+                .incoming
+                .recv()
+                .await
+                .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
+            let link = Link {
+                stream,
+                network: self.network.clone(),
+                ends,
+            };
+            Ok((Box::new(link) as PeerStream, source))
+        })
+    }
+}
+
+/// One end of an in-memory link: its reads fail once the other end is cut off from this one,
+/// its writes once this one is cut off from the other.
+struct Link {
+    stream: DuplexStream,
+    network: MemoryNetwork,
+    ends: LinkEnds,
+}
+
+impl Link {
+    fn cut(&self, from: IpAddr, to: IpAddr) -> Option<io::Error> {
+        self.network
+            .is_cut(from, to)
+            .then(|| io::Error::new(io::ErrorKind::BrokenPipe, "partitioned"))
+    }
+}
+
+impl AsyncRead for Link {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if let Some(error) = self.cut(self.ends.there, self.ends.here) {
+            return Poll::Ready(Err(error));
+        }
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Link {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if let Some(error) = self.cut(self.ends.here, self.ends.there) {
+            return Poll::Ready(Err(error));
+        }
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::from([127, 0, 0, last])
+    }
+
+    #[tokio::test]
+    async fn links_carry_bytes_until_cut_and_dials_follow_the_cuts() {
+        let network = MemoryNetwork::new();
+        let (a, b) = (network.transport(ip(1)), network.transport(ip(2)));
+        let address = SocketAddr::new(ip(2), 2888);
+        let mut listener = b.listen(address).await.unwrap();
+        assert_eq!(
+            b.listen(address).await.err().map(|error| error.kind()),
+            Some(io::ErrorKind::AddrInUse)
+        );
+        let mut dialled = a.dial("127.0.0.2:2888").await.unwrap();
+        let (mut accepted, source) = listener.accept().await.unwrap();
+        assert_eq!(source.ip(), ip(1));
+        dialled.write_all(b"ping").await.unwrap();
+        let mut got = [0u8; 4];
+        accepted.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"ping");
+        // One way: 1 no longer reaches 2, 2 still reaches 1.
+        network.cut_one_way(ip(1), ip(2));
+        assert!(dialled.write_all(b"lost").await.is_err());
+        assert!(accepted.read_exact(&mut got).await.is_err());
+        accepted.write_all(b"pong").await.unwrap();
+        dialled.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"pong");
+        assert!(a.dial("127.0.0.2:2888").await.is_err());
+        network.heal();
+        assert!(a.dial("127.0.0.2:2888").await.is_ok());
+        assert_eq!(
+            a.dial("127.0.0.3:2888")
+                .await
+                .err()
+                .map(|error| error.kind()),
+            Some(io::ErrorKind::ConnectionRefused)
+        );
+    }
+}
