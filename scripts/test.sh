@@ -109,7 +109,7 @@ cargo build
 log "recipes for wasm32 (the test kit and the example)"
 run cargo build --target wasm32-unknown-unknown --profile recipe -p zkw-test-recipes --examples
 run cargo build --target wasm32-unknown-unknown --profile recipe -p recipe-counter
-run cargo test --workspace
+run cargo test --workspace --no-fail-fast
 # A short bounded run of every fuzz target from its seeds (longer runs: scripts/fuzz.sh).
 run bash scripts/fuzz.sh all "${FUZZ_BUDGET:-20s}"
 

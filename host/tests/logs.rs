@@ -1,6 +1,6 @@
 //! The server's log lines, read from a real `zkw` started with `--log-format json`: every line
-//! is one JSON object, and the lines operators grep for (session opened and closed, leader
-//! changed, snapshot written, recipe run failed) carry the session id and zxid as fields.
+//! is one JSON object, and the lines operators grep for (session opened and closed, the
+//! server's role, snapshot written, recipe run failed) carry the session id and zxid as fields.
 
 #![allow(clippy::unwrap_used)] // tests may unwrap (style.md)
 
@@ -80,10 +80,13 @@ async fn json_log_lines_carry_session_and_zxid() {
         .unwrap();
     assert!(closed["zxid"].as_i64() > ours["zxid"].as_i64(), "{closed}");
 
-    let leader = with_message(&lines, "leader changed");
+    // The role line (what replaced openraft's election lines) carries the zxid applied.
+    let serving = with_message(&lines, "serving");
     assert!(
-        leader.iter().any(|line| line["zxid"].is_u64()),
-        "{leader:?}"
+        serving
+            .iter()
+            .any(|line| line["mode"] == "standalone" && line["zxid"].is_u64()),
+        "{serving:?}"
     );
 
     let snapshots = with_message(&lines, "snapshot written");

@@ -88,16 +88,25 @@ impl<M: StateMachine> Consensus<M> {
         }
     }
 
+    /// One line per role change, with the term and the zxid applied here when it changed.
     fn log_role(&self, role: Role) {
-        let term = self.raft.metrics().borrow_watched().current_term;
+        let (term, zxid) = {
+            let metrics = self.raft.metrics();
+            let metrics = metrics.borrow_watched();
+            (
+                metrics.current_term,
+                metrics.last_applied.map_or(0, |id| id.index),
+            )
+        };
         match role {
-            Role::Standalone => tracing::info!(mode = "standalone", "serving"),
-            Role::Leading => tracing::info!(mode = "leader", term, "serving: leading"),
+            Role::Standalone => tracing::info!(mode = "standalone", zxid, "serving"),
+            Role::Leading => tracing::info!(mode = "leader", term, zxid, "serving: leading"),
             Role::Following { leader } => {
                 tracing::info!(
                     mode = "follower",
                     leader,
                     term,
+                    zxid,
                     "serving: following server.{leader}"
                 );
             }
@@ -106,6 +115,7 @@ impl<M: StateMachine> Consensus<M> {
                     mode = "observer",
                     leader,
                     term,
+                    zxid,
                     "serving: observing server.{leader}"
                 );
             }
