@@ -72,7 +72,6 @@ use tokio::sync::{mpsc, watch};
 use crate::clock::Clock;
 use crate::fatal::FatalSignal;
 use crate::proto::SessionId;
-use crate::txn::identity::ForwardRefusal;
 use crate::txn::TxnEntry;
 pub use config::{ConsensusConfig, Member};
 use network::{PeerClient, PeerNetwork, PeerRequest, PeerResponse, PeerSettings};
@@ -113,9 +112,11 @@ pub trait StateMachine: Send + Sync + 'static {
     fn touch_sessions(&self, sessions: &[SessionId]);
     /// This server became leader (true) or stopped being one (false).
     fn leadership_changed(&self, is_leader: bool);
-    /// Whether the leader may propose `entry`, forwarded by a follower for one of its clients
-    /// (`txn::identity::admit_forwarded` with this server's configuration).
-    fn admit_forwarded(&self, entry: &TxnEntry) -> Result<(), ForwardRefusal>;
+    /// Why a forwarded body is refused.
+    type Refusal: std::error::Error;
+    /// Whether the leader may propose `body` (a proposal's encoded txn), forwarded by a
+    /// follower for one of its clients.
+    fn admit_forwarded(&self, body: &[u8]) -> Result<(), Self::Refusal>;
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -13,10 +13,6 @@ use super::network::{PeerClient, PeerRequest, PeerResponse};
 use super::types::Command;
 use super::{log, network, Consensus, ConsensusError, StateMachine};
 use super::{LEADER_RPC_TIMEOUT_MS, LEADER_WAIT_MS_MAX};
-use crate::proto::{Id, SessionId};
-use crate::txn::codec::{decode_entry, encode_entry, CodecError};
-use crate::txn::identity::ForwardRefusal;
-use crate::txn::{TxnEntry, TxnOp};
 
 /// How many proposals may wait for the log before proposers are made to wait (backpressure).
 pub const PROPOSALS_QUEUED_MAX: usize = 16 * 1024;
@@ -57,18 +53,17 @@ pub enum Unforwardable {
     TooLarge { bytes: usize },
     #[error("a leader-only decision of term {term}: such commands are never forwarded")]
     LeaderOnly { term: u64 },
-    #[error("its txn does not decode: {0}")]
-    Undecodable(#[from] CodecError),
-    #[error(transparent)]
-    Refused(#[from] ForwardRefusal),
+    /// The state machine refused it (`StateMachine::admit_forwarded`: a body that does not
+    /// decode, a decision only a leader makes, an identity its origin could not hold).
+    #[error("{0}")]
+    Refused(String),
 }
 
-/// A write waiting to be ordered.
+/// A write waiting to be ordered: its encoded txn, opaque to consensus (the state machine
+/// decodes it when it applies).
 #[derive(Debug)]
 pub struct Proposal<R> {
-    pub session_id: SessionId,
-    pub auth: Vec<Id>,
-    pub op: TxnOp,
+    pub body: Vec<u8>,
     pub route: Option<R>,
     /// A decision only this server's current leadership may make (session expiry): it takes
     /// effect only if it commits in the term it was proposed in, never re-sent to a successor.
@@ -178,18 +173,10 @@ impl<M: StateMachine> Consensus<M> {
     pub(super) fn commands(&self, proposals: &mut Vec<Proposal<M::Route>>) -> Vec<Command> {
         let mut commands = Vec::with_capacity(proposals.len());
         for proposal in proposals.drain(..) {
-            let entry = TxnEntry {
-                zxid: 0,
-                time_ms: 0,
-                session_id: proposal.session_id,
-                auth: proposal.auth,
-                op: proposal.op,
-            };
-            let mut body = Vec::new();
-            encode_entry(&entry, &mut body);
+            let body = proposal.body;
             if body.len() > PROPOSAL_BYTES_MAX {
+                // The state machine's abandon closes the connection and names its session.
                 tracing::warn!(
-                    session = format_args!("0x{:x}", entry.session_id),
                     bytes = body.len(),
                     limit = PROPOSAL_BYTES_MAX,
                     "refusing a proposal above PROPOSAL_BYTES_MAX; closing its connection"
@@ -288,9 +275,9 @@ impl<M: StateMachine> Consensus<M> {
         if let Some(term) = command.term {
             return Err(Unforwardable::LeaderOnly { term });
         }
-        let entry = decode_entry(&command.body)?;
-        self.machine.admit_forwarded(&entry)?;
-        Ok(())
+        self.machine
+            .admit_forwarded(&command.body)
+            .map_err(|refusal| Unforwardable::Refused(refusal.to_string()))
     }
 }
 

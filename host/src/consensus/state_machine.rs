@@ -656,11 +656,9 @@ mod tests {
         }
         fn touch_sessions(&self, _sessions: &[crate::proto::SessionId]) {}
         fn leadership_changed(&self, _is_leader: bool) {}
-        fn admit_forwarded(
-            &self,
-            entry: &TxnEntry,
-        ) -> Result<(), crate::txn::identity::ForwardRefusal> {
-            crate::txn::identity::admit_forwarded(entry, Default::default())
+        type Refusal = std::io::Error;
+        fn admit_forwarded(&self, _body: &[u8]) -> Result<(), std::io::Error> {
+            Ok(())
         }
     }
 

@@ -167,13 +167,16 @@ impl StateMachine for Applier {
         }
     }
 
-    fn admit_forwarded(&self, entry: &TxnEntry) -> Result<(), txn::identity::ForwardRefusal> {
+    type Refusal = txn::identity::ForwardRefusal;
+
+    fn admit_forwarded(&self, body: &[u8]) -> Result<(), txn::identity::ForwardRefusal> {
+        let entry = txn::codec::decode_entry(body)?;
         let config = &self.shared.config;
         let privileged = txn::identity::Privileged {
             super_digest: config.super_digest.as_deref(),
             recipe_admin_digest: config.recipe_admin_digest.as_deref(),
         };
-        txn::identity::admit_forwarded(entry, privileged)
+        txn::identity::admit_forwarded(&entry, privileged)
     }
 
     fn apply_batch(&self, batch: Vec<(TxnEntry, Option<Route>)>) -> std::io::Result<()> {

@@ -17,8 +17,8 @@ use super::apply::Route;
 use super::dispatch::{self, ConnectionState, Flow};
 use super::outbound::{Out, Outbound, OutboundReceiver};
 use super::stats::ConnectionStats;
+use super::TxnProposal;
 use super::{four_letter, Context};
-use crate::consensus::Proposal;
 use crate::proto::{
     decode_connect_request, decode_request, encode_connect_response, encode_reply, take_frame,
     ConnectRequest, ConnectResponse, DecodeError, ErrorCode, Frame, FrameError, Id, ReplyHeader,
@@ -328,7 +328,7 @@ async fn create_session(context: &Context, timeout_ms: i32) -> Option<(i64, [u8;
     let mut password = [0u8; SESSION_PASSWORD_BYTES];
     rand::rng().fill_bytes(&mut password);
     let (waiter, outcome) = oneshot::channel();
-    let proposal = Proposal {
+    let proposal = TxnProposal {
         session_id,
         auth: Vec::new(),
         op: TxnOp::CreateSession {
@@ -338,7 +338,7 @@ async fn create_session(context: &Context, timeout_ms: i32) -> Option<(i64, [u8;
         route: Some(Route::Session(waiter)),
         leader_only: false,
     };
-    context.proposer.propose(proposal).await.ok()?;
+    proposal.propose(&context.proposer).await.ok()?;
     match outcome.await {
         Ok(Ok(())) => Some((session_id, password)),
         Ok(Err(code)) => {

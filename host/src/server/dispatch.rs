@@ -13,8 +13,8 @@ use super::apply::{ReplyRoute, Route};
 use super::connection::reply_frame;
 use super::outbound::Outbound;
 use super::stats::{ConnectionStats, LastRequest, RequestKind};
+use super::TxnProposal;
 use super::{Context, Shared, Store};
-use crate::consensus::Proposal;
 use crate::proto::{
     acl_bytes, buffer_bytes, multi_result_bytes, op, xid, Acl, AddWatchMode, AddWatchRequest,
     AuthPacket, ClientInfo, CreateMode, EncodeError, ErrorCode, EventType, Id, MultiOp,
@@ -295,14 +295,14 @@ async fn propose(
         received_ms,
         stats: Arc::clone(&state.stats),
     };
-    let proposal = Proposal {
+    let proposal = TxnProposal {
         session_id,
         auth: state.auth.clone(),
         op,
         route: Some(Route::Reply(route)),
         leader_only: false,
     };
-    if context.proposer.propose(proposal).await.is_err() {
+    if proposal.propose(&context.proposer).await.is_err() {
         return Flow::Close;
     }
     Flow::Continue

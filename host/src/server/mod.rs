@@ -52,7 +52,8 @@ use crate::session::SessionTracker;
 use crate::timing::StorageTimings;
 use crate::tree::watch::WatchRegistry;
 use crate::tree::{acl, Tree};
-use crate::txn::TxnOp;
+use crate::txn::codec::encode_entry;
+use crate::txn::{TxnEntry, TxnOp};
 use crate::wasm::Runtime;
 use apply::{Applier, Route};
 use outbound::Outbound;
@@ -335,6 +336,37 @@ impl Shared {
 
     pub fn new_session_id(&self) -> SessionId {
         self.next_session_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// A txn this server proposes: encoded here, so consensus orders bytes it does not read.
+pub(crate) struct TxnProposal {
+    pub session_id: SessionId,
+    pub auth: Vec<Id>,
+    pub op: TxnOp,
+    pub route: Option<Route>,
+    /// See [`Proposal::leader_only`].
+    pub leader_only: bool,
+}
+
+impl TxnProposal {
+    /// Hands the encoded txn to the log (an error: consensus is shut down).
+    pub(crate) async fn propose(self, proposer: &Proposer<Route>) -> Result<(), ConsensusError> {
+        let entry = TxnEntry {
+            zxid: 0,
+            time_ms: 0,
+            session_id: self.session_id,
+            auth: self.auth,
+            op: self.op,
+        };
+        let mut body = Vec::new();
+        encode_entry(&entry, &mut body);
+        let proposal = Proposal {
+            body,
+            route: self.route,
+            leader_only: self.leader_only,
+        };
+        proposer.propose(proposal).await
     }
 }
 
@@ -814,14 +846,14 @@ async fn propose_while_leading(
             continue;
         }
         for (session_id, op) in due(&context.shared) {
-            let proposal = Proposal {
+            let proposal = TxnProposal {
                 session_id,
                 auth: Vec::new(),
                 op,
                 route: None,
                 leader_only: true,
             };
-            if context.proposer.propose(proposal).await.is_err() {
+            if proposal.propose(&context.proposer).await.is_err() {
                 return;
             }
         }
@@ -859,14 +891,14 @@ async fn propose_recipe_duties(context: Context, mut stop: tokio::sync::watch::R
             ops.push(TxnOp::RecipeTimer { names });
         }
         for op in ops {
-            let proposal = Proposal {
+            let proposal = TxnProposal {
                 session_id: 0,
                 auth: Vec::new(),
                 op,
                 route: None,
                 leader_only: true,
             };
-            if context.proposer.propose(proposal).await.is_err() {
+            if proposal.propose(&context.proposer).await.is_err() {
                 return;
             }
         }

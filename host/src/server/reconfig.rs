@@ -21,10 +21,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use super::TxnProposal;
 use super::{expiry_period, Context, Shared};
 use crate::config::{parse_server_line, Config, PeerRole, ServerEntry};
 use crate::consensus::membership::{Joiner, MembershipEdit, MembershipView, ReconfigError};
-use crate::consensus::Proposal;
 use crate::proto::{perms, ErrorCode, Id, ReconfigRequest, Response, SetDataRequest};
 use crate::tree::acl;
 use crate::txn::TxnOp;
@@ -211,14 +211,14 @@ async fn publish_change(context: &Context, version: u64) -> Response {
     }
     let data = membership_text(&view, &shared.config).into_bytes();
     if node_data(shared).0 != data {
-        let proposal = Proposal {
+        let proposal = TxnProposal {
             session_id: 0,
             auth: vec![super_id()],
             op: set_config(data.clone()),
             route: None,
             leader_only: false,
         };
-        if context.proposer.propose(proposal).await.is_err() {
+        if proposal.propose(&context.proposer).await.is_err() {
             tracing::warn!("could not propose the new config text");
         }
     }
@@ -367,14 +367,14 @@ pub(super) async fn publish_ensemble_config(
         .into_bytes();
         if current != data && proposed.as_ref() != Some(&(term, data.clone())) {
             proposed = Some((term, data.clone()));
-            let proposal = Proposal {
+            let proposal = TxnProposal {
                 session_id: 0,
                 auth: vec![super_id()],
                 op: set_config(data),
                 route: None,
                 leader_only: true,
             };
-            if context.proposer.propose(proposal).await.is_err() {
+            if proposal.propose(&context.proposer).await.is_err() {
                 return;
             }
         }

@@ -49,7 +49,7 @@ pub enum IdentityError {
 }
 
 /// Why the leader refuses an entry a follower forwarded (it is dropped, with a logged reason).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ForwardRefusal {
     #[error("session 0 is the servers' own: only a leader proposes for it")]
     ServerSession,
@@ -61,6 +61,8 @@ pub enum ForwardRefusal {
     Unproven(&'static str),
     #[error(transparent)]
     Identity(#[from] IdentityError),
+    #[error("its txn does not decode: {0}")]
+    Undecodable(#[from] super::codec::CodecError),
 }
 
 pub fn identity_bytes(id: &Id) -> usize {
