@@ -72,7 +72,6 @@ use tokio::sync::{mpsc, watch};
 use crate::clock::Clock;
 use crate::fatal::FatalSignal;
 use crate::proto::SessionId;
-use crate::txn::TxnEntry;
 pub use config::{ConsensusConfig, Member};
 use network::{PeerClient, PeerNetwork, PeerRequest, PeerResponse, PeerSettings};
 pub use proposals::{
@@ -100,7 +99,7 @@ pub trait StateMachine: Send + Sync + 'static {
     type Route: Send + 'static;
     /// An error stops this replica (openraft's core stops; the server has raised a fatal
     /// error): nothing after the failing entry is applied.
-    fn apply_batch(&self, batch: Vec<(TxnEntry, Option<Self::Route>)>) -> io::Result<()>;
+    fn apply_batch(&self, batch: Vec<(Committed, Option<Self::Route>)>) -> io::Result<()>;
     /// A proposal whose fate this server will not learn (its leader went away), or that was
     /// refused before it reached the log; `reason` says which to the client's log line.
     fn abandon(&self, route: Self::Route, reason: &'static str);
@@ -117,6 +116,15 @@ pub trait StateMachine: Send + Sync + 'static {
     /// Whether the leader may propose `body` (a proposal's encoded txn), forwarded by a
     /// follower for one of its clients.
     fn admit_forwarded(&self, body: &[u8]) -> Result<(), Self::Refusal>;
+}
+
+/// A committed proposal as the state machine gets it: its body, opaque here, with the zxid
+/// (the log index) and the leader's clock when it was appended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Committed {
+    pub zxid: i64,
+    pub time_ms: i64,
+    pub body: Vec<u8>,
 }
 
 #[derive(Debug, thiserror::Error)]

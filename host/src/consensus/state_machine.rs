@@ -17,12 +17,10 @@ use tokio::sync::watch;
 
 use super::failpoint::Failpoints;
 use super::types::{Command, LogId, SnapshotMeta, StoredMembership, ZkwRaft};
-use super::StateMachine;
+use super::{Committed, StateMachine};
 use crate::clock::Clock;
 use crate::fatal::{Fatal, FatalSignal, Step};
 use crate::timing::StorageTimings;
-use crate::txn::codec::decode_entry;
-use crate::txn::{TxnEntry, TxnOp};
 
 /// Snapshot files kept besides the newest (autopurge.snapRetainCount counts the newest too).
 pub const SNAPSHOT_FILE_PREFIX: &str = "snapshot.";
@@ -139,18 +137,6 @@ fn read_applied_seqs(input: &mut dyn Read) -> io::Result<AppliedSeqs> {
         seqs.insert(field(0), (field(8), field(16)));
     }
     Ok(seqs)
-}
-
-/// The txn applied in place of a committed entry that does not decode: a recipe timer naming
-/// no recipe, which changes nothing but takes the entry's zxid on every replica.
-fn skipped_entry() -> TxnEntry {
-    TxnEntry {
-        zxid: 0,
-        time_ms: 0,
-        session_id: 0,
-        auth: Vec::new(),
-        op: TxnOp::RecipeTimer { names: Vec::new() },
-    }
 }
 
 /// The openraft state machine of one server.
@@ -323,14 +309,15 @@ impl<M: StateMachine> Adapter<M> {
         self.applied_index.send_replace(self.index());
     }
 
-    /// The txn of a committed command, with its route when it was proposed here; `None` for
-    /// a re-sent copy of a command already applied.
-    fn decode(
+    /// A committed command as the state machine gets it, with its route when it was proposed
+    /// here; `None` for a re-sent copy of a command already applied (or a leader-only decision
+    /// of an earlier term).
+    fn committed(
         &mut self,
         log_id: LogId,
-        command: &Command,
-    ) -> io::Result<Option<(TxnEntry, Option<M::Route>)>> {
-        if !admit(&mut self.applied_seqs, command) {
+        command: Command,
+    ) -> io::Result<Option<(Committed, Option<M::Route>)>> {
+        if !admit(&mut self.applied_seqs, &command) {
             return Ok(None);
         }
         let mine = command.origin == self.my_id && command.boot == self.my_boot;
@@ -352,28 +339,12 @@ impl<M: StateMachine> Adapter<M> {
         } else {
             None
         };
-        let (mut entry, route) = match decode_entry(&command.body) {
-            Ok(entry) => (entry, route),
-            Err(error) => {
-                // Every replica holds the same bytes, so every one skips the entry alike: a
-                // no-op that takes the zxid, never a stop (which would replay it forever).
-                tracing::error!(
-                    index = log_id.index,
-                    origin = command.origin,
-                    bytes = command.body.len(),
-                    %error,
-                    "committed entry does not decode; applying it as a no-op"
-                );
-                if let Some(route) = route {
-                    self.machine
-                        .abandon(route, "the write's log entry does not decode");
-                }
-                (skipped_entry(), None)
-            }
+        let committed = Committed {
+            zxid: i64::try_from(log_id.index).map_err(|_| invalid("zxid overflow".into()))?,
+            time_ms: command.time_ms,
+            body: command.body,
         };
-        entry.zxid = i64::try_from(log_id.index).map_err(|_| invalid("zxid overflow".into()))?;
-        entry.time_ms = command.time_ms;
-        Ok(Some((entry, route)))
+        Ok(Some((committed, route)))
     }
 }
 
@@ -382,7 +353,7 @@ impl<M: StateMachine> Adapter<M> {
     /// since the binary's panic hook aborts first) is raised as fatal before it goes on
     /// unwinding, because openraft does not notice its state machine task dying and the server
     /// would otherwise stay half-alive with a poisoned tree.
-    fn apply_guarded(&self, batch: Vec<(TxnEntry, Option<M::Route>)>) -> io::Result<()> {
+    fn apply_guarded(&self, batch: Vec<(Committed, Option<M::Route>)>) -> io::Result<()> {
         let machine = &self.machine;
         let failpoints = &self.failpoints;
         let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -477,14 +448,15 @@ impl<M: StateMachine> RaftStateMachine<ZkwRaft> for Adapter<M> {
         let mut batch = Vec::new();
         let mut responders = Vec::new();
         while let Some((entry, responder)) = entries.try_next().await? {
-            match &entry.payload {
+            let log_id = entry.log_id;
+            match entry.payload {
                 EntryPayload::Blank => {}
-                EntryPayload::Normal(command) => batch.extend(self.decode(entry.log_id, command)?),
+                EntryPayload::Normal(command) => batch.extend(self.committed(log_id, command)?),
                 EntryPayload::Membership(membership) => {
-                    self.membership = StoredMembership::new(Some(entry.log_id), membership.clone());
+                    self.membership = StoredMembership::new(Some(log_id), membership);
                 }
             }
-            self.applied = Some(entry.log_id);
+            self.applied = Some(log_id);
             responders.extend(responder);
         }
         if !batch.is_empty() {
@@ -634,15 +606,14 @@ mod tests {
     /// Records what it is asked to apply, and the routes it refuses.
     #[derive(Default)]
     struct Recorder {
-        applied: Mutex<Vec<TxnEntry>>,
+        applied: Mutex<Vec<(Committed, Option<&'static str>)>>,
         refused: Mutex<Vec<&'static str>>,
     }
 
     impl StateMachine for Recorder {
         type Route = &'static str;
-        fn apply_batch(&self, batch: Vec<(TxnEntry, Option<&'static str>)>) -> io::Result<()> {
-            let mut applied = self.applied.lock().unwrap();
-            applied.extend(batch.into_iter().map(|(entry, _)| entry));
+        fn apply_batch(&self, batch: Vec<(Committed, Option<&'static str>)>) -> io::Result<()> {
+            self.applied.lock().unwrap().extend(batch);
             Ok(())
         }
         fn abandon(&self, route: &'static str, _reason: &'static str) {
@@ -675,7 +646,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_undecodable_entry_is_a_no_op_and_the_next_one_applies() {
+    async fn committed_bodies_reach_the_machine_unread_with_their_zxids_and_routes() {
         let directory = tempfile::tempdir().unwrap();
         let machine = Arc::new(Recorder::default());
         let mut adapter = Adapter {
@@ -694,18 +665,13 @@ mod tests {
             storage_timings: Arc::default(),
             clock: Arc::new(crate::clock::SystemClock::new()),
         };
+        // The adapter does not read a body: bytes no txn decodes pass as any other.
         let mut garbage = command(1, 7, 1);
         garbage.body = vec![0xff; 13];
+        garbage.time_ms = 1_700_000_000_000;
         adapter.pending.insert(&garbage, Some("garbage"));
-        let good = TxnEntry {
-            zxid: 0,
-            time_ms: 0,
-            session_id: 5,
-            auth: Vec::new(),
-            op: TxnOp::CloseSession,
-        };
         let mut next = command(2, 3, 1);
-        crate::txn::codec::encode_entry(&good, &mut next.body);
+        next.body = b"opaque".to_vec();
         let entries = futures_util::stream::iter([Ok(normal(1, garbage)), Ok(normal(2, next))]);
         adapter
             .apply(entries)
@@ -713,20 +679,27 @@ mod tests {
             .expect("no error stops the replica");
 
         let applied = machine.applied.lock().unwrap().clone();
-        assert_eq!(applied.len(), 2);
-        assert_eq!(applied[0].zxid, 1, "the skipped entry still takes its zxid");
-        assert_eq!(applied[0].op, TxnOp::RecipeTimer { names: Vec::new() });
-        assert_eq!((applied[1].zxid, &applied[1].op), (2, &TxnOp::CloseSession));
-        assert_eq!(applied[1].session_id, 5);
-        assert_eq!(*machine.refused.lock().unwrap(), ["garbage"]);
+        let expected = [
+            (
+                Committed {
+                    zxid: 1,
+                    time_ms: 1_700_000_000_000,
+                    body: vec![0xff; 13],
+                },
+                Some("garbage"),
+            ),
+            (
+                Committed {
+                    zxid: 2,
+                    time_ms: 0,
+                    body: b"opaque".to_vec(),
+                },
+                None,
+            ),
+        ];
+        assert_eq!(applied, expected);
+        assert!(machine.refused.lock().unwrap().is_empty());
         assert!(adapter.pending.unacked().is_empty());
         assert_eq!(*adapter.applied_index.borrow(), 2);
-
-        // The no-op is inert on a real tree: the zxid moves, nothing else does.
-        let mut tree = crate::tree::Tree::default();
-        let digest = tree.digest();
-        let outcome = crate::txn::apply(&mut tree, &applied[0]);
-        assert!(outcome.reply.is_ok() && outcome.triggers.is_empty());
-        assert_eq!((tree.last_zxid(), tree.digest()), (1, digest));
     }
 }

@@ -11,7 +11,7 @@ use tokio::sync::{oneshot, watch};
 use super::outbound::Outbound;
 use super::stats::ConnectionStats;
 use super::Shared;
-use crate::consensus::StateMachine;
+use crate::consensus::{Committed, StateMachine};
 use crate::fatal::Fatal;
 use crate::proto::SessionId;
 use crate::proto::{encode_notification, keeper_state, ErrorCode, Response, WatcherEvent};
@@ -70,7 +70,36 @@ pub struct Applier {
     pub shared: Arc<Shared>,
 }
 
+/// The txn a committed body holds, with the zxid and time the log gave it.
+fn committed_txn(committed: &Committed) -> Result<TxnEntry, txn::codec::CodecError> {
+    let mut entry = txn::codec::decode_entry(&committed.body)?;
+    entry.zxid = committed.zxid;
+    entry.time_ms = committed.time_ms;
+    Ok(entry)
+}
+
 impl Applier {
+    /// A committed body as a txn; one that does not decode is applied as the same no-op on
+    /// every replica (they all hold the same bytes), with a loud line, and the proposing
+    /// connection is closed.
+    fn decode(&self, committed: Committed, route: Option<Route>) -> (TxnEntry, Option<Route>) {
+        match committed_txn(&committed) {
+            Ok(entry) => (entry, route),
+            Err(error) => {
+                tracing::error!(
+                    zxid = committed.zxid,
+                    bytes = committed.body.len(),
+                    %error,
+                    "committed entry does not decode; applying it as a no-op"
+                );
+                if let Some(route) = route {
+                    self.abandon(route, "the write's log entry does not decode");
+                }
+                (TxnEntry::no_op(committed.zxid, committed.time_ms), None)
+            }
+        }
+    }
+
     /// Compiles the recipe modules this batch will install before the tree lock is taken
     /// (compiling takes up to a second; loading the compiled copy inside apply, milliseconds),
     /// so reads and other connections do not wait for the compiler.
@@ -179,12 +208,16 @@ impl StateMachine for Applier {
         txn::identity::admit_forwarded(&entry, privileged)
     }
 
-    fn apply_batch(&self, batch: Vec<(TxnEntry, Option<Route>)>) -> std::io::Result<()> {
+    fn apply_batch(&self, batch: Vec<(Committed, Option<Route>)>) -> std::io::Result<()> {
         let shared = &self.shared;
         if shared.fatal.is_raised() {
             // Stopping: apply (and answer) nothing more.
             return Err(std::io::Error::other("the server is failing"));
         }
+        let batch: Vec<(TxnEntry, Option<Route>)> = batch
+            .into_iter()
+            .map(|(committed, route)| self.decode(committed, route))
+            .collect();
         self.compile_recipes_ahead(&batch);
         let mut store = shared.lock_store();
         for (entry, route) in batch {
@@ -286,4 +319,47 @@ fn send_reply(shared: &Shared, route: ReplyRoute, zxid: i64, reply: Result<Respo
         route.received_ms,
     );
     route.done.send_replace(route.seq);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_committed_body_is_its_txn_at_its_zxid_and_garbage_is_refused() {
+        let sent = TxnEntry {
+            zxid: 0,
+            time_ms: 0,
+            session_id: 5,
+            auth: Vec::new(),
+            op: TxnOp::CloseSession,
+        };
+        let mut body = Vec::new();
+        txn::codec::encode_entry(&sent, &mut body);
+        let entry = committed_txn(&Committed {
+            zxid: 2,
+            time_ms: 7,
+            body,
+        })
+        .unwrap();
+        assert_eq!(
+            (entry.zxid, entry.time_ms, entry.session_id, &entry.op),
+            (2, 7, 5, &TxnOp::CloseSession)
+        );
+        let garbage = Committed {
+            zxid: 1,
+            time_ms: 0,
+            body: vec![0xff; 13],
+        };
+        assert!(committed_txn(&garbage).is_err());
+    }
+
+    #[test]
+    fn the_no_op_for_an_undecodable_entry_moves_the_zxid_and_nothing_else() {
+        let mut tree = Tree::default();
+        let digest = tree.digest();
+        let outcome = txn::apply(&mut tree, &TxnEntry::no_op(1, 0));
+        assert!(outcome.reply.is_ok() && outcome.triggers.is_empty());
+        assert_eq!((tree.last_zxid(), tree.digest()), (1, digest));
+    }
 }

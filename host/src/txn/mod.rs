@@ -67,6 +67,21 @@ pub enum TxnOp {
     },
 }
 
+impl TxnEntry {
+    /// What every replica applies in place of a committed entry whose bytes do not decode: a
+    /// recipe timer naming no recipe, which changes nothing but takes the entry's zxid alike
+    /// everywhere (never a stop, which would replay the entry forever).
+    pub fn no_op(zxid: Zxid, time_ms: i64) -> TxnEntry {
+        TxnEntry {
+            zxid,
+            time_ms,
+            session_id: 0,
+            auth: Vec::new(),
+            op: TxnOp::RecipeTimer { names: Vec::new() },
+        }
+    }
+}
+
 impl TxnOp {
     /// Path and data (None: null) of every create and setData this op asks for, sub-ops of a
     /// multi included, whether or not they will succeed.
