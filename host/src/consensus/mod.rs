@@ -12,7 +12,8 @@
 //! - `serving.rs`: whether this server serves (leader lease, follower's silence limit);
 //! - `read_index.rs`: `sync` as a read-index round;
 //! - `peer_service.rs`: what this server answers on the quorum port;
-//! - `liveness.rs`: followers relay session liveness to the leader;
+//! - `relay.rs`: a message from a follower's state machine to its leader's, carried unread
+//!   (the server's session liveness);
 //! - `types.rs`: the one openraft type declaration;
 //! - `log/` + `meta.rs` + `store.rs`: the durable log (segments, group commit) and its redb meta;
 //! - `state_machine.rs`: the adapter that decodes entries and calls the server's
@@ -41,7 +42,6 @@ mod fail_stop;
 mod failover;
 pub mod failpoint;
 pub mod handshake;
-mod liveness;
 pub mod log;
 pub mod membership;
 pub mod meta;
@@ -50,6 +50,7 @@ mod peer_service;
 mod proposals;
 pub mod purge;
 mod read_index;
+mod relay;
 mod report;
 mod serving;
 pub mod state_machine;
@@ -57,7 +58,7 @@ pub mod store;
 pub mod transport;
 pub mod types;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
@@ -71,7 +72,6 @@ use tokio::sync::{mpsc, watch};
 
 use crate::clock::Clock;
 use crate::fatal::FatalSignal;
-use crate::proto::SessionId;
 pub use config::{ConsensusConfig, Member};
 use network::{PeerClient, PeerNetwork, PeerRequest, PeerResponse, PeerSettings};
 pub use proposals::{
@@ -107,8 +107,8 @@ pub trait StateMachine: Send + Sync + 'static {
     fn snapshot(&self, out: &mut Vec<u8>) -> io::Result<()>;
     /// Replaces the replicated state with a snapshot's.
     fn restore(&self, snapshot: &mut dyn io::Read) -> io::Result<()>;
-    /// Sessions that showed life on another server (called on the leader).
-    fn touch_sessions(&self, sessions: &[SessionId]);
+    /// A follower's [`Consensus::relay_to_leader`] message (called on the leader).
+    fn relayed(&self, body: &[u8]);
     /// This server became leader (true) or stopped being one (false).
     fn leadership_changed(&self, is_leader: bool);
     /// Why a forwarded body is refused.
@@ -155,7 +155,6 @@ pub struct Consensus<M: StateMachine> {
     machine: Arc<M>,
     pending: Arc<Pending<M::Route>>,
     applied_index: watch::Receiver<u64>,
-    touched: Mutex<HashSet<SessionId>>,
     clock: Arc<dyn Clock>,
     next_seq: AtomicU64,
     my_boot: u64,
@@ -262,7 +261,6 @@ impl<M: StateMachine> Consensus<M> {
             machine,
             pending,
             applied_index,
-            touched: Mutex::new(HashSet::new()),
             clock,
             next_seq: AtomicU64::new(1),
             my_boot,
@@ -314,7 +312,6 @@ impl<M: StateMachine> Consensus<M> {
         if !node.standalone {
             let silence_limit_ms = node.silence_limit_ms;
             tokio::spawn(Arc::clone(&node).watch_leader(silence_limit_ms, stop_rx.clone()));
-            tokio::spawn(Arc::clone(&node).relay_touches(config.tick_ms, stop_rx));
         }
         Ok((node, Proposer { queue }))
     }

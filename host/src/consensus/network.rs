@@ -206,8 +206,8 @@ pub enum PeerRequest {
     },
     /// Writes proposed on a follower, in the order its clients sent them.
     Forward(Vec<Command>),
-    /// Sessions that had traffic on a follower since its last report.
-    Touch(Vec<i64>),
+    /// A follower's state machine to its leader's, unread here (session liveness).
+    Relay(#[serde(with = "serde_bytes")] Vec<u8>),
     /// A linearizable read index (the `sync` of a follower's client).
     ReadIndex,
     // Variants from here on came with reconfig: kept last so that the ones above keep their
@@ -245,7 +245,7 @@ pub enum PeerResponse {
     Vote(VoteResponse<ZkwRaft>),
     Snapshot(SnapshotResponse<ZkwRaft>),
     Forwarded,
-    Touched,
+    Relayed,
     ReadIndex(u64),
     /// The receiver is not the leader (it names the one it knows, if any).
     NotLeader(Option<u64>),
@@ -1115,7 +1115,7 @@ mod tests {
         let mut client = PeerClient::new(2, address, Arc::clone(&settings));
         let timeout = Duration::from_millis(PEER_CONNECT_TIMEOUT_MS * 2);
         for _ in 0..2 {
-            let request = PeerRequest::Touch(Vec::new());
+            let request = PeerRequest::Relay(Vec::new());
             assert!(client.call(&request, timeout).await.is_err());
         }
         assert_eq!(settings.reachability.unreachable(), [2]);
@@ -1182,8 +1182,8 @@ mod tests {
             .call(&PeerRequest::Membership { asker: 9 }, TIMEOUT)
             .await;
         assert!(matches!(probe, Ok(PeerResponse::Forwarded)), "{probe:?}");
-        let touch = stranger.call(&PeerRequest::Touch(vec![1]), TIMEOUT).await;
-        assert!(touch.is_err(), "a stranger's Touch was answered: {touch:?}");
+        let touch = stranger.call(&PeerRequest::Relay(vec![1]), TIMEOUT).await;
+        assert!(touch.is_err(), "a stranger's Relay was answered: {touch:?}");
         let seen = seen.lock().unwrap();
         assert!(
             matches!(seen[..], [PeerRequest::Membership { asker: 9 }]),
@@ -1201,13 +1201,13 @@ mod tests {
             (None, false),
         ] {
             let mut client = PeerClient::new(1, address.clone(), settings(2, secret, 10));
-            let touch = client.call(&PeerRequest::Touch(vec![1]), TIMEOUT).await;
+            let touch = client.call(&PeerRequest::Relay(vec![1]), TIMEOUT).await;
             assert_eq!(touch.is_ok(), admitted, "{secret:?}: {touch:?}");
         }
         // The acceptor must prove the secret too (learnerRequireSasl): one without it is left.
         let (open, _stop) = listen(None, &seen).await;
         let mut client = PeerClient::new(1, open, settings(2, Some(b"s3cret"), 10));
-        let touch = client.call(&PeerRequest::Touch(vec![1]), TIMEOUT).await;
+        let touch = client.call(&PeerRequest::Relay(vec![1]), TIMEOUT).await;
         assert!(touch.is_err());
         assert_eq!(seen.lock().unwrap().len(), 1);
     }

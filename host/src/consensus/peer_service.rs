@@ -72,9 +72,9 @@ impl<M: StateMachine> Consensus<M> {
                     Err(error) => failed(&error),
                 }
             }
-            PeerRequest::Touch(sessions) => {
-                self.machine.touch_sessions(&sessions);
-                PeerResponse::Touched
+            PeerRequest::Relay(body) => {
+                self.machine.relayed(&body);
+                PeerResponse::Relayed
             }
             PeerRequest::Reconfigure { edit, expected } => {
                 PeerResponse::Reconfigured(self.reconfigure_as_leader(edit, expected).await)

@@ -625,7 +625,7 @@ mod tests {
         fn restore(&self, _snapshot: &mut dyn io::Read) -> io::Result<()> {
             Ok(())
         }
-        fn touch_sessions(&self, _sessions: &[crate::proto::SessionId]) {}
+        fn relayed(&self, _body: &[u8]) {}
         fn leadership_changed(&self, _is_leader: bool) {}
         type Refusal = std::io::Error;
         fn admit_forwarded(&self, _body: &[u8]) -> Result<(), std::io::Error> {

@@ -13,7 +13,6 @@ use super::stats::ConnectionStats;
 use super::Shared;
 use crate::consensus::{Committed, StateMachine};
 use crate::fatal::Fatal;
-use crate::proto::SessionId;
 use crate::proto::{encode_notification, keeper_state, ErrorCode, Response, WatcherEvent};
 use crate::tree::watch::Notification;
 use crate::tree::Tree;
@@ -181,11 +180,19 @@ impl StateMachine for Applier {
         Ok(())
     }
 
-    fn touch_sessions(&self, sessions: &[SessionId]) {
+    /// A follower's relay: the sessions that showed life on it stay alive here.
+    fn relayed(&self, body: &[u8]) {
+        let Some(sessions) = crate::session::decode_relay(body) else {
+            tracing::warn!(
+                bytes = body.len(),
+                "a session relay that names no whole ids"
+            );
+            return;
+        };
         let now_ms = self.shared.clock.monotonic_ms();
         let mut tracker = self.shared.lock_tracker();
         for session_id in sessions {
-            tracker.touch(*session_id, now_ms);
+            tracker.touch(session_id, now_ms);
         }
     }
 

@@ -214,7 +214,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
                     "session expired or closing".into(),
                 ));
             }
-            context.consensus.touch(session_id);
+            context.shared.note_alive(session_id);
         }
         if dispatch::handle(context, state, header, request, received_ms).await == Flow::Close {
             return Ok(());
@@ -385,7 +385,7 @@ fn attach(context: &Context, state: &mut ConnectionState, session_id: i64, timeo
     shared
         .lock_tracker()
         .add(session_id, u64::try_from(timeout_ms).unwrap_or(0), now_ms);
-    context.consensus.touch(session_id);
+    context.shared.note_alive(session_id);
     drop(connections);
     drop(store);
     state.session_id = Some(session_id);

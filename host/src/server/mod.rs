@@ -27,7 +27,7 @@ mod outbound;
 mod reconfig;
 pub mod stats;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -289,6 +289,8 @@ pub struct Shared {
     pub fatal: FatalSignal,
     /// Its log's fdatasync and snapshot timings (recorded by consensus, read by `mntr`).
     pub storage_timings: Arc<StorageTimings>,
+    /// Sessions that showed life here since the last relay to the leader (ensembles only).
+    alive: Mutex<HashSet<SessionId>>,
 }
 
 impl Shared {
@@ -306,6 +308,17 @@ impl Shared {
     /// See [`Connections::release`].
     pub fn release_connection_slot(&self, connection_id: u64) {
         self.lock_connections().release(connection_id);
+    }
+
+    /// Notes that a session showed life on this server: a follower relays it to its leader,
+    /// whose tracker decides expiry (a failing server relays nothing, so its clients' sessions
+    /// can expire).
+    pub fn note_alive(&self, session_id: SessionId) {
+        if self.config.is_distributed() && !self.fatal.is_raised() {
+            if let Ok(mut alive) = self.alive.lock() {
+                alive.insert(session_id);
+            }
+        }
     }
 
     pub fn lock_tracker(&self) -> MutexGuard<'_, SessionTracker> {
@@ -454,6 +467,7 @@ pub async fn run(
         config,
         fatal: fatal.clone(),
         storage_timings: Arc::default(),
+        alive: Mutex::default(),
     });
     let consensus_config = consensus_config(&shared, &fatal, peers).await?;
     let applier = Arc::new(Applier {
@@ -496,6 +510,7 @@ pub async fn run(
             stop_rx.clone(),
         )),
         tokio::spawn(propose_recipe_duties(context.clone(), stop_rx.clone())),
+        tokio::spawn(relay_liveness(context.clone(), stop_rx.clone())),
     ] {
         background.spawn(async move { task.await.map_err(|error| ("background", error)) });
     }
@@ -826,6 +841,33 @@ fn admit(shared: &Shared, peer: SocketAddr, secure: bool) -> Option<connection::
         receiver,
         stats,
     })
+}
+
+/// Every half tick, a follower tells its leader which sessions showed life here (ZooKeeper's
+/// followers report theirs with each ping to the leader). On the leader the connections
+/// touched its tracker themselves: nothing to relay.
+async fn relay_liveness(context: Context, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let tick_ms = u64::from(context.shared.config.tick_time_ms);
+    let mut interval = tokio::time::interval(Duration::from_millis((tick_ms / 2).max(10)));
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let sessions: Vec<SessionId> = match context.shared.alive.lock() {
+            Ok(mut alive) => alive.drain().collect(),
+            Err(_) => return,
+        };
+        if sessions.is_empty() || context.consensus.is_leader() || context.shared.fatal.is_raised()
+        {
+            continue;
+        }
+        let body = crate::session::encode_relay(&sessions);
+        let timeout = Duration::from_millis(tick_ms.max(100));
+        if let Err(error) = context.consensus.relay_to_leader(body, timeout).await {
+            tracing::debug!(%error, "could not relay session liveness to the leader");
+        }
+    }
 }
 
 /// Every `period`, while this server leads, proposes the txns `due` finds (leader-only

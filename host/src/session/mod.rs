@@ -147,6 +147,26 @@ impl SessionTracker {
     }
 }
 
+/// Bytes of one session id in a liveness relay.
+const RELAYED_SESSION_BYTES: usize = 8;
+
+/// The sessions that showed life on a follower since its last relay, as the message its
+/// leader gets (consensus carries it without reading it): each id as 8 big-endian bytes.
+pub fn encode_relay(sessions: &[SessionId]) -> Vec<u8> {
+    sessions.iter().flat_map(|id| id.to_be_bytes()).collect()
+}
+
+/// The sessions a relay names; `None` for bytes that are not whole ids (a peer's bug).
+pub fn decode_relay(bytes: &[u8]) -> Option<Vec<SessionId>> {
+    if !bytes.len().is_multiple_of(RELAYED_SESSION_BYTES) {
+        return None;
+    }
+    bytes
+        .chunks_exact(RELAYED_SESSION_BYTES)
+        .map(|id| id.try_into().ok().map(SessionId::from_be_bytes))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,5 +200,16 @@ mod tests {
         assert!(!tracker.touch(1, 10));
         assert_eq!(tracker.expired(5000), vec![2]);
         assert!(!tracker.is_empty() && tracker.len() == 1);
+    }
+
+    #[test]
+    fn relays_name_whole_ids_and_nothing_else() {
+        let sessions = [1, -1, 0x00a2_3afa_2aa3_0000, i64::MIN];
+        assert_eq!(
+            decode_relay(&encode_relay(&sessions)),
+            Some(sessions.to_vec())
+        );
+        assert_eq!(decode_relay(&[]), Some(Vec::new()));
+        assert_eq!(decode_relay(&[0; 9]), None);
     }
 }

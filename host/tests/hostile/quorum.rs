@@ -149,8 +149,8 @@ async fn stray_peers_are_refused_and_the_ensemble_keeps_its_leader() {
             matches!(answer, Ok(PeerResponse::Membership(Some((false, _))))),
             "{answer:?}"
         );
-        let touch = client.call(&PeerRequest::Touch(vec![1]), rpc).await;
-        assert!(touch.is_err(), "a stranger's Touch was answered: {touch:?}");
+        let touch = client.call(&PeerRequest::Relay(vec![1]), rpc).await;
+        assert!(touch.is_err(), "a stranger's Relay was answered: {touch:?}");
         // A member's id from an address that is not that member's.
         let other_id = ens.member((target + 1) % MEMBERS).id as u64;
         let mut raw = dial(WRONG_IP, &address).await;
@@ -314,7 +314,7 @@ async fn with_a_shared_secret_only_its_holders_join() {
     let mut client = PeerClient::new(1, ens.member(0).quorum_addr(), stray(2));
     let touch = client
         .call(
-            &PeerRequest::Touch(vec![1]),
+            &PeerRequest::Relay(vec![1]),
             Duration::from_secs(RPC_SECS_MAX),
         )
         .await;
