@@ -219,7 +219,10 @@ fn peer_messages(entries: &[Entry], out: &Path) -> io::Result<()> {
             "pre-vote",
             PeerRequest::PreVote(VoteRequest::new(vote, last)),
         ),
-        ("touch", PeerRequest::Touch(vec![0x100, 0x2_0000_0001])),
+        (
+            "relay",
+            PeerRequest::Relay(zkw::session::encode_relay(&[0x100, 0x2_0000_0001])),
+        ),
         ("read-index", PeerRequest::ReadIndex),
         ("membership", PeerRequest::Membership { asker: 2 }),
         ("hold-leader", PeerRequest::HoldLeader { term }),
