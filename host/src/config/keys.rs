@@ -318,7 +318,7 @@ impl Builder<'_> {
                 self.config.quorum_auth.server_require_sasl = self.check(entry, boolean(value))?;
             }
             "snapshotChunkBytes" => {
-                let max = crate::consensus::network::SNAPSHOT_CHUNK_BYTES;
+                let max = SNAPSHOT_CHUNK_BYTES;
                 self.config.snapshot_chunk_bytes = self.check(entry, whole(value, 1, max))?;
             }
             "quorum.auth.secretFile" => {

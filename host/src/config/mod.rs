@@ -93,6 +93,9 @@ pub const CONFIG_FILE_BYTES_MAX: u64 = 16 * 1024 * 1024;
 pub const RECIPE_TXN_FUEL_DEFAULT: u64 = 1_000_000_000;
 /// Smallest `zkw.recipe.txnFuelMax` accepted.
 pub const RECIPE_TXN_FUEL_MIN: u64 = 1;
+/// `snapshotChunkBytes`: bytes of snapshot per quorum-port message, the default and the most
+/// (ZooKeeper streams its snapshot on the learner socket).
+pub const SNAPSHOT_CHUNK_BYTES: usize = 64 * 1024 * 1024;
 
 const _: () = assert!(TICK_TIME_MS_DEFAULT >= TICK_TIME_MS_MIN);
 const _: () = assert!(TICK_TIME_MS_DEFAULT <= TICK_TIME_MS_MAX);
@@ -324,7 +327,7 @@ impl Default for Config {
             failpoints: String::new(),
             pid_file: None,
             quorum_auth: QuorumAuthConfig::default(),
-            snapshot_chunk_bytes: crate::consensus::network::SNAPSHOT_CHUNK_BYTES,
+            snapshot_chunk_bytes: SNAPSHOT_CHUNK_BYTES,
         }
     }
 }

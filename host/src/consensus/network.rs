@@ -61,8 +61,8 @@ use super::PROPOSAL_ENVELOPE_BYTES_MAX;
 /// forwarded batch are each cut well below it). ZooKeeper's nearest bound: `jute.maxbuffer`
 /// on a learner's packets.
 pub const PEER_FRAME_BYTES_MAX: u32 = 256 * 1024 * 1024;
-/// Bytes of snapshot per message (ZooKeeper streams its snapshot on the learner socket).
-pub const SNAPSHOT_CHUNK_BYTES: usize = 64 * 1024 * 1024;
+/// Bytes of snapshot per message: the `snapshotChunkBytes` key's default and most.
+pub use crate::config::SNAPSHOT_CHUNK_BYTES;
 /// Most bytes of entries in one AppendEntries (openraft may batch 300 entries, each up to the
 /// log's record limit); a larger batch is sent in parts. Counted as body + envelope bound.
 pub const APPEND_ENTRIES_BYTES_MAX: usize = 128 * 1024 * 1024;
