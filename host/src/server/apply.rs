@@ -103,12 +103,14 @@ impl Applier {
     /// (compiling takes up to a second; loading the compiled copy inside apply, milliseconds),
     /// so reads and other connections do not wait for the compiler.
     fn compile_recipes_ahead(&self, batch: &[(TxnEntry, Option<Route>)]) {
-        let writes: Vec<(&str, &[u8])> = batch
-            .iter()
-            .flat_map(|(entry, _)| entry.op.data_writes())
-            .filter(|(path, _)| path.starts_with(crate::wasm::RECIPES_PATH))
-            .map(|(path, data)| (path, data.unwrap_or_default()))
-            .collect();
+        let mut writes: Vec<(&str, &[u8])> = Vec::new();
+        for (entry, _) in batch {
+            entry.op.for_each_data_write(|path, data| {
+                if path.starts_with(crate::wasm::RECIPES_PATH) {
+                    writes.push((path, data.unwrap_or_default()));
+                }
+            });
+        }
         if writes.is_empty() {
             return;
         }

@@ -112,7 +112,9 @@ pub fn decode_entry(bytes: &[u8]) -> Result<TxnEntry, CodecError> {
 
 /// Whether any znode data in `txn_op` is null (only version 2 can say so).
 fn has_null_data(txn_op: &TxnOp) -> bool {
-    txn_op.data_writes().iter().any(|(_, data)| data.is_none())
+    let mut null = false;
+    txn_op.for_each_data_write(|_, data| null |= data.is_none());
+    null
 }
 
 /// Version 1's reading of a null buffer in znode data: empty data.

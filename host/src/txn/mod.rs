@@ -83,26 +83,24 @@ impl TxnEntry {
 }
 
 impl TxnOp {
-    /// Path and data (None: null) of every create and setData this op asks for, sub-ops of a
-    /// multi included, whether or not they will succeed.
-    pub fn data_writes(&self) -> Vec<(&str, Option<&[u8]>)> {
-        fn create(request: &CreateRequest) -> (&str, Option<&[u8]>) {
-            (&request.path, request.data.as_deref())
-        }
-        fn set(request: &SetDataRequest) -> (&str, Option<&[u8]>) {
-            (&request.path, request.data.as_deref())
-        }
+    /// Calls `visit` with the path and data (None: null) of every create and setData this op
+    /// asks for, sub-ops of a multi included, whether or not they will succeed (no allocation:
+    /// apply looks at every batch this way).
+    pub fn for_each_data_write<'a>(&'a self, mut visit: impl FnMut(&'a str, Option<&'a [u8]>)) {
         match self {
-            TxnOp::Create { request, .. } => vec![create(request)],
-            TxnOp::SetData(request) => vec![set(request)],
-            TxnOp::Multi(ops) => ops
-                .iter()
-                .filter_map(|op| match op {
-                    MultiOp::Create { request, .. } => Some(create(request)),
-                    MultiOp::SetData(request) => Some(set(request)),
-                    MultiOp::Delete(_) | MultiOp::Check(_) => None,
-                })
-                .collect(),
+            TxnOp::Create { request, .. } => visit(&request.path, request.data.as_deref()),
+            TxnOp::SetData(request) => visit(&request.path, request.data.as_deref()),
+            TxnOp::Multi(ops) => {
+                for op in ops {
+                    match op {
+                        MultiOp::Create { request, .. } => {
+                            visit(&request.path, request.data.as_deref());
+                        }
+                        MultiOp::SetData(request) => visit(&request.path, request.data.as_deref()),
+                        MultiOp::Delete(_) | MultiOp::Check(_) => {}
+                    }
+                }
+            }
             TxnOp::CreateSession { .. }
             | TxnOp::CloseSession
             | TxnOp::Delete(_)
@@ -110,7 +108,7 @@ impl TxnOp {
             | TxnOp::Check(_)
             | TxnOp::Reap { .. }
             | TxnOp::RecipeTimer { .. }
-            | TxnOp::RuntimeCheck { .. } => Vec::new(),
+            | TxnOp::RuntimeCheck { .. } => {}
         }
     }
 }
