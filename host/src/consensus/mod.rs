@@ -184,6 +184,8 @@ pub struct Consensus<M: StateMachine> {
     peer_settings: Arc<PeerSettings>,
     /// zoo.cfg's members: id -> quorum address (`host:port`).
     seeds: BTreeMap<u64, String>,
+    /// The connection `relay_to_leader` uses, kept across relays.
+    relay_client: tokio::sync::Mutex<Option<PeerClient>>,
 }
 
 impl<M: StateMachine> Consensus<M> {
@@ -275,6 +277,7 @@ impl<M: StateMachine> Consensus<M> {
             serving_checked_ms: AtomicU64::new(0),
             fatal: config.fatal.clone(),
             peer_settings,
+            relay_client: tokio::sync::Mutex::new(None),
             seeds: config
                 .members
                 .iter()

@@ -16,7 +16,15 @@ impl<M: StateMachine> Consensus<M> {
         timeout: Duration,
     ) -> Result<(), ConsensusError> {
         let (leader, address) = self.leader().ok_or(ConsensusError::NoLeader)?;
-        let mut client = self.peer_client(leader, address);
+        // One connection to the leader, kept across relays (reopened when the leader moves;
+        // `PeerClient` itself reopens it after an error or a long idle).
+        let mut held = self.relay_client.lock().await;
+        if held.as_ref().map(|client| client.target) != Some(leader) {
+            *held = Some(self.peer_client(leader, address));
+        }
+        let Some(client) = held.as_mut() else {
+            return Err(ConsensusError::NoLeader);
+        };
         match client.call(&PeerRequest::Relay(body), timeout).await {
             Ok(PeerResponse::Relayed) => Ok(()),
             Ok(other) => Err(ConsensusError::Leader(format!("{other:?}"))),
