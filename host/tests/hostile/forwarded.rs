@@ -4,7 +4,9 @@
 //! the leader proposed all of it: a foreign runtime fingerprint stopped every member (exit 3),
 //! a leader-only CloseSession ended another server's client session, a reap deleted a node
 //! and a `super` identity without its digest wrote past an ACL. Now each command is dropped
-//! with a logged reason, the batch's other commands go on, and nothing changes.
+//! with a logged reason, the batch's other commands go on, and nothing changes. The same peer
+//! also forwards a body no txn decodes and relays session liveness that names no whole ids:
+//! both are dropped with a logged reason.
 
 use std::time::Duration;
 
@@ -126,6 +128,16 @@ async fn a_forged_forward_of_leader_decisions_changes_nothing() {
         let close = entry(session, vec![], TxnOp::CloseSession);
         forged.push(command(impostor, 3 + term, Some(term), &close));
     }
+    // A body no txn decodes (the leader's state machine decodes forwarded bodies to check them).
+    let mut garbage = command(
+        impostor,
+        4 + LEADER_TERMS_TRIED,
+        None,
+        &entry(session, vec![], TxnOp::CloseSession),
+    );
+    garbage.body = vec![0xff; 13];
+    forged.push(garbage);
+    let forged_count = forged.len();
     let leader_id = ens.member(leader).id as u64;
     let mut peer = PeerClient::new(
         leader_id,
@@ -144,6 +156,16 @@ async fn a_forged_forward_of_leader_decisions_changes_nothing() {
         matches!(answer, Ok(PeerResponse::Forwarded)),
         "the leader takes the batch (and drops its commands): {answer:?}"
     );
+    // Session liveness that names no whole session id: answered, ignored, logged.
+    let relayed = bounded(
+        "malformed relay",
+        peer.call(
+            &PeerRequest::Relay(vec![1, 2, 3]),
+            Duration::from_secs(FORWARD_SECS_MAX),
+        ),
+    )
+    .await;
+    assert!(matches!(relayed, Ok(PeerResponse::Relayed)), "{relayed:?}");
 
     writer.wait_progress(during, WRITES_DURING_ATTACK_MIN).await;
     let acked = writer.finish().await;
@@ -158,10 +180,13 @@ async fn a_forged_forward_of_leader_decisions_changes_nothing() {
         .matches("dropping a forwarded command")
         .count();
     assert_eq!(
-        dropped,
-        3 + LEADER_TERMS_TRIED as usize,
+        dropped, forged_count,
         "the leader logs each dropped command"
     );
+    assert!(ens
+        .member(leader)
+        .log_text()
+        .contains("a session relay that names no whole ids"));
     // The victim's session lives on and writes; the reaped and guarded nodes are untouched.
     bounded(
         "victim writes",
