@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use openraft::SnapshotPolicy;
 
+use super::log::LogMedium;
 use super::transport::PeerTransport;
 use super::{failpoint, handshake, network, ConsensusError, STANDALONE_ELECTION_MS_MAX};
 use crate::fatal::FatalSignal;
@@ -55,6 +56,8 @@ pub struct ConsensusConfig {
     pub quorum_tls: Option<Arc<network::QuorumTls>>,
     /// How peers are dialled and listened for (TCP, or a simulation's network).
     pub transport: Arc<dyn PeerTransport>,
+    /// Where the Raft log lives (the log directory, or a simulation's in-memory disk).
+    pub log_medium: LogMedium,
 }
 
 impl ConsensusConfig {
@@ -128,6 +131,7 @@ mod tests {
             storage_timings: Arc::default(),
             quorum_tls: None,
             transport: Arc::new(crate::consensus::transport::TcpTransport),
+            log_medium: LogMedium::Directory,
         }
     }
 

@@ -200,6 +200,7 @@ impl<M: StateMachine> Consensus<M> {
         let purge_dir = snapshot_dir.clone();
         let log_dir = config.log_dir.join("version-2").join("log");
         let store = LogStore::open(
+            &config.log_medium,
             &log_dir,
             &config.data_dir.join("version-2").join("meta.redb"),
             config.failpoints.clone(),

@@ -13,7 +13,9 @@ use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::vote::leader_id_std::CommittedLeaderId;
 
 use super::failpoint::Failpoints;
-use super::log::{self, FsDisk, LogError, LogOptions, SegmentLog, LOG_DIRECTORY_NAME};
+use super::log::{
+    self, LogError, LogMedium, LogOptions, SegmentLog, ServerDisk, LOG_DIRECTORY_NAME,
+};
 use super::meta::{Meta, MetaError};
 use super::types::{Entry, LogId, Vote, ZkwRaft};
 use crate::fatal::{Fatal, FatalSignal, Step};
@@ -35,7 +37,7 @@ fn codec_error(error: postcard::Error) -> io::Error {
 }
 
 struct Inner {
-    log: Mutex<SegmentLog<FsDisk>>,
+    log: Mutex<SegmentLog<ServerDisk>>,
     meta: Meta,
     log_dir: PathBuf,
     meta_path: PathBuf,
@@ -51,9 +53,11 @@ pub struct LogStore {
 }
 
 impl LogStore {
-    /// Opens (or creates) the log under `log_dir` and its meta database at `meta_path`, with
-    /// `failpoints` armed; storage failures from then on are raised on `fatal`.
+    /// Opens (or creates) the log on `medium` (under `log_dir` for a directory) and its meta
+    /// database at `meta_path`, with `failpoints` armed; storage failures from then on are
+    /// raised on `fatal`.
     pub fn open(
+        medium: &LogMedium,
         log_dir: &Path,
         meta_path: &Path,
         failpoints: Failpoints,
@@ -63,7 +67,7 @@ impl LogStore {
         std::fs::create_dir_all(log_dir)?;
         let meta = Meta::open(meta_path)?.with_failpoints(failpoints.clone());
         let purged = meta.purged()?;
-        let disk = FsDisk::new(log_dir)?.with_failpoints(failpoints);
+        let disk = ServerDisk::open(medium, log_dir, failpoints)?;
         let log = SegmentLog::open(disk, LogOptions::default(), purged)?.with_fsync_timing(timings);
         Ok(LogStore {
             inner: Arc::new(Inner {
@@ -76,7 +80,7 @@ impl LogStore {
         })
     }
 
-    fn log(&self) -> io::Result<MutexGuard<'_, SegmentLog<FsDisk>>> {
+    fn log(&self) -> io::Result<MutexGuard<'_, SegmentLog<ServerDisk>>> {
         self.inner.log.lock().map_err(|_| {
             self.inner.fatal.raise(Fatal::LockPoisoned { lock: "log" });
             io::Error::other("log lock poisoned by an earlier panic")

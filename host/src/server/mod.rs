@@ -44,6 +44,7 @@ use crate::config::{PeerRole, QuorumAuthConfig};
 use crate::consensus::failpoint::{FailpointError, Failpoints};
 use crate::consensus::handshake::QuorumAuth;
 use crate::consensus::network::QuorumTls;
+use crate::consensus::log::LogMedium;
 use crate::consensus::transport::{PeerTransport, TcpTransport};
 use crate::consensus::{Consensus, ConsensusConfig, ConsensusError, Member, Proposal, Proposer};
 use crate::fatal::{Fatal, FatalSignal, FATAL_LOG_PREFIX, FATAL_SHUTDOWN_MS_MAX};
@@ -410,20 +411,23 @@ pub async fn serve(
     run(config, listener, shutdown, Seams::real()).await
 }
 
-/// What a server takes from its surroundings rather than from the process: its clock and its
-/// quorum-port network. A test runs several servers in one process on one simulated network.
+/// What a server takes from its surroundings rather than from the process: its clock, its
+/// quorum-port network and the medium of its Raft log. A test runs several servers in one
+/// process on one simulated network, each log on an in-memory disk it can power-cut.
 #[derive(Clone)]
 pub struct Seams {
     pub clock: Arc<dyn Clock>,
     pub peers: Arc<dyn PeerTransport>,
+    pub log: LogMedium,
 }
 
 impl Seams {
-    /// The system clock and TCP.
+    /// The system clock, TCP and the log directory.
     pub fn real() -> Seams {
         Seams {
             clock: Arc::new(SystemClock::new()),
             peers: Arc::new(TcpTransport),
+            log: LogMedium::Directory,
         }
     }
 }
@@ -435,7 +439,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
     seams: Seams,
 ) -> Result<(), ServerError> {
-    let Seams { clock, peers } = seams;
+    let Seams { clock, peers, log } = seams;
     let local_address = listener.local_addr().map_err(ServerError::LocalAddress)?;
     let secure = bind_secure(&config).await?;
     let fatal = FatalSignal::new();
@@ -469,7 +473,7 @@ pub async fn run(
         storage_timings: Arc::default(),
         alive: Mutex::default(),
     });
-    let consensus_config = consensus_config(&shared, &fatal, peers).await?;
+    let consensus_config = consensus_config(&shared, &fatal, peers, log).await?;
     let applier = Arc::new(Applier {
         shared: Arc::clone(&shared),
     });
@@ -1014,6 +1018,7 @@ async fn consensus_config(
     shared: &Shared,
     fatal: &FatalSignal,
     transport: Arc<dyn PeerTransport>,
+    log_medium: LogMedium,
 ) -> Result<ConsensusConfig, ServerError> {
     let config = &shared.config;
     let my_id = config.my_id.unwrap_or(0);
@@ -1055,6 +1060,7 @@ async fn consensus_config(
         storage_timings: Arc::clone(&shared.storage_timings),
         quorum_tls: quorum_tls(config)?,
         transport,
+        log_medium,
     })
 }
 

@@ -11,6 +11,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use super::test_disk::{TestDisk, TestFile};
 use crate::consensus::failpoint::Failpoints;
 use crate::fatal::Step;
 
@@ -137,5 +138,121 @@ impl LogDisk for FsDisk {
 
     fn failpoint(&self, step: Step) -> io::Result<()> {
         self.failpoints.check(step)
+    }
+}
+
+/// Where a server keeps its Raft log: the data directory, or an in-memory [`TestDisk`] a
+/// simulation hands in through `server::Seams` and power-cuts between runs.
+#[derive(Debug, Clone, Default)]
+pub enum LogMedium {
+    #[default]
+    Directory,
+    Memory(TestDisk),
+}
+
+/// The disk a server's log opens on [`LogMedium`]: one of the two, chosen at start.
+#[derive(Debug, Clone)]
+pub enum ServerDisk {
+    Fs(FsDisk),
+    Memory(TestDisk),
+}
+
+/// A file of a [`ServerDisk`].
+#[derive(Debug)]
+pub enum ServerFile {
+    Fs(File),
+    Memory(TestFile),
+}
+
+impl ServerDisk {
+    /// The disk `medium` names: for [`LogMedium::Directory`], `dir` with `failpoints` armed.
+    pub fn open(medium: &LogMedium, dir: &Path, failpoints: Failpoints) -> io::Result<ServerDisk> {
+        Ok(match medium {
+            LogMedium::Directory => ServerDisk::Fs(FsDisk::new(dir)?.with_failpoints(failpoints)),
+            LogMedium::Memory(disk) => ServerDisk::Memory(disk.clone()),
+        })
+    }
+}
+
+impl LogFile for ServerFile {
+    fn size_bytes(&self) -> io::Result<u64> {
+        match self {
+            ServerFile::Fs(file) => LogFile::size_bytes(file),
+            ServerFile::Memory(file) => file.size_bytes(),
+        }
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        match self {
+            ServerFile::Fs(file) => LogFile::read_at(file, offset, buf),
+            ServerFile::Memory(file) => file.read_at(offset, buf),
+        }
+    }
+
+    fn write_at(&self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            ServerFile::Fs(file) => LogFile::write_at(file, offset, bytes),
+            ServerFile::Memory(file) => file.write_at(offset, bytes),
+        }
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        match self {
+            ServerFile::Fs(file) => LogFile::set_len(file, len),
+            ServerFile::Memory(file) => file.set_len(len),
+        }
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        match self {
+            ServerFile::Fs(file) => LogFile::sync_data(file),
+            ServerFile::Memory(file) => file.sync_data(),
+        }
+    }
+}
+
+impl LogDisk for ServerDisk {
+    type File = ServerFile;
+
+    fn list(&self) -> io::Result<Vec<String>> {
+        match self {
+            ServerDisk::Fs(disk) => disk.list(),
+            ServerDisk::Memory(disk) => disk.list(),
+        }
+    }
+
+    fn create(&self, name: &str) -> io::Result<ServerFile> {
+        Ok(match self {
+            ServerDisk::Fs(disk) => ServerFile::Fs(disk.create(name)?),
+            ServerDisk::Memory(disk) => ServerFile::Memory(disk.create(name)?),
+        })
+    }
+
+    fn open(&self, name: &str) -> io::Result<ServerFile> {
+        Ok(match self {
+            ServerDisk::Fs(disk) => ServerFile::Fs(disk.open(name)?),
+            ServerDisk::Memory(disk) => ServerFile::Memory(disk.open(name)?),
+        })
+    }
+
+    fn remove(&self, name: &str) -> io::Result<()> {
+        match self {
+            ServerDisk::Fs(disk) => disk.remove(name),
+            ServerDisk::Memory(disk) => disk.remove(name),
+        }
+    }
+
+    fn sync_dir(&self) -> io::Result<()> {
+        match self {
+            ServerDisk::Fs(disk) => disk.sync_dir(),
+            ServerDisk::Memory(disk) => disk.sync_dir(),
+        }
+    }
+
+    fn failpoint(&self, step: Step) -> io::Result<()> {
+        match self {
+            ServerDisk::Fs(disk) => disk.failpoint(step),
+            ServerDisk::Memory(disk) => disk.failpoint(step),
+        }
     }
 }

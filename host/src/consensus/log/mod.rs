@@ -71,7 +71,7 @@ use bytes::Bytes;
 
 use crate::timing::StorageTimings;
 
-pub use disk::{FsDisk, LogDisk, LogFile};
+pub use disk::{FsDisk, LogDisk, LogFile, LogMedium, ServerDisk, ServerFile};
 pub use error::{LogError, OpenError};
 pub use record::{RECORD_HEADER_BYTES, SEGMENT_FORMAT_VERSION, SEGMENT_HEADER_BYTES};
 pub use recover::{parse_segment_name, segment_name};

@@ -1,0 +1,324 @@
+//! The simulated ensemble: N zkw servers in this process, each on its own single-threaded
+//! tokio runtime (its own thread), all on one [`MemoryNetwork`] for the quorum port and each
+//! with its Raft log on an in-memory [`TestDisk`]. Clients reach them on real loopback TCP.
+//!
+//! A crash drops the member's runtime mid-flight (every task of the server stops at its next
+//! await, nothing flushes) and replaces its log with what a power cut leaves: only synced
+//! bytes, or everything written. The snapshot files and the redb meta stay on the real disk
+//! (both are synced before they count). A restart runs the member again on the same ports.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use zkw::clock::{Clock, SystemClock};
+use zkw::consensus::log::{Image, LogMedium, TestDisk};
+use zkw::consensus::transport::MemoryNetwork;
+use zkw::server::Seams;
+
+use crate::common::{poll_until, TICK_MS};
+use crate::ensemble::{four_letter, INIT_LIMIT_TICKS, SYNC_LIMIT_TICKS};
+
+/// The quorum port every member listens on (each member is its own address on the network).
+const QUORUM_PORT: u16 = 2888;
+/// Bound on an election, a catch-up or the digests converging, seconds.
+pub const CONVERGE_SECS_MAX: u64 = 60;
+/// Bound on a server returning after its shutdown, or its runtime's blocking work after a
+/// crash, seconds.
+const STOP_SECS_MAX: u64 = 30;
+/// Bound on binding a restarted member's client port again, seconds.
+const REBIND_SECS_MAX: u64 = 10;
+
+pub fn member_ip(id: u8) -> IpAddr {
+    IpAddr::from([127, 0, 0, id])
+}
+
+/// The wall clock, shifted: members' clocks disagree by seconds, as real servers' do
+/// (ZooKeeper assumes nothing of wall clocks beyond ctime/mtime).
+#[derive(Debug)]
+struct SkewedClock {
+    real: SystemClock,
+    skew_ms: i64,
+}
+
+impl Clock for SkewedClock {
+    fn wall_ms(&self) -> i64 {
+        self.real.wall_ms() + self.skew_ms
+    }
+
+    fn monotonic_ms(&self) -> u64 {
+        self.real.monotonic_ms()
+    }
+}
+
+/// What a member's thread returns: how its server ended (None: crashed).
+type Outcome = Option<Result<(), zkw::server::ServerError>>;
+
+struct Running {
+    stop: oneshot::Sender<()>,
+    crash: oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<Outcome>,
+}
+
+/// One member: its ports and disk, and its thread while it runs.
+pub struct Member {
+    pub id: u8,
+    pub client_port: u16,
+    config: PathBuf,
+    disk: TestDisk,
+    skew_ms: i64,
+    running: Option<Running>,
+}
+
+impl Member {
+    fn launch(&mut self, network: &MemoryNetwork) {
+        let (config, _warnings) = zkw::config::Config::load(&self.config).unwrap();
+        let seams = Seams {
+            clock: Arc::new(SkewedClock {
+                real: SystemClock::new(),
+                skew_ms: self.skew_ms,
+            }),
+            peers: network.transport(member_ip(self.id)),
+            log: LogMedium::Memory(self.disk.clone()),
+        };
+        let port = self.client_port;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (crash, crashed) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name(format!("member-{}", self.id))
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                let outcome = runtime.block_on(async move {
+                    let listener = bind(port).await;
+                    let shutdown = async move {
+                        let _ = stopped.await;
+                    };
+                    tokio::select! {
+                        result = zkw::server::run(config, listener, shutdown, seams) => Some(result),
+                        Ok(()) = crashed => None,
+                    }
+                });
+                runtime.shutdown_timeout(Duration::from_secs(STOP_SECS_MAX));
+                outcome
+            })
+            .unwrap();
+        self.running = Some(Running {
+            stop,
+            crash,
+            thread,
+        });
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.running
+            .as_ref()
+            .is_some_and(|running| !running.thread.is_finished())
+    }
+}
+
+/// Binds the client port again after a crash (the old socket may take a moment to go).
+async fn bind(port: u16) -> tokio::net::TcpListener {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(REBIND_SECS_MAX);
+    loop {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_reuseaddr(true).unwrap();
+        let bound = socket
+            .bind(([127, 0, 0, 1], port).into())
+            .and_then(|()| socket.listen(1024));
+        match bound {
+            Ok(listener) => return listener,
+            Err(error) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "rebinding client port {port}: {error}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// The whole ensemble.
+pub struct Cluster {
+    pub network: MemoryNetwork,
+    pub members: Vec<Member>,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// Starts `size` members; `skews_ms[i]` shifts member i+1's wall clock.
+    pub fn start(size: u8, skews_ms: &[i64]) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let network = MemoryNetwork::new();
+        let peers: String = (1..=size)
+            .map(|id| {
+                format!(
+                    "server.{id}={}:{QUORUM_PORT}:{}\n",
+                    member_ip(id),
+                    QUORUM_PORT + 1000
+                )
+            })
+            .collect();
+        let mut members = Vec::new();
+        for id in 1..=size {
+            let client_port = crate::common::free_port();
+            let config = write_config(dir.path(), id, client_port, &peers);
+            let mut member = Member {
+                id,
+                client_port,
+                config,
+                disk: TestDisk::new(),
+                skew_ms: skews_ms.get(usize::from(id - 1)).copied().unwrap_or(0),
+                running: None,
+            };
+            member.launch(&network);
+            members.push(member);
+        }
+        Cluster {
+            network,
+            members,
+            _dir: dir,
+        }
+    }
+
+    pub fn member(&self, id: u8) -> &Member {
+        &self.members[usize::from(id - 1)]
+    }
+
+    fn member_mut(&mut self, id: u8) -> &mut Member {
+        &mut self.members[usize::from(id - 1)]
+    }
+
+    /// `127.0.0.1:<port>` of every member, comma-separated.
+    pub fn hosts(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| format!("127.0.0.1:{}", m.client_port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Stops member `id` dead and leaves its log as a power cut would (`image`).
+    pub async fn crash(&mut self, id: u8, image: Image) {
+        let member = self.member_mut(id);
+        let Some(running) = member.running.take() else {
+            return;
+        };
+        let _ = running.crash.send(());
+        join(running.thread).await;
+        member.disk = member.disk.power_cut_image(image);
+    }
+
+    /// Runs a crashed (or failed-stop) member again.
+    pub async fn restart(&mut self, id: u8) {
+        let network = self.network.clone();
+        let member = self.member_mut(id);
+        if let Some(running) = member.running.take() {
+            // It stopped by itself (a failed disk write): collect its thread first.
+            let _ = running.crash.send(());
+            join(running.thread).await;
+        }
+        member.launch(&network);
+    }
+
+    /// Arms a failed write on member `id`'s log disk `after` mutations from now: the server
+    /// fails stop on it (the disk works again afterwards).
+    pub fn fail_disk(&self, id: u8, after: u64) {
+        let disk = &self.member(id).disk;
+        let nth = disk.mutations() + after;
+        disk.arm(zkw::consensus::log::Fault::Fail { nth });
+    }
+
+    /// Stops every running member and checks that each returned cleanly.
+    pub async fn stop_all(mut self) {
+        for member in &mut self.members {
+            if let Some(running) = member.running.take() {
+                let _ = running.stop.send(());
+                let outcome = join(running.thread).await;
+                if let Some(result) = outcome {
+                    assert!(result.is_ok(), "member {}: {result:?}", member.id);
+                }
+            }
+        }
+    }
+
+    /// The member that says it leads, among `candidates`.
+    pub async fn leader_among(&self, candidates: &[u8]) -> u8 {
+        poll_until("a leader", CONVERGE_SECS_MAX, || async {
+            for member in self.members.iter().filter(|m| candidates.contains(&m.id)) {
+                if ask(member.client_port, "srvr")
+                    .await
+                    .contains("Mode: leader")
+                {
+                    return Some(member.id);
+                }
+            }
+            None
+        })
+        .await
+    }
+
+    /// Waits until every member has applied the same zxid and holds the same digest.
+    pub async fn digests_agree(&self) {
+        poll_until("equal digests", CONVERGE_SECS_MAX, || async {
+            let mut digests = Vec::new();
+            for member in &self.members {
+                let answer = ask(member.client_port, "mntr").await;
+                digests.push((
+                    mntr_value(&answer, "zk_last_processed_zxid")?,
+                    mntr_value(&answer, "zk_digest")?,
+                ));
+            }
+            digests
+                .windows(2)
+                .all(|pair| pair[0] == pair[1])
+                .then_some(())
+        })
+        .await;
+    }
+}
+
+fn write_config(dir: &Path, id: u8, client_port: u16, peers: &str) -> PathBuf {
+    let data = dir.join(format!("m{id}"));
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("myid"), format!("{id}\n")).unwrap();
+    let text = format!(
+        "tickTime={TICK_MS}\ninitLimit={INIT_LIMIT_TICKS}\nsyncLimit={SYNC_LIMIT_TICKS}\n\
+         dataDir={}\nclientPort={client_port}\n4lw.commands.whitelist=*\n\
+         admin.enableServer=false\n{peers}",
+        data.display()
+    );
+    let config = data.join("zoo.cfg");
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
+/// Joins a member's thread off the async runtime, within the bound.
+async fn join(thread: std::thread::JoinHandle<Outcome>) -> Outcome {
+    let joined = tokio::task::spawn_blocking(move || thread.join());
+    match tokio::time::timeout(Duration::from_secs(STOP_SECS_MAX * 2), joined).await {
+        Ok(Ok(Ok(outcome))) => outcome,
+        Ok(Ok(Err(_))) => panic!("a member's thread panicked"),
+        Ok(Err(error)) => panic!("joining a member: {error}"),
+        Err(_) => panic!("a member did not stop within {}s", STOP_SECS_MAX * 2),
+    }
+}
+
+/// A four-letter word's answer, off the runtime's threads.
+pub async fn ask(port: u16, word: &'static str) -> String {
+    tokio::task::spawn_blocking(move || four_letter(port, word))
+        .await
+        .unwrap()
+}
+
+pub fn mntr_value(answer: &str, key: &str) -> Option<String> {
+    answer
+        .lines()
+        .find_map(|line| line.strip_prefix(key)?.strip_prefix('\t'))
+        .map(str::to_owned)
+}

@@ -1,0 +1,318 @@
+//! The simulator (issue #15): whole zkw ensembles (3 and 5 members) in this one process, each
+//! member on its own runtime with its quorum traffic on an in-memory network and its Raft log
+//! on an in-memory disk (`cluster`), under random clients (`workload`) and a fault schedule,
+//! every choice drawn from one seed: which faults (two-way and one-way partitions, an isolated
+//! member, crashes of a minority or of everyone with the log power-cut to its synced or its
+//! written bytes, a failed log write that stops a member, clocks skewed by seconds), when and
+//! for how long, and what each client does. Checks per seed: the register history is
+//! linearizable (`checker`), every acknowledged create is there and no failed multi's create
+//! is, digests agree, a live session's ephemerals are there and every ephemeral is gone once
+//! its session is, one-shot watches fire for a live session when an acknowledged write
+//! follows, persistent watch events come in zxid order, and the ensemble serves again once the
+//! faults heal.
+//!
+//! Time and thread scheduling are the real ones, so a seed replays its schedule and its
+//! clients' choices, not its exact interleaving (docs/architecture.md, "Simulation", says what
+//! is missing for that). `scripts/sim.sh` runs many seeds; CI runs [`CI_SEEDS`]. zkw only.
+#![allow(clippy::unwrap_used)] // tests may unwrap (style.md)
+
+#[path = "../common/mod.rs"]
+mod common;
+#[path = "../common/ensemble.rs"]
+mod ensemble;
+
+mod checker;
+mod cluster;
+mod partition;
+mod workload;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use zkw::consensus::log::Image;
+use zookeeper_client as zk;
+
+use checker::{History, Kind};
+use cluster::{member_ip, Cluster, CONVERGE_SECS_MAX};
+use common::{bounded, poll_until, TICK_MS};
+use workload::{Acked, Shared, KEYS};
+
+/// Clients running at once.
+const CLIENTS: usize = 4;
+/// Rounds of faults in one run.
+const ROUNDS: usize = 6;
+/// How long a fault holds, and the quiet after each heal, in ticks (drawn in these ranges).
+const FAULT_TICKS: std::ops::Range<u64> = 3..15;
+const QUIET_TICKS: std::ops::Range<u64> = 2..8;
+/// Members' wall clocks differ by up to this much, ms.
+const CLOCK_SKEW_MS_MAX: i64 = 5_000;
+/// A failed log write is armed this many disk mutations ahead (drawn in this range).
+const DISK_FAULT_AFTER: std::ops::Range<u64> = 1..40;
+/// The seeds CI runs, per ensemble size (`ZKW_SIM_SEED=N` runs one other).
+const CI_SEEDS: [u64; 2] = [1, 2];
+
+/// A fault a round draws.
+#[derive(Clone, Debug)]
+enum Fault {
+    /// Two members cannot talk, both ways.
+    Partition(u8, u8),
+    /// What the first sends stops reaching the second; the other way works.
+    OneWay(u8, u8),
+    /// One member cut off from every other.
+    Isolate(u8),
+    /// These members die at once; their logs keep what a power cut leaves.
+    Crash(Vec<u8>, Image),
+    /// A write to this member's log fails a few mutations from now: it stops itself.
+    DiskError(u8, u64),
+}
+
+fn draw_fault(rng: &mut StdRng, size: u8) -> Fault {
+    let a = rng.random_range(1..=size);
+    let b = (a + rng.random_range(1..size) - 1) % size + 1;
+    let image = if rng.random_bool(0.5) {
+        Image::Synced
+    } else {
+        Image::Written
+    };
+    match rng.random_range(0..10) {
+        0..2 => Fault::Partition(a, b),
+        2..4 => Fault::OneWay(a, b),
+        4..6 => Fault::Isolate(a),
+        6..8 => {
+            // A minority, so the rest keep serving.
+            let mut ids: Vec<u8> = (1..=size).collect();
+            let count = rng.random_range(1..=(usize::from(size) - 1) / 2);
+            let mut crashed = Vec::new();
+            for _ in 0..count {
+                crashed.push(ids.swap_remove(rng.random_range(0..ids.len())));
+            }
+            Fault::Crash(crashed, image)
+        }
+        8 => Fault::Crash((1..=size).collect(), image),
+        _ => Fault::DiskError(a, rng.random_range(DISK_FAULT_AFTER)),
+    }
+}
+
+async fn apply_fault(cluster: &mut Cluster, fault: &Fault) {
+    let size = u8::try_from(cluster.members.len()).unwrap();
+    match fault {
+        Fault::Partition(a, b) => cluster.network.partition(member_ip(*a), member_ip(*b)),
+        Fault::OneWay(a, b) => cluster.network.cut_one_way(member_ip(*a), member_ip(*b)),
+        Fault::Isolate(a) => {
+            for b in (1..=size).filter(|b| b != a) {
+                cluster.network.partition(member_ip(*a), member_ip(b));
+            }
+        }
+        Fault::Crash(ids, image) => {
+            for id in ids {
+                cluster.crash(*id, *image).await;
+            }
+        }
+        Fault::DiskError(id, after) => cluster.fail_disk(*id, *after),
+    }
+}
+
+/// Ends every fault: the network heals and every stopped member runs again.
+async fn heal(cluster: &mut Cluster) {
+    cluster.network.heal();
+    let size = u8::try_from(cluster.members.len()).unwrap();
+    for id in 1..=size {
+        if !cluster.member(id).is_running() {
+            cluster.restart(id).await;
+        }
+    }
+}
+
+async fn connect(hosts: &str) -> zk::Client {
+    let connector = zk::Client::connector().with_session_timeout(Duration::from_millis(
+        ensemble::SESSION_TIMEOUT_MS,
+    ));
+    poll_until("a session", CONVERGE_SECS_MAX, || async {
+        tokio::time::timeout(Duration::from_secs(5), connector.clone().connect(hosts))
+            .await
+            .ok()?
+            .ok()
+    })
+    .await
+}
+
+/// One seed on an ensemble of `size`.
+async fn simulate(seed: u64, size: u8) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let skews: Vec<i64> = (0..size)
+        .map(|_| rng.random_range(-CLOCK_SKEW_MS_MAX..=CLOCK_SKEW_MS_MAX))
+        .collect();
+    let mut cluster = Cluster::start(size, &skews);
+    let all: Vec<u8> = (1..=size).collect();
+    cluster.leader_among(&all).await;
+    let setup = connect(&cluster.hosts()).await;
+    let persistent = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+    for path in ["/r", "/s", "/m", "/e"]
+        .into_iter()
+        .map(str::to_string)
+        .chain((0..KEYS).map(|key| format!("/r/{key}")))
+    {
+        bounded("create", setup.create(&path, b"", &persistent))
+            .await
+            .unwrap();
+    }
+    drop(setup);
+    let shared = Arc::new(Shared {
+        history: History::new(),
+        acked: Mutex::new(Acked::default()),
+        hosts: cluster.hosts(),
+    });
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|process| {
+            tokio::spawn(workload::client(
+                Arc::clone(&shared),
+                process,
+                seed,
+                stopped.clone(),
+            ))
+        })
+        .collect();
+    for round in 0..ROUNDS {
+        let fault = draw_fault(&mut rng, size);
+        let hold = rng.random_range(FAULT_TICKS) * TICK_MS;
+        let quiet = rng.random_range(QUIET_TICKS) * TICK_MS;
+        eprintln!("seed {seed}/{size}: round {round}: {fault:?} for {hold} ms, then {quiet} ms healed");
+        apply_fault(&mut cluster, &fault).await;
+        tokio::time::sleep(Duration::from_millis(hold)).await;
+        heal(&mut cluster).await;
+        tokio::time::sleep(Duration::from_millis(quiet)).await;
+    }
+    // Liveness: healed, the ensemble elects and serves.
+    cluster.leader_among(&all).await;
+    let _ = stop.send(true);
+    for client in clients {
+        bounded("a client to stop", client).await.unwrap();
+    }
+    check(seed, size, &cluster, &shared).await;
+    cluster.stop_all().await;
+}
+
+async fn check(seed: u64, size: u8, cluster: &Cluster, shared: &Shared) {
+    let label = format!("seed {seed}/{size}");
+    cluster.digests_agree().await;
+    let reader = connect(&cluster.hosts()).await;
+    // A final read of every register closes its history.
+    for key in 0..KEYS {
+        let path = format!("/r/{key}");
+        let op = shared.history.invoke(CLIENTS, key, Kind::Read, b"");
+        bounded("sync", reader.sync(&path)).await.unwrap();
+        let (data, stat) = bounded("read", reader.get_data(&path)).await.unwrap();
+        shared.history.ok(op, data, stat.version);
+    }
+    for key in 0..KEYS {
+        if let Err(report) = checker::check(shared.history.for_key(key)) {
+            panic!("{label}: /r/{key}: {report}");
+        }
+    }
+    let tree = workload::snapshot(&reader).await;
+    let exists = |path: &str| {
+        let (parent, name) = path.rsplit_once('/').unwrap();
+        tree.get(parent)
+            .is_some_and(|children| children.iter().any(|child| child == name))
+    };
+    let acked = shared.acked.lock().unwrap();
+    let missing: Vec<&String> = acked.nodes.iter().filter(|path| !exists(path)).collect();
+    assert!(missing.is_empty(), "{label}: acknowledged creates missing: {missing:?}");
+    let present: Vec<&String> = acked.absent.iter().filter(|path| exists(path)).collect();
+    assert!(present.is_empty(), "{label}: failed multis' creates present: {present:?}");
+    // Live sessions: their ephemerals are there, their watches fired.
+    let mut live = 0;
+    for session in &acked.sessions {
+        let client = session.client.lock().unwrap().clone();
+        let Some(client) = client else { continue };
+        if client.state() != zk::SessionState::SyncConnected {
+            continue;
+        }
+        live += 1;
+        let ephemerals = session.ephemerals.lock().unwrap().clone();
+        let lost: Vec<&String> = ephemerals.iter().filter(|path| !exists(path)).collect();
+        assert!(
+            lost.is_empty() || client.state() != zk::SessionState::SyncConnected,
+            "{label}: session {:#x} lives, its ephemerals {lost:?} do not",
+            session.id
+        );
+        check_watches(&label, session, &acked.writes).await;
+    }
+    eprintln!(
+        "{label}: {} ops, {} acknowledged creates, {} sessions ({live} live at the end)",
+        shared.history.len(),
+        acked.nodes.len(),
+        acked.sessions.len()
+    );
+    // Every session closed: every ephemeral goes.
+    for session in &acked.sessions {
+        session.client.lock().unwrap().take();
+    }
+    assert!(acked.violations.is_empty(), "{label}: {:?}", acked.violations);
+    drop(acked);
+    poll_until("every ephemeral gone", CONVERGE_SECS_MAX, || async {
+        bounded("sync", reader.sync("/e")).await.ok()?;
+        let left = bounded("list", reader.list_children("/e")).await.ok()?;
+        left.is_empty().then_some(())
+    })
+    .await;
+}
+
+/// A one-shot data watch of a live session fires when an acknowledged write followed the read
+/// that set it, with the zxid of the first change after that read.
+async fn check_watches(label: &str, session: &workload::SessionRecord, writes: &[(usize, i64)]) {
+    let watches = session.watches.lock().unwrap().clone();
+    for (key, seen, fired) in watches {
+        let Some(first) = writes
+            .iter()
+            .filter(|(k, zxid)| *k == key && *zxid > seen)
+            .map(|(_, zxid)| *zxid)
+            .min()
+        else {
+            continue;
+        };
+        let event = poll_until("a watch to fire", CONVERGE_SECS_MAX, || async {
+            fired.lock().unwrap().clone()
+        })
+        .await;
+        assert_eq!(
+            event.event_type,
+            zk::EventType::NodeDataChanged,
+            "{label}: session {:#x} watch on /r/{key}",
+            session.id
+        );
+        assert!(
+            event.zxid > seen && event.zxid <= first,
+            "{label}: session {:#x} watch on /r/{key} set at zxid {seen:#x} fired at {:#x}, \
+             the first acknowledged write after it is {first:#x}",
+            session.id,
+            event.zxid
+        );
+    }
+}
+
+fn seeds() -> Vec<u64> {
+    match std::env::var("ZKW_SIM_SEED") {
+        Ok(seed) => vec![seed.parse().expect("ZKW_SIM_SEED is a number")],
+        Err(_) => CI_SEEDS.to_vec(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(zookeeper_target, ignore = "zkw only")]
+async fn three_members() {
+    for seed in seeds() {
+        simulate(seed, 3).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(zookeeper_target, ignore = "zkw only")]
+async fn five_members() {
+    for seed in seeds() {
+        simulate(seed, 5).await;
+    }
+}

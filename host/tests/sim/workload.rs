@@ -1,0 +1,385 @@
+//! The simulated clients: each runs random ZooKeeper operations from its own seeded generator
+//! through the `zookeeper-client` crate, on sessions it opens, loses and closes, and records
+//! what it was told:
+//! - register ops on `/r/<k>` (sync-then-getData, setData, setData with a version, and a multi
+//!   of check + setData + create) into the [`History`] for the linearizability check;
+//! - acknowledged creates (persistent sequential `/s/…`, the multi's `/m/…`) that must exist
+//!   at the end, and multis that definitely failed whose `/m/…` must not;
+//! - ephemerals `/e/…` per session: present while the session lives, gone when it is;
+//! - one-shot data watches (set by getData) that must fire for a live session when an
+//!   acknowledged write follows, and a persistent recursive watch on `/r` per session whose
+//!   events must come in zxid order.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use zookeeper_client as zk;
+
+use crate::checker::{History, Kind};
+
+/// Register znodes under /r.
+pub const KEYS: usize = 3;
+/// Bound on one operation, and on opening a session, ms.
+const OP_MS_MAX: u64 = 4_000;
+/// Pause after a failed connect or an error that keeps the session, ms.
+const BACKOFF_MS: u64 = 50;
+
+/// Everything acknowledged to the clients, to check against the tree at the end.
+#[derive(Default)]
+pub struct Acked {
+    /// Creates acknowledged: they must exist at the end.
+    pub nodes: Vec<String>,
+    /// Multis that definitely failed: their create must not exist.
+    pub absent: Vec<String>,
+    /// Register writes acknowledged: (key, mzxid).
+    pub writes: Vec<(usize, i64)>,
+    pub sessions: Vec<Arc<SessionRecord>>,
+    /// Broken guarantees seen while running.
+    pub violations: Vec<String>,
+}
+
+/// One session a client opened.
+pub struct SessionRecord {
+    pub id: i64,
+    /// Ephemerals acknowledged and not deleted (nor in doubt).
+    pub ephemerals: Mutex<Vec<String>>,
+    /// One-shot data watches: (key, mzxid seen, the event once it fired).
+    pub watches: Mutex<Vec<(usize, i64, Arc<Mutex<Option<zk::WatchedEvent>>>)>>,
+    /// The client, while the session is in use; taken at the end to check and close it.
+    pub client: Mutex<Option<zk::Client>>,
+}
+
+pub struct Shared {
+    pub history: History,
+    pub acked: Mutex<Acked>,
+    pub hosts: String,
+}
+
+impl Shared {
+    fn violation(&self, text: String) {
+        eprintln!("VIOLATION: {text}");
+        self.acked.lock().unwrap().violations.push(text);
+    }
+}
+
+fn bound() -> Duration {
+    Duration::from_millis(OP_MS_MAX)
+}
+
+async fn timed<T>(fut: impl std::future::Future<Output = Result<T, zk::Error>>) -> Result<T, zk::Error> {
+    match tokio::time::timeout(bound(), fut).await {
+        Ok(result) => result,
+        Err(_) => Err(zk::Error::Timeout),
+    }
+}
+
+/// Whether an error ends the session (a new one is opened).
+fn ends_session(error: &zk::Error) -> bool {
+    matches!(error, zk::Error::SessionExpired | zk::Error::ClientClosed)
+}
+
+fn key_path(key: usize) -> String {
+    format!("/r/{key}")
+}
+
+/// Opens a session, with its persistent watch on /r.
+async fn open(shared: &Arc<Shared>) -> Option<Arc<SessionRecord>> {
+    let connector = zk::Client::connector().with_session_timeout(bound());
+    let client = match tokio::time::timeout(bound(), connector.connect(&shared.hosts)).await {
+        Ok(Ok(client)) => client,
+        _ => return None,
+    };
+    let mut events = timed(client.watch("/r", zk::AddWatchMode::PersistentRecursive))
+        .await
+        .ok()?;
+    let record = Arc::new(SessionRecord {
+        id: client.session_id().0,
+        ephemerals: Mutex::new(Vec::new()),
+        watches: Mutex::new(Vec::new()),
+        client: Mutex::new(Some(client)),
+    });
+    let ordering = Arc::clone(shared);
+    let session = record.id;
+    tokio::spawn(async move {
+        let mut last = 0i64;
+        loop {
+            let event = events.changed().await;
+            if event.event_type == zk::EventType::Session {
+                if event.session_state.is_terminated() {
+                    return;
+                }
+                continue;
+            }
+            if event.zxid <= last {
+                ordering.violation(format!(
+                    "session {session:#x}: persistent watch event {event:?} after zxid {last:#x}"
+                ));
+            }
+            last = event.zxid;
+        }
+    });
+    shared.acked.lock().unwrap().sessions.push(Arc::clone(&record));
+    Some(record)
+}
+
+/// Runs one client until `stop`.
+pub async fn client(
+    shared: Arc<Shared>,
+    process: usize,
+    seed: u64,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(1_000_003).wrapping_add(process as u64));
+    let mut session: Option<Arc<SessionRecord>> = None;
+    let mut versions = [0i32; KEYS];
+    let mut n = 0u64;
+    while !*stop.borrow() {
+        let record = match session.take() {
+            Some(record) => record,
+            None => match open(&shared).await {
+                Some(record) => record,
+                None => {
+                    tokio::time::sleep(Duration::from_millis(BACKOFF_MS)).await;
+                    continue;
+                }
+            },
+        };
+        let Some(client) = record.client.lock().unwrap().clone() else {
+            continue;
+        };
+        n += 1;
+        let key = rng.random_range(0..KEYS);
+        let value = format!("p{process}-{n}").into_bytes();
+        let outcome = match rng.random_range(0..100) {
+            0..25 => read(&shared, &client, &record, process, key, &mut versions, false).await,
+            25..30 => read(&shared, &client, &record, process, key, &mut versions, true).await,
+            30..45 => write(&shared, &client, process, key, &value, None, &mut versions).await,
+            45..60 => {
+                let expected = versions[key];
+                write(&shared, &client, process, key, &value, Some(expected), &mut versions).await
+            }
+            60..70 => multi(&shared, &client, process, key, &value, &mut versions, n).await,
+            70..80 => create_sequential(&shared, &client, process).await,
+            80..92 => create_ephemeral(&client, &record, process, n).await,
+            92..98 => delete_ephemeral(&shared, &client, &record, &mut rng).await,
+            _ => {
+                // Close the session: drop the client (it sends closeSession).
+                record.client.lock().unwrap().take();
+                Err(zk::Error::ClientClosed)
+            }
+        };
+        match outcome {
+            Err(error) if ends_session(&error) => {
+                record.client.lock().unwrap().take();
+            }
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(BACKOFF_MS)).await;
+                session = Some(record);
+            }
+            Ok(()) => session = Some(record),
+        }
+    }
+}
+
+/// Sync, then getData (with a one-shot watch when `watch`): a linearizable read.
+async fn read(
+    shared: &Shared,
+    client: &zk::Client,
+    record: &SessionRecord,
+    process: usize,
+    key: usize,
+    versions: &mut [i32; KEYS],
+    watch: bool,
+) -> Result<(), zk::Error> {
+    let path = key_path(key);
+    let op = shared.history.invoke(process, key, Kind::Read, b"");
+    let result = async {
+        timed(client.sync(&path)).await?;
+        if watch {
+            let (data, stat, watcher) = timed(client.get_and_watch_data(&path)).await?;
+            let fired = Arc::new(Mutex::new(None));
+            record.watches.lock().unwrap().push((key, stat.mzxid, Arc::clone(&fired)));
+            tokio::spawn(async move {
+                let event = watcher.changed().await;
+                *fired.lock().unwrap() = Some(event);
+            });
+            Ok((data, stat))
+        } else {
+            timed(client.get_data(&path)).await
+        }
+    }
+    .await;
+    match result {
+        Ok((data, stat)) => {
+            versions[key] = stat.version;
+            shared.history.ok(op, data, stat.version);
+            Ok(())
+        }
+        Err(error) => {
+            shared.history.unknown(op);
+            Err(error)
+        }
+    }
+}
+
+/// setData, plain or with an expected version (a CAS).
+async fn write(
+    shared: &Shared,
+    client: &zk::Client,
+    process: usize,
+    key: usize,
+    value: &[u8],
+    expected: Option<i32>,
+    versions: &mut [i32; KEYS],
+) -> Result<(), zk::Error> {
+    let kind = match expected {
+        Some(expected) => Kind::Cas { expected },
+        None => Kind::Write,
+    };
+    let op = shared.history.invoke(process, key, kind, value);
+    match timed(client.set_data(&key_path(key), value, expected)).await {
+        Ok(stat) => {
+            versions[key] = stat.version;
+            shared.history.ok(op, Vec::new(), stat.version);
+            shared.acked.lock().unwrap().writes.push((key, stat.mzxid));
+            Ok(())
+        }
+        Err(zk::Error::BadVersion) if expected.is_some() => {
+            shared.history.fail(op);
+            Ok(())
+        }
+        Err(error) => {
+            shared.history.unknown(op);
+            Err(error)
+        }
+    }
+}
+
+/// A multi of check(version) + setData + create /m/…: a CAS whose create lands with it.
+async fn multi(
+    shared: &Shared,
+    client: &zk::Client,
+    process: usize,
+    key: usize,
+    value: &[u8],
+    versions: &mut [i32; KEYS],
+    n: u64,
+) -> Result<(), zk::Error> {
+    let path = key_path(key);
+    let expected = versions[key];
+    let created = format!("/m/p{process}-{n}");
+    let options = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+    let mut writer = client.new_multi_writer();
+    writer.add_check_version(&path, expected)?;
+    writer.add_set_data(&path, value, None)?;
+    writer.add_create(&created, b"", &options)?;
+    let op = shared.history.invoke(process, key, Kind::Cas { expected }, value);
+    let result = match tokio::time::timeout(bound(), writer.commit()).await {
+        Ok(result) => result,
+        Err(_) => Err(zk::MultiWriteError::RequestFailed {
+            source: zk::Error::Timeout,
+        }),
+    };
+    match result {
+        Ok(results) => {
+            let stat = results.iter().find_map(|result| match result {
+                zk::MultiWriteResult::SetData { stat } => Some(*stat),
+                _ => None,
+            });
+            let Some(stat) = stat else {
+                shared.history.unknown(op);
+                return Err(zk::Error::UnexpectedError("a multi without its setData".into()));
+            };
+            versions[key] = stat.version;
+            shared.history.ok(op, Vec::new(), stat.version);
+            let mut acked = shared.acked.lock().unwrap();
+            acked.writes.push((key, stat.mzxid));
+            acked.nodes.push(created);
+            Ok(())
+        }
+        Err(zk::MultiWriteError::OperationFailed {
+            index: 0,
+            source: zk::Error::BadVersion,
+        }) => {
+            shared.history.fail(op);
+            shared.acked.lock().unwrap().absent.push(created);
+            Ok(())
+        }
+        Err(zk::MultiWriteError::OperationFailed { source, .. })
+        | Err(zk::MultiWriteError::RequestFailed { source }) => {
+            shared.history.unknown(op);
+            Err(source)
+        }
+    }
+}
+
+async fn create_sequential(
+    shared: &Shared,
+    client: &zk::Client,
+    process: usize,
+) -> Result<(), zk::Error> {
+    let options = zk::CreateMode::PersistentSequential.with_acls(zk::Acls::anyone_all());
+    let (_, sequence) = timed(client.create(&format!("/s/p{process}-"), b"", &options)).await?;
+    shared
+        .acked
+        .lock()
+        .unwrap()
+        .nodes
+        .push(format!("/s/p{process}-{sequence}"));
+    Ok(())
+}
+
+async fn create_ephemeral(
+    client: &zk::Client,
+    record: &SessionRecord,
+    process: usize,
+    n: u64,
+) -> Result<(), zk::Error> {
+    let path = format!("/e/p{process}-{n}");
+    let options = zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all());
+    timed(client.create(&path, b"", &options)).await?;
+    record.ephemerals.lock().unwrap().push(path);
+    Ok(())
+}
+
+async fn delete_ephemeral(
+    shared: &Shared,
+    client: &zk::Client,
+    record: &SessionRecord,
+    rng: &mut StdRng,
+) -> Result<(), zk::Error> {
+    let path = {
+        let mut ephemerals = record.ephemerals.lock().unwrap();
+        if ephemerals.is_empty() {
+            return Ok(());
+        }
+        let at = rng.random_range(0..ephemerals.len());
+        // Out of the list before the delete: in doubt afterwards unless it succeeds.
+        ephemerals.swap_remove(at)
+    };
+    match timed(client.delete(&path, None)).await {
+        Ok(()) => Ok(()),
+        Err(zk::Error::NoNode) => {
+            shared.violation(format!(
+                "session {:#x}: its acknowledged ephemeral {path} vanished while it lived",
+                record.id
+            ));
+            Ok(())
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// The data and children of the tree under the checked roots, read through `client`.
+pub async fn snapshot(client: &zk::Client) -> BTreeMap<String, Vec<String>> {
+    let mut tree = BTreeMap::new();
+    for root in ["/s", "/m", "/e"] {
+        timed(client.sync(root)).await.unwrap();
+        let children = timed(client.list_children(root)).await.unwrap();
+        tree.insert(root.to_string(), children);
+    }
+    tree
+}
