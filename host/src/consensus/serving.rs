@@ -1,5 +1,6 @@
 //! Whether this server serves clients: it knows a leader and has applied an entry of its
-//! term; a leader holds its lease; a follower hears from its leader within syncLimit ticks.
+//! term; a leader holds its lease; a follower has caught up with its leader once and hears
+//! from it within syncLimit ticks.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -17,6 +18,17 @@ pub(super) fn applied_this_term(last_applied: Option<&types::LogId>, term: u64) 
     last_applied.is_some_and(|applied| applied.leader_id.term >= term)
 }
 
+/// Whether this server has applied everything the leader reported committed.
+pub(super) fn applied_cluster_commit(
+    last_applied: Option<&types::LogId>,
+    cluster_committed: Option<&types::LogId>,
+) -> bool {
+    match (last_applied, cluster_committed) {
+        (Some(applied), Some(committed)) => applied.index >= committed.index,
+        _ => false,
+    }
+}
+
 impl<M: StateMachine> Consensus<M> {
     /// Whether this server can serve clients now.
     pub fn is_serving(&self) -> bool {
@@ -32,7 +44,7 @@ impl<M: StateMachine> Consensus<M> {
     /// lease (a quorum's acknowledgement within election_timeout_max) still holds.
     pub(super) async fn refresh_serving(&self) {
         let starved = self.serving_check_was_late();
-        let (leader, state, member, caught_up) = {
+        let (leader, state, member, caught_up, term, at_cluster_commit) = {
             let receiver = self.raft.metrics();
             let metrics = receiver.borrow_watched();
             let membership = metrics.membership_config.membership();
@@ -41,6 +53,11 @@ impl<M: StateMachine> Consensus<M> {
                 metrics.state,
                 membership.get_node(&self.my_id).is_some(),
                 applied_this_term(metrics.last_applied.as_ref(), metrics.current_term),
+                metrics.current_term,
+                applied_cluster_commit(
+                    metrics.last_applied.as_ref(),
+                    metrics.cluster_committed.as_ref(),
+                ),
             )
         };
         let serving = match (leader, state) {
@@ -60,6 +77,11 @@ impl<M: StateMachine> Consensus<M> {
                 .await
                 .is_ok(),
             (Some(_), ServerState::Leader) => true,
+            // A follower (or observer) that restarted, or follows a new leader, serves once it
+            // has applied what that leader had committed: ZooKeeper's follower likewise syncs
+            // with its leader before it takes clients. Otherwise it would serve a state older
+            // than its peers' (a session moving to it could see a watch event again).
+            (Some(leader), _) if !self.synced_with(leader, term, at_cluster_commit) => false,
             // A follower (or observer) serves while it hears from its leader: cut off for
             // syncLimit × tickTime, its reads would go stale and its sessions could not be
             // kept, so it stops, as ZooKeeper's does. Not heard from since start: not yet.
@@ -76,6 +98,22 @@ impl<M: StateMachine> Consensus<M> {
             *current = serving;
             changed
         });
+    }
+
+    /// Whether this follower has caught up with `leader` in `term`: it has, from the first
+    /// check that finds it at the leader's reported commit, until the leader or term changes
+    /// (later lag behind a busy leader does not stop it serving, as in ZooKeeper).
+    fn synced_with(&self, leader: u64, term: u64, at_cluster_commit: bool) -> bool {
+        let Ok(mut synced) = self.synced_with.lock() else {
+            return false;
+        };
+        if *synced == Some((leader, term)) {
+            return true;
+        }
+        if at_cluster_commit {
+            *synced = Some((leader, term));
+        }
+        at_cluster_commit
     }
 
     /// Whether this check comes much later than the heartbeat the checks run at (this
@@ -110,5 +148,16 @@ mod tests {
         assert!(!applied_this_term(Some(&applied(3, 40)), 4));
         assert!(applied_this_term(Some(&applied(4, 41)), 4));
         assert!(applied_this_term(Some(&applied(4, 41)), 3));
+    }
+
+    #[test]
+    fn a_follower_is_caught_up_once_it_applied_the_leaders_commit() {
+        let id = |term, index| types::LogId::new_term_index(term, index);
+        assert!(!applied_cluster_commit(None, None));
+        assert!(!applied_cluster_commit(Some(&id(2, 9)), None));
+        assert!(!applied_cluster_commit(None, Some(&id(2, 9))));
+        assert!(!applied_cluster_commit(Some(&id(2, 8)), Some(&id(2, 9))));
+        assert!(applied_cluster_commit(Some(&id(2, 9)), Some(&id(2, 9))));
+        assert!(applied_cluster_commit(Some(&id(2, 10)), Some(&id(2, 9))));
     }
 }

@@ -259,4 +259,3 @@ pub fn check(ops: Vec<Op>) -> Result<(), String> {
     }
     Err(report)
 }
-

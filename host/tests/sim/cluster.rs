@@ -18,7 +18,7 @@ use zkw::consensus::log::{Image, LogMedium, TestDisk};
 use zkw::consensus::transport::MemoryNetwork;
 use zkw::server::Seams;
 
-use crate::common::{poll_until, TICK_MS};
+use crate::common::{poll_until, SUPER_DIGEST, SUPER_DIGEST_KEY, TICK_MS};
 use crate::ensemble::{four_letter, INIT_LIMIT_TICKS, SYNC_LIMIT_TICKS};
 
 /// The quorum port every member listens on (each member is its own address on the network).
@@ -290,7 +290,7 @@ fn write_config(dir: &Path, id: u8, client_port: u16, peers: &str) -> PathBuf {
     let text = format!(
         "tickTime={TICK_MS}\ninitLimit={INIT_LIMIT_TICKS}\nsyncLimit={SYNC_LIMIT_TICKS}\n\
          dataDir={}\nclientPort={client_port}\n4lw.commands.whitelist=*\n\
-         admin.enableServer=false\n{peers}",
+         admin.enableServer=false\n{SUPER_DIGEST_KEY}={SUPER_DIGEST}\n{peers}",
         data.display()
     );
     let config = data.join("zoo.cfg");

@@ -6,9 +6,12 @@
 //! - acknowledged creates (persistent sequential `/s/…`, the multi's `/m/…`) that must exist
 //!   at the end, and multis that definitely failed whose `/m/…` must not;
 //! - ephemerals `/e/…` per session: present while the session lives, gone when it is;
+//! - lock cycles through the built-in `lock` recipe (request, wait for the grant, release):
+//!   every grant's fencing token is unique, no lower than its request's zxid, and grants come
+//!   in request order (FIFO);
 //! - one-shot data watches (set by getData) that must fire for a live session when an
 //!   acknowledged write follows, and a persistent recursive watch on `/r` per session whose
-//!   events must come in zxid order.
+//!   events must come in zxid order on each connection.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -24,6 +27,10 @@ use crate::checker::{History, Kind};
 pub const KEYS: usize = 3;
 /// Bound on one operation, and on opening a session, ms.
 const OP_MS_MAX: u64 = 4_000;
+/// The lock the clients contend for (the `lock` recipe is bound to its parent).
+pub const LOCK: &str = "/locks/sim";
+/// How long a client waits for its grant before it gives up its request, ms.
+const GRANT_WAIT_MS_MAX: u64 = 2_000;
 /// Pause after a failed connect or an error that keeps the session, ms.
 const BACKOFF_MS: u64 = 50;
 
@@ -37,6 +44,8 @@ pub struct Acked {
     /// Register writes acknowledged: (key, mzxid).
     pub writes: Vec<(usize, i64)>,
     pub sessions: Vec<Arc<SessionRecord>>,
+    /// Lock grants seen: (fencing token, request sequence, request czxid).
+    pub grants: Vec<(i64, i64, i64)>,
     /// Broken guarantees seen while running.
     pub violations: Vec<String>,
 }
@@ -69,7 +78,9 @@ fn bound() -> Duration {
     Duration::from_millis(OP_MS_MAX)
 }
 
-async fn timed<T>(fut: impl std::future::Future<Output = Result<T, zk::Error>>) -> Result<T, zk::Error> {
+async fn timed<T>(
+    fut: impl std::future::Future<Output = Result<T, zk::Error>>,
+) -> Result<T, zk::Error> {
     match tokio::time::timeout(bound(), fut).await {
         Ok(result) => result,
         Err(_) => Err(zk::Error::Timeout),
@@ -111,17 +122,26 @@ async fn open(shared: &Arc<Shared>) -> Option<Arc<SessionRecord>> {
                 if event.session_state.is_terminated() {
                     return;
                 }
+                // Reconnected: a server a little behind the last one may deliver again what
+                // the client saw (as ZooKeeper's may); the order holds per connection.
+                last = 0;
                 continue;
             }
             if event.zxid <= last {
                 ordering.violation(format!(
-                    "session {session:#x}: persistent watch event {event:?} after zxid {last:#x}"
+                    "session {session:#x}: persistent watch event {event:?} after zxid {last:#x} \
+                     on the same connection"
                 ));
             }
             last = event.zxid;
         }
     });
-    shared.acked.lock().unwrap().sessions.push(Arc::clone(&record));
+    shared
+        .acked
+        .lock()
+        .unwrap()
+        .sessions
+        .push(Arc::clone(&record));
     Some(record)
 }
 
@@ -154,16 +174,37 @@ pub async fn client(
         let key = rng.random_range(0..KEYS);
         let value = format!("p{process}-{n}").into_bytes();
         let outcome = match rng.random_range(0..100) {
-            0..25 => read(&shared, &client, &record, process, key, &mut versions, false).await,
+            0..25 => {
+                read(
+                    &shared,
+                    &client,
+                    &record,
+                    process,
+                    key,
+                    &mut versions,
+                    false,
+                )
+                .await
+            }
             25..30 => read(&shared, &client, &record, process, key, &mut versions, true).await,
             30..45 => write(&shared, &client, process, key, &value, None, &mut versions).await,
             45..60 => {
                 let expected = versions[key];
-                write(&shared, &client, process, key, &value, Some(expected), &mut versions).await
+                write(
+                    &shared,
+                    &client,
+                    process,
+                    key,
+                    &value,
+                    Some(expected),
+                    &mut versions,
+                )
+                .await
             }
             60..70 => multi(&shared, &client, process, key, &value, &mut versions, n).await,
             70..80 => create_sequential(&shared, &client, process).await,
-            80..92 => create_ephemeral(&client, &record, process, n).await,
+            80..87 => create_ephemeral(&client, &record, process, n).await,
+            87..92 => lock_cycle(&shared, &client).await,
             92..98 => delete_ephemeral(&shared, &client, &record, &mut rng).await,
             _ => {
                 // Close the session: drop the client (it sends closeSession).
@@ -201,7 +242,11 @@ async fn read(
         if watch {
             let (data, stat, watcher) = timed(client.get_and_watch_data(&path)).await?;
             let fired = Arc::new(Mutex::new(None));
-            record.watches.lock().unwrap().push((key, stat.mzxid, Arc::clone(&fired)));
+            record
+                .watches
+                .lock()
+                .unwrap()
+                .push((key, stat.mzxid, Arc::clone(&fired)));
             tokio::spawn(async move {
                 let event = watcher.changed().await;
                 *fired.lock().unwrap() = Some(event);
@@ -276,7 +321,9 @@ async fn multi(
     writer.add_check_version(&path, expected)?;
     writer.add_set_data(&path, value, None)?;
     writer.add_create(&created, b"", &options)?;
-    let op = shared.history.invoke(process, key, Kind::Cas { expected }, value);
+    let op = shared
+        .history
+        .invoke(process, key, Kind::Cas { expected }, value);
     let result = match tokio::time::timeout(bound(), writer.commit()).await {
         Ok(result) => result,
         Err(_) => Err(zk::MultiWriteError::RequestFailed {
@@ -291,7 +338,9 @@ async fn multi(
             });
             let Some(stat) = stat else {
                 shared.history.unknown(op);
-                return Err(zk::Error::UnexpectedError("a multi without its setData".into()));
+                return Err(zk::Error::UnexpectedError(
+                    "a multi without its setData".into(),
+                ));
             };
             versions[key] = stat.version;
             shared.history.ok(op, Vec::new(), stat.version);
@@ -343,6 +392,37 @@ async fn create_ephemeral(
     timed(client.create(&path, b"", &options)).await?;
     record.ephemerals.lock().unwrap().push(path);
     Ok(())
+}
+
+/// Requests the lock, waits for its grant (bounded), records the grant and releases it.
+async fn lock_cycle(shared: &Shared, client: &zk::Client) -> Result<(), zk::Error> {
+    let options = zk::CreateMode::EphemeralSequential.with_acls(zk::Acls::anyone_all());
+    let (stat, sequence) = timed(client.create(&format!("{LOCK}/write-"), b"", &options)).await?;
+    let request = format!("{LOCK}/write-{sequence}");
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(GRANT_WAIT_MS_MAX);
+    loop {
+        let (data, _, watcher) = timed(client.get_and_watch_data(&request)).await?;
+        if let Some(granted) = data.strip_prefix(b"granted ") {
+            let token = std::str::from_utf8(granted)
+                .ok()
+                .and_then(|text| text.split('\n').next()?.parse::<i64>().ok());
+            match token {
+                Some(token) => shared.acked.lock().unwrap().grants.push((
+                    token,
+                    sequence.into_i64(),
+                    stat.czxid,
+                )),
+                None => shared.violation(format!("{request}: a grant without a token: {data:?}")),
+            }
+            break;
+        }
+        match tokio::time::timeout_at(deadline, watcher.changed()).await {
+            Ok(event) if event.event_type == zk::EventType::NodeDataChanged => {}
+            // Waited long enough (or the request went with its session): give it up.
+            _ => break,
+        }
+    }
+    timed(client.delete(&request, None)).await
 }
 
 async fn delete_ephemeral(
