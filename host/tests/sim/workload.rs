@@ -50,13 +50,22 @@ pub struct Acked {
     pub violations: Vec<String>,
 }
 
+/// A one-shot data watch a read set.
+#[derive(Clone)]
+pub struct DataWatch {
+    pub key: usize,
+    /// The node's mzxid the read saw.
+    pub seen: i64,
+    /// The event, once it fired.
+    pub fired: Arc<Mutex<Option<zk::WatchedEvent>>>,
+}
+
 /// One session a client opened.
 pub struct SessionRecord {
     pub id: i64,
     /// Ephemerals acknowledged and not deleted (nor in doubt).
     pub ephemerals: Mutex<Vec<String>>,
-    /// One-shot data watches: (key, mzxid seen, the event once it fired).
-    pub watches: Mutex<Vec<(usize, i64, Arc<Mutex<Option<zk::WatchedEvent>>>)>>,
+    pub watches: Mutex<Vec<DataWatch>>,
     /// The client, while the session is in use; taken at the end to check and close it.
     pub client: Mutex<Option<zk::Client>>,
 }
@@ -242,11 +251,11 @@ async fn read(
         if watch {
             let (data, stat, watcher) = timed(client.get_and_watch_data(&path)).await?;
             let fired = Arc::new(Mutex::new(None));
-            record
-                .watches
-                .lock()
-                .unwrap()
-                .push((key, stat.mzxid, Arc::clone(&fired)));
+            record.watches.lock().unwrap().push(DataWatch {
+                key,
+                seen: stat.mzxid,
+                fired: Arc::clone(&fired),
+            });
             tokio::spawn(async move {
                 let event = watcher.changed().await;
                 *fired.lock().unwrap() = Some(event);
