@@ -47,6 +47,11 @@ impl<M: StateMachine> Consensus<M> {
         let period = Duration::from_millis(tick_ms.max(1) * NOT_SERVING_SUMMARY_TICKS);
         let mut summary = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         loop {
+            // Shutting down (`stop` is set before Raft stops): the roles Raft passes through
+            // on its way out are no news.
+            if *stop.borrow() {
+                return;
+            }
             let role = self.role();
             if reported != Some(role) {
                 if role == Role::NotServing {

@@ -1,7 +1,7 @@
 //! How a server reaches its peers and is reached by them on the quorum port: plain TCP
 //! ([`TcpTransport`]) in production; [`MemoryNetwork`] runs several servers in one process on
-//! an in-memory network that a test partitions at will (both directions or one), with no root
-//! and no real sockets. TLS and the quorum handshake run on top of either, unchanged.
+//! an in-memory network that a test partitions at will (both directions or one) or slows down,
+//! with no root and no real sockets. TLS and the quorum handshake run on top of either, unchanged.
 
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
@@ -9,7 +9,8 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -86,6 +87,8 @@ struct NetworkState {
     listeners: HashMap<SocketAddr, mpsc::Sender<(DuplexStream, SocketAddr, LinkEnds)>>,
     /// (from, to): what `from` sends does not reach `to`.
     cut: BTreeSet<(IpAddr, IpAddr)>,
+    /// (from, to): each write `from` makes to `to` waits this long first.
+    slow: HashMap<(IpAddr, IpAddr), Duration>,
     /// The next source port a dial from each address uses.
     next_port: HashMap<IpAddr, u16>,
 }
@@ -124,9 +127,18 @@ impl MemoryNetwork {
         self.lock().cut.insert((from, to));
     }
 
-    /// Every cut is healed; links cut before stay broken (their ends see errors and reconnect).
+    /// Each write `from` makes to `to` waits `delay` before its bytes go: a slow or congested
+    /// link (order within a connection holds, as on TCP; across connections it need not).
+    pub fn slow_down(&self, from: IpAddr, to: IpAddr, delay: Duration) {
+        self.lock().slow.insert((from, to), delay);
+    }
+
+    /// Every cut and slow link is healed; links cut before stay broken (their ends see errors
+    /// and reconnect).
     pub fn heal(&self) {
-        self.lock().cut.clear();
+        let mut state = self.lock();
+        state.cut.clear();
+        state.slow.clear();
     }
 
     fn lock(&self) -> MutexGuard<'_, NetworkState> {
@@ -138,6 +150,10 @@ impl MemoryNetwork {
 
     fn is_cut(&self, from: IpAddr, to: IpAddr) -> bool {
         self.lock().cut.contains(&(from, to))
+    }
+
+    fn delay(&self, from: IpAddr, to: IpAddr) -> Option<Duration> {
+        self.lock().slow.get(&(from, to)).copied()
     }
 }
 
@@ -191,6 +207,7 @@ impl PeerTransport for MemoryTransport {
                     here: self.ip,
                     there: target.ip(),
                 },
+                delay: None,
             };
             Ok(Box::new(link) as PeerStream)
         })
@@ -233,6 +250,7 @@ impl PeerListener for MemoryListener {
                 stream,
                 network: self.network.clone(),
                 ends,
+                delay: None,
             };
             Ok((Box::new(link) as PeerStream, source))
         })
@@ -240,11 +258,13 @@ impl PeerListener for MemoryListener {
 }
 
 /// One end of an in-memory link: its reads fail once the other end is cut off from this one,
-/// its writes once this one is cut off from the other.
+/// its writes once this one is cut off from the other; on a slow link a write waits first.
 struct Link {
     stream: DuplexStream,
     network: MemoryNetwork,
     ends: LinkEnds,
+    /// The wait of the write in progress on a slow link.
+    delay: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Link {
@@ -277,7 +297,19 @@ impl AsyncWrite for Link {
         if let Some(error) = self.cut(self.ends.here, self.ends.there) {
             return Poll::Ready(Err(error));
         }
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        if self.delay.is_none() {
+            if let Some(delay) = self.network.delay(self.ends.here, self.ends.there) {
+                self.delay = Some(Box::pin(tokio::time::sleep(delay)));
+            }
+        }
+        if let Some(wait) = self.delay.as_mut() {
+            ready!(wait.as_mut().poll(cx));
+        }
+        let written = Pin::new(&mut self.stream).poll_write(cx, buf);
+        if written.is_ready() {
+            self.delay = None;
+        }
+        written
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -324,7 +356,15 @@ mod tests {
         assert_eq!(&got, b"pong");
         assert!(a.dial("127.0.0.2:2888").await.is_err());
         network.heal();
-        assert!(a.dial("127.0.0.2:2888").await.is_ok());
+        let mut dialled = a.dial("127.0.0.2:2888").await.unwrap();
+        let (mut accepted, _) = listener.accept().await.unwrap();
+        // A slow link delays each write, and keeps its bytes.
+        network.slow_down(ip(1), ip(2), Duration::from_millis(30));
+        let started = tokio::time::Instant::now();
+        dialled.write_all(b"slow").await.unwrap();
+        accepted.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"slow");
+        assert!(started.elapsed() >= Duration::from_millis(30));
         assert_eq!(
             a.dial("127.0.0.3:2888")
                 .await

@@ -59,6 +59,8 @@ type Outcome = Option<Result<(), zkw::server::ServerError>>;
 struct Running {
     stop: oneshot::Sender<()>,
     crash: oneshot::Sender<()>,
+    /// The member's runtime, to freeze it.
+    runtime: tokio::runtime::Handle,
     thread: std::thread::JoinHandle<Outcome>,
 }
 
@@ -86,6 +88,7 @@ impl Member {
         let port = self.client_port;
         let (stop, stopped) = oneshot::channel::<()>();
         let (crash, crashed) = oneshot::channel::<()>();
+        let (handle_tx, handle_rx) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name(format!("member-{}", self.id))
             .spawn(move || {
@@ -93,6 +96,7 @@ impl Member {
                     .enable_all()
                     .build()
                     .unwrap();
+                handle_tx.send(runtime.handle().clone()).unwrap();
                 let outcome = runtime.block_on(async move {
                     let listener = bind(port).await;
                     let shutdown = async move {
@@ -107,9 +111,11 @@ impl Member {
                 outcome
             })
             .unwrap();
+        let runtime = handle_rx.recv().unwrap();
         self.running = Some(Running {
             stop,
             crash,
+            runtime,
             thread,
         });
     }
@@ -226,12 +232,29 @@ impl Cluster {
         member.launch(&network);
     }
 
+    /// Freezes member `id` for `ms` (as SIGSTOP would): its one runtime thread sleeps, so no
+    /// task of it runs, no timer fires and no socket is read until it wakes.
+    pub fn pause(&self, id: u8, ms: u64) {
+        if let Some(running) = &self.member(id).running {
+            running.runtime.spawn(async move {
+                std::thread::sleep(Duration::from_millis(ms));
+            });
+        }
+    }
+
     /// Arms a failed write on member `id`'s log disk `after` mutations from now: the server
     /// fails stop on it (the disk works again afterwards).
     pub fn fail_disk(&self, id: u8, after: u64) {
         let disk = &self.member(id).disk;
         let nth = disk.mutations() + after;
         disk.arm(zkw::consensus::log::Fault::Fail { nth });
+    }
+
+    /// Removes every disk fault that has not struck yet.
+    pub fn disarm_disks(&self) {
+        for member in &self.members {
+            member.disk.disarm();
+        }
     }
 
     /// Stops every running member and checks that each returned cleanly.
@@ -263,23 +286,34 @@ impl Cluster {
         .await
     }
 
-    /// Waits until every member has applied the same zxid and holds the same digest.
+    /// Waits until every member has applied the same zxid and holds the same digest; names
+    /// what each member last said when they do not within the bound.
     pub async fn digests_agree(&self) {
-        poll_until("equal digests", CONVERGE_SECS_MAX, || async {
-            let mut digests = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(CONVERGE_SECS_MAX);
+        loop {
+            let mut states = Vec::new();
             for member in &self.members {
                 let answer = ask(member.client_port, "mntr").await;
-                digests.push((
-                    mntr_value(&answer, "zk_last_processed_zxid")?,
-                    mntr_value(&answer, "zk_digest")?,
+                states.push((
+                    mntr_value(&answer, "zk_last_processed_zxid"),
+                    mntr_value(&answer, "zk_digest"),
+                    mntr_value(&answer, "zk_server_state"),
                 ));
             }
-            digests
+            let agreed = states
                 .windows(2)
-                .all(|pair| pair[0] == pair[1])
-                .then_some(())
-        })
-        .await;
+                .all(|pair| pair[0].0 == pair[1].0 && pair[0].1 == pair[1].1)
+                && states[0].1.is_some();
+            if agreed {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no equal digests within {CONVERGE_SECS_MAX}s: (zxid, digest, state) per member \
+                 {states:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
 
@@ -290,12 +324,25 @@ fn write_config(dir: &Path, id: u8, client_port: u16, peers: &str) -> PathBuf {
     let text = format!(
         "tickTime={TICK_MS}\ninitLimit={INIT_LIMIT_TICKS}\nsyncLimit={SYNC_LIMIT_TICKS}\n\
          dataDir={}\nclientPort={client_port}\n4lw.commands.whitelist=*\n\
-         admin.enableServer=false\n{SUPER_DIGEST_KEY}={SUPER_DIGEST}\n{peers}",
+         admin.enableServer=false\n{SUPER_DIGEST_KEY}={SUPER_DIGEST}\nreconfigEnabled=true\n\
+         {peers}",
         data.display()
     );
     let config = data.join("zoo.cfg");
     std::fs::write(&config, text).unwrap();
     config
+}
+
+impl Cluster {
+    /// Member `id` as a reconfig names a joining server.
+    pub fn server_spec(&self, id: u8) -> String {
+        format!(
+            "server.{id}={}:{QUORUM_PORT}:{}:participant;127.0.0.1:{}",
+            member_ip(id),
+            QUORUM_PORT + 1000,
+            self.member(id).client_port
+        )
+    }
 }
 
 /// Joins a member's thread off the async runtime, within the bound.

@@ -51,6 +51,16 @@ const QUIET_TICKS: std::ops::Range<u64> = 2..8;
 const CLOCK_SKEW_MS_MAX: i64 = 5_000;
 /// A failed log write is armed this many disk mutations ahead (drawn in this range).
 const DISK_FAULT_AFTER: std::ops::Range<u64> = 1..40;
+/// Bound on opening the super user's session for a reconfig.
+const ADMIN_CONNECT_WAIT: Duration = Duration::from_secs(5);
+/// Bound on one reconfig request.
+const RECONFIG_WAIT: Duration = Duration::from_secs(10);
+/// The odds that a round adds each extra fault.
+const EXTRA_FAULT_ODDS: f64 = 0.3;
+/// Distinguishes the extra faults' stream from the main one.
+const EXTRA_STREAM: u64 = 0x5eed_e87a;
+/// A slow member's writes wait this long each, ms (drawn in this range).
+const SLOW_LINK_MS: std::ops::Range<u64> = 5..150;
 /// The seeds CI runs, per ensemble size (`ZKW_SIM_SEED=N` runs one other).
 /// Seed 6 on five members found a follower serving before it caught up with its leader.
 const CI_SEEDS: [u64; 3] = [1, 2, 6];
@@ -68,6 +78,12 @@ enum Fault {
     Crash(Vec<u8>, Image),
     /// A write to this member's log fails a few mutations from now: it stops itself.
     DiskError(u8, u64),
+    /// Every write to and from this member waits this long, ms.
+    Slow(u8, u64),
+    /// This member freezes for the fault's hold (SIGSTOP).
+    Pause(u8),
+    /// A reconfig removes this member; healing adds it back.
+    Remove(u8),
 }
 
 fn draw_fault(rng: &mut StdRng, size: u8) -> Fault {
@@ -97,7 +113,27 @@ fn draw_fault(rng: &mut StdRng, size: u8) -> Fault {
     }
 }
 
-async fn apply_fault(cluster: &mut Cluster, fault: &Fault) {
+/// Faults a round adds to its main one, from their own stream of the seed (so the main
+/// schedule of a seed stays what it was before these existed): a slow member, a paused one,
+/// one removed from the membership by a reconfig.
+fn draw_extras(rng: &mut StdRng, size: u8) -> Vec<Fault> {
+    let mut extras = Vec::new();
+    if rng.random_bool(EXTRA_FAULT_ODDS) {
+        extras.push(Fault::Slow(
+            rng.random_range(1..=size),
+            rng.random_range(SLOW_LINK_MS),
+        ));
+    }
+    if rng.random_bool(EXTRA_FAULT_ODDS) {
+        extras.push(Fault::Pause(rng.random_range(1..=size)));
+    }
+    if rng.random_bool(EXTRA_FAULT_ODDS) {
+        extras.push(Fault::Remove(rng.random_range(1..=size)));
+    }
+    extras
+}
+
+async fn apply_fault(cluster: &mut Cluster, fault: &Fault, hold_ms: u64) {
     let size = u8::try_from(cluster.members.len()).unwrap();
     match fault {
         Fault::Partition(a, b) => cluster.network.partition(member_ip(*a), member_ip(*b)),
@@ -113,17 +149,117 @@ async fn apply_fault(cluster: &mut Cluster, fault: &Fault) {
             }
         }
         Fault::DiskError(id, after) => cluster.fail_disk(*id, *after),
+        Fault::Slow(a, ms) => {
+            for b in (1..=size).filter(|b| b != a) {
+                let delay = Duration::from_millis(*ms);
+                cluster
+                    .network
+                    .slow_down(member_ip(*a), member_ip(b), delay);
+                cluster
+                    .network
+                    .slow_down(member_ip(b), member_ip(*a), delay);
+            }
+        }
+        Fault::Pause(id) => cluster.pause(*id, hold_ms),
+        Fault::Remove(id) => {
+            // Best effort: refused (another change runs, no quorum) or lost, it did not happen
+            // or healing undoes it.
+            let Some(admin) = admin(&cluster.hosts(), ADMIN_CONNECT_WAIT).await else {
+                eprintln!("remove member {id}: no session to ask with");
+                return;
+            };
+            let leaving = [id.to_string()];
+            let update = zk::EnsembleUpdate::Incremental {
+                joinings: [].iter().map(String::as_str),
+                leavings: leaving.iter().map(String::as_str),
+            };
+            let outcome =
+                tokio::time::timeout(RECONFIG_WAIT, admin.update_ensemble(update, None)).await;
+            eprintln!("remove member {id}: {}", reconfig_outcome(outcome));
+        }
     }
 }
 
-/// Ends every fault: the network heals and every stopped member runs again.
-async fn heal(cluster: &mut Cluster) {
+/// A reconfig's outcome, for the log: the new config's version, or why not.
+fn reconfig_outcome(
+    outcome: Result<Result<(Vec<u8>, zk::Stat), zk::Error>, tokio::time::error::Elapsed>,
+) -> String {
+    match outcome {
+        Ok(Ok((config, _))) => {
+            let config = String::from_utf8_lossy(&config).into_owned();
+            let version = config.lines().find(|line| line.starts_with("version="));
+            format!("done, {}", version.unwrap_or("no version"))
+        }
+        Ok(Err(error)) => format!("refused or lost: {error}"),
+        Err(_) => "no answer".to_string(),
+    }
+}
+
+/// A session of the super user (a reconfig needs WRITE on /zookeeper/config), if one opens
+/// within `wait`.
+async fn admin(hosts: &str, wait: Duration) -> Option<zk::Client> {
+    let connector = zk::Client::connector()
+        .with_session_timeout(Duration::from_millis(ensemble::SESSION_TIMEOUT_MS))
+        .with_auth(
+            "digest",
+            common::SUPER_AUTH.trim_start_matches("digest:").as_bytes(),
+        );
+    tokio::time::timeout(wait, connector.connect(hosts))
+        .await
+        .ok()?
+        .ok()
+}
+
+/// Adds back every member a reconfig removed, until the membership holds them all.
+async fn restore_membership(cluster: &Cluster) {
+    let size = u8::try_from(cluster.members.len()).unwrap();
+    poll_until(
+        "every member back in the membership",
+        CONVERGE_SECS_MAX,
+        || async {
+            let admin = admin(&cluster.hosts(), ADMIN_CONNECT_WAIT).await?;
+            let (config, _) = tokio::time::timeout(RECONFIG_WAIT, admin.get_config())
+                .await
+                .ok()?
+                .ok()?;
+            let config = String::from_utf8_lossy(&config).into_owned();
+            let missing: Vec<String> = (1..=size)
+                .filter(|id| {
+                    !config
+                        .lines()
+                        .any(|line| line.starts_with(&format!("server.{id}=")))
+                })
+                .map(|id| cluster.server_spec(id))
+                .collect();
+            if missing.is_empty() {
+                return Some(());
+            }
+            let update = zk::EnsembleUpdate::Incremental {
+                joinings: missing.iter().map(String::as_str),
+                leavings: [].iter().map(String::as_str),
+            };
+            let outcome =
+                tokio::time::timeout(RECONFIG_WAIT, admin.update_ensemble(update, None)).await;
+            eprintln!("add back {missing:?}: {}", reconfig_outcome(outcome));
+            None
+        },
+    )
+    .await;
+}
+
+/// Ends every fault: the network heals, every stopped member runs again and every removed
+/// member is added back.
+async fn heal(cluster: &mut Cluster, faults: &[&Fault]) {
     cluster.network.heal();
+    cluster.disarm_disks();
     let size = u8::try_from(cluster.members.len()).unwrap();
     for id in 1..=size {
         if !cluster.member(id).is_running() {
             cluster.restart(id).await;
         }
+    }
+    if faults.iter().any(|fault| matches!(fault, Fault::Remove(_))) {
+        restore_membership(cluster).await;
     }
 }
 
@@ -142,6 +278,7 @@ async fn connect(hosts: &str) -> zk::Client {
 /// One seed on an ensemble of `size`.
 async fn simulate(seed: u64, size: u8) {
     let mut rng = StdRng::seed_from_u64(seed);
+    let mut extra_rng = StdRng::seed_from_u64(seed ^ EXTRA_STREAM);
     let skews: Vec<i64> = (0..size)
         .map(|_| rng.random_range(-CLOCK_SKEW_MS_MAX..=CLOCK_SKEW_MS_MAX))
         .collect();
@@ -186,14 +323,20 @@ async fn simulate(seed: u64, size: u8) {
         let fault = draw_fault(&mut rng, size);
         let hold = rng.random_range(FAULT_TICKS) * TICK_MS;
         let quiet = rng.random_range(QUIET_TICKS) * TICK_MS;
+        let extras = draw_extras(&mut extra_rng, size);
         eprintln!(
-            "seed {seed}/{size}: round {round}: {fault:?} for {hold} ms, then {quiet} ms healed"
+            "seed {seed}/{size}: round {round}: {fault:?} {extras:?} for {hold} ms, then {quiet} ms healed"
         );
-        apply_fault(&mut cluster, &fault).await;
+        let faults: Vec<&Fault> = std::iter::once(&fault).chain(&extras).collect();
+        for fault in &faults {
+            apply_fault(&mut cluster, fault, hold).await;
+        }
         tokio::time::sleep(Duration::from_millis(hold)).await;
-        heal(&mut cluster).await;
+        heal(&mut cluster, &faults).await;
         tokio::time::sleep(Duration::from_millis(quiet)).await;
     }
+    // A member whose disk fault struck just before the heal has stopped by now: run it again.
+    heal(&mut cluster, &[]).await;
     // Liveness: healed, the ensemble elects and serves.
     cluster.leader_among(&all).await;
     let _ = stop.send(true);

@@ -114,6 +114,11 @@ impl TestDisk {
         self.lock().fault = Some(fault);
     }
 
+    /// Removes the armed fault, if it has not struck yet (a crash that struck stays).
+    pub fn disarm(&self) {
+        self.lock().fault = None;
+    }
+
     /// How many mutations the disk has seen.
     pub fn mutations(&self) -> u64 {
         self.lock().mutations
