@@ -161,7 +161,7 @@ fn install_panic_hook() {
 /// warnings, but none of openraft's per-attempt lines while a peer is down (each election
 /// timeout, vote request, heartbeat and replication attempt, each stale message ignored):
 /// `consensus::report` and `consensus::network` log each change of role and reachability.
-const LOG_FILTER_DEFAULT: &str = "info,openraft=warn,openraft::core::raft_core=error,\
+pub const LOG_FILTER_DEFAULT: &str = "info,openraft=warn,openraft::core::raft_core=error,\
     openraft::core::heartbeat=error,openraft::replication=error,\
     openraft::engine::handler::replication_handler=error";
 

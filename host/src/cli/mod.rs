@@ -25,7 +25,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-pub use daemon::EXIT_ERROR_PREFIX;
+pub use daemon::{EXIT_ERROR_PREFIX, LOG_FILTER_DEFAULT};
 
 /// The version printed by `zkw version` and `zkw server version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -28,6 +28,8 @@ pub const CONVERGE_SECS_MAX: u64 = 60;
 /// Bound on a server returning after its shutdown, or its runtime's blocking work after a
 /// crash, seconds.
 const STOP_SECS_MAX: u64 = 30;
+/// Lines of each member's log a failing run prints.
+const LOG_TAIL_LINES: usize = 40;
 /// Bound on binding a restarted member's client port again, seconds.
 const REBIND_SECS_MAX: u64 = 10;
 
@@ -69,6 +71,8 @@ pub struct Member {
     pub id: u8,
     pub client_port: u16,
     config: PathBuf,
+    /// The member's own log (its thread's tracing output), kept across restarts.
+    log: PathBuf,
     disk: TestDisk,
     skew_ms: i64,
     running: Option<Running>,
@@ -86,12 +90,26 @@ impl Member {
             log: LogMedium::Memory(self.disk.clone()),
         };
         let port = self.client_port;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let (crash, crashed) = oneshot::channel::<()>();
         let (handle_tx, handle_rx) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name(format!("member-{}", self.id))
             .spawn(move || {
+                // The member's runtime runs on this thread only: its log lines go to its file.
+                let subscriber = tracing_subscriber::fmt()
+                    .with_env_filter(tracing_subscriber::EnvFilter::new(
+                        zkw::cli::LOG_FILTER_DEFAULT,
+                    ))
+                    .with_writer(std::sync::Mutex::new(log))
+                    .with_ansi(false)
+                    .finish();
+                let _log = tracing::subscriber::set_default(subscriber);
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
@@ -177,6 +195,7 @@ impl Cluster {
             let mut member = Member {
                 id,
                 client_port,
+                log: config.with_file_name("zkw.log"),
                 config,
                 disk: TestDisk::new(),
                 skew_ms: skews_ms.get(usize::from(id - 1)).copied().unwrap_or(0),
@@ -286,25 +305,27 @@ impl Cluster {
         .await
     }
 
+    /// Each member's (last zxid, digest, state) as `mntr` says them (None: no answer).
+    pub async fn digest_states(&self) -> Vec<DigestState> {
+        let mut states = Vec::new();
+        for member in &self.members {
+            let answer = ask(member.client_port, "mntr").await;
+            states.push((
+                mntr_value(&answer, "zk_last_processed_zxid"),
+                mntr_value(&answer, "zk_digest"),
+                mntr_value(&answer, "zk_server_state"),
+            ));
+        }
+        states
+    }
+
     /// Waits until every member has applied the same zxid and holds the same digest; names
     /// what each member last said when they do not within the bound.
     pub async fn digests_agree(&self) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(CONVERGE_SECS_MAX);
         loop {
-            let mut states = Vec::new();
-            for member in &self.members {
-                let answer = ask(member.client_port, "mntr").await;
-                states.push((
-                    mntr_value(&answer, "zk_last_processed_zxid"),
-                    mntr_value(&answer, "zk_digest"),
-                    mntr_value(&answer, "zk_server_state"),
-                ));
-            }
-            let agreed = states
-                .windows(2)
-                .all(|pair| pair[0].0 == pair[1].0 && pair[0].1 == pair[1].1)
-                && states[0].1.is_some();
-            if agreed {
+            let states = self.digest_states().await;
+            if agreed(&states) {
                 return;
             }
             assert!(
@@ -315,6 +336,17 @@ impl Cluster {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// A member's (last zxid, digest, state), as `mntr` says them.
+pub type DigestState = (Option<String>, Option<String>, Option<String>);
+
+/// Whether every member answered with the same zxid and digest.
+pub fn agreed(states: &[DigestState]) -> bool {
+    states
+        .windows(2)
+        .all(|pair| pair[0].0 == pair[1].0 && pair[0].1 == pair[1].1)
+        && states.first().is_some_and(|state| state.1.is_some())
 }
 
 fn write_config(dir: &Path, id: u8, client_port: u16, peers: &str) -> PathBuf {
@@ -342,6 +374,23 @@ impl Cluster {
             QUORUM_PORT + 1000,
             self.member(id).client_port
         )
+    }
+}
+
+impl Drop for Cluster {
+    /// A failing run prints the end of every member's log.
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        for member in &self.members {
+            let text = std::fs::read_to_string(&member.log).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            eprintln!("----- member {} log tail -----", member.id);
+            for line in &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..] {
+                eprintln!("{line}");
+            }
+        }
     }
 }
 
