@@ -268,15 +268,35 @@ async fn read(
     .await;
     match result {
         Ok((data, stat)) => {
-            versions[key] = stat.version;
-            shared.history.ok(op, data, stat.version);
+            acknowledged(shared, versions, key, op, data, &stat, false);
             Ok(())
         }
-        Err(error) => {
-            shared.history.unknown(op);
-            Err(error)
-        }
+        Err(error) => unknown(shared, op, error),
     }
+}
+
+/// Records a register op's answer: the version this client now knows and, for a write, the
+/// zxid it made.
+fn acknowledged(
+    shared: &Shared,
+    versions: &mut [i32; KEYS],
+    key: usize,
+    op: usize,
+    data: Vec<u8>,
+    stat: &zk::Stat,
+    wrote: bool,
+) {
+    versions[key] = stat.version;
+    shared.history.ok(op, data, stat.version);
+    if wrote {
+        shared.acked.lock().unwrap().writes.push((key, stat.mzxid));
+    }
+}
+
+/// Records that a register op's outcome is unknown, and hands its error on.
+fn unknown(shared: &Shared, op: usize, error: zk::Error) -> Result<(), zk::Error> {
+    shared.history.unknown(op);
+    Err(error)
 }
 
 /// setData, plain or with an expected version (a CAS).
@@ -296,19 +316,14 @@ async fn write(
     let op = shared.history.invoke(process, key, kind, value);
     match timed(client.set_data(&key_path(key), value, expected)).await {
         Ok(stat) => {
-            versions[key] = stat.version;
-            shared.history.ok(op, Vec::new(), stat.version);
-            shared.acked.lock().unwrap().writes.push((key, stat.mzxid));
+            acknowledged(shared, versions, key, op, Vec::new(), &stat, true);
             Ok(())
         }
         Err(zk::Error::BadVersion) if expected.is_some() => {
             shared.history.fail(op);
             Ok(())
         }
-        Err(error) => {
-            shared.history.unknown(op);
-            Err(error)
-        }
+        Err(error) => unknown(shared, op, error),
     }
 }
 
@@ -367,10 +382,7 @@ async fn multi(
             Ok(())
         }
         Err(zk::MultiWriteError::OperationFailed { source, .. })
-        | Err(zk::MultiWriteError::RequestFailed { source }) => {
-            shared.history.unknown(op);
-            Err(source)
-        }
+        | Err(zk::MultiWriteError::RequestFailed { source }) => unknown(shared, op, source),
     }
 }
 
