@@ -173,9 +173,8 @@ pub struct Consensus<M: StateMachine> {
     stop: watch::Sender<bool>,
     /// The leader this server last had an AppendEntries from, and when (monotonic ms).
     heard_from_leader: Mutex<Option<(u64, u64)>>,
-    /// The (leader, term) this follower has caught up with: it had applied everything that
-    /// leader reported committed when it first heard from it (`serving::synced_with`).
-    synced_with: Mutex<Option<(u64, u64)>>,
+    /// How far this follower has synced with its leader (`serving::SyncGate`).
+    sync_gate: Mutex<serving::SyncGate>,
     /// syncLimit × tickTime: a follower that has not heard from its leader for this long stops
     /// serving (ZooKeeper's follower drops to LOOKING after the same silence).
     silence_limit_ms: u64,
@@ -277,7 +276,7 @@ impl<M: StateMachine> Consensus<M> {
             reconfig_sync_ms: (config.tick_ms * config.init_limit_ticks).max(raft_heartbeat_ms * 4),
             stop,
             heard_from_leader: Mutex::new(None),
-            synced_with: Mutex::new(None),
+            sync_gate: Mutex::new(serving::SyncGate::default()),
             silence_limit_ms: config.tick_ms * config.sync_limit_ticks,
             serving_checked_ms: AtomicU64::new(0),
             fatal: config.fatal.clone(),

@@ -1,6 +1,6 @@
 //! Whether this server serves clients: it knows a leader and has applied an entry of its
-//! term; a leader holds its lease; a follower has caught up with its leader once and hears
-//! from it within syncLimit ticks.
+//! term; a leader holds its lease; a follower has synced with its leader ([`SyncGate`]) and
+//! hears from it within syncLimit ticks.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -18,14 +18,61 @@ pub(super) fn applied_this_term(last_applied: Option<&types::LogId>, term: u64) 
     last_applied.is_some_and(|applied| applied.leader_id.term >= term)
 }
 
-/// Whether this server has applied everything the leader reported committed.
-pub(super) fn applied_cluster_commit(
-    last_applied: Option<&types::LogId>,
-    cluster_committed: Option<&types::LogId>,
-) -> bool {
-    match (last_applied, cluster_committed) {
-        (Some(applied), Some(committed)) => applied.index >= committed.index,
-        _ => false,
+/// A follower's sync with its leader, as ZooKeeper's follower syncs before it serves: on first
+/// hearing of a (leader, term) it takes what that leader reports committed as its target, and
+/// is synced once it has applied that far. The target does not move, so a follower that keeps
+/// a little behind a busy leader still gets there; a new leader or term starts over.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) enum SyncGate {
+    #[default]
+    Unsynced,
+    Catching {
+        leader: u64,
+        term: u64,
+        index: u64,
+    },
+    Synced {
+        leader: u64,
+        term: u64,
+    },
+}
+
+impl SyncGate {
+    /// Whether this follower is synced with `leader` in `term`, given the index it has applied
+    /// and the one the leader reports committed.
+    pub(super) fn observe(
+        &mut self,
+        leader: u64,
+        term: u64,
+        applied: Option<u64>,
+        committed: Option<u64>,
+    ) -> bool {
+        let target = match *self {
+            SyncGate::Synced { leader: l, term: t } if (l, t) == (leader, term) => return true,
+            SyncGate::Catching {
+                leader: l,
+                term: t,
+                index,
+            } if (l, t) == (leader, term) => index,
+            _ => match committed {
+                Some(index) => index,
+                None => {
+                    *self = SyncGate::Unsynced;
+                    return false;
+                }
+            },
+        };
+        let synced = applied.is_some_and(|applied| applied >= target);
+        *self = if synced {
+            SyncGate::Synced { leader, term }
+        } else {
+            SyncGate::Catching {
+                leader,
+                term,
+                index: target,
+            }
+        };
+        synced
     }
 }
 
@@ -44,7 +91,7 @@ impl<M: StateMachine> Consensus<M> {
     /// lease (a quorum's acknowledgement within election_timeout_max) still holds.
     pub(super) async fn refresh_serving(&self) {
         let starved = self.serving_check_was_late();
-        let (leader, state, member, caught_up, term, at_cluster_commit) = {
+        let (leader, state, member, caught_up, term, applied, committed) = {
             let receiver = self.raft.metrics();
             let metrics = receiver.borrow_watched();
             let membership = metrics.membership_config.membership();
@@ -54,10 +101,8 @@ impl<M: StateMachine> Consensus<M> {
                 membership.get_node(&self.my_id).is_some(),
                 applied_this_term(metrics.last_applied.as_ref(), metrics.current_term),
                 metrics.current_term,
-                applied_cluster_commit(
-                    metrics.last_applied.as_ref(),
-                    metrics.cluster_committed.as_ref(),
-                ),
+                metrics.last_applied.as_ref().map(|id| id.index),
+                metrics.cluster_committed.as_ref().map(|id| id.index),
             )
         };
         let serving = match (leader, state) {
@@ -81,7 +126,7 @@ impl<M: StateMachine> Consensus<M> {
             // has applied what that leader had committed: ZooKeeper's follower likewise syncs
             // with its leader before it takes clients. Otherwise it would serve a state older
             // than its peers' (a session moving to it could see a watch event again).
-            (Some(leader), _) if !self.synced_with(leader, term, at_cluster_commit) => false,
+            (Some(leader), _) if !self.synced_with(leader, term, applied, committed) => false,
             // A follower (or observer) serves while it hears from its leader: cut off for
             // syncLimit × tickTime, its reads would go stale and its sessions could not be
             // kept, so it stops, as ZooKeeper's does. Not heard from since start: not yet.
@@ -100,20 +145,18 @@ impl<M: StateMachine> Consensus<M> {
         });
     }
 
-    /// Whether this follower has caught up with `leader` in `term`: it has, from the first
-    /// check that finds it at the leader's reported commit, until the leader or term changes
-    /// (later lag behind a busy leader does not stop it serving, as in ZooKeeper).
-    fn synced_with(&self, leader: u64, term: u64, at_cluster_commit: bool) -> bool {
-        let Ok(mut synced) = self.synced_with.lock() else {
-            return false;
-        };
-        if *synced == Some((leader, term)) {
-            return true;
+    /// Whether this follower has synced with `leader` in `term` ([`SyncGate`]).
+    fn synced_with(
+        &self,
+        leader: u64,
+        term: u64,
+        applied: Option<u64>,
+        committed: Option<u64>,
+    ) -> bool {
+        match self.sync_gate.lock() {
+            Ok(mut gate) => gate.observe(leader, term, applied, committed),
+            Err(_) => false,
         }
-        if at_cluster_commit {
-            *synced = Some((leader, term));
-        }
-        at_cluster_commit
     }
 
     /// Whether this check comes much later than the heartbeat the checks run at (this
@@ -151,13 +194,20 @@ mod tests {
     }
 
     #[test]
-    fn a_follower_is_caught_up_once_it_applied_the_leaders_commit() {
-        let id = |term, index| types::LogId::new_term_index(term, index);
-        assert!(!applied_cluster_commit(None, None));
-        assert!(!applied_cluster_commit(Some(&id(2, 9)), None));
-        assert!(!applied_cluster_commit(None, Some(&id(2, 9))));
-        assert!(!applied_cluster_commit(Some(&id(2, 8)), Some(&id(2, 9))));
-        assert!(applied_cluster_commit(Some(&id(2, 9)), Some(&id(2, 9))));
-        assert!(applied_cluster_commit(Some(&id(2, 10)), Some(&id(2, 9))));
+    fn a_follower_syncs_to_what_its_leader_had_committed_when_first_heard() {
+        let mut gate = SyncGate::default();
+        // No commit reported yet: not synced.
+        assert!(!gate.observe(1, 5, Some(3), None));
+        // Leader 1 in term 5 reports 10 committed: the target is 10, however far it moves.
+        assert!(!gate.observe(1, 5, Some(3), Some(10)));
+        assert!(!gate.observe(1, 5, Some(9), Some(40)));
+        assert!(gate.observe(1, 5, Some(10), Some(80)));
+        // Synced stays synced behind a busy leader.
+        assert!(gate.observe(1, 5, Some(11), Some(120)));
+        // A new term (or leader) starts over from its commit.
+        assert!(!gate.observe(2, 6, Some(120), Some(130)));
+        assert!(gate.observe(2, 6, Some(130), Some(150)));
+        assert!(!gate.observe(3, 6, Some(150), Some(151)));
+        assert!(gate.observe(3, 6, Some(151), Some(151)));
     }
 }
