@@ -171,7 +171,8 @@ async fn bind(port: u16) -> tokio::net::TcpListener {
 pub struct Cluster {
     pub network: MemoryNetwork,
     pub members: Vec<Member>,
-    _dir: tempfile::TempDir,
+    /// The members' data directories (kept when a run fails).
+    dir: Option<tempfile::TempDir>,
 }
 
 impl Cluster {
@@ -207,7 +208,7 @@ impl Cluster {
         Cluster {
             network,
             members,
-            _dir: dir,
+            dir: Some(dir),
         }
     }
 
@@ -378,10 +379,13 @@ impl Cluster {
 }
 
 impl Drop for Cluster {
-    /// A failing run prints the end of every member's log.
+    /// A failing run prints the end of every member's log and keeps their directories.
     fn drop(&mut self) {
         if !std::thread::panicking() {
             return;
+        }
+        if let Some(dir) = self.dir.take() {
+            eprintln!("members' data and logs kept in {}", dir.keep().display());
         }
         for member in &self.members {
             let text = std::fs::read_to_string(&member.log).unwrap_or_default();
