@@ -13,7 +13,7 @@
 # replays its schedule and choices, not its exact interleaving: run it a few times. A failing
 # seed prints the command that replays it. Without --members, each seed runs on 3 and on 5.
 #
-# CI runs seeds 1 and 2 on both sizes through `cargo test`.
+# CI runs the seeds in CI_SEEDS (host/tests/sim/main.rs) on both sizes through `cargo test`.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
