@@ -39,6 +39,8 @@ const PORT_PICK_TRIES_MAX: usize = 1_000;
 const ZK_CNX_TIMEOUT_MS: u64 = 1_500;
 /// Log lines of each member printed when a test fails.
 const LOG_TAIL_LINES: usize = 60;
+/// The log line of a failed recipe run, left out of a dumped tail.
+const RECIPE_FAILURE_LINE: &str = "recipe run failed";
 
 fn target_is_zookeeper() -> bool {
     std::env::var("ZKW_TARGET").is_ok_and(|v| v == "zookeeper")
@@ -210,11 +212,19 @@ impl Member {
         self.child = Some(cmd.spawn().unwrap());
     }
 
+    /// Prints the end of the member's log, leaving out failed recipe runs (a test that makes
+    /// them on purpose would fill the tail with them) but saying how many there were.
     fn dump_log(&self) {
         let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
+        let (recipe_failures, lines): (Vec<&str>, Vec<&str>) = text
+            .lines()
+            .partition(|line| line.contains(RECIPE_FAILURE_LINE));
         let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
-        eprintln!("----- member {} log tail -----", self.id);
+        eprintln!(
+            "----- member {} log tail ({} '{RECIPE_FAILURE_LINE}' lines left out) -----",
+            self.id,
+            recipe_failures.len()
+        );
         for line in tail {
             eprintln!("{line}");
         }
