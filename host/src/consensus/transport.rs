@@ -148,12 +148,14 @@ impl MemoryNetwork {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn is_cut(&self, from: IpAddr, to: IpAddr) -> bool {
-        self.lock().cut.contains(&(from, to))
-    }
-
-    fn delay(&self, from: IpAddr, to: IpAddr) -> Option<Duration> {
-        self.lock().slow.get(&(from, to)).copied()
+    /// What bytes from `from` to `to` meet, in one look: an error if the link is cut, else
+    /// how long each write waits on it (None: not slow).
+    fn link(&self, from: IpAddr, to: IpAddr) -> io::Result<Option<Duration>> {
+        let state = self.lock();
+        if state.cut.contains(&(from, to)) {
+            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "partitioned"));
+        }
+        Ok(state.slow.get(&(from, to)).copied())
     }
 }
 
@@ -267,21 +269,13 @@ struct Link {
     delay: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
-impl Link {
-    fn cut(&self, from: IpAddr, to: IpAddr) -> Option<io::Error> {
-        self.network
-            .is_cut(from, to)
-            .then(|| io::Error::new(io::ErrorKind::BrokenPipe, "partitioned"))
-    }
-}
-
 impl AsyncRead for Link {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if let Some(error) = self.cut(self.ends.there, self.ends.here) {
+        if let Err(error) = self.network.link(self.ends.there, self.ends.here) {
             return Poll::Ready(Err(error));
         }
         Pin::new(&mut self.stream).poll_read(cx, buf)
@@ -294,13 +288,12 @@ impl AsyncWrite for Link {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        if let Some(error) = self.cut(self.ends.here, self.ends.there) {
-            return Poll::Ready(Err(error));
-        }
-        if self.delay.is_none() {
-            if let Some(delay) = self.network.delay(self.ends.here, self.ends.there) {
-                self.delay = Some(Box::pin(tokio::time::sleep(delay)));
-            }
+        let slow = match self.network.link(self.ends.here, self.ends.there) {
+            Ok(slow) => slow,
+            Err(error) => return Poll::Ready(Err(error)),
+        };
+        if let (None, Some(delay)) = (&self.delay, slow) {
+            self.delay = Some(Box::pin(tokio::time::sleep(delay)));
         }
         if let Some(wait) = self.delay.as_mut() {
             ready!(wait.as_mut().poll(cx));
