@@ -39,6 +39,7 @@ use zookeeper_client as zk;
 use checker::{History, Kind};
 use cluster::{member_ip, Cluster, CONVERGE_SECS_MAX};
 use common::{bounded, poll_until, TICK_MS};
+use ensemble::Ensemble;
 use workload::{Acked, Shared, KEYS};
 
 /// Clients running at once.
@@ -52,6 +53,8 @@ const QUIET_TICKS: std::ops::Range<u64> = 2..8;
 const CLOCK_SKEW_MS_MAX: i64 = 5_000;
 /// A failed log write is armed this many disk mutations ahead (drawn in this range).
 const DISK_FAULT_AFTER: std::ops::Range<u64> = 1..40;
+/// Bound on one attempt to open a session.
+const CONNECT_WAIT: Duration = Duration::from_secs(5);
 /// Bound on opening the super user's session for a reconfig.
 const ADMIN_CONNECT_WAIT: Duration = Duration::from_secs(5);
 /// Bound on one reconfig request.
@@ -201,12 +204,10 @@ fn reconfig_outcome(
 /// A session of the super user (a reconfig needs WRITE on /zookeeper/config), if one opens
 /// within `wait`.
 async fn admin(hosts: &str, wait: Duration) -> Option<zk::Client> {
-    let connector = zk::Client::connector()
-        .with_session_timeout(Duration::from_millis(ensemble::SESSION_TIMEOUT_MS))
-        .with_auth(
-            "digest",
-            common::SUPER_AUTH.trim_start_matches("digest:").as_bytes(),
-        );
+    let connector = Ensemble::connector().with_auth(
+        "digest",
+        common::SUPER_AUTH.trim_start_matches("digest:").as_bytes(),
+    );
     tokio::time::timeout(wait, connector.connect(hosts))
         .await
         .ok()?
@@ -232,16 +233,20 @@ async fn settle(cluster: &Cluster) {
     }
 }
 
-/// Adds back every member a reconfig removed, until the membership holds them all and each
-/// serves (a removal whose answer was lost may still be running when the config is first read:
-/// the member it removes then stops serving, and the next look adds it back).
+/// Adds back every member a reconfig removed, until `/zookeeper/config` lists them all, through
+/// one session of the super user. (A removal whose answer was lost may land later still: the
+/// end of a run settles membership and state together, [`settle`].)
 async fn restore_membership(cluster: &Cluster) {
     let size = u8::try_from(cluster.members.len()).unwrap();
+    let hosts = cluster.hosts();
+    let admin = poll_until("an admin session", CONVERGE_SECS_MAX, || {
+        admin(&hosts, ADMIN_CONNECT_WAIT)
+    })
+    .await;
     poll_until(
         "every member back in the membership",
         CONVERGE_SECS_MAX,
         || async {
-            let admin = admin(&cluster.hosts(), ADMIN_CONNECT_WAIT).await?;
             let (config, _) = tokio::time::timeout(RECONFIG_WAIT, admin.get_config())
                 .await
                 .ok()?
@@ -287,11 +292,10 @@ async fn heal(cluster: &mut Cluster, faults: &[&Fault]) {
     }
 }
 
+/// A session on `hosts`, once one opens (bounded).
 async fn connect(hosts: &str) -> zk::Client {
-    let connector = zk::Client::connector()
-        .with_session_timeout(Duration::from_millis(ensemble::SESSION_TIMEOUT_MS));
     poll_until("a session", CONVERGE_SECS_MAX, || async {
-        tokio::time::timeout(Duration::from_secs(5), connector.clone().connect(hosts))
+        tokio::time::timeout(CONNECT_WAIT, Ensemble::connector().connect(hosts))
             .await
             .ok()?
             .ok()
@@ -413,14 +417,16 @@ async fn check(seed: u64, size: u8, cluster: &Cluster, shared: &Shared) {
     for session in &acked.sessions {
         let client = session.client.lock().unwrap().clone();
         let Some(client) = client else { continue };
-        if client.state() != zk::SessionState::SyncConnected {
+        // Alive after the tree was read (its server answered a sync on it, not just the
+        // client's own idea of its state): its ephemerals were in that tree.
+        if workload::timed(client.sync("/")).await.is_err() {
             continue;
         }
         live += 1;
         let ephemerals = session.ephemerals.lock().unwrap().clone();
         let lost: Vec<&String> = ephemerals.iter().filter(|path| !exists(path)).collect();
         assert!(
-            lost.is_empty() || client.state() != zk::SessionState::SyncConnected,
+            lost.is_empty(),
             "{label}: session {:#x} lives, its ephemerals {lost:?} do not",
             session.id
         );
@@ -453,25 +459,33 @@ async fn check(seed: u64, size: u8, cluster: &Cluster, shared: &Shared) {
 
 /// Every lock grant has its own fencing token, no lower than its request's zxid, and grants
 /// follow request order.
-fn check_grants(label: &str, grants: &[(i64, i64, i64)]) {
+fn check_grants(label: &str, grants: &[workload::Grant]) {
     let mut by_token = grants.to_vec();
     by_token.sort_unstable();
     for pair in by_token.windows(2) {
-        let ((token_a, sequence_a, _), (token_b, sequence_b, _)) = (pair[0], pair[1]);
+        let (a, b) = (pair[0], pair[1]);
         assert_ne!(
-            token_a, token_b,
-            "{label}: two grants with token {token_a:#x}"
+            a.token, b.token,
+            "{label}: two grants with token {:#x}",
+            a.token
         );
         assert!(
-            sequence_a < sequence_b,
-            "{label}: request {sequence_b} was granted at {token_b:#x} after request \
-             {sequence_a} at {token_a:#x}, out of request order"
+            a.sequence < b.sequence,
+            "{label}: request {} was granted at {:#x} after request {} at {:#x}, out of \
+             request order",
+            b.sequence,
+            b.token,
+            a.sequence,
+            a.token
         );
     }
-    for (token, sequence, czxid) in grants {
+    for grant in grants {
         assert!(
-            token >= czxid,
-            "{label}: request {sequence} (zxid {czxid:#x}) granted at an earlier zxid {token:#x}"
+            grant.token >= grant.czxid,
+            "{label}: request {} (zxid {:#x}) granted at an earlier zxid {:#x}",
+            grant.sequence,
+            grant.czxid,
+            grant.token
         );
     }
 }

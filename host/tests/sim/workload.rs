@@ -44,10 +44,20 @@ pub struct Acked {
     /// Register writes acknowledged: (key, mzxid).
     pub writes: Vec<(usize, i64)>,
     pub sessions: Vec<Arc<SessionRecord>>,
-    /// Lock grants seen: (fencing token, request sequence, request czxid).
-    pub grants: Vec<(i64, i64, i64)>,
+    pub grants: Vec<Grant>,
     /// Broken guarantees seen while running.
     pub violations: Vec<String>,
+}
+
+/// A lock grant a client saw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Grant {
+    /// The fencing token (first: grants sort by it).
+    pub token: i64,
+    /// The request node's sequence number.
+    pub sequence: i64,
+    /// The zxid that created the request.
+    pub czxid: i64,
 }
 
 /// A one-shot data watch a read set.
@@ -87,7 +97,8 @@ fn bound() -> Duration {
     Duration::from_millis(OP_MS_MAX)
 }
 
-async fn timed<T>(
+/// `fut`, bounded by [`OP_MS_MAX`] (a timeout is `Error::Timeout`).
+pub async fn timed<T>(
     fut: impl std::future::Future<Output = Result<T, zk::Error>>,
 ) -> Result<T, zk::Error> {
     match tokio::time::timeout(bound(), fut).await {
@@ -107,7 +118,7 @@ fn key_path(key: usize) -> String {
 
 /// Opens a session, with its persistent watch on /r.
 async fn open(shared: &Arc<Shared>) -> Option<Arc<SessionRecord>> {
-    let connector = zk::Client::connector().with_session_timeout(bound());
+    let connector = crate::ensemble::Ensemble::connector();
     let client = match tokio::time::timeout(bound(), connector.connect(&shared.hosts)).await {
         Ok(Ok(client)) => client,
         _ => return None,
@@ -431,11 +442,11 @@ async fn lock_cycle(shared: &Shared, client: &zk::Client) -> Result<(), zk::Erro
                 .ok()
                 .and_then(|text| text.split('\n').next()?.parse::<i64>().ok());
             match token {
-                Some(token) => shared.acked.lock().unwrap().grants.push((
+                Some(token) => shared.acked.lock().unwrap().grants.push(Grant {
                     token,
-                    sequence.into_i64(),
-                    stat.czxid,
-                )),
+                    sequence: sequence.into_i64(),
+                    czxid: stat.czxid,
+                }),
                 None => shared.violation(format!("{request}: a grant without a token: {data:?}")),
             }
             break;
