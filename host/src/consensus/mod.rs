@@ -100,6 +100,12 @@ pub trait StateMachine: Send + Sync + 'static {
     /// An error stops this replica (openraft's core stops; the server has raised a fatal
     /// error): nothing after the failing entry is applied.
     fn apply_batch(&self, batch: Vec<(Committed, Option<Self::Route>)>) -> io::Result<()>;
+    /// Slow work `batch` needs before it applies (compiling a recipe module it installs): run
+    /// on a blocking thread and awaited before [`StateMachine::apply_batch`], so the runtime
+    /// threads keep answering peers meanwhile (a blocked thread misses heartbeats).
+    fn prepare(&self, _batch: &[(Committed, Option<Self::Route>)]) -> Option<Preparation> {
+        None
+    }
     /// A proposal whose fate this server will not learn (its leader went away), or that was
     /// refused before it reached the log; `reason` says which to the client's log line.
     fn abandon(&self, route: Self::Route, reason: &'static str);
@@ -117,6 +123,9 @@ pub trait StateMachine: Send + Sync + 'static {
     /// follower for one of its clients.
     fn admit_forwarded(&self, body: &[u8]) -> Result<(), Self::Refusal>;
 }
+
+/// What [`StateMachine::prepare`] asks to run off the runtime threads.
+pub type Preparation = Box<dyn FnOnce() + Send>;
 
 /// A committed proposal as the state machine gets it: its body, opaque here, with the zxid
 /// (the log index) and the leader's clock when it was appended.

@@ -460,6 +460,12 @@ impl<M: StateMachine> RaftStateMachine<ZkwRaft> for Adapter<M> {
             responders.extend(responder);
         }
         if !batch.is_empty() {
+            if let Some(work) = self.machine.prepare(&batch) {
+                if let Err(error) = tokio::task::spawn_blocking(work).await {
+                    // Preparing is an optimisation: apply does the same work if it must.
+                    tracing::warn!(%error, "preparing a batch failed; applying it anyway");
+                }
+            }
             // An error (a replica that must stop) stops openraft here: nothing after it is
             // applied or snapshotted.
             self.apply_guarded(batch)?;

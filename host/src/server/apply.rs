@@ -11,7 +11,7 @@ use tokio::sync::{oneshot, watch};
 use super::outbound::Outbound;
 use super::stats::ConnectionStats;
 use super::Shared;
-use crate::consensus::{Committed, StateMachine};
+use crate::consensus::{Committed, Preparation, StateMachine};
 use crate::fatal::Fatal;
 use crate::proto::{encode_notification, keeper_state, ErrorCode, Response, WatcherEvent};
 use crate::tree::watch::Notification;
@@ -99,35 +99,6 @@ impl Applier {
         }
     }
 
-    /// Compiles the recipe modules this batch will install before the tree lock is taken
-    /// (compiling takes up to a second; loading the compiled copy inside apply, milliseconds),
-    /// so reads and other connections do not wait for the compiler.
-    fn compile_recipes_ahead(&self, batch: &[(TxnEntry, Option<Route>)]) {
-        let mut writes: Vec<(&str, &[u8])> = Vec::new();
-        for (entry, _) in batch {
-            entry.op.for_each_data_write(|path, data| {
-                if path.starts_with(crate::wasm::RECIPES_PATH) {
-                    writes.push((path, data.unwrap_or_default()));
-                }
-            });
-        }
-        if writes.is_empty() {
-            return;
-        }
-        let (modules, compiler) = {
-            let store = self.shared.lock_store();
-            (
-                store.recipes.modules_completed_by(&store.tree, &writes),
-                store.recipes.compiler(),
-            )
-        };
-        if let Some(compiler) = compiler {
-            for module in modules {
-                compiler.compile_ahead(&module);
-            }
-        }
-    }
-
     /// Gives every session in the tree a fresh deadline (after a restore, or on becoming
     /// leader: ZooKeeper's new leader also renews every session it inherits).
     fn renew_sessions(&self, store: &super::Store) {
@@ -198,6 +169,50 @@ impl StateMachine for Applier {
         }
     }
 
+    /// Compiles the recipe modules this batch will install, on a blocking thread before apply
+    /// (compiling takes up to a second; loading the compiled copy inside apply, under the tree
+    /// lock, milliseconds), so neither the tree lock nor this replica's runtime threads wait
+    /// for the compiler. Only entries whose bytes name the recipes path are decoded here.
+    fn prepare(&self, batch: &[(Committed, Option<Route>)]) -> Option<Preparation> {
+        let marker = crate::wasm::RECIPES_PATH.as_bytes();
+        let mut writes: Vec<(String, Vec<u8>)> = Vec::new();
+        for (committed, _) in batch {
+            if memchr::memmem::find(&committed.body, marker).is_none() {
+                continue;
+            }
+            let Ok(entry) = committed_txn(committed) else {
+                continue;
+            };
+            entry.op.for_each_data_write(|path, data| {
+                if path.starts_with(crate::wasm::RECIPES_PATH) {
+                    writes.push((path.to_owned(), data.unwrap_or_default().to_vec()));
+                }
+            });
+        }
+        if writes.is_empty() {
+            return None;
+        }
+        let borrowed: Vec<(&str, &[u8])> = writes
+            .iter()
+            .map(|(path, data)| (path.as_str(), data.as_slice()))
+            .collect();
+        let (modules, compiler) = {
+            let store = self.shared.lock_store();
+            (
+                store.recipes.modules_completed_by(&store.tree, &borrowed),
+                store.recipes.compiler()?,
+            )
+        };
+        if modules.is_empty() {
+            return None;
+        }
+        Some(Box::new(move || {
+            for module in modules {
+                compiler.compile_ahead(&module);
+            }
+        }))
+    }
+
     fn leadership_changed(&self, is_leader: bool) {
         if is_leader {
             let store = self.shared.lock_store();
@@ -227,7 +242,6 @@ impl StateMachine for Applier {
             .into_iter()
             .map(|(committed, route)| self.decode(committed, route))
             .collect();
-        self.compile_recipes_ahead(&batch);
         let mut store = shared.lock_store();
         for (entry, route) in batch {
             let closing_session = matches!(entry.op, TxnOp::CloseSession);

@@ -270,11 +270,14 @@ impl Cluster {
         disk.arm(zkw::consensus::log::Fault::Fail { nth });
     }
 
-    /// Removes every disk fault that has not struck yet.
-    pub fn disarm_disks(&self) {
-        for member in &self.members {
-            member.disk.disarm();
-        }
+    /// Removes every armed disk fault; returns the members whose fault struck (each is
+    /// failing stop, or has stopped).
+    pub fn disarm_disks(&self) -> Vec<u8> {
+        self.members
+            .iter()
+            .filter(|member| member.disk.disarm())
+            .map(|member| member.id)
+            .collect()
     }
 
     /// Stops every running member and checks that each returned cleanly.

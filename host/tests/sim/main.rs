@@ -280,8 +280,15 @@ async fn restore_membership(cluster: &Cluster) {
 /// member is added back.
 async fn heal(cluster: &mut Cluster, faults: &[&Fault]) {
     cluster.network.heal();
-    cluster.disarm_disks();
     let size = u8::try_from(cluster.members.len()).unwrap();
+    for id in cluster.disarm_disks() {
+        // A server fails stop on its own schedule (within `FATAL_EXIT_MS_MAX`): wait for it,
+        // or it would be left stopped below, as an operator who never restarts it.
+        poll_until("a member failing stop", CONVERGE_SECS_MAX, || async {
+            (!cluster.member(id).is_running()).then_some(())
+        })
+        .await;
+    }
     for id in 1..=size {
         if !cluster.member(id).is_running() {
             cluster.restart(id).await;

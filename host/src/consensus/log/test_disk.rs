@@ -114,9 +114,14 @@ impl TestDisk {
         self.lock().fault = Some(fault);
     }
 
-    /// Removes the armed fault, if it has not struck yet (a crash that struck stays).
-    pub fn disarm(&self) {
-        self.lock().fault = None;
+    /// Removes the armed fault (a crash that struck stays) and says whether it had struck.
+    pub fn disarm(&self) -> bool {
+        let mut state = self.lock();
+        let struck = match state.fault.take() {
+            Some(Fault::Fail { nth } | Fault::Crash { nth, .. }) => state.mutations > nth,
+            None => false,
+        };
+        struck
     }
 
     /// How many mutations the disk has seen.
