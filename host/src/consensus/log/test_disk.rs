@@ -117,11 +117,10 @@ impl TestDisk {
     /// Removes the armed fault (a crash that struck stays) and says whether it had struck.
     pub fn disarm(&self) -> bool {
         let mut state = self.lock();
-        let struck = match state.fault.take() {
+        match state.fault.take() {
             Some(Fault::Fail { nth } | Fault::Crash { nth, .. }) => state.mutations > nth,
             None => false,
-        };
-        struck
+        }
     }
 
     /// How many mutations the disk has seen.
