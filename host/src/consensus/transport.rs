@@ -1,7 +1,8 @@
 //! How a server reaches its peers and is reached by them on the quorum port: plain TCP
 //! ([`TcpTransport`]) in production; [`MemoryNetwork`] runs several servers in one process on
-//! an in-memory network that a test partitions at will (both directions or one) or slows down,
-//! with no root and no real sockets. TLS and the quorum handshake run on top of either, unchanged.
+//! an in-memory network that a test partitions at will (both directions or one), slows down
+//! or resets, with no root and no real sockets. TLS and the quorum handshake run on top of
+//! either, unchanged.
 
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
@@ -91,13 +92,46 @@ struct NetworkState {
     slow: HashMap<(IpAddr, IpAddr), Duration>,
     /// The next source port a dial from each address uses.
     next_port: HashMap<IpAddr, u16>,
+    /// How many times each address's links were reset: a link made before the last reset of
+    /// either of its ends is broken.
+    resets: HashMap<IpAddr, u64>,
 }
 
-/// The two ends of one link, as the reader of a stream sees them: (here, there).
+impl NetworkState {
+    fn resets_of(&self, ip: IpAddr) -> u64 {
+        self.resets.get(&ip).copied().unwrap_or(0)
+    }
+}
+
+/// The two ends of one link, as the reader of a stream sees them: (here, there), with the
+/// resets each had seen when the link was made.
 #[derive(Clone, Copy, Debug)]
 struct LinkEnds {
     here: IpAddr,
     there: IpAddr,
+    here_resets: u64,
+    there_resets: u64,
+}
+
+impl LinkEnds {
+    fn new(state: &NetworkState, here: IpAddr, there: IpAddr) -> LinkEnds {
+        LinkEnds {
+            here,
+            there,
+            here_resets: state.resets_of(here),
+            there_resets: state.resets_of(there),
+        }
+    }
+
+    /// The same link seen from its other end.
+    fn reversed(self) -> LinkEnds {
+        LinkEnds {
+            here: self.there,
+            there: self.here,
+            here_resets: self.there_resets,
+            there_resets: self.here_resets,
+        }
+    }
 }
 
 /// Source ports of in-memory dials start here (each address counts up from it).
@@ -133,6 +167,13 @@ impl MemoryNetwork {
         self.lock().slow.insert((from, to), delay);
     }
 
+    /// Breaks every link `ip` has now, as a TCP reset would (a NAT or firewall dropping its
+    /// connections, a peer's socket buffers lost): each end's next read or write fails; new
+    /// dials work at once.
+    pub fn reset(&self, ip: IpAddr) {
+        *self.lock().resets.entry(ip).or_insert(0) += 1;
+    }
+
     /// Every cut and slow link is healed; links cut before stay broken (their ends see errors
     /// and reconnect).
     pub fn heal(&self) {
@@ -148,14 +189,19 @@ impl MemoryNetwork {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// What bytes from `from` to `to` meet, in one look: an error if the link is cut, else
-    /// how long each write waits on it (None: not slow).
-    fn link(&self, from: IpAddr, to: IpAddr) -> io::Result<Option<Duration>> {
+    /// What bytes from `ends.here` to `ends.there` meet, in one look: an error if the link
+    /// is cut or was reset, else how long each write waits on it (None: not slow).
+    fn link(&self, ends: LinkEnds) -> io::Result<Option<Duration>> {
         let state = self.lock();
-        if state.cut.contains(&(from, to)) {
+        if state.resets_of(ends.here) != ends.here_resets
+            || state.resets_of(ends.there) != ends.there_resets
+        {
+            return Err(io::Error::new(io::ErrorKind::ConnectionReset, "reset"));
+        }
+        if state.cut.contains(&(ends.here, ends.there)) {
             return Err(io::Error::new(io::ErrorKind::BrokenPipe, "partitioned"));
         }
-        Ok(state.slow.get(&(from, to)).copied())
+        Ok(state.slow.get(&(ends.here, ends.there)).copied())
     }
 }
 
@@ -175,7 +221,7 @@ impl PeerTransport for MemoryTransport {
                     format!("in-memory peers are IP:port, not {address}"),
                 )
             })?;
-            let (sender, source) = {
+            let (sender, source, ends) = {
                 let mut state = self.network.lock();
                 if state.cut.contains(&(self.ip, target.ip())) {
                     return Err(io::Error::new(io::ErrorKind::TimedOut, "partitioned"));
@@ -191,24 +237,18 @@ impl PeerTransport for MemoryTransport {
                     .or_insert(MEMORY_FIRST_SOURCE_PORT);
                 let source = SocketAddr::new(self.ip, *port);
                 *port = port.checked_add(1).unwrap_or(MEMORY_FIRST_SOURCE_PORT);
-                (sender, source)
+                let ends = LinkEnds::new(&state, self.ip, target.ip());
+                (sender, source, ends)
             };
             let (ours, theirs) = tokio::io::duplex(MEMORY_LINK_BUFFER_BYTES);
-            let their_ends = LinkEnds {
-                here: target.ip(),
-                there: self.ip,
-            };
             sender
-                .send((theirs, source, their_ends))
+                .send((theirs, source, ends.reversed()))
                 .await
                 .map_err(|_| io::Error::from(io::ErrorKind::ConnectionRefused))?;
             let link = Link {
                 stream: ours,
                 network: self.network.clone(),
-                ends: LinkEnds {
-                    here: self.ip,
-                    there: target.ip(),
-                },
+                ends,
                 delay: None,
             };
             Ok(Box::new(link) as PeerStream)
@@ -275,7 +315,7 @@ impl AsyncRead for Link {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if let Err(error) = self.network.link(self.ends.there, self.ends.here) {
+        if let Err(error) = self.network.link(self.ends.reversed()) {
             return Poll::Ready(Err(error));
         }
         Pin::new(&mut self.stream).poll_read(cx, buf)
@@ -288,7 +328,7 @@ impl AsyncWrite for Link {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let slow = match self.network.link(self.ends.here, self.ends.there) {
+        let slow = match self.network.link(self.ends) {
             Ok(slow) => slow,
             Err(error) => return Poll::Ready(Err(error)),
         };
@@ -358,6 +398,16 @@ mod tests {
         accepted.read_exact(&mut got).await.unwrap();
         assert_eq!(&got, b"slow");
         assert!(started.elapsed() >= Duration::from_millis(30));
+        network.heal();
+        // A reset breaks the links of that moment, both ways; a new dial works at once.
+        network.reset(ip(2));
+        assert!(dialled.write_all(b"gone").await.is_err());
+        assert!(accepted.write_all(b"gone").await.is_err());
+        let mut dialled = a.dial("127.0.0.2:2888").await.unwrap();
+        let (mut accepted, _) = listener.accept().await.unwrap();
+        dialled.write_all(b"anew").await.unwrap();
+        accepted.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"anew");
         assert_eq!(
             a.dial("127.0.0.3:2888")
                 .await

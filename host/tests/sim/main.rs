@@ -4,8 +4,9 @@
 //! every choice drawn from one seed: which faults (two-way and one-way partitions, an isolated
 //! member, crashes of a minority or of everyone with the log power-cut to its synced or its
 //! written bytes, a failed log write that stops a member, clocks skewed by seconds; slow links,
-//! a paused member and a reconfig removing a member, from a second stream), when and for how
-//! long, and what each client does. Checks per seed: the register history is
+//! a paused member and a reconfig removing a member, from a second stream; a member's links
+//! reset, from a third), when and for how long, and what each client does (sessions abandoned
+//! to expire come from a stream of their own). Checks per seed: the register history is
 //! linearizable (`checker`), every acknowledged create is there and no failed multi's create
 //! is, digests agree, a live session's ephemerals are there and every ephemeral is gone once
 //! its session is, one-shot watches fire for a live session when an acknowledged write
@@ -63,6 +64,8 @@ const RECONFIG_WAIT: Duration = Duration::from_secs(10);
 const EXTRA_FAULT_ODDS: f64 = 0.3;
 /// Distinguishes the extra faults' stream from the main one.
 const EXTRA_STREAM: u64 = 0x5eed_e87a;
+/// Distinguishes the link resets' stream from the other two.
+const RESET_STREAM: u64 = 0x5eed_4e5e;
 /// A slow member's writes wait this long each, ms (drawn in this range).
 const SLOW_LINK_MS: std::ops::Range<u64> = 5..150;
 /// The seeds CI runs, per ensemble size (`ZKW_SIM_SEED=N` runs one other).
@@ -90,6 +93,8 @@ enum Fault {
     Pause(u8),
     /// A reconfig removes this member; healing adds it back.
     Remove(u8),
+    /// Every quorum link this member has breaks at once (a TCP reset); new ones work.
+    Reset(u8),
 }
 
 fn draw_fault(rng: &mut StdRng, size: u8) -> Fault {
@@ -139,6 +144,13 @@ fn draw_extras(rng: &mut StdRng, size: u8) -> Vec<Fault> {
     extras
 }
 
+/// A link reset a round may add, from a third stream of the seed (added after the extras,
+/// which keep their schedule).
+fn draw_reset(rng: &mut StdRng, size: u8) -> Option<Fault> {
+    rng.random_bool(EXTRA_FAULT_ODDS)
+        .then(|| Fault::Reset(rng.random_range(1..=size)))
+}
+
 async fn apply_fault(cluster: &mut Cluster, fault: &Fault, hold_ms: u64) {
     let size = u8::try_from(cluster.members.len()).unwrap();
     match fault {
@@ -167,6 +179,7 @@ async fn apply_fault(cluster: &mut Cluster, fault: &Fault, hold_ms: u64) {
             }
         }
         Fault::Pause(id) => cluster.pause(*id, hold_ms),
+        Fault::Reset(id) => cluster.network.reset(member_ip(*id)),
         Fault::Remove(id) => {
             // Best effort: refused (another change runs, no quorum) or lost, it did not happen
             // or healing undoes it.
@@ -314,6 +327,7 @@ async fn connect(hosts: &str) -> zk::Client {
 async fn simulate(seed: u64, size: u8) {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut extra_rng = StdRng::seed_from_u64(seed ^ EXTRA_STREAM);
+    let mut reset_rng = StdRng::seed_from_u64(seed ^ RESET_STREAM);
     let skews: Vec<i64> = (0..size)
         .map(|_| rng.random_range(-CLOCK_SKEW_MS_MAX..=CLOCK_SKEW_MS_MAX))
         .collect();
@@ -358,7 +372,8 @@ async fn simulate(seed: u64, size: u8) {
         let fault = draw_fault(&mut rng, size);
         let hold = rng.random_range(FAULT_TICKS) * TICK_MS;
         let quiet = rng.random_range(QUIET_TICKS) * TICK_MS;
-        let extras = draw_extras(&mut extra_rng, size);
+        let mut extras = draw_extras(&mut extra_rng, size);
+        extras.extend(draw_reset(&mut reset_rng, size));
         eprintln!(
             "seed {seed}/{size}: round {round}: {fault:?} {extras:?} for {hold} ms, then {quiet} ms healed"
         );
@@ -440,11 +455,13 @@ async fn check(seed: u64, size: u8, cluster: &Cluster, shared: &Shared) {
         check_watches(&label, session, &acked.writes).await;
     }
     eprintln!(
-        "{label}: {} ops, {} acknowledged creates, {} lock grants, {} sessions ({live} live at the end)",
+        "{label}: {} ops, {} acknowledged creates, {} lock grants, {} sessions ({live} live at \
+         the end), {} abandoned with an ephemeral",
         shared.history.len(),
         acked.nodes.len(),
         acked.grants.len(),
-        acked.sessions.len()
+        acked.sessions.len(),
+        acked.abandoned.len()
     );
     // Every session closed: every ephemeral goes.
     for session in &acked.sessions {

@@ -6,6 +6,8 @@
 //! - acknowledged creates (persistent sequential `/s/…`, the multi's `/m/…`) that must exist
 //!   at the end, and multis that definitely failed whose `/m/…` must not;
 //! - ephemerals `/e/…` per session: present while the session lives, gone when it is;
+//!   some sessions are abandoned (the client goes silent without closing them, through zkw's
+//!   own client) so that they expire;
 //! - lock cycles through the built-in `lock` recipe (request, wait for the grant, release):
 //!   every grant's fencing token is unique, no lower than its request's zxid, and grants come
 //!   in request order (FIFO);
@@ -33,6 +35,10 @@ pub const LOCK: &str = "/locks/sim";
 const GRANT_WAIT_MS_MAX: u64 = 2_000;
 /// Pause after a failed connect or an error that keeps the session, ms.
 const BACKOFF_MS: u64 = 50;
+/// The odds that a client, after an operation, also abandons a session with an ephemeral.
+const ABANDON_ODDS: f64 = 0.02;
+/// Distinguishes the abandoned sessions' stream from the clients' main one.
+const ABANDON_STREAM: u64 = 0xab4d_0e5e;
 
 /// Everything acknowledged to the clients, to check against the tree at the end.
 #[derive(Default)]
@@ -45,6 +51,8 @@ pub struct Acked {
     pub writes: Vec<(usize, i64)>,
     pub sessions: Vec<Arc<SessionRecord>>,
     pub grants: Vec<Grant>,
+    /// Ephemerals of sessions abandoned (they must go when those sessions expire).
+    pub abandoned: Vec<String>,
     /// Broken guarantees seen while running.
     pub violations: Vec<String>,
 }
@@ -176,6 +184,12 @@ pub async fn client(
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(1_000_003).wrapping_add(process as u64));
+    // Its own stream, so the main one draws the same operations it did before this existed.
+    let mut abandon_rng = StdRng::seed_from_u64(
+        (seed ^ ABANDON_STREAM)
+            .wrapping_mul(1_000_003)
+            .wrapping_add(process as u64),
+    );
     let mut session: Option<Arc<SessionRecord>> = None;
     let mut versions = [0i32; KEYS];
     let mut n = 0u64;
@@ -235,6 +249,9 @@ pub async fn client(
                 Err(zk::Error::ClientClosed)
             }
         };
+        if abandon_rng.random_bool(ABANDON_ODDS) {
+            abandon(&shared, process, n).await;
+        }
         match outcome {
             Err(error) if ends_session(&error) => {
                 record.client.lock().unwrap().take();
@@ -398,6 +415,29 @@ async fn multi(
         Err(zk::MultiWriteError::OperationFailed { source, .. })
         | Err(zk::MultiWriteError::RequestFailed { source }) => unknown(shared, op, source),
     }
+}
+
+/// Opens a session with zkw's own client, creates an ephemeral in it and goes silent without
+/// closing it: the session expires after its timeout (the leader's tracker), and takes the
+/// ephemeral with it.
+async fn abandon(shared: &Shared, process: usize, n: u64) {
+    let timeout = Duration::from_millis(crate::ensemble::SESSION_TIMEOUT_MS);
+    let Ok(Ok(client)) = tokio::time::timeout(
+        bound(),
+        zkw::client::Client::connect(&shared.hosts, timeout),
+    )
+    .await
+    else {
+        return;
+    };
+    let path = format!("/e/abandoned-p{process}-{n}");
+    let acl = zkw::proto::Acl::open_unsafe();
+    let created = client.create(&path, b"", &acl, zkw::proto::CreateMode::Ephemeral);
+    if let Ok(Ok(path)) = tokio::time::timeout(bound(), created).await {
+        shared.acked.lock().unwrap().abandoned.push(path);
+    }
+    // Dropped, not closed: its connection ends without a closeSession.
+    drop(client);
 }
 
 async fn create_sequential(
