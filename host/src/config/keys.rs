@@ -33,10 +33,11 @@ const IGNORED_KEY_PREFIXES: [&str; 13] = [
 ];
 
 /// Keys that are JVM system properties in ZooKeeper and may carry the `zookeeper.` prefix.
-const SYSTEM_PROPERTY_KEYS: [&str; 7] = [
+const SYSTEM_PROPERTY_KEYS: [&str; 8] = [
     "4lw.commands.whitelist",
     "extendedTypesEnabled",
     "snapCount",
+    "commitLogCount",
     "znode.container.checkIntervalMs",
     "DigestAuthenticationProvider.superDigest",
     "admin.enableServer",
@@ -176,6 +177,10 @@ impl Builder<'_> {
             "snapCount" => {
                 self.config.snap_count =
                     self.check(entry, whole(value, SNAP_COUNT_MIN, SNAP_COUNT_MAX))?;
+            }
+            "commitLogCount" => {
+                self.config.commit_log_count =
+                    self.check(entry, whole(value, 0, COMMIT_LOG_COUNT_MAX))?;
             }
             "autopurge.snapRetainCount" => self.apply_snap_retain_count(entry)?,
             "autopurge.purgeInterval" => {

@@ -65,6 +65,12 @@ pub const JUTE_MAX_BUFFER_BYTES_MAX: usize = 256 * 1024 * 1024;
 pub const SNAP_COUNT_MIN: u64 = 2;
 /// Largest snapCount accepted, in txns.
 pub const SNAP_COUNT_MAX: u64 = 1_000_000_000;
+/// Default commitLogCount: committed entries a server keeps in its log behind its newest
+/// snapshot, so a follower that far behind catches up by log entries instead of a whole
+/// snapshot (ZooKeeper's `zookeeper.commitLogCount`, whose default is 500).
+pub const COMMIT_LOG_COUNT_DEFAULT: u64 = 1_000;
+/// Largest commitLogCount accepted, in txns.
+pub const COMMIT_LOG_COUNT_MAX: u64 = 1_000_000_000;
 /// Fewest snapshots autopurge keeps; smaller values are raised to it, as ZooKeeper does.
 pub const AUTOPURGE_SNAP_RETAIN_COUNT_MIN: u32 = 3;
 /// Largest autopurge.purgeInterval accepted, in hours (one year).
@@ -237,6 +243,8 @@ pub struct Config {
     pub standalone_enabled: bool,
     pub reconfig_enabled: bool,
     pub snap_count: u64,
+    /// commitLogCount: entries kept in the log behind the newest snapshot.
+    pub commit_log_count: u64,
     pub container_check_interval_ms: u64,
     /// `zkw.maxWatchesPerSession`: paths one session may watch; past it a registration is
     /// answered QuotaExceeded (see docs/security.md).
@@ -306,6 +314,7 @@ impl Default for Config {
             standalone_enabled: true,
             reconfig_enabled: false,
             snap_count: 100_000,
+            commit_log_count: COMMIT_LOG_COUNT_DEFAULT,
             container_check_interval_ms: 60_000,
             max_watches_per_session: WATCHES_PER_SESSION_DEFAULT,
             servers: Vec::new(),

@@ -116,6 +116,7 @@ fn defaults_are_standalone_on_2181_in_data() {
         config.standalone_enabled && !config.reconfig_enabled && !config.extended_types_enabled
     );
     assert_eq!(config.snap_count, 100_000);
+    assert_eq!(config.commit_log_count, COMMIT_LOG_COUNT_DEFAULT);
     assert_eq!(config.container_check_interval_ms, 60_000);
     assert_eq!(config.max_watches_per_session, 100_000);
     assert_eq!(
@@ -253,12 +254,13 @@ fn every_simple_key_is_applied() {
 #[test]
 fn zookeeper_prefixed_system_property_keys() {
     let config = load_ok(
-        "zookeeper.extendedTypesEnabled=true\nzookeeper.snapCount=10\n\
+        "zookeeper.extendedTypesEnabled=true\nzookeeper.snapCount=10\nzookeeper.commitLogCount=7\n\
          zookeeper.DigestAuthenticationProvider.superDigest=super:x\n\
          zookeeper.4lw.commands.whitelist=ruok\n",
     );
     assert!(config.extended_types_enabled);
     assert_eq!(config.snap_count, 10);
+    assert_eq!(config.commit_log_count, 7);
     assert_eq!(config.super_digest.as_deref(), Some("super:x"));
     assert!(config.four_letter_whitelist.allows(FourLetterWord::Ruok));
 }

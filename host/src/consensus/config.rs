@@ -39,6 +39,8 @@ pub struct ConsensusConfig {
     /// How long new voters of a reconfig may take to catch up (ZooKeeper's initLimit).
     pub init_limit_ticks: u64,
     pub snap_count: u64,
+    /// Entries kept in the log behind the newest snapshot (commitLogCount).
+    pub log_kept_behind_snapshot: u64,
     pub snapshots_retained: usize,
     /// autopurge.purgeInterval in milliseconds; 0 = no timer.
     pub purge_interval_ms: u64,
@@ -84,7 +86,7 @@ impl ConsensusConfig {
             election_timeout_min: election_min_ms,
             election_timeout_max: election_max_ms,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snap_count.max(1)),
-            max_in_snapshot_log_to_keep: 1000,
+            max_in_snapshot_log_to_keep: self.log_kept_behind_snapshot,
             enable_pre_vote: Some(true),
             // A follower whose dataDir was wiped comes back with an empty log; the leader
             // must bring it back (by log or snapshot) instead of treating that as a bug.
@@ -122,6 +124,7 @@ mod tests {
             sync_limit_ticks,
             init_limit_ticks: 10,
             snap_count: 100_000,
+            log_kept_behind_snapshot: crate::config::COMMIT_LOG_COUNT_DEFAULT,
             snapshots_retained: 3,
             purge_interval_ms: 0,
             failpoints: Default::default(),

@@ -1050,6 +1050,7 @@ async fn consensus_config(
         sync_limit_ticks: u64::from(config.sync_limit_ticks),
         init_limit_ticks: u64::from(config.init_limit_ticks),
         snap_count: config.snap_count,
+        log_kept_behind_snapshot: config.commit_log_count,
         snapshots_retained: usize::try_from(config.autopurge_snap_retain_count).unwrap_or(3),
         purge_interval_ms: u64::from(config.autopurge_purge_interval_hours)
             * crate::consensus::purge::PURGE_INTERVAL_MS_PER_HOUR,

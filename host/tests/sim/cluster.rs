@@ -177,7 +177,8 @@ pub struct Cluster {
 
 impl Cluster {
     /// Starts `size` members; `skews_ms[i]` shifts member i+1's wall clock.
-    pub fn start(size: u8, skews_ms: &[i64]) -> Cluster {
+    /// `extra` is more of zoo.cfg, `key=value` lines.
+    pub fn start(size: u8, skews_ms: &[i64], extra: &str) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let network = MemoryNetwork::new();
         let peers: String = (1..=size)
@@ -192,7 +193,7 @@ impl Cluster {
         let mut members = Vec::new();
         for id in 1..=size {
             let client_port = crate::common::free_port();
-            let config = write_config(dir.path(), id, client_port, &peers);
+            let config = write_config(dir.path(), id, client_port, &format!("{extra}{peers}"));
             let mut member = Member {
                 id,
                 client_port,
@@ -353,7 +354,8 @@ pub fn agreed(states: &[DigestState]) -> bool {
         && states.first().is_some_and(|state| state.1.is_some())
 }
 
-fn write_config(dir: &Path, id: u8, client_port: u16, peers: &str) -> PathBuf {
+/// `rest` ends the file: the `server.N` lines and any other keys.
+fn write_config(dir: &Path, id: u8, client_port: u16, rest: &str) -> PathBuf {
     let data = dir.join(format!("m{id}"));
     std::fs::create_dir_all(&data).unwrap();
     std::fs::write(data.join("myid"), format!("{id}\n")).unwrap();
@@ -361,7 +363,7 @@ fn write_config(dir: &Path, id: u8, client_port: u16, peers: &str) -> PathBuf {
         "tickTime={TICK_MS}\ninitLimit={INIT_LIMIT_TICKS}\nsyncLimit={SYNC_LIMIT_TICKS}\n\
          dataDir={}\nclientPort={client_port}\n4lw.commands.whitelist=*\n\
          admin.enableServer=false\n{SUPER_DIGEST_KEY}={SUPER_DIGEST}\nreconfigEnabled=true\n\
-         {peers}",
+         {rest}",
         data.display()
     );
     let config = data.join("zoo.cfg");

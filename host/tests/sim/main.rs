@@ -66,6 +66,14 @@ const EXTRA_FAULT_ODDS: f64 = 0.3;
 const EXTRA_STREAM: u64 = 0x5eed_e87a;
 /// Distinguishes the link resets' stream from the other two.
 const RESET_STREAM: u64 = 0x5eed_4e5e;
+/// Distinguishes the storage settings' stream from the fault streams.
+const STORAGE_STREAM: u64 = 0x5eed_d15c;
+/// snapCount of a run (drawn in this range): a snapshot every this many entries, so runs take
+/// snapshots, purge their logs and restore from snapshots after crashes.
+const SNAP_COUNT: std::ops::Range<u64> = 20..400;
+/// commitLogCount of a run (drawn in this range): entries kept behind a snapshot. A follower
+/// further behind than this (a crash or a partition) catches up by an installed snapshot.
+const COMMIT_LOG_COUNT: std::ops::Range<u64> = 0..200;
 /// A slow member's writes wait this long each, ms (drawn in this range).
 const SLOW_LINK_MS: std::ops::Range<u64> = 5..150;
 /// The seeds CI runs, per ensemble size (`ZKW_SIM_SEED=N` runs one other).
@@ -331,7 +339,14 @@ async fn simulate(seed: u64, size: u8) {
     let skews: Vec<i64> = (0..size)
         .map(|_| rng.random_range(-CLOCK_SKEW_MS_MAX..=CLOCK_SKEW_MS_MAX))
         .collect();
-    let mut cluster = Cluster::start(size, &skews);
+    let mut storage_rng = StdRng::seed_from_u64(seed ^ STORAGE_STREAM);
+    let storage = format!(
+        "snapCount={}\ncommitLogCount={}\n",
+        storage_rng.random_range(SNAP_COUNT),
+        storage_rng.random_range(COMMIT_LOG_COUNT)
+    );
+    eprintln!("seed {seed}/{size}: {}", storage.replace('\n', " "));
+    let mut cluster = Cluster::start(size, &skews, &storage);
     let all: Vec<u8> = (1..=size).collect();
     cluster.leader_among(&all).await;
     let hosts = cluster.hosts();

@@ -17,7 +17,7 @@ async fn create(client: &zk::Client, path: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(zookeeper_target, ignore = "zkw only")]
 async fn three_servers_in_one_process_survive_a_partitioned_leader() {
-    let cluster = Cluster::start(3, &[]);
+    let cluster = Cluster::start(3, &[], "");
     let all = [1, 2, 3];
     let old_leader = cluster.leader_among(&all).await;
     let followers: Vec<u8> = all.iter().copied().filter(|id| *id != old_leader).collect();
