@@ -58,6 +58,12 @@ impl Clock for SkewedClock {
 /// What a member's thread returns: how its server ended (None: crashed).
 type Outcome = Option<Result<(), zkw::server::ServerError>>;
 
+thread_local! {
+    /// A member's log, made the default on each blocking thread of its runtime while it runs.
+    static BLOCKING_LOG: std::cell::Cell<Option<tracing::dispatcher::DefaultGuard>> =
+        const { std::cell::Cell::new(None) };
+}
+
 struct Running {
     stop: oneshot::Sender<()>,
     crash: oneshot::Sender<()>,
@@ -101,17 +107,24 @@ impl Member {
         let thread = std::thread::Builder::new()
             .name(format!("member-{}", self.id))
             .spawn(move || {
-                // The member's runtime runs on this thread only: its log lines go to its file.
-                let subscriber = tracing_subscriber::fmt()
-                    .with_env_filter(tracing_subscriber::EnvFilter::new(
-                        zkw::cli::LOG_FILTER_DEFAULT,
-                    ))
-                    .with_writer(std::sync::Mutex::new(log))
-                    .with_ansi(false)
-                    .finish();
-                let _log = tracing::subscriber::set_default(subscriber);
+                // The member's runtime runs on this thread, its blocking work (log and snapshot
+                // I/O) on its runtime's blocking threads: all their log lines go to its file.
+                let dispatch = tracing::Dispatch::new(
+                    tracing_subscriber::fmt()
+                        .with_env_filter(tracing_subscriber::EnvFilter::new(
+                            zkw::cli::LOG_FILTER_DEFAULT,
+                        ))
+                        .with_writer(std::sync::Mutex::new(log))
+                        .with_ansi(false)
+                        .finish(),
+                );
+                let _log = tracing::dispatcher::set_default(&dispatch);
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
+                    .on_thread_start(move || {
+                        BLOCKING_LOG.set(Some(tracing::dispatcher::set_default(&dispatch)));
+                    })
+                    .on_thread_stop(|| BLOCKING_LOG.set(None))
                     .build()
                     .unwrap();
                 handle_tx.send(runtime.handle().clone()).unwrap();
