@@ -542,6 +542,7 @@ impl<M: StateMachine> RaftStateMachine<ZkwRaft> for Adapter<M> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::consensus::Preparation;
 
     fn command(origin: u64, boot: u64, seq: u64) -> Command {
         Command {
@@ -609,18 +610,28 @@ mod tests {
         assert!(pending.unacked().is_empty());
     }
 
-    /// Records what it is asked to apply, and the routes it refuses.
+    /// Records what it is asked to apply, and the routes it refuses; a batch holding the body
+    /// `slow` asks for preparation, and `steps` says when that ran.
     #[derive(Default)]
     struct Recorder {
         applied: Mutex<Vec<(Committed, Option<&'static str>)>>,
         refused: Mutex<Vec<&'static str>>,
+        steps: Arc<Mutex<Vec<&'static str>>>,
     }
 
     impl StateMachine for Recorder {
         type Route = &'static str;
         fn apply_batch(&self, batch: Vec<(Committed, Option<&'static str>)>) -> io::Result<()> {
+            self.steps.lock().unwrap().push("applied");
             self.applied.lock().unwrap().extend(batch);
             Ok(())
+        }
+        fn prepare(&self, batch: &[(Committed, Option<&'static str>)]) -> Option<Preparation> {
+            if !batch.iter().any(|(committed, _)| committed.body == b"slow") {
+                return None;
+            }
+            let steps = Arc::clone(&self.steps);
+            Some(Box::new(move || steps.lock().unwrap().push("prepared")))
         }
         fn abandon(&self, route: &'static str, _reason: &'static str) {
             self.refused.lock().unwrap().push(route);
@@ -651,12 +662,9 @@ mod tests {
         (entry, None)
     }
 
-    #[tokio::test]
-    async fn committed_bodies_reach_the_machine_unread_with_their_zxids_and_routes() {
-        let directory = tempfile::tempdir().unwrap();
-        let machine = Arc::new(Recorder::default());
-        let mut adapter = Adapter {
-            machine: Arc::clone(&machine),
+    fn adapter(machine: &Arc<Recorder>, directory: &tempfile::TempDir) -> Adapter<Recorder> {
+        Adapter {
+            machine: Arc::clone(machine),
             pending: Arc::new(Pending::default()),
             my_id: 1,
             applied: None,
@@ -670,7 +678,33 @@ mod tests {
             fatal: FatalSignal::default(),
             storage_timings: Arc::default(),
             clock: Arc::new(crate::clock::SystemClock::new()),
-        };
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_prepared_off_the_runtime_before_it_applies() {
+        let directory = tempfile::tempdir().unwrap();
+        let machine = Arc::new(Recorder::default());
+        let mut adapter = adapter(&machine, &directory);
+        let mut plain = command(1, 1, 1);
+        plain.body = b"plain".to_vec();
+        let entries = futures_util::stream::iter([Ok(normal(1, plain))]);
+        adapter.apply(entries).await.unwrap();
+        let mut slow = command(1, 2, 1);
+        slow.body = b"slow".to_vec();
+        let entries = futures_util::stream::iter([Ok(normal(2, slow))]);
+        adapter.apply(entries).await.unwrap();
+        assert_eq!(
+            *machine.steps.lock().unwrap(),
+            ["applied", "prepared", "applied"]
+        );
+    }
+
+    #[tokio::test]
+    async fn committed_bodies_reach_the_machine_unread_with_their_zxids_and_routes() {
+        let directory = tempfile::tempdir().unwrap();
+        let machine = Arc::new(Recorder::default());
+        let mut adapter = adapter(&machine, &directory);
         // The adapter does not read a body: bytes no txn decodes pass as any other.
         let mut garbage = command(1, 7, 1);
         garbage.body = vec![0xff; 13];
