@@ -175,31 +175,26 @@ impl StateMachine for Applier {
     /// for the compiler. Only entries whose bytes name the recipes path are decoded here.
     fn prepare(&self, batch: &[(Committed, Option<Route>)]) -> Option<Preparation> {
         let marker = crate::wasm::RECIPES_PATH.as_bytes();
-        let mut writes: Vec<(String, Vec<u8>)> = Vec::new();
-        for (committed, _) in batch {
-            if memchr::memmem::find(&committed.body, marker).is_none() {
-                continue;
-            }
-            let Ok(entry) = committed_txn(committed) else {
-                continue;
-            };
+        let entries: Vec<TxnEntry> = batch
+            .iter()
+            .filter(|(committed, _)| memchr::memmem::find(&committed.body, marker).is_some())
+            .filter_map(|(committed, _)| committed_txn(committed).ok())
+            .collect();
+        let mut writes: Vec<(&str, &[u8])> = Vec::new();
+        for entry in &entries {
             entry.op.for_each_data_write(|path, data| {
                 if path.starts_with(crate::wasm::RECIPES_PATH) {
-                    writes.push((path.to_owned(), data.unwrap_or_default().to_vec()));
+                    writes.push((path, data.unwrap_or_default()));
                 }
             });
         }
         if writes.is_empty() {
             return None;
         }
-        let borrowed: Vec<(&str, &[u8])> = writes
-            .iter()
-            .map(|(path, data)| (path.as_str(), data.as_slice()))
-            .collect();
         let (modules, compiler) = {
             let store = self.shared.lock_store();
             (
-                store.recipes.modules_completed_by(&store.tree, &borrowed),
+                store.recipes.modules_completed_by(&store.tree, &writes),
                 store.recipes.compiler()?,
             )
         };
