@@ -77,9 +77,11 @@ const COMMIT_LOG_COUNT: std::ops::Range<u64> = 0..200;
 /// A slow member's writes wait this long each, ms (drawn in this range).
 const SLOW_LINK_MS: std::ops::Range<u64> = 5..150;
 /// The seeds CI runs, per ensemble size (`ZKW_SIM_SEED=N` runs one other).
-/// Seed 6 on five members found a follower serving before it caught up with its leader; seed
-/// 10 on three, a reconfig landing rounds after its answer was lost; seed 21 on five, several
-/// watch events with one zxid after a reconnect.
+/// Seed 6 on five members found a follower serving before it caught up with its leader, and on
+/// three a heal that missed a member still failing stop; seed 10 on three, a reconfig landing
+/// rounds after its answer was lost; seed 21 on five, several watch events with one zxid after
+/// a reconnect, and (in CI) a recipe compile holding the leader's only thread past its
+/// heartbeats.
 const CI_SEEDS: [u64; 5] = [1, 2, 6, 10, 21];
 
 /// A fault a round draws.
