@@ -99,13 +99,17 @@ pub trait StateMachine: Send + Sync + 'static {
     type Route: Send + 'static;
     /// An error stops this replica (openraft's core stops; the server has raised a fatal
     /// error): nothing after the failing entry is applied.
-    fn apply_batch(&self, batch: Vec<(Committed, Option<Self::Route>)>) -> io::Result<()>;
-    /// Slow work `batch` needs before it applies (compiling a recipe module it installs): run
-    /// on a blocking thread and awaited before [`StateMachine::apply_batch`], so the runtime
-    /// threads keep answering peers meanwhile (a blocked thread misses heartbeats).
-    fn prepare(&self, _batch: &[(Committed, Option<Self::Route>)]) -> Option<Preparation> {
-        None
-    }
+    fn apply_batch(&self, batch: Self::Batch) -> io::Result<()>;
+    /// A committed batch as the machine reads it, before it applies.
+    type Batch: Send;
+    /// Reads a committed batch (once), and names the slow work it needs before it applies
+    /// (compiling a recipe module it installs): that runs on a blocking thread and is awaited
+    /// before [`StateMachine::apply_batch`], so the runtime threads keep answering peers
+    /// meanwhile (a blocked thread misses heartbeats).
+    fn prepare(
+        &self,
+        batch: Vec<(Committed, Option<Self::Route>)>,
+    ) -> (Self::Batch, Option<Preparation>);
     /// A proposal whose fate this server will not learn (its leader went away), or that was
     /// refused before it reached the log; `reason` says which to the client's log line.
     fn abandon(&self, route: Self::Route, reason: &'static str);

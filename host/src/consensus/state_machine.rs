@@ -353,7 +353,7 @@ impl<M: StateMachine> Adapter<M> {
     /// since the binary's panic hook aborts first) is raised as fatal before it goes on
     /// unwinding, because openraft does not notice its state machine task dying and the server
     /// would otherwise stay half-alive with a poisoned tree.
-    fn apply_guarded(&self, batch: Vec<(Committed, Option<M::Route>)>) -> io::Result<()> {
+    fn apply_guarded(&self, batch: M::Batch) -> io::Result<()> {
         let machine = &self.machine;
         let failpoints = &self.failpoints;
         let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -460,7 +460,8 @@ impl<M: StateMachine> RaftStateMachine<ZkwRaft> for Adapter<M> {
             responders.extend(responder);
         }
         if !batch.is_empty() {
-            if let Some(work) = self.machine.prepare(&batch) {
+            let (batch, work) = self.machine.prepare(batch);
+            if let Some(work) = work {
                 if let Err(error) = tokio::task::spawn_blocking(work).await {
                     // Preparing is an optimisation: apply does the same work if it must.
                     tracing::warn!(%error, "preparing a batch failed; applying it anyway");
@@ -621,17 +622,19 @@ mod tests {
 
     impl StateMachine for Recorder {
         type Route = &'static str;
-        fn apply_batch(&self, batch: Vec<(Committed, Option<&'static str>)>) -> io::Result<()> {
+        type Batch = Vec<(Committed, Option<&'static str>)>;
+        fn apply_batch(&self, batch: Self::Batch) -> io::Result<()> {
             self.steps.lock().unwrap().push("applied");
             self.applied.lock().unwrap().extend(batch);
             Ok(())
         }
-        fn prepare(&self, batch: &[(Committed, Option<&'static str>)]) -> Option<Preparation> {
+        fn prepare(&self, batch: Self::Batch) -> (Self::Batch, Option<Preparation>) {
             if !batch.iter().any(|(committed, _)| committed.body == b"slow") {
-                return None;
+                return (batch, None);
             }
             let steps = Arc::clone(&self.steps);
-            Some(Box::new(move || steps.lock().unwrap().push("prepared")))
+            let work: Preparation = Box::new(move || steps.lock().unwrap().push("prepared"));
+            (batch, Some(work))
         }
         fn abandon(&self, route: &'static str, _reason: &'static str) {
             self.refused.lock().unwrap().push(route);

@@ -99,6 +99,38 @@ impl Applier {
         }
     }
 
+    /// The compilation of the recipe modules `batch`'s creates and setData under
+    /// `/zookeeper/recipes` complete, if any (a guess: a write that fails later only leaves a
+    /// compiled copy unused).
+    fn compile_recipes_ahead(&self, batch: &[(TxnEntry, Option<Route>)]) -> Option<Preparation> {
+        let mut writes: Vec<(&str, &[u8])> = Vec::new();
+        for (entry, _) in batch {
+            entry.op.for_each_data_write(|path, data| {
+                if path.starts_with(crate::wasm::RECIPES_PATH) {
+                    writes.push((path, data.unwrap_or_default()));
+                }
+            });
+        }
+        if writes.is_empty() {
+            return None;
+        }
+        let (modules, compiler) = {
+            let store = self.shared.lock_store();
+            (
+                store.recipes.modules_completed_by(&store.tree, &writes),
+                store.recipes.compiler()?,
+            )
+        };
+        if modules.is_empty() {
+            return None;
+        }
+        Some(Box::new(move || {
+            for module in modules {
+                compiler.compile_ahead(&module);
+            }
+        }))
+    }
+
     /// Gives every session in the tree a fresh deadline (after a restore, or on becoming
     /// leader: ZooKeeper's new leader also renews every session it inherits).
     fn renew_sessions(&self, store: &super::Store) {
@@ -169,43 +201,22 @@ impl StateMachine for Applier {
         }
     }
 
-    /// Compiles the recipe modules this batch will install, on a blocking thread before apply
+    type Batch = Vec<(TxnEntry, Option<Route>)>;
+
+    /// Decodes the batch, and hands back the compilation of the recipe modules it will install
     /// (compiling takes up to a second; loading the compiled copy inside apply, under the tree
     /// lock, milliseconds), so neither the tree lock nor this replica's runtime threads wait
-    /// for the compiler. Only entries whose bytes name the recipes path are decoded here.
-    fn prepare(&self, batch: &[(Committed, Option<Route>)]) -> Option<Preparation> {
-        let marker = crate::wasm::RECIPES_PATH.as_bytes();
-        let entries: Vec<TxnEntry> = batch
-            .iter()
-            .filter(|(committed, _)| memchr::memmem::find(&committed.body, marker).is_some())
-            .filter_map(|(committed, _)| committed_txn(committed).ok())
+    /// for the compiler.
+    fn prepare(
+        &self,
+        batch: Vec<(Committed, Option<Route>)>,
+    ) -> (Self::Batch, Option<Preparation>) {
+        let batch: Self::Batch = batch
+            .into_iter()
+            .map(|(committed, route)| self.decode(committed, route))
             .collect();
-        let mut writes: Vec<(&str, &[u8])> = Vec::new();
-        for entry in &entries {
-            entry.op.for_each_data_write(|path, data| {
-                if path.starts_with(crate::wasm::RECIPES_PATH) {
-                    writes.push((path, data.unwrap_or_default()));
-                }
-            });
-        }
-        if writes.is_empty() {
-            return None;
-        }
-        let (modules, compiler) = {
-            let store = self.shared.lock_store();
-            (
-                store.recipes.modules_completed_by(&store.tree, &writes),
-                store.recipes.compiler()?,
-            )
-        };
-        if modules.is_empty() {
-            return None;
-        }
-        Some(Box::new(move || {
-            for module in modules {
-                compiler.compile_ahead(&module);
-            }
-        }))
+        let compile = self.compile_recipes_ahead(&batch);
+        (batch, compile)
     }
 
     fn leadership_changed(&self, is_leader: bool) {
@@ -227,16 +238,12 @@ impl StateMachine for Applier {
         txn::identity::admit_forwarded(&entry, privileged)
     }
 
-    fn apply_batch(&self, batch: Vec<(Committed, Option<Route>)>) -> std::io::Result<()> {
+    fn apply_batch(&self, batch: Self::Batch) -> std::io::Result<()> {
         let shared = &self.shared;
         if shared.fatal.is_raised() {
             // Stopping: apply (and answer) nothing more.
             return Err(std::io::Error::other("the server is failing"));
         }
-        let batch: Vec<(TxnEntry, Option<Route>)> = batch
-            .into_iter()
-            .map(|(committed, route)| self.decode(committed, route))
-            .collect();
         let mut store = shared.lock_store();
         for (entry, route) in batch {
             let closing_session = matches!(entry.op, TxnOp::CloseSession);
