@@ -344,9 +344,11 @@ async fn with_a_shared_secret_only_its_holders_join() {
 const CATCH_UP_SNAP_COUNT: u64 = 100;
 /// snapshotChunkBytes of the catch-up ensemble: its snapshot is many chunks.
 const CATCH_UP_CHUNK_BYTES: usize = 4096;
-/// Writes made while the follower is down: past openraft's 1000 entries kept behind a
-/// snapshot, so the follower can only catch up by snapshot.
-const CATCH_UP_WRITES: usize = 1600;
+/// commitLogCount of the catch-up ensemble: entries kept in the log behind a snapshot.
+const CATCH_UP_LOG_KEPT: u64 = 200;
+/// Writes made while the follower is down: past the entries kept behind a snapshot (and a
+/// snapshot interval more), so the follower can only catch up by snapshot.
+const CATCH_UP_WRITES: usize = 600;
 /// Creates in flight at once while the follower is down.
 const CATCH_UP_WRITES_IN_FLIGHT: usize = 100;
 
@@ -372,6 +374,7 @@ async fn a_follower_catches_up_by_a_snapshot_larger_than_a_chunk() {
                 "snapshotChunkBytes".to_owned(),
                 CATCH_UP_CHUNK_BYTES.to_string(),
             ),
+            ("commitLogCount".to_owned(), CATCH_UP_LOG_KEPT.to_string()),
         ]
     });
     let leader = ens.wait_quorum().await;
@@ -397,9 +400,9 @@ async fn a_follower_catches_up_by_a_snapshot_larger_than_a_chunk() {
         }
     }
     // Only a leader whose log no longer holds the follower's next entry must send a snapshot.
-    // openraft purges behind a snapshot, keeping 1000 entries, and postpones a purge while a
-    // replication to the dead follower is in flight: wait for the purge itself, so the test
-    // never passes by a catch-up from the log.
+    // openraft purges behind a snapshot, keeping commitLogCount entries, and postpones a purge
+    // while a replication to the dead follower is in flight: wait for the purge itself, so the
+    // test never passes by a catch-up from the log.
     poll_until(
         "the leader's log purged past the follower's",
         QUORUM_SECS_MAX,
