@@ -174,6 +174,9 @@ pub struct Consensus<M: StateMachine> {
     /// (leader, term) as last seen: the ordering task re-sends what is unacknowledged when it
     /// changes.
     leader_moved: watch::Sender<Option<(u64, u64)>>,
+    /// Raised when a batch this server appended as leader did not commit under it: the ordering
+    /// task then re-sends what is unacknowledged, as after a change of leader.
+    uncommitted: Arc<tokio::sync::Notify>,
     /// Whether this server can serve clients: it knows a leader and, if it leads, a quorum
     /// acknowledged it within the lease (ZooKeeper's leader likewise stops serving, and drops
     /// its clients, when it loses its quorum).
@@ -283,6 +286,7 @@ impl<M: StateMachine> Consensus<M> {
             next_seq: AtomicU64::new(1),
             my_boot,
             leader_moved: watch::channel(None).0,
+            uncommitted: Arc::new(tokio::sync::Notify::new()),
             serving: watch::channel(false).0,
             heartbeat_ms: raft_heartbeat_ms,
             reconfiguring: tokio::sync::Mutex::new(()),

@@ -94,8 +94,9 @@ impl<R: Send + 'static> Proposer<R> {
 
 impl<M: StateMachine> Consensus<M> {
     /// Orders this server's proposals: a batch at a time, to the local log when leading,
-    /// forwarded in order otherwise. After a failed submit or a change of leader (or term),
-    /// every command not yet applied here goes again, oldest first, before anything newer:
+    /// forwarded in order otherwise. After a failed submit, a change of leader (or term), or a
+    /// batch appended here that did not commit, every command not yet applied here goes
+    /// again, oldest first, before anything newer:
     /// the state machine skips the copies it already applied, so each write happens once and
     /// a session's writes keep their order. Only when no leader takes them for
     /// LEADER_WAIT_MS_MAX are they abandoned.
@@ -126,6 +127,12 @@ impl<M: StateMachine> Consensus<M> {
                     Vec::new()
                 }
                 () = retry, if failing_since.is_some() => Vec::new(),
+                () = self.uncommitted.notified() => {
+                    // As a failed submit: everything pending goes again after FORWARD_RETRY_MS.
+                    delivered_to = None;
+                    failing_since.get_or_insert_with(tokio::time::Instant::now);
+                    continue;
+                }
             };
             let current = *leader_moved.borrow_and_update();
             let batch = if delivered_to.is_some() && delivered_to == current {
@@ -215,6 +222,14 @@ impl<M: StateMachine> Consensus<M> {
             self.append_as_leader(commands.to_vec()).await?;
             return Ok((leader, term));
         }
+        // A leader-only decision never goes to another server (it would refuse it): the
+        // leadership it was made under is over, so it is dropped here.
+        let (commands, leader_only) = forwardable(commands);
+        for seq in leader_only {
+            tracing::debug!(seq, "dropping a leader-only decision: no longer leading");
+            self.pending.take(seq);
+        }
+        let commands = commands.as_slice();
         if forward.as_ref().map(|client| client.target) != Some(leader) {
             *forward = Some(self.peer_client(leader, address));
         }
@@ -250,6 +265,7 @@ impl<M: StateMachine> Consensus<M> {
             .client_write_many(commands)
             .await
             .map_err(|error| ConsensusError::Raft(error.to_string()))?;
+        let uncommitted = Arc::clone(&self.uncommitted);
         tokio::spawn(async move {
             use futures_util::StreamExt;
             let mut results = results;
@@ -258,7 +274,10 @@ impl<M: StateMachine> Consensus<M> {
                     .map_err(|e| e.to_string())
                     .map(|r| r.map_err(|e| e.to_string()))
                 {
-                    tracing::debug!(%error, "a proposal did not commit under this leader");
+                    // Re-sent: the copies that did commit are skipped at apply.
+                    tracing::info!(%error, "a proposal did not commit under this leader; re-sending what is pending");
+                    uncommitted.notify_one();
+                    return;
                 }
             }
         });
@@ -279,6 +298,17 @@ impl<M: StateMachine> Consensus<M> {
             .admit_forwarded(&command.body)
             .map_err(|refusal| Unforwardable::Refused(refusal.to_string()))
     }
+}
+
+/// The commands of a batch that may be forwarded to another leader, in order, and the
+/// sequence numbers of the leader-only decisions left out.
+fn forwardable(commands: &[Command]) -> (Vec<Command>, Vec<u64>) {
+    let (leader_only, forwardable): (Vec<&Command>, Vec<&Command>) =
+        commands.iter().partition(|command| command.term.is_some());
+    (
+        forwardable.into_iter().cloned().collect(),
+        leader_only.iter().map(|command| command.seq).collect(),
+    )
 }
 
 /// Splits a batch, in order, into runs of at most FORWARD_BYTES_MAX body bytes (a run holds at
@@ -328,5 +358,27 @@ mod tests {
             .collect();
         assert_eq!(seqs, [vec![1, 2], vec![3, 4]]);
         assert!(forward_parts(&[]).is_empty());
+    }
+
+    #[test]
+    fn leader_only_decisions_are_never_forwarded() {
+        let command = |seq: u64, term: Option<u64>| Command {
+            origin: 1,
+            boot: 1,
+            seq,
+            term,
+            time_ms: 0,
+            body: vec![1],
+        };
+        let commands = [
+            command(1, None),
+            command(2, Some(3)),
+            command(3, None),
+            command(4, Some(3)),
+        ];
+        let (kept, dropped) = forwardable(&commands);
+        let kept: Vec<u64> = kept.iter().map(|c| c.seq).collect();
+        assert_eq!(kept, [1, 3], "the rest go in order");
+        assert_eq!(dropped, [2, 4]);
     }
 }

@@ -210,13 +210,15 @@ async fn publish_change(context: &Context, version: u64) -> Response {
         view = context.consensus.membership();
     }
     let data = membership_text(&view, &shared.config).into_bytes();
-    if node_data(shared).0 != data {
+    // Only a leader writes for the servers' own session 0 (a leader refuses such a write
+    // forwarded by a follower): on a follower, the leader's publisher writes it.
+    if node_data(shared).0 != data && context.consensus.is_leader() {
         let proposal = TxnProposal {
             session_id: 0,
             auth: vec![super_id()],
             op: set_config(data.clone()),
             route: None,
-            leader_only: false,
+            leader_only: true,
         };
         if proposal.propose(&context.proposer).await.is_err() {
             tracing::warn!("could not propose the new config text");

@@ -105,8 +105,11 @@ impl SessionTracker {
         self.sessions.remove(&session_id);
     }
 
-    /// Sessions whose deadline has passed, in id order; each is marked closing so that it is
-    /// returned once.
+    /// Sessions whose deadline has passed, in id order. Each is marked closing and given a new
+    /// deadline one timeout later: until its CloseSession applies (and [`SessionTracker::
+    /// remove`] forgets it), it is returned again at each timeout, so a close that was lost (the
+    /// leader lost its quorum for a moment, and kept its term) is proposed again rather than
+    /// leaving the session and its ephemerals for ever.
     pub fn expired(&mut self, now_ms: u64) -> Vec<SessionId> {
         let due: Vec<u64> = self
             .buckets
@@ -120,8 +123,20 @@ impl SessionTracker {
             }
         }
         for session_id in &expired {
-            if let Some(liveness) = self.sessions.get_mut(session_id) {
-                liveness.closing = true;
+            if let Some(liveness) = self.sessions.get(session_id).copied() {
+                let deadline_ms = self.bucket_of(now_ms + liveness.timeout_ms);
+                self.sessions.insert(
+                    *session_id,
+                    Liveness {
+                        deadline_ms,
+                        closing: true,
+                        ..liveness
+                    },
+                );
+                self.buckets
+                    .entry(deadline_ms)
+                    .or_default()
+                    .insert(*session_id);
             }
         }
         expired.into_iter().collect()
@@ -177,8 +192,26 @@ mod tests {
         tracker.add(1, 4000, 100);
         assert!(tracker.expired(5999).is_empty());
         assert_eq!(tracker.expired(6000), vec![1]);
-        assert!(tracker.expired(10_000).is_empty(), "returned once");
+        assert!(
+            tracker.expired(9999).is_empty(),
+            "returned once per timeout"
+        );
         assert!(!tracker.is_active(1));
+    }
+
+    #[test]
+    fn an_expired_session_comes_back_until_its_close_applies() {
+        let mut tracker = SessionTracker::new(1000);
+        tracker.add(1, 2000, 0);
+        assert_eq!(tracker.expired(2000), vec![1]);
+        // Its CloseSession was lost: one timeout later it is due again, still closing.
+        assert!(tracker.expired(3999).is_empty());
+        assert_eq!(tracker.expired(4000), vec![1]);
+        assert!(!tracker.touch(1, 4001), "closing sessions are not revived");
+        // Applied: forgotten for good.
+        tracker.remove(1);
+        assert!(tracker.expired(100_000).is_empty());
+        assert!(tracker.is_empty());
     }
 
     #[test]

@@ -37,6 +37,9 @@ const CLOSE_SECS_MAX: u64 = 60;
 const FLOOD_NAME_BYTES: usize = 60 * 1024;
 /// setData calls in flight at once while flooding the watcher.
 const FLOOD_WRITES_IN_FLIGHT: usize = 8;
+/// A ping's xid and opcode.
+const PING_XID: i32 = -2;
+const OP_PING: i32 = 11;
 /// addWatch's opcode and its persistent-recursive mode.
 const OP_ADD_WATCH: i32 = 106;
 const MODE_PERSISTENT_RECURSIVE: i32 = 1;
@@ -65,6 +68,13 @@ fn get_data_frame(xid: i32, path: &str) -> Vec<u8> {
     request.extend_from_slice(&OP_GET_DATA.to_be_bytes());
     request.extend_from_slice(&common::jute_string(path));
     request.push(0);
+    common::frame(&request)
+}
+
+/// A ping request, framed.
+fn ping_frame() -> Vec<u8> {
+    let mut request = PING_XID.to_be_bytes().to_vec();
+    request.extend_from_slice(&OP_PING.to_be_bytes());
     common::frame(&request)
 }
 
@@ -129,7 +139,10 @@ fn not_reading_closes(member: &Member) -> usize {
 /// A watcher of `member` sets a persistent-recursive watch and never reads again while
 /// `changer` keeps changing a node with a long name: every change queues a notification of the
 /// whole path for it, the socket buffers fill, its writes stall, and the write deadline (its
-/// session timeout) must close it, with a reason logged.
+/// session timeout) must close it, with a reason logged. The watcher keeps pinging (without
+/// reading the replies), so its session stays alive: only the stalled writes may close it, not
+/// an expiry that would race the flood (a closed session's connection flushes what it can and
+/// closes without a reason when the buffers were not full yet).
 async fn flood_a_watcher_that_never_reads(member: &Member, changer: &zk::Client) {
     let node = format!("/flood/{}", "n".repeat(FLOOD_NAME_BYTES));
     for path in ["/flood", node.as_str()] {
@@ -157,6 +170,8 @@ async fn flood_a_watcher_that_never_reads(member: &Member, changer: &zk::Client)
             set.unwrap();
         }
         changes += FLOOD_WRITES_IN_FLIGHT;
+        // The server may have closed it already (the point of the attack).
+        let _ = watcher.stream.write_all(&ping_frame());
     }
     assert!(
         not_reading_closes(member) > closes_before,
@@ -192,10 +207,15 @@ async fn clients_that_do_not_read_replies_or_notifications_are_closed_whole_and_
     let acked = writer.acked_count();
     writer.wait_progress(acked, WRITES_DURING_ATTACK_MIN).await;
     let member = ens.member(target);
-    poll_until("both attackers closed", CLOSE_SECS_MAX, || async {
+    poll_until("both attackers closed", CLOSE_SECS_MAX, || {
+        // They keep their sessions alive (pings, never a read): only their stalled writes
+        // may close them, not an expiry racing the write deadline on a loaded machine.
+        for attacker in [&mut stalling, &mut flooding] {
+            let _ = attacker.stream.write_all(&ping_frame());
+        }
         let gone = !member.holds_session(stalling.session_id)
             && !member.holds_session(flooding.session_id);
-        gone.then_some(())
+        async move { gone.then_some(()) }
     })
     .await;
     let log = member.log_text();
