@@ -76,6 +76,20 @@ impl<R> Pending<R> {
             .unwrap_or_default()
     }
 
+    /// Forgets every command at or below `seq` (a snapshot from the leader covered them);
+    /// returns their routes.
+    pub fn take_through(&self, seq: u64) -> Vec<R> {
+        let Ok(mut inner) = self.inner.lock() else {
+            return Vec::new();
+        };
+        let later = inner.unacked.split_off(&seq.saturating_add(1));
+        let covered = std::mem::replace(&mut inner.unacked, later);
+        covered
+            .into_keys()
+            .filter_map(|seq| inner.routes.remove(&seq))
+            .collect()
+    }
+
     /// Gives up on everything still waiting; returns the routes to abandon.
     pub fn drain(&self) -> Vec<R> {
         self.inner
@@ -317,10 +331,26 @@ impl<M: StateMachine> Adapter<M> {
         log_id: LogId,
         command: Command,
     ) -> io::Result<Option<(Committed, Option<M::Route>)>> {
+        let mine = command.origin == self.my_id && command.boot == self.my_boot;
         if !admit(&mut self.applied_seqs, &command) {
+            // A copy. If it is this server's and still pending, its original never applied
+            // here: a newer command of this server reached the log first (a batch that did not
+            // commit under a leader, re-sent after a later one did). It cannot apply any more;
+            // its client is told as when no leader takes a write (the connection closes, the
+            // session stays), rather than waiting for ever.
+            if mine {
+                if let Some(route) = self.pending.take(command.seq) {
+                    tracing::warn!(
+                        index = log_id.index,
+                        seq = command.seq,
+                        "a write of this server was overtaken by a later one; dropping it"
+                    );
+                    self.machine
+                        .abandon(route, "write overtaken by a later one of this server");
+                }
+            }
             return Ok(None);
         }
-        let mine = command.origin == self.my_id && command.boot == self.my_boot;
         if command
             .term
             .is_some_and(|term| term != log_id.leader_id.term)
@@ -519,6 +549,16 @@ impl<M: StateMachine> RaftStateMachine<ZkwRaft> for Adapter<M> {
         .await
         .map_err(io::Error::other)??;
         self.install(meta);
+        // This server's commands the snapshot covers were applied (or overtaken) without
+        // passing through apply here: their clients are told as when no leader takes a write.
+        if let Some((boot, seq)) = self.applied_seqs.get(&self.my_id).copied() {
+            if boot == self.my_boot {
+                for route in self.pending.take_through(seq) {
+                    self.machine
+                        .abandon(route, "write settled by a snapshot from the leader");
+                }
+            }
+        }
         prune_snapshots(&self.snapshot_dir, self.snapshots_retained);
         tracing::info!(index = self.index(), "installed a snapshot from the leader");
         Ok(())
@@ -609,6 +649,19 @@ mod tests {
         assert_eq!(pending.unacked().len(), 1);
         assert_eq!(pending.drain(), ["b"]);
         assert!(pending.unacked().is_empty());
+    }
+
+    #[test]
+    fn a_snapshot_settles_the_pending_commands_it_covers() {
+        let pending: Pending<&str> = Pending::default();
+        for (seq, route) in [(1, Some("a")), (2, None), (3, Some("c")), (4, Some("d"))] {
+            pending.insert(&command(1, 1, seq), route);
+        }
+        assert_eq!(pending.take_through(3), ["a", "c"]);
+        let seqs: Vec<u64> = pending.unacked().iter().map(|c| c.seq).collect();
+        assert_eq!(seqs, [4]);
+        assert!(pending.take_through(3).is_empty());
+        assert_eq!(pending.take(4), Some("d"));
     }
 
     /// Records what it is asked to apply, and the routes it refuses; a batch holding the body
@@ -744,5 +797,33 @@ mod tests {
         assert!(machine.refused.lock().unwrap().is_empty());
         assert!(adapter.pending.unacked().is_empty());
         assert_eq!(*adapter.applied_index.borrow(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_write_of_this_server_overtaken_by_a_later_one_is_abandoned_not_left_waiting() {
+        let directory = tempfile::tempdir().unwrap();
+        let machine = Arc::new(Recorder::default());
+        let mut adapter = adapter(&machine, &directory);
+        // Batch 1 (seq 1) did not commit under its leader; seq 2 reached the log first, and
+        // seq 1 came after it when re-sent; then a copy of seq 2 as well.
+        let (first, second) = (command(1, 7, 1), command(1, 7, 2));
+        adapter.pending.insert(&first, Some("first"));
+        adapter.pending.insert(&second, Some("second"));
+        let entries = futures_util::stream::iter([
+            Ok(normal(1, second.clone())),
+            Ok(normal(2, first)),
+            Ok(normal(3, second)),
+        ]);
+        adapter.apply(entries).await.unwrap();
+        let applied: Vec<_> = machine
+            .applied
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(committed, route)| (committed.zxid, *route))
+            .collect();
+        assert_eq!(applied, [(1, Some("second"))]);
+        assert_eq!(*machine.refused.lock().unwrap(), ["first"]);
+        assert!(adapter.pending.unacked().is_empty());
     }
 }
