@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 use common::{bounded, event, mk, poll_until, Proxy, RawConn};
 use ensemble::{Ensemble, SESSION_TIMEOUT_MS};
 use zk::EventType as E;
+use zkw::client as ours;
+use zkw::proto;
 use zookeeper_client as zk;
 
 /// Members of every test ensemble.
@@ -139,6 +141,156 @@ async fn session_ephemeral_and_watches_survive_server_kill(on_leader: bool) {
         .expect("ephemeral lost after failover");
     assert_eq!(stat.ephemeral_owner, sid);
     watches.check(&admin).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_client_resumes_its_session_with_credentials_and_watches_after_its_leader_dies() {
+    our_client_resumes_its_session(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_client_resumes_its_session_with_credentials_and_watches_after_its_follower_dies() {
+    our_client_resumes_its_session(false).await;
+}
+
+/// The next state event (type None) on `events`, skipping node events; bounded.
+async fn next_state(events: &mut tokio::sync::mpsc::UnboundedReceiver<ours::WatchedEvent>) -> i32 {
+    loop {
+        let event = bounded("a state event", events.recv())
+            .await
+            .expect("the event channel closed");
+        if event.event_type == proto::EventType::None as i32 {
+            return event.state;
+        }
+    }
+}
+
+/// zkw's own client (what `zkw lock`, `zkw elect` and `zkw cli` use) through the same gap as
+/// [`session_ephemeral_and_watches_survive_server_kill`]: placed on the leader or a follower
+/// (first in its list, through one proxy per member), with credentials (a node only its
+/// digest identity may read), an ephemeral and data, child and exists watches; its member is
+/// killed -9 while every proxy refuses new connections and the watched nodes change. It must
+/// tell Disconnected, resume the same session on another member (SyncConnected), re-send its
+/// credentials before anything else and its watches with the last zxid it saw, so the gap
+/// changes fire. The `zookeeper-client` crate is the independent witness of the ephemeral's
+/// owner.
+async fn our_client_resumes_its_session(on_leader: bool) {
+    let (mut ens, _, target) = start_with_target(on_leader).await;
+    let admin = Ensemble::client(&ens.live_hosts()).await;
+    for p in ["/data", "/gap", "/kids"] {
+        mk(&admin, p, b"v0").await;
+    }
+    let mut proxies = Vec::new();
+    for m in &ens.members {
+        proxies.push(Proxy::start(m.client_port).await);
+    }
+    // Ours tries its list in order: the target's proxy first.
+    let mut via = vec![proxies[target].addr()];
+    via.extend(
+        (0..MEMBERS)
+            .filter(|&i| i != target)
+            .map(|i| proxies[i].addr()),
+    );
+    let mut client = bounded(
+        "connect ours",
+        ours::Client::connect(&via.join(","), GAP_SESSION_TIMEOUT),
+    )
+    .await
+    .unwrap();
+    assert!(ens.member(target).holds_session(client.session_id()));
+    let mut events = client.take_events().unwrap();
+    let sid = client.session_id();
+    bounded("addauth", client.add_auth("digest", b"owner:secret"))
+        .await
+        .unwrap();
+    let only_owner = vec![proto::Acl {
+        perms: proto::perms::ALL,
+        id: proto::Id::new("auth", ""),
+    }];
+    let node = |path: &'static str, acl: Vec<proto::Acl>, mode| {
+        let client = &client;
+        async move {
+            bounded("create", client.create(path, b"mine", &acl, mode))
+                .await
+                .unwrap();
+        }
+    };
+    node("/secret", only_owner, proto::CreateMode::Persistent).await;
+    node(
+        "/eph",
+        proto::Acl::open_unsafe(),
+        proto::CreateMode::Ephemeral,
+    )
+    .await;
+    bounded("watch /data", client.get_data("/data", true))
+        .await
+        .unwrap();
+    bounded("watch /gap", client.get_data("/gap", true))
+        .await
+        .unwrap();
+    bounded("watch /kids", client.get_children("/kids", true))
+        .await
+        .unwrap();
+    assert_eq!(
+        bounded("watch /absent", client.exists("/absent", true))
+            .await
+            .unwrap(),
+        None
+    );
+
+    proxies.iter().for_each(Proxy::pause);
+    ens.kill(target);
+    assert_eq!(
+        next_state(&mut events).await,
+        proto::keeper_state::DISCONNECTED
+    );
+    assert!(client.closed_reason().is_some());
+    ens.leader().await;
+    bounded("set /gap", admin.set_data("/gap", b"v1", None))
+        .await
+        .unwrap();
+    mk(&admin, "/kids/gap", b"").await;
+    mk(&admin, "/absent", b"").await;
+    proxies.iter().for_each(Proxy::resume);
+    assert_eq!(
+        next_state(&mut events).await,
+        proto::keeper_state::SYNC_CONNECTED
+    );
+    assert_eq!(client.session_id(), sid, "session id changed");
+    assert!(client.closed_reason().is_none());
+
+    // Credentials first: the owner-only node reads on the new connection.
+    let (data, _) = bounded("read /secret", client.get_data("/secret", false))
+        .await
+        .unwrap();
+    assert_eq!(data, b"mine");
+    let stat = bounded("eph owner", admin.check_stat("/eph"))
+        .await
+        .unwrap()
+        .expect("ephemeral lost after failover");
+    assert_eq!(stat.ephemeral_owner, sid);
+    // The gap changes fire from SetWatches; /data, changed now, fires as usual.
+    bounded("set /data", admin.set_data("/data", b"v1", None))
+        .await
+        .unwrap();
+    let mut fired = BTreeSet::new();
+    while fired.len() < 4 {
+        let event = bounded("a node event", events.recv()).await.unwrap();
+        if event.event_type != proto::EventType::None as i32 {
+            fired.insert((event.path, event.event_type));
+        }
+    }
+    let expected: BTreeSet<(String, i32)> = [
+        ("/gap", proto::EventType::NodeDataChanged),
+        ("/kids", proto::EventType::NodeChildrenChanged),
+        ("/absent", proto::EventType::NodeCreated),
+        ("/data", proto::EventType::NodeDataChanged),
+    ]
+    .into_iter()
+    .map(|(path, kind)| (path.to_owned(), kind as i32))
+    .collect();
+    assert_eq!(fired, expected);
+    bounded("close ours", client.close()).await.unwrap();
 }
 
 /// The watches one client sets before its server dies.

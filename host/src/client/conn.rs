@@ -1,16 +1,19 @@
-//! One client connection: the handshake, then a writer task and a reader task sharing the
-//! queue of pending requests.
+//! One client connection: the handshake (a new session, or one resumed), then a writer and a
+//! reader sharing the queue of pending requests ([`serve`]).
 //!
 //! ZooKeeper answers a session's requests in the order it received them, so the pending queue
 //! is a FIFO: the writer pushes (xid, op, waiter) before the bytes leave, the reader pops the
 //! front for every reply that is neither a notification (xid -1, sent to the event channel)
 //! nor a ping answer (xid -2, dropped). A reply whose xid is not the front's is a protocol
-//! error. Any failure closes the queue and fails every waiter with `ConnectionLoss`; there is
-//! no reconnect.
+//! error. Any failure closes the queue and fails every waiter with `ConnectionLoss`; the
+//! session (`session`) then reconnects. Replies and notifications also tell the session
+//! which zxid it has seen and which watches and credentials the server holds.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+
+use super::session::{Registration, SessionState};
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -35,6 +38,8 @@ pub const WRITE_BATCH_REQUESTS_MAX: usize = 256;
 const PASSWORD_BYTES: usize = 16;
 /// Bytes the reader asks the socket for at a time (at least).
 const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Pings go out after this fraction of the negotiated timeout without a request.
+const PING_DIVISOR: u32 = 3;
 
 /// What a waiter gets: the reply header and its decoded body, or why there is none.
 pub type Reply = Result<(ReplyHeader, Response), ClientError>;
@@ -58,6 +63,8 @@ struct PendingEntry {
     xid: i32,
     op: i32,
     reply: oneshot::Sender<Reply>,
+    /// What the request leaves on the server if it succeeds (a watch, credentials).
+    registration: Option<Registration>,
 }
 
 #[derive(Default)]
@@ -97,11 +104,6 @@ impl Pending {
                 .send(Err(ClientError::ConnectionLoss(reason.to_owned())));
         }
     }
-
-    /// The reason the connection closed, if it has.
-    pub fn closed_reason(&self) -> Option<String> {
-        self.lock().closed.clone()
-    }
 }
 
 /// The result of a handshake: the socket halves and what the server granted.
@@ -112,11 +114,30 @@ pub struct Handshake {
     pub leftover: BytesMut,
 }
 
-/// Opens a TCP connection to `addr` and runs the connect handshake, all within `bound`.
+/// The session a handshake asks for: a new one (id 0) or one to resume.
+pub struct Resume {
+    pub session_id: i64,
+    pub password: Vec<u8>,
+    pub last_zxid: i64,
+}
+
+impl Resume {
+    pub fn new_session() -> Resume {
+        Resume {
+            session_id: 0,
+            password: vec![0; PASSWORD_BYTES],
+            last_zxid: 0,
+        }
+    }
+}
+
+/// Opens a TCP connection to `addr` and runs the connect handshake, all within `bound`. A
+/// server that answers with no timeout refused the session: `SessionExpired`.
 pub async fn handshake(
     addr: &str,
     timeout: Duration,
     bound: Duration,
+    resume: &Resume,
 ) -> Result<Handshake, ClientError> {
     let attempt = async {
         let mut stream = TcpStream::connect(addr)
@@ -126,10 +147,10 @@ pub async fn handshake(
         let timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
         let request = ConnectRequest {
             protocol_version: 0,
-            last_zxid_seen: 0,
+            last_zxid_seen: resume.last_zxid,
             timeout_ms,
-            session_id: 0,
-            password: vec![0; PASSWORD_BYTES],
+            session_id: resume.session_id,
+            password: resume.password.clone(),
             read_only: Some(false),
         };
         let mut out = BytesMut::new();
@@ -177,16 +198,71 @@ async fn read_frame(
     }
 }
 
-/// Writer task: assigns xids, queues waiters, batches requests into socket writes, and pings
+/// How a connection ended.
+pub enum Served {
+    /// Every handle of the client is gone: nothing more to send.
+    ClientGone,
+    /// The connection broke, or the server closed it; why.
+    Lost(String),
+}
+
+/// Runs one connection until it ends: `preamble` (credentials and watches of a resumed
+/// session) goes first, then the requests of `outgoing`; replies reach their waiters, and
+/// notifications `events`. When it ends, every request still waiting fails with
+/// `ConnectionLoss`.
+pub async fn serve(
+    handshake: Handshake,
+    outgoing: &mut mpsc::UnboundedReceiver<Outgoing>,
+    events: &mpsc::UnboundedSender<WatchedEvent>,
+    state: Arc<SessionState>,
+    preamble: Vec<Request>,
+) -> Served {
+    let Handshake {
+        stream,
+        response,
+        leftover,
+    } = handshake;
+    // timeout_ms > 0 was checked by the handshake.
+    let timeout = Duration::from_millis(u64::try_from(response.timeout_ms).unwrap_or(1));
+    let (read, write) = stream.into_split();
+    let pending = Pending::default();
+    let preamble = preamble
+        .into_iter()
+        .map(|request| Outgoing {
+            request,
+            // Nobody waits for these replies; the session records what they registered.
+            reply: oneshot::channel().0,
+        })
+        .collect();
+    let writer = run_writer(write, outgoing, &pending, timeout / PING_DIVISOR, preamble);
+    let reader = run_reader(read, leftover, &pending, events, timeout, &state);
+    let served = tokio::select! {
+        reason = reader => Served::Lost(reason),
+        served = writer => served,
+    };
+    if let Served::Lost(reason) = &served {
+        pending.close(reason);
+    }
+    served
+}
+
+/// Writer: assigns xids, queues waiters, batches requests into socket writes, and pings
 /// after `ping_every` without a request. Ends when every sender is dropped or a write fails.
-pub async fn run_writer(
+async fn run_writer(
     mut write: OwnedWriteHalf,
-    mut outgoing: mpsc::UnboundedReceiver<Outgoing>,
-    pending: Arc<Pending>,
+    outgoing: &mut mpsc::UnboundedReceiver<Outgoing>,
+    pending: &Pending,
     ping_every: Duration,
-) {
+    preamble: Vec<Outgoing>,
+) -> Served {
     let mut next_xid: i32 = 1;
     let mut out = BytesMut::new();
+    if !preamble.is_empty() {
+        queue_batch(preamble, pending, &mut next_xid, &mut out);
+        if let Err(error) = flush(&mut write, &mut out).await {
+            return Served::Lost(error);
+        }
+    }
     loop {
         let first = match tokio::time::timeout(ping_every, outgoing.recv()).await {
             Ok(Some(first)) => first,
@@ -198,8 +274,7 @@ pub async fn run_writer(
                 };
                 encode_request(&header, &Request::Ping, &mut out);
                 if let Err(error) = flush(&mut write, &mut out).await {
-                    pending.close(&error);
-                    return;
+                    return Served::Lost(error);
                 }
                 continue;
             }
@@ -211,13 +286,13 @@ pub async fn run_writer(
                 Err(_) => break,
             }
         }
-        queue_batch(batch, &pending, &mut next_xid, &mut out);
+        queue_batch(batch, pending, &mut next_xid, &mut out);
         if let Err(error) = flush(&mut write, &mut out).await {
-            pending.close(&error);
-            return;
+            return Served::Lost(error);
         }
     }
     let _ = write.shutdown().await;
+    Served::ClientGone
 }
 
 /// Encodes `batch` into `out`, queuing each waiter in the same order. If the connection
@@ -251,6 +326,7 @@ fn queue_batch(batch: Vec<Outgoing>, pending: &Pending, next_xid: &mut i32, out:
             xid: header.xid,
             op: header.op,
             reply: item.reply,
+            registration: Registration::of(&item.request),
         });
     }
 }
@@ -261,36 +337,37 @@ async fn flush(write: &mut OwnedWriteHalf, out: &mut BytesMut) -> Result<(), Str
     result.map_err(|e| format!("write failed: {e}"))
 }
 
-/// Reader task: routes every reply frame, fails everything on the first error. A silence of
-/// `silence_max` (the session timeout; pings make the server talk every third of it) counts
-/// as a lost connection.
-pub async fn run_reader(
+/// Reader: routes every reply frame until the first error, and returns why the connection
+/// ended. A silence of `silence_max` (the session timeout; pings make the server talk every
+/// third of it) counts as a lost connection.
+async fn run_reader(
     mut read: OwnedReadHalf,
     mut buf: BytesMut,
-    pending: Arc<Pending>,
-    events: mpsc::UnboundedSender<WatchedEvent>,
+    pending: &Pending,
+    events: &mpsc::UnboundedSender<WatchedEvent>,
     silence_max: Duration,
-) {
-    let reason = loop {
-        match drain_frames(&mut buf, &pending, &events) {
+    session: &SessionState,
+) -> String {
+    loop {
+        match drain_frames(&mut buf, pending, events, session) {
             Ok(()) => {}
-            Err(error) => break error.to_string(),
+            Err(error) => return error.to_string(),
         }
         buf.reserve(READ_CHUNK_BYTES);
         match tokio::time::timeout(silence_max, read.read_buf(&mut buf)).await {
-            Ok(Ok(0)) => break "server closed the connection".to_owned(),
+            Ok(Ok(0)) => return "server closed the connection".to_owned(),
             Ok(Ok(_)) => {}
-            Ok(Err(error)) => break format!("read failed: {error}"),
-            Err(_) => break format!("no bytes from the server for {silence_max:?}"),
+            Ok(Err(error)) => return format!("read failed: {error}"),
+            Err(_) => return format!("no bytes from the server for {silence_max:?}"),
         }
-    };
-    pending.close(&reason);
+    }
 }
 
 fn drain_frames(
     buf: &mut BytesMut,
     pending: &Pending,
     events: &mpsc::UnboundedSender<WatchedEvent>,
+    session: &SessionState,
 ) -> Result<(), ClientError> {
     while let Some(frame) = take_frame(buf, REPLY_FRAME_BYTES_MAX, false)? {
         let Frame::Payload(payload) = frame else {
@@ -298,7 +375,7 @@ fn drain_frames(
                 "four-letter word from a server".into(),
             ));
         };
-        route(&payload, pending, events)?;
+        route(&payload, pending, events, session)?;
     }
     Ok(())
 }
@@ -307,8 +384,10 @@ fn route(
     payload: &[u8],
     pending: &Pending,
     events: &mpsc::UnboundedSender<WatchedEvent>,
+    session: &SessionState,
 ) -> Result<(), ClientError> {
     let header = decode_reply_header(payload)?;
+    session.saw_zxid(header.zxid);
     match header.xid {
         xid::NOTIFICATION => {
             let (header, event) = decode_notification(payload)?;
@@ -317,6 +396,7 @@ fn route(
                 state,
                 path,
             } = event;
+            session.notified(event_type, &path);
             // Nobody listening is fine: the caller did not ask for events.
             let _ = events.send(WatchedEvent {
                 event_type,
@@ -339,6 +419,9 @@ fn route(
                 return Err(ClientError::Protocol(format!(
                     "reply xid {reply_xid} out of order (expected {expected})"
                 )));
+            }
+            if let Some(registration) = entry.registration {
+                session.registered(registration, header.err);
             }
             let decoded = decode_reply(entry.op, payload).map_err(ClientError::from);
             let _ = entry.reply.send(decoded);

@@ -12,8 +12,9 @@ pub enum ClientError {
     /// A non-zero reply code this build does not know.
     #[error("server answered unknown error code {0}")]
     UnknownCode(i32),
-    /// The connection broke (or was never whole); every pending request fails with this. The
-    /// client does not reconnect: the caller opens a new [`super::Client`].
+    /// The connection broke (or was never whole): every request in flight fails with this (its
+    /// outcome is unknown), and so does every request made before the client has resumed its
+    /// session on another connection.
     #[error("connection lost: {0}")]
     ConnectionLoss(String),
     /// A wait passed its bound (the session timeout).
@@ -48,9 +49,10 @@ impl ClientError {
         }
     }
 
-    /// Whether this error leaves the client without its session: the connection is gone (or
-    /// never came), the session expired, or the client was closed. A server's answer or a
-    /// timed-out wait does not.
+    /// Whether this error breaks the caller's run of requests on the session: the connection
+    /// was lost (what was in flight is unknown, though the session may resume) or never came,
+    /// the session expired, or the client was closed. A server's answer or a timed-out wait
+    /// does not.
     pub fn ends_the_session(&self) -> bool {
         match self {
             ClientError::ConnectionLoss(_)

@@ -12,13 +12,16 @@
 //! ACLs, watches, ephemerals, whoami, config and reconfig in `admin`) wait for one reply each. A non-zero reply code is `ClientError::Server(code)`. Every wait
 //! is bounded by the negotiated session timeout.
 //!
-//! Limits, on purpose for now: no reconnect (a broken connection fails every pending request
-//! with `ConnectionLoss` and the caller opens a new client), no auth, no chroot, no
-//! read-only mode. Watch notifications go to [`Client::take_events`].
+//! The session outlives its connection (see `session`): a broken connection fails the
+//! requests in flight with `ConnectionLoss`, and the client resumes the session on the next
+//! server of its list, re-sending its credentials and watches; the event channel hears
+//! `Disconnected`, `SyncConnected` and, when the session is gone, `Expired`. Limits, on purpose
+//! for now: no chroot, no read-only mode. Watch notifications go to [`Client::take_events`].
 
 mod admin;
 mod conn;
 mod error;
+mod session;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -38,30 +41,23 @@ use crate::proto::{
 
 /// The port a server list entry without one gets.
 pub const DEFAULT_PORT: u16 = 2181;
-/// Pings go out after this fraction of the negotiated timeout without a request.
-const PING_DIVISOR: u32 = 3;
 /// Pause after a pass over the server list in which no server took the session (the Java
 /// client pauses up to 1 s); the passes go on until the session timeout is spent.
 pub const CONNECT_RETRY_PAUSE_MS: u64 = 100;
 
-/// A connected session. Dropping it stops its tasks and closes the socket without closing
-/// the session (the server expires it); call [`Client::close`] to end it cleanly.
+/// A session. Dropping it stops its task and closes the socket without closing the session
+/// (the server expires it); call [`Client::close`] to end it cleanly.
 pub struct Client {
     outgoing: mpsc::UnboundedSender<conn::Outgoing>,
-    pending: Arc<conn::Pending>,
+    state: Arc<session::SessionState>,
     events: Option<mpsc::UnboundedReceiver<WatchedEvent>>,
-    tasks: [JoinHandle<()>; 2],
-    session_id: i64,
-    password: Vec<u8>,
+    task: JoinHandle<()>,
     timeout: Duration,
-    server: String,
 }
 
 impl Drop for Client {
     fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
+        self.task.abort();
     }
 }
 
@@ -111,8 +107,9 @@ impl Client {
                 if left.is_zero() {
                     break;
                 }
-                match conn::handshake(addr, session_timeout, left).await {
-                    Ok(handshake) => return Ok(Client::start(addr, handshake)),
+                let fresh = conn::Resume::new_session();
+                match conn::handshake(addr, session_timeout, left, &fresh).await {
+                    Ok(handshake) => return Ok(Client::start(addr, &addrs, handshake)),
                     Err(ClientError::SessionExpired) => return Err(ClientError::SessionExpired),
                     Err(error) => last = format!("{addr}: {error}"),
                 }
@@ -128,49 +125,40 @@ impl Client {
         })
     }
 
-    fn start(addr: &str, handshake: conn::Handshake) -> Client {
-        let conn::Handshake {
-            stream,
-            response,
-            leftover,
-        } = handshake;
+    fn start(addr: &str, servers: &[String], handshake: conn::Handshake) -> Client {
+        let response = &handshake.response;
         // timeout_ms > 0 was checked by the handshake.
         let timeout = Duration::from_millis(u64::try_from(response.timeout_ms).unwrap_or(1));
-        let (read, write) = stream.into_split();
+        let state = Arc::new(session::SessionState::new(
+            response.session_id,
+            response.password.clone(),
+            timeout,
+            addr,
+        ));
         let (outgoing_tx, outgoing_rx) = mpsc::unbounded_channel();
         let (events_tx, events_rx) = mpsc::unbounded_channel();
-        let pending = Arc::new(conn::Pending::default());
-        let writer = tokio::spawn(conn::run_writer(
-            write,
+        let task = tokio::spawn(session::supervise(
+            handshake,
+            servers.to_vec(),
             outgoing_rx,
-            Arc::clone(&pending),
-            timeout / PING_DIVISOR,
-        ));
-        let reader = tokio::spawn(conn::run_reader(
-            read,
-            leftover,
-            Arc::clone(&pending),
             events_tx,
-            timeout,
+            Arc::clone(&state),
         ));
         Client {
             outgoing: outgoing_tx,
-            pending,
+            state,
             events: Some(events_rx),
-            tasks: [writer, reader],
-            session_id: response.session_id,
-            password: response.password,
+            task,
             timeout,
-            server: addr.to_owned(),
         }
     }
 
     pub fn session_id(&self) -> i64 {
-        self.session_id
+        self.state.session_id
     }
 
     pub fn session_password(&self) -> &[u8] {
-        &self.password
+        &self.state.password
     }
 
     /// The session timeout the server granted.
@@ -178,14 +166,15 @@ impl Client {
         self.timeout
     }
 
-    /// The `host:port` this client is connected to.
-    pub fn server(&self) -> &str {
-        &self.server
+    /// The `host:port` this client is (or was last) connected to.
+    pub fn server(&self) -> String {
+        self.state.server()
     }
 
-    /// Why the connection is gone, once it is.
+    /// Why the client is not connected now (reconnecting, or the session is over); `None`
+    /// while it is.
     pub fn closed_reason(&self) -> Option<String> {
-        self.pending.closed_reason()
+        self.state.closed_reason()
     }
 
     /// The watch notifications of this session; `None` after the first call.
@@ -219,18 +208,18 @@ impl Client {
         let (tx, rx) = oneshot::channel();
         let sent = self.outgoing.send(conn::Outgoing { request, reply: tx });
         let timeout = self.timeout;
-        let pending = Arc::clone(&self.pending);
+        let state = Arc::clone(&self.state);
         async move {
             if sent.is_err() {
                 return Err(ClientError::Closed);
             }
             match tokio::time::timeout(timeout, rx).await {
                 Ok(Ok(reply)) => reply,
-                // The writer dropped the waiter: the connection is gone.
+                // The session task dropped the waiter: the session is over.
                 Ok(Err(_)) => Err(ClientError::ConnectionLoss(
-                    pending
+                    state
                         .closed_reason()
-                        .unwrap_or_else(|| "connection task ended".into()),
+                        .unwrap_or_else(|| "session task ended".into()),
                 )),
                 Err(_) => Err(ClientError::Timeout(timeout, "a reply")),
             }
@@ -391,9 +380,8 @@ impl Client {
     /// Ends the session (closeSession, waiting for its answer within the session timeout)
     /// and then the connection.
     pub async fn close(self) -> Result<(), ClientError> {
-        let result = self.submit(Request::CloseSession).await.map(drop);
-        self.pending.close("client closed");
-        result
+        self.state.start_closing();
+        self.submit(Request::CloseSession).await.map(drop)
     }
 }
 

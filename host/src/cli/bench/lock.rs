@@ -139,8 +139,8 @@ struct Failure {
     incremented: bool,
 }
 
-/// A failed request: without reconnects, an error that ends the connection or the session
-/// ends the session's lane; a server's answer does not.
+/// A failed request: an error that loses the connection (the lock request's fate is then
+/// unknown) or the session ends the session's lane; a server's answer does not.
 fn failure(error: ClientError, incremented: bool) -> Failure {
     let fatal = error.ends_the_session();
     Failure {
