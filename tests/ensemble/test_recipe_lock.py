@@ -44,6 +44,8 @@ GRANT_POLL_S = 1.0
 CLI_TIMEOUT_S = 30.0
 KILL_AFTER_S = 1.0
 SHORT_SESSION_MS = 2000
+# Session timeout of the `zkw lock` holder whose server is killed, in ms.
+HOLD_SESSION_MS = 4000
 PASS_ON_SLACK_S = 6.0
 # The recipe's timer period (lease expiry checks) and the lease the lease test sets, in ms.
 TIMER_MS = 250
@@ -285,6 +287,57 @@ def test_a_holders_session_loss_passes_the_lock_on(lock_cluster):
         assert token > first_token
         print(f"\nlock passed on {time.monotonic() - killed:.2f}s after the holder died")
         zk.delete(path)
+    finally:
+        if holder.poll() is None:
+            os.killpg(holder.pid, signal.SIGKILL)
+        holder.wait()
+
+
+def test_zkw_lock_keeps_the_lock_when_its_server_dies(lock_cluster, tmp_path):
+    """`zkw lock`, connected to the leader (first in its --server list), keeps its session
+    through a kill -9 of that server: it resumes on another member, the lock stays held past
+    a whole session timeout (a kazoo waiter is not granted, the request keeps its owner), and
+    its release when the command ends passes the lock on."""
+    cluster, zk = lock_cluster
+    old = cluster.leader()
+    others = [i for i in cluster.ids if i != old]
+    done = tmp_path / "done"
+    stderr_path = tmp_path / "lock.stderr"
+    lock = f"{LOCKS}/failover"
+    with open(stderr_path, "w") as stderr:
+        holder = subprocess.Popen(
+            [str(zkw_binary()), "lock", "failover", "--server", cluster.hosts([old] + others),
+             "--session-timeout-ms", str(HOLD_SESSION_MS), "--",
+             "sh", "-c", f"while [ ! -e '{done}' ]; do sleep 0.05; done"],
+            stderr=stderr, start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + CLI_TIMEOUT_S
+        while not (zk.exists(lock) and zk.get_children(lock)):
+            assert time.monotonic() < deadline, "zkw lock never queued"
+            time.sleep(RETRY_PAUSE_S)
+        (first,) = zk.get_children(lock)
+        request = f"{lock}/{first}"
+        owner = zk.exists(request).ephemeralOwner
+        first_token = wait_granted(zk, request, deadline)
+        waiter = zk.create(f"{lock}/write-", b"", ephemeral=True, sequence=True)
+        cluster[old].kill()
+        assert cluster.wait_quorum() != old
+        while "session resumed" not in stderr_path.read_text():
+            assert holder.poll() is None, stderr_path.read_text()
+            assert time.monotonic() < deadline, f"no resume: {stderr_path.read_text()}"
+            time.sleep(RETRY_PAUSE_S)
+        # Past a whole session timeout: an expiry would have passed the lock on by now.
+        time.sleep(HOLD_SESSION_MS / 1000 * 1.5)
+        stat = retrying(lambda: zk.exists(request), deadline)
+        assert stat is not None and stat.ephemeralOwner == owner, "the holder's request is gone"
+        data, _ = retrying(lambda: zk.get(waiter), deadline)
+        assert grant_token(data) is None, "granted while zkw lock still holds the lock"
+        done.touch()
+        assert holder.wait(CLI_TIMEOUT_S) == 0, stderr_path.read_text()
+        token = wait_granted(zk, waiter, time.monotonic() + CLI_TIMEOUT_S)
+        assert token > first_token
+        zk.delete(waiter)
     finally:
         if holder.poll() is None:
             os.killpg(holder.pid, signal.SIGKILL)

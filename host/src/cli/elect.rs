@@ -3,8 +3,9 @@
 //! Campaigning joins with an ephemeral sequential participant `<path>/<NAME>/p-` holding the
 //! proposal (`yield:` first with `--yield`); both modes then watch `<path>/<NAME>/leader` and
 //! print one line per leader change: `leader=<participant> epoch=<epoch> proposal=<proposal>
-//! self=<true|false>`. SIGINT/SIGTERM resigns (deletes the participant) and exits 0; a lost
-//! connection exits 1 (the session, and with it the candidacy, expires on the servers).
+//! self=<true|false>`. SIGINT/SIGTERM resigns (deletes the participant) and exits 0. A lost
+//! connection is waited out while the session resumes on another server; an expired session
+//! (its candidacy gone with it) exits 1.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -14,9 +15,9 @@ use clap::Args;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::bench::ServerOpts;
-use super::lock::ensure_node;
-use crate::client::{Client, ClientError, WatchedEvent};
-use crate::proto::{Acl, CreateMode, ErrorCode};
+use super::lock::{ensure_node, is_state};
+use crate::client::{until_reconnected, Client, ClientError, WatchedEvent};
+use crate::proto::{keeper_state, Acl, CreateMode, ErrorCode};
 
 /// Session timeout `zkw elect` asks for by default, in milliseconds: how long a candidacy
 /// outlives this process if it dies without resigning.
@@ -118,7 +119,10 @@ async fn elect(args: ElectArgs) -> anyhow::Result<ExitCode> {
     followed.map(|()| ExitCode::SUCCESS)
 }
 
-/// Prints each new content of the leader node until the connection is lost.
+/// Why following stops on its own: the session is over.
+const ENDED: &str = "the session ended (expired, or closed by the servers)";
+
+/// Prints each new content of the leader node until the session ends.
 async fn follow(
     client: &Client,
     events: &mut UnboundedReceiver<WatchedEvent>,
@@ -137,19 +141,36 @@ async fn follow(
             }
             Err(ClientError::Server(ErrorCode::NoNode)) => {
                 // Not announced yet: wait for its creation, unless it appeared meanwhile.
-                if client.exists(leader, true).await?.is_some() {
-                    continue;
+                match client.exists(leader, true).await {
+                    Ok(Some(_)) => continue,
+                    Ok(None) => {}
+                    Err(ClientError::ConnectionLoss(_)) => {
+                        until_reconnected(events).await.context(ENDED)?;
+                        continue;
+                    }
+                    Err(error) => return Err(error.into()),
                 }
+            }
+            // The session resumes on another server (a campaign, ephemeral, lives as long as
+            // it does): read again once it has.
+            Err(ClientError::ConnectionLoss(_)) => {
+                until_reconnected(events).await.context(ENDED)?;
+                continue;
             }
             Err(error) => return Err(error.into()),
         }
         loop {
-            let event = events
-                .recv()
-                .await
-                .context("connection to the servers lost")?;
+            let event = events.recv().await.context(ENDED)?;
             if event.path == leader {
                 break;
+            }
+            if is_state(&event, keeper_state::DISCONNECTED) {
+                eprintln!("zkw elect: connection lost; resuming the session");
+                until_reconnected(events).await.context(ENDED)?;
+                break;
+            }
+            if is_state(&event, keeper_state::EXPIRED) {
+                bail!(ENDED);
             }
         }
     }

@@ -4,7 +4,9 @@
 //! own node: no herd), runs CMD with the fencing token in `ZKW_FENCING_TOKEN` (and the request
 //! path in `ZKW_LOCK_NODE`), exits with CMD's status, and releases by deleting the request when
 //! CMD ends or when SIGINT/SIGTERM arrives (forwarded to CMD first). The request is ephemeral,
-//! so a crash of this process releases the lock when its session expires.
+//! so a crash of this process releases the lock when its session expires. A lost connection
+//! (its server died) does not: the session resumes on another server of `--server` and the
+//! lock stays held; it is said on stderr, as is an expiry that ends the hold.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -15,8 +17,8 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::bench::ServerOpts;
-use crate::client::{Client, ClientError, WatchedEvent};
-use crate::proto::{Acl, CreateMode, ErrorCode};
+use crate::client::{until_reconnected, Client, ClientError, WatchedEvent};
+use crate::proto::{keeper_state, Acl, CreateMode, ErrorCode, EventType};
 
 /// Session timeout `zkw lock` asks for by default, in milliseconds: how long the lock outlives
 /// this process if it dies without releasing.
@@ -140,17 +142,25 @@ async fn hold(args: LockArgs) -> anyhow::Result<ExitCode> {
             return Err(error);
         }
     };
-    let status = run_command(&args.command, token, &request, &mut signals, &mut events).await;
+    let held = Held {
+        client: &client,
+        token,
+        request: &request,
+    };
+    let status = run_command(&args.command, held, &mut signals, &mut events).await;
     release(client, &request).await;
     status
 }
 
-/// Waits until `request` carries a grant; its fencing token.
-pub async fn wait_grant(
+/// Waits until `request` carries a grant; its fencing token. A lost connection is waited
+/// out: the session resumes on another server (the request, ephemeral, lives as long as the
+/// session), and the request is read again.
+async fn wait_grant(
     client: &Client,
     events: &mut UnboundedReceiver<WatchedEvent>,
     request: &str,
 ) -> anyhow::Result<i64> {
+    const ENDED: &str = "the session ended while waiting for the lock";
     loop {
         // The watch is set by the same read that finds no grant, so the grant cannot slip by.
         let (data, _) = match client.get_data(request, true).await {
@@ -158,31 +168,55 @@ pub async fn wait_grant(
             Err(ClientError::Server(ErrorCode::NoNode)) => {
                 bail!("{request} was deleted before it was granted")
             }
+            Err(ClientError::ConnectionLoss(_)) => {
+                until_reconnected(events).await.context(ENDED)?;
+                continue;
+            }
             Err(error) => return Err(error.into()),
         };
         if let Some(token) = grant_token(&data) {
             return Ok(token);
         }
         loop {
-            let event = events
-                .recv()
-                .await
-                .context("connection lost while waiting for the lock")?;
+            let event = events.recv().await.context(ENDED)?;
             if event.path == request {
                 break;
+            }
+            if is_state(&event, keeper_state::DISCONNECTED) {
+                until_reconnected(events).await.context(ENDED)?;
+                break;
+            }
+            if is_state(&event, keeper_state::EXPIRED) {
+                bail!(ENDED);
             }
         }
     }
 }
 
+/// Whether `event` is the session state change to `state`.
+pub fn is_state(event: &WatchedEvent, state: i32) -> bool {
+    event.event_type == EventType::None as i32 && event.state == state
+}
+
+/// A granted lock: the session holding it, its fencing token and request node.
+struct Held<'a> {
+    client: &'a Client,
+    token: i64,
+    request: &'a str,
+}
+
 /// Runs the command with the token; its exit status (128 + signal when it was killed).
 async fn run_command(
     command: &[String],
-    token: i64,
-    request: &str,
+    held: Held<'_>,
     signals: &mut Signals,
     events: &mut UnboundedReceiver<WatchedEvent>,
 ) -> anyhow::Result<ExitCode> {
+    let Held {
+        client,
+        token,
+        request,
+    } = held;
     let (program, rest) = command.split_first().context("no command given")?;
     let mut child = tokio::process::Command::new(program)
         .args(rest)
@@ -207,11 +241,17 @@ async fn run_command(
                 Some(event) if event.path == request && event.event_type == EVENT_NODE_DELETED => {
                     eprintln!("zkw lock: {request} was deleted (lease expired?): the lock is no longer held");
                 }
-                Some(_) => {}
-                None => {
-                    watching = false;
-                    eprintln!("zkw lock: connection to the servers lost: the lock passes on when the session expires");
+                Some(event) if is_state(&event, keeper_state::DISCONNECTED) => {
+                    eprintln!("zkw lock: connection lost; resuming the session (the lock stays held while it lives)");
                 }
+                Some(event) if is_state(&event, keeper_state::SYNC_CONNECTED) => {
+                    eprintln!("zkw lock: session resumed on {}", client.server());
+                }
+                Some(event) if is_state(&event, keeper_state::EXPIRED) => {
+                    eprintln!("zkw lock: the session expired: the lock is no longer held");
+                }
+                Some(_) => {}
+                None => watching = false,
             },
         }
     };

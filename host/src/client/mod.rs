@@ -33,6 +33,7 @@ use tokio::task::JoinHandle;
 pub use admin::{CreateOptions, CONFIG_NODE};
 pub use conn::{WatchedEvent, REPLY_FRAME_BYTES_MAX, WRITE_BATCH_REQUESTS_MAX};
 pub use error::ClientError;
+pub use session::until_reconnected;
 
 use crate::proto::{
     op, Acl, CreateMode, CreateRequest, DeleteRequest, MultiOp, MultiResult, PathWatchRequest,

@@ -289,6 +289,25 @@ impl SessionState {
     }
 }
 
+/// Reads `events` until the session is connected again (`SyncConnected`); node events read
+/// meanwhile are dropped (the caller re-reads what it watches). `SessionExpired` when the
+/// session ends instead.
+pub async fn until_reconnected(
+    events: &mut mpsc::UnboundedReceiver<WatchedEvent>,
+) -> Result<(), ClientError> {
+    while let Some(event) = events.recv().await {
+        if event.event_type != EventType::None as i32 {
+            continue;
+        }
+        match event.state {
+            keeper_state::SYNC_CONNECTED => return Ok(()),
+            keeper_state::EXPIRED => return Err(ClientError::SessionExpired),
+            _ => {}
+        }
+    }
+    Err(ClientError::SessionExpired)
+}
+
 /// A state change as the event channel carries it (type None, no path).
 fn state_event(state: i32) -> WatchedEvent {
     WatchedEvent {
