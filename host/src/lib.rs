@@ -20,6 +20,7 @@ pub mod clock;
 pub mod config;
 pub mod consensus;
 pub mod fatal;
+pub mod net;
 pub mod proto;
 pub mod server;
 pub mod session;

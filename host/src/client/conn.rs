@@ -14,11 +14,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::session::{Registration, SessionState};
+use crate::net::{Stream, Transport};
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, oneshot};
 
 use super::error::ClientError;
@@ -108,7 +107,7 @@ impl Pending {
 
 /// The result of a handshake: the socket halves and what the server granted.
 pub struct Handshake {
-    pub stream: TcpStream,
+    pub stream: Stream,
     pub response: ConnectResponse,
     /// Bytes read past the ConnectResponse (a server may pipeline nothing yet, but be safe).
     pub leftover: BytesMut,
@@ -131,19 +130,20 @@ impl Resume {
     }
 }
 
-/// Opens a TCP connection to `addr` and runs the connect handshake, all within `bound`. A
-/// server that answers with no timeout refused the session: `SessionExpired`.
+/// Opens a connection to `addr` on `transport` and runs the connect handshake, all within
+/// `bound`. A server that answers with no timeout refused the session: `SessionExpired`.
 pub async fn handshake(
+    transport: &dyn Transport,
     addr: &str,
     timeout: Duration,
     bound: Duration,
     resume: &Resume,
 ) -> Result<Handshake, ClientError> {
     let attempt = async {
-        let mut stream = TcpStream::connect(addr)
+        let mut stream = transport
+            .dial(addr)
             .await
             .map_err(|e| ClientError::ConnectionLoss(format!("connect {addr}: {e}")))?;
-        let _ = stream.set_nodelay(true);
         let timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
         let request = ConnectRequest {
             protocol_version: 0,
@@ -179,10 +179,7 @@ fn io_loss(error: std::io::Error) -> ClientError {
 }
 
 /// Reads until one whole frame is in `buf` and returns its payload.
-async fn read_frame(
-    stream: &mut TcpStream,
-    buf: &mut BytesMut,
-) -> Result<bytes::Bytes, ClientError> {
+async fn read_frame(stream: &mut Stream, buf: &mut BytesMut) -> Result<bytes::Bytes, ClientError> {
     loop {
         // `first` is false: a server never answers with a four-letter word.
         if let Some(Frame::Payload(payload)) = take_frame(buf, REPLY_FRAME_BYTES_MAX, false)? {
@@ -224,7 +221,7 @@ pub async fn serve(
     } = handshake;
     // timeout_ms > 0 was checked by the handshake.
     let timeout = Duration::from_millis(u64::try_from(response.timeout_ms).unwrap_or(1));
-    let (read, write) = stream.into_split();
+    let (read, write) = tokio::io::split(stream);
     let pending = Pending::default();
     let preamble = preamble
         .into_iter()
@@ -235,7 +232,10 @@ pub async fn serve(
         })
         .collect();
     let writer = run_writer(write, outgoing, &pending, timeout / PING_DIVISOR, preamble);
-    let reader = run_reader(read, leftover, &pending, events, timeout, &state);
+    // As the Java client's read timeout: a silent server is left with a third of the session
+    // timeout still to go, time to resume on another before the session expires.
+    let silence_max = timeout * 2 / 3;
+    let reader = run_reader(read, leftover, &pending, events, silence_max, &state);
     let served = tokio::select! {
         reason = reader => Served::Lost(reason),
         served = writer => served,
@@ -249,7 +249,7 @@ pub async fn serve(
 /// Writer: assigns xids, queues waiters, batches requests into socket writes, and pings
 /// after `ping_every` without a request. Ends when every sender is dropped or a write fails.
 async fn run_writer(
-    mut write: OwnedWriteHalf,
+    mut write: WriteHalf<Stream>,
     outgoing: &mut mpsc::UnboundedReceiver<Outgoing>,
     pending: &Pending,
     ping_every: Duration,
@@ -331,17 +331,17 @@ fn queue_batch(batch: Vec<Outgoing>, pending: &Pending, next_xid: &mut i32, out:
     }
 }
 
-async fn flush(write: &mut OwnedWriteHalf, out: &mut BytesMut) -> Result<(), String> {
+async fn flush(write: &mut WriteHalf<Stream>, out: &mut BytesMut) -> Result<(), String> {
     let result = write.write_all(out).await;
     out.clear();
     result.map_err(|e| format!("write failed: {e}"))
 }
 
 /// Reader: routes every reply frame until the first error, and returns why the connection
-/// ended. A silence of `silence_max` (the session timeout; pings make the server talk every
-/// third of it) counts as a lost connection.
+/// ended. A silence of `silence_max` (two thirds of the session timeout; pings make the
+/// server talk every third of it) counts as a lost connection.
 async fn run_reader(
-    mut read: OwnedReadHalf,
+    mut read: ReadHalf<Stream>,
     mut buf: BytesMut,
     pending: &Pending,
     events: &mpsc::UnboundedSender<WatchedEvent>,

@@ -35,6 +35,7 @@ pub use conn::{WatchedEvent, REPLY_FRAME_BYTES_MAX, WRITE_BATCH_REQUESTS_MAX};
 pub use error::ClientError;
 pub use session::until_reconnected;
 
+use crate::net::{TcpTransport, Transport};
 use crate::proto::{
     op, Acl, CreateMode, CreateRequest, DeleteRequest, MultiOp, MultiResult, PathWatchRequest,
     Request, Response, SetDataRequest, Stat,
@@ -98,6 +99,16 @@ impl Client {
     /// because it does not serve yet) is tried again after the others, as the Java client
     /// does; all attempts together are bounded by `session_timeout`.
     pub async fn connect(servers: &str, session_timeout: Duration) -> Result<Client, ClientError> {
+        Client::connect_via(Arc::new(TcpTransport), servers, session_timeout).await
+    }
+
+    /// [`Client::connect`] over `transport` (the simulator's in-memory network), which the
+    /// session also reconnects over.
+    pub async fn connect_via(
+        transport: Arc<dyn Transport>,
+        servers: &str,
+        session_timeout: Duration,
+    ) -> Result<Client, ClientError> {
         let addrs = parse_servers(servers)?;
         let deadline = tokio::time::Instant::now() + session_timeout;
         let pause = Duration::from_millis(CONNECT_RETRY_PAUSE_MS);
@@ -109,8 +120,9 @@ impl Client {
                     break;
                 }
                 let fresh = conn::Resume::new_session();
-                match conn::handshake(addr, session_timeout, left, &fresh).await {
-                    Ok(handshake) => return Ok(Client::start(addr, &addrs, handshake)),
+                let attempt = conn::handshake(&*transport, addr, session_timeout, left, &fresh);
+                match attempt.await {
+                    Ok(handshake) => return Ok(Client::start(transport, addr, &addrs, handshake)),
                     Err(ClientError::SessionExpired) => return Err(ClientError::SessionExpired),
                     Err(error) => last = format!("{addr}: {error}"),
                 }
@@ -126,7 +138,12 @@ impl Client {
         })
     }
 
-    fn start(addr: &str, servers: &[String], handshake: conn::Handshake) -> Client {
+    fn start(
+        transport: Arc<dyn Transport>,
+        addr: &str,
+        servers: &[String],
+        handshake: conn::Handshake,
+    ) -> Client {
         let response = &handshake.response;
         // timeout_ms > 0 was checked by the handshake.
         let timeout = Duration::from_millis(u64::try_from(response.timeout_ms).unwrap_or(1));
@@ -140,6 +157,7 @@ impl Client {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(session::supervise(
             handshake,
+            transport,
             servers.to_vec(),
             outgoing_rx,
             events_tx,

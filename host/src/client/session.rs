@@ -11,13 +11,14 @@
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
 use super::conn::{self, Outgoing, WatchedEvent};
 use super::error::ClientError;
+use crate::net::Transport;
 use crate::proto::{keeper_state, AuthPacket, EventType, Request, SetWatches};
 
 /// Pause after a pass over the server list in which no server took the session back.
@@ -323,10 +324,11 @@ fn state_event(state: i32) -> WatchedEvent {
 /// handle is dropped (which also aborts it).
 pub async fn supervise(
     first: conn::Handshake,
+    transport: Arc<dyn Transport>,
     servers: Vec<String>,
     mut outgoing: mpsc::UnboundedReceiver<Outgoing>,
     events: mpsc::UnboundedSender<WatchedEvent>,
-    state: std::sync::Arc<SessionState>,
+    state: Arc<SessionState>,
 ) {
     let mut handshake = first;
     let mut preamble = Vec::new();
@@ -336,7 +338,7 @@ pub async fn supervise(
             handshake,
             &mut outgoing,
             &events,
-            std::sync::Arc::clone(&state),
+            Arc::clone(&state),
             preamble,
         )
         .await;
@@ -354,7 +356,15 @@ pub async fn supervise(
             reason: reason.clone(),
         });
         let _ = events.send(state_event(keeper_state::DISCONNECTED));
-        match reconnect(&servers, &server, &mut outgoing, &state, &reason).await {
+        let found = reconnect(
+            &*transport,
+            &servers,
+            &server,
+            &mut outgoing,
+            &state,
+            &reason,
+        );
+        match found.await {
             Some((next, resumed)) => {
                 state.set(Status::Connected { server: next });
                 let _ = events.send(state_event(keeper_state::SYNC_CONNECTED));
@@ -377,6 +387,7 @@ pub async fn supervise(
 /// Tries the servers in turn, starting after `last`, until one takes the session back
 /// (`Some`) or one answers that it expired (`None`). Requests made meanwhile fail at once.
 async fn reconnect(
+    transport: &dyn Transport,
     servers: &[String],
     last: &str,
     outgoing: &mut mpsc::UnboundedReceiver<Outgoing>,
@@ -404,7 +415,8 @@ async fn reconnect(
                 password: state.password.clone(),
                 last_zxid: state.last_zxid(),
             };
-            match conn::handshake(server, state.timeout, state.timeout, &resume).await {
+            let attempt = conn::handshake(transport, server, state.timeout, state.timeout, &resume);
+            match attempt.await {
                 Ok(handshake) => return Some(((*server).clone(), handshake)),
                 Err(ClientError::SessionExpired) => return None,
                 Err(error) => {

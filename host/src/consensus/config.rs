@@ -7,9 +7,9 @@ use std::sync::Arc;
 use openraft::SnapshotPolicy;
 
 use super::log::LogMedium;
-use super::transport::PeerTransport;
 use super::{failpoint, handshake, network, ConsensusError, STANDALONE_ELECTION_MS_MAX};
 use crate::fatal::FatalSignal;
+use crate::net::Transport;
 use crate::timing::StorageTimings;
 
 /// One member of the ensemble, as `server.N` describes it.
@@ -57,7 +57,7 @@ pub struct ConsensusConfig {
     /// Mutual TLS between peers (`sslQuorum=true`), or none.
     pub quorum_tls: Option<Arc<network::QuorumTls>>,
     /// How peers are dialled and listened for (TCP, or a simulation's network).
-    pub transport: Arc<dyn PeerTransport>,
+    pub transport: Arc<dyn Transport>,
     /// Where the Raft log lives (the log directory, or a simulation's in-memory disk).
     pub log_medium: LogMedium,
 }
@@ -133,7 +133,7 @@ mod tests {
             snapshot_chunk_bytes: network::SNAPSHOT_CHUNK_BYTES,
             storage_timings: Arc::default(),
             quorum_tls: None,
-            transport: Arc::new(crate::consensus::transport::TcpTransport),
+            transport: Arc::new(crate::net::TcpTransport),
             log_medium: LogMedium::Directory,
         }
     }

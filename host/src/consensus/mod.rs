@@ -55,7 +55,6 @@ mod report;
 mod serving;
 pub mod state_machine;
 pub mod store;
-pub mod transport;
 pub mod types;
 
 use std::collections::BTreeMap;

@@ -53,9 +53,9 @@ use super::handshake::{
     HANDSHAKE_FRAME_BYTES_MAX, HANDSHAKE_TIMEOUT_MS, HANDSHAKE_VERSION,
 };
 use super::membership::{quorum_address, MembershipEdit, ReconfigError};
-use super::transport::{PeerListener, PeerStream, PeerTransport};
 use super::types::{Command, Entry, SnapshotMeta, Vote, ZkwRaft};
 use super::PROPOSAL_ENVELOPE_BYTES_MAX;
+use crate::net::{Listener, Stream, Transport};
 
 /// Largest peer message of an admitted member (a snapshot chunk, an AppendEntries batch and a
 /// forwarded batch are each cut well below it). ZooKeeper's nearest bound: `jute.maxbuffer`
@@ -108,7 +108,7 @@ pub struct PeerSettings {
     /// Mutual TLS on every peer connection (`sslQuorum=true`), or plain TCP.
     pub tls: Option<Arc<QuorumTls>>,
     /// How peers are dialled (TCP, or a simulation's network).
-    pub transport: Arc<dyn PeerTransport>,
+    pub transport: Arc<dyn Transport>,
 }
 
 /// The peers whose last connection attempt failed, with the error. A peer that becomes
@@ -365,7 +365,7 @@ where
 }
 
 /// The dialler's half of the handshake (see `handshake.rs`).
-async fn greet(stream: &mut PeerStream, settings: &PeerSettings, target: u64) -> io::Result<()> {
+async fn greet(stream: &mut Stream, settings: &PeerSettings, target: u64) -> io::Result<()> {
     let challenge: Challenge = read_message(stream, HANDSHAKE_FRAME_BYTES_MAX, None).await?;
     if challenge.version != HANDSHAKE_VERSION {
         return Err(refused(&Refusal::Version(challenge.version)));
@@ -405,7 +405,7 @@ pub struct PeerClient {
     pub target: u64,
     address: String,
     settings: Arc<PeerSettings>,
-    stream: Option<PeerStream>,
+    stream: Option<Stream>,
     /// When `stream` last carried a message.
     used_at: Instant,
     warned_at: Option<Instant>,
@@ -424,12 +424,12 @@ impl PeerClient {
     }
 
     /// A new connection: TCP, TLS with `sslQuorum=true`, then the quorum handshake.
-    async fn connect(&mut self) -> io::Result<PeerStream> {
+    async fn connect(&mut self) -> io::Result<Stream> {
         let connect = self.settings.transport.dial(&self.address);
         let tcp = tokio::time::timeout(Duration::from_millis(PEER_CONNECT_TIMEOUT_MS), connect)
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
-        let mut stream: PeerStream = match &self.settings.tls {
+        let mut stream: Stream = match &self.settings.tls {
             None => tcp,
             Some(tls) => {
                 let handshake = tls.connector.connect(server_name(&self.address)?, tcp);
@@ -472,7 +472,7 @@ impl PeerClient {
     }
 
     /// The open connection, or a new one when there is none or it sat unused too long.
-    async fn stream(&mut self) -> io::Result<&mut PeerStream> {
+    async fn stream(&mut self) -> io::Result<&mut Stream> {
         let stale = self.used_at.elapsed() > Duration::from_millis(PEER_CLIENT_IDLE_MS_MAX);
         if stale {
             self.stream = None;
@@ -830,7 +830,7 @@ pub struct PeerService {
 /// Accepts peers on the quorum port until `stop` flips; each admitted connection is served in
 /// turn (see the module doc for who is admitted).
 pub async fn serve(
-    mut listener: Box<dyn PeerListener>,
+    mut listener: Box<dyn Listener>,
     service: PeerService,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -871,12 +871,12 @@ pub async fn serve(
 /// is logged and dropped), who it is and its place under the caps, once the handshake
 /// admitted it.
 async fn accept_peer(
-    stream: PeerStream,
+    stream: Stream,
     peer: SocketAddr,
     service: &PeerService,
     slots: &Arc<Slots>,
-) -> Option<(PeerStream, Admitted, Held)> {
-    let mut stream: PeerStream = match &service.settings.tls {
+) -> Option<(Stream, Admitted, Held)> {
+    let mut stream: Stream = match &service.settings.tls {
         None => stream,
         Some(tls) => {
             match tokio::time::timeout(tls.handshake_timeout, tls.acceptor.accept(stream)).await {
@@ -921,7 +921,7 @@ async fn accept_peer(
 /// member connecting from that member's address (see the module doc), and a place under its
 /// cap; only then the welcome.
 async fn admit(
-    stream: &mut PeerStream,
+    stream: &mut Stream,
     peer: SocketAddr,
     service: &PeerService,
     slots: &Arc<Slots>,
@@ -988,7 +988,7 @@ async fn at_address(ip: IpAddr, configured: &[String]) -> bool {
 
 /// Serves an admitted connection until it ends, logging why.
 async fn serve_admitted(
-    stream: PeerStream,
+    stream: Stream,
     admitted: Admitted,
     peer: SocketAddr,
     handler: PeerHandler,
@@ -1010,7 +1010,7 @@ async fn serve_admitted(
 }
 
 async fn serve_connection(
-    mut stream: PeerStream,
+    mut stream: Stream,
     admitted: Admitted,
     peer: SocketAddr,
     handler: PeerHandler,
@@ -1069,8 +1069,8 @@ fn append(buffer: &mut Vec<u8>, piece: Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::consensus::transport::TcpTransport;
     use crate::consensus::types::LogId;
+    use crate::net::TcpTransport;
     use tokio::net::TcpListener;
 
     type Seen = Arc<Mutex<Vec<PeerRequest>>>;
@@ -1129,7 +1129,7 @@ mod tests {
     ) -> (String, tokio::sync::watch::Sender<bool>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap().to_string();
-        let listener: Box<dyn PeerListener> = Box::new(listener);
+        let listener: Box<dyn Listener> = Box::new(listener);
         let kept = Arc::clone(seen);
         let member_address = address.clone();
         let service = PeerService {

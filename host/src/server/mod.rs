@@ -45,9 +45,9 @@ use crate::consensus::failpoint::{FailpointError, Failpoints};
 use crate::consensus::handshake::QuorumAuth;
 use crate::consensus::log::LogMedium;
 use crate::consensus::network::QuorumTls;
-use crate::consensus::transport::{PeerTransport, TcpTransport};
 use crate::consensus::{Consensus, ConsensusConfig, ConsensusError, Member, Proposal, Proposer};
 use crate::fatal::{Fatal, FatalSignal, FATAL_LOG_PREFIX, FATAL_SHUTDOWN_MS_MAX};
+use crate::net::{Listener, TcpTransport, Transport};
 use crate::proto::{perms, Acl, Id, SessionId};
 use crate::session::SessionTracker;
 use crate::timing::StorageTimings;
@@ -417,8 +417,11 @@ pub async fn serve(
 #[derive(Clone)]
 pub struct Seams {
     pub clock: Arc<dyn Clock>,
-    pub peers: Arc<dyn PeerTransport>,
+    pub peers: Arc<dyn Transport>,
     pub log: LogMedium,
+    /// A client port on another network besides the TCP one (the simulator's): clients that
+    /// dial this address on this transport are served as on the client port.
+    pub clients: Option<(Arc<dyn Transport>, SocketAddr)>,
 }
 
 impl Seams {
@@ -428,6 +431,7 @@ impl Seams {
             clock: Arc::new(SystemClock::new()),
             peers: Arc::new(TcpTransport),
             log: LogMedium::Directory,
+            clients: None,
         }
     }
 }
@@ -439,9 +443,25 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
     seams: Seams,
 ) -> Result<(), ServerError> {
-    let Seams { clock, peers, log } = seams;
+    let Seams {
+        clock,
+        peers,
+        log,
+        clients,
+    } = seams;
     let local_address = listener.local_addr().map_err(ServerError::LocalAddress)?;
     let secure = bind_secure(&config).await?;
+    let mut other_port =
+        match clients {
+            Some((transport, address)) => Some(transport.listen(address).await.map_err(
+                |error| ServerError::Bind {
+                    key: "clientPort",
+                    address,
+                    error,
+                },
+            )?),
+            None => None,
+        };
     let fatal = FatalSignal::new();
     let server_id = config.my_id.unwrap_or(0);
     let mut tree = Tree::new();
@@ -555,6 +575,17 @@ pub async fn run(
                     Ok((stream, peer)) => {
                         if let Some(admitted) = admit(&shared, peer, false) {
                             connection_tasks.spawn(connection::run(context.clone(), stream, admitted));
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "accept failed; backing off");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                accepted = accept_other(other_port.as_mut()) => match accepted {
+                    Ok((stream, peer)) => {
+                        if let Some(admitted) = admit(&shared, peer, false) {
+                            connection_tasks.spawn(connection::run_stream(context.clone(), stream, admitted));
                         }
                     }
                     Err(error) => {
@@ -760,6 +791,17 @@ async fn bind_secure(config: &Config) -> Result<Option<SecureListener>, ServerEr
         handshake_timeout: Duration::from_millis(config.tls.client.handshake_timeout_ms),
         handshakes: Arc::default(),
     }))
+}
+
+/// Accepts on the client port of another network (`Seams::clients`); never completes when
+/// there is none.
+async fn accept_other(
+    listener: Option<&mut Box<dyn Listener>>,
+) -> std::io::Result<(crate::net::Stream, SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Accepts on the secure port; never completes when there is none.
@@ -1017,7 +1059,7 @@ async fn drop_clients_without_quorum(
 async fn consensus_config(
     shared: &Shared,
     fatal: &FatalSignal,
-    transport: Arc<dyn PeerTransport>,
+    transport: Arc<dyn Transport>,
     log_medium: LogMedium,
 ) -> Result<ConsensusConfig, ServerError> {
     let config = &shared.config;

@@ -60,7 +60,7 @@ pub(crate) fn stray(id: u64) -> Arc<PeerSettings> {
         snapshot_chunk_bytes: SNAPSHOT_CHUNK_BYTES,
         reachability: Default::default(),
         tls: None,
-        transport: Arc::new(zkw::consensus::transport::TcpTransport),
+        transport: Arc::new(zkw::net::TcpTransport),
     })
 }
 

@@ -1,6 +1,9 @@
 //! The simulated ensemble: N zkw servers in this process, each on its own single-threaded
 //! tokio runtime (its own thread), all on one [`MemoryNetwork`] for the quorum port and each
-//! with its Raft log on an in-memory [`TestDisk`]. Clients reach them on real loopback TCP.
+//! with its Raft log on an in-memory [`TestDisk`]. Clients reach them on real loopback TCP
+//! (the `zookeeper-client` crate), or on the same network at the member's address and
+//! [`MEMORY_CLIENT_PORT`] (zkw's own client), where a member's crash, pause or reset reaches
+//! them too.
 //!
 //! A crash drops the member's runtime mid-flight (every task of the server stops at its next
 //! await, nothing flushes) and replaces its log with what a power cut leaves: only synced
@@ -15,7 +18,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use zkw::clock::{Clock, SystemClock};
 use zkw::consensus::log::{Image, LogMedium, TestDisk};
-use zkw::consensus::transport::MemoryNetwork;
+use zkw::net::MemoryNetwork;
 use zkw::server::Seams;
 
 use crate::common::{poll_until, SUPER_DIGEST, SUPER_DIGEST_KEY, TICK_MS};
@@ -23,6 +26,8 @@ use crate::ensemble::{four_letter, INIT_LIMIT_TICKS, SYNC_LIMIT_TICKS};
 
 /// The quorum port every member listens on (each member is its own address on the network).
 const QUORUM_PORT: u16 = 2888;
+/// The client port every member listens on in the simulated network.
+const MEMORY_CLIENT_PORT: u16 = 2181;
 /// Bound on an election, a catch-up or the digests converging, seconds.
 pub const CONVERGE_SECS_MAX: u64 = 60;
 /// Bound on a server returning after its shutdown, or its runtime's blocking work after a
@@ -94,6 +99,10 @@ impl Member {
             }),
             peers: network.transport(member_ip(self.id)),
             log: LogMedium::Memory(self.disk.clone()),
+            clients: Some((
+                network.transport(member_ip(self.id)),
+                std::net::SocketAddr::new(member_ip(self.id), MEMORY_CLIENT_PORT),
+            )),
         };
         let port = self.client_port;
         let log = std::fs::OpenOptions::new()
@@ -239,6 +248,19 @@ impl Cluster {
         self.members
             .iter()
             .map(|m| format!("127.0.0.1:{}", m.client_port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Every member's client address on the simulated network, comma-separated, starting at
+    /// the one after `first` members (so that clients spread over the members).
+    pub fn memory_hosts(&self, first: usize) -> String {
+        let ids: Vec<u8> = self.members.iter().map(|m| m.id).collect();
+        let at = first % ids.len();
+        ids[at..]
+            .iter()
+            .chain(&ids[..at])
+            .map(|id| format!("{}:{MEMORY_CLIENT_PORT}", member_ip(*id)))
             .collect::<Vec<_>>()
             .join(",")
     }

@@ -41,10 +41,12 @@ use checker::{History, Kind};
 use cluster::{member_ip, Cluster, CONVERGE_SECS_MAX};
 use common::{bounded, poll_until, TICK_MS};
 use ensemble::Ensemble;
-use workload::{Acked, Shared, KEYS};
+use workload::{Acked, Kept, Shared, KEYS};
 
 /// Clients running at once.
 const CLIENTS: usize = 4;
+/// Kept sessions of zkw's own client on the simulated network (`workload::keep`).
+const KEPT_SESSIONS: usize = 2;
 /// Rounds of faults in one run.
 const ROUNDS: usize = 6;
 /// How long a fault holds, and the quiet after each heal, in ticks (drawn in these ranges).
@@ -373,8 +375,15 @@ async fn simulate(seed: u64, size: u8) {
         history: History::new(),
         acked: Mutex::new(Acked::default()),
         hosts: cluster.hosts(),
+        network: cluster.network.clone(),
+        memory_hosts: (0..usize::from(size))
+            .map(|first| cluster.memory_hosts(first))
+            .collect(),
     });
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let kept: Vec<_> = (0..KEPT_SESSIONS)
+        .map(|k| tokio::spawn(workload::keep(Arc::clone(&shared), k, stopped.clone())))
+        .collect();
     let clients: Vec<_> = (0..CLIENTS)
         .map(|process| {
             tokio::spawn(workload::client(
@@ -411,11 +420,15 @@ async fn simulate(seed: u64, size: u8) {
     for client in clients {
         bounded("a client to stop", client).await.unwrap();
     }
-    check(seed, size, &cluster, &shared).await;
+    let mut kept_sessions = Vec::new();
+    for session in kept {
+        kept_sessions.extend(bounded("a kept session to stop", session).await.unwrap());
+    }
+    check(seed, size, &cluster, &shared, kept_sessions).await;
     cluster.stop_all().await;
 }
 
-async fn check(seed: u64, size: u8, cluster: &Cluster, shared: &Shared) {
+async fn check(seed: u64, size: u8, cluster: &Cluster, shared: &Shared, kept: Vec<Kept>) {
     let label = format!("seed {seed}/{size}");
     cluster.digests_agree().await;
     let reader = connect(&cluster.hosts()).await;
@@ -471,15 +484,22 @@ async fn check(seed: u64, size: u8, cluster: &Cluster, shared: &Shared) {
         );
         check_watches(&label, session, &acked.writes).await;
     }
+    let kept_live = check_kept(&label, &reader, &kept).await;
+    let resumed: usize = kept.iter().map(|kept| kept.resumed).sum();
     eprintln!(
         "{label}: {} ops, {} acknowledged creates, {} lock grants, {} sessions ({live} live at \
-         the end), {} abandoned with an ephemeral",
+         the end), {} abandoned with an ephemeral, {kept_live} of {} kept sessions live at the \
+         end after {resumed} resumes",
         shared.history.len(),
         acked.nodes.len(),
         acked.grants.len(),
         acked.sessions.len(),
-        acked.abandoned.len()
+        acked.abandoned.len(),
+        kept.len(),
     );
+    for kept in kept {
+        let _ = workload::timed_ours(kept.client.close()).await;
+    }
     // Every session closed: every ephemeral goes.
     for session in &acked.sessions {
         session.client.lock().unwrap().take();
@@ -496,6 +516,40 @@ async fn check(seed: u64, size: u8, cluster: &Cluster, shared: &Shared) {
         left.is_empty().then_some(())
     })
     .await;
+}
+
+/// A kept session that lives at the end (its server answers a sync on it) still owns its
+/// ephemeral, which holds a count it was told was written, or one it sent later. Returns how
+/// many lived.
+async fn check_kept(label: &str, reader: &zk::Client, kept: &[Kept]) -> usize {
+    let mut live = 0;
+    for kept in kept {
+        if kept.expired || workload::timed_ours(kept.client.sync("/")).await.is_err() {
+            continue;
+        }
+        live += 1;
+        let found = bounded("read a kept ephemeral", reader.get_data(&kept.path)).await;
+        let Ok((data, stat)) = found else {
+            panic!(
+                "{label}: session {:#x} lives (resumed {} times), its {} does not",
+                kept.session_id, kept.resumed, kept.path
+            );
+        };
+        assert_eq!(
+            stat.ephemeral_owner, kept.session_id,
+            "{label}: {} changed owner",
+            kept.path
+        );
+        let count: u64 = String::from_utf8_lossy(&data).parse().unwrap();
+        assert!(
+            (kept.acked..=kept.sent).contains(&count),
+            "{label}: {} holds {count}: {} was acknowledged, {} the last sent",
+            kept.path,
+            kept.acked,
+            kept.sent
+        );
+    }
+    live
 }
 
 /// Every lock grant has its own fencing token, no lower than its request's zxid, and grants

@@ -13,7 +13,11 @@
 //!   in request order (FIFO);
 //! - one-shot data watches (set by getData) that must fire for a live session when an
 //!   acknowledged write follows, and a persistent recursive watch on `/r` per session whose
-//!   events must come in zxid order (never going back) on each connection.
+//!   events must come in zxid order (never going back) on each connection;
+//! - kept sessions ([`keep`]): zkw's own client on the simulated network, one long session
+//!   each through every fault, resuming on another member when its connection breaks, with
+//!   an ephemeral `/e/kept-<k>` it keeps writing a counter to: while the session lives its
+//!   ephemeral is there, owned by it, holding an acknowledged count or a later one.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -92,6 +96,10 @@ pub struct Shared {
     pub history: History,
     pub acked: Mutex<Acked>,
     pub hosts: String,
+    /// The simulated network, and every member's client address on it (one list per
+    /// starting member).
+    pub network: zkw::net::MemoryNetwork,
+    pub memory_hosts: Vec<String>,
 }
 
 impl Shared {
@@ -112,6 +120,19 @@ pub async fn timed<T>(
     match tokio::time::timeout(bound(), fut).await {
         Ok(result) => result,
         Err(_) => Err(zk::Error::Timeout),
+    }
+}
+
+/// `fut` of zkw's own client, bounded by [`OP_MS_MAX`].
+pub async fn timed_ours<T>(
+    fut: impl std::future::Future<Output = Result<T, zkw::client::ClientError>>,
+) -> Result<T, zkw::client::ClientError> {
+    match tokio::time::timeout(bound(), fut).await {
+        Ok(result) => result,
+        Err(_) => Err(zkw::client::ClientError::Timeout(
+            bound(),
+            "a kept session's request",
+        )),
     }
 }
 
@@ -422,9 +443,13 @@ async fn multi(
 /// ephemeral with it.
 async fn abandon(shared: &Shared, process: usize, n: u64) {
     let timeout = Duration::from_millis(crate::ensemble::SESSION_TIMEOUT_MS);
+    let transport = shared
+        .network
+        .transport(client_ip(ABANDONING_CLIENTS_NET, process));
+    let hosts = &shared.memory_hosts[process % shared.memory_hosts.len()];
     let Ok(Ok(client)) = tokio::time::timeout(
         bound(),
-        zkw::client::Client::connect(&shared.hosts, timeout),
+        zkw::client::Client::connect_via(transport, hosts, timeout),
     )
     .await
     else {
@@ -438,6 +463,109 @@ async fn abandon(shared: &Shared, process: usize, n: u64) {
     }
     // Dropped, not closed: its connection ends without a closeSession.
     drop(client);
+}
+
+/// The simulated network's address of client `n` of a class (`net`: its second byte).
+fn client_ip(net: u8, n: usize) -> std::net::IpAddr {
+    let host = u8::try_from(n % usize::from(u8::MAX - 1) + 1).unwrap_or(1);
+    std::net::IpAddr::from([127, net, 0, host])
+}
+
+/// Second address bytes of the abandoning clients and of the kept sessions.
+const ABANDONING_CLIENTS_NET: u8 = 1;
+const KEPT_SESSIONS_NET: u8 = 2;
+/// How often a kept session writes its counter, ms.
+const KEPT_WRITE_MS: u64 = 100;
+
+/// A kept session at the end of the run.
+pub struct Kept {
+    pub path: String,
+    pub session_id: i64,
+    pub client: zkw::client::Client,
+    /// The highest count acknowledged, and the highest sent.
+    pub acked: u64,
+    pub sent: u64,
+    /// How many times it resumed on another connection.
+    pub resumed: usize,
+    /// Whether the servers ended it (expired).
+    pub expired: bool,
+}
+
+/// Runs kept session `k` until `stopped`: opens it (on the simulated network, starting with
+/// member `k` of its list), creates `/e/kept-<k>` and writes a growing count to it every
+/// [`KEPT_WRITE_MS`], riding out lost connections. `None` if it never got its ephemeral.
+pub async fn keep(
+    shared: Arc<Shared>,
+    k: usize,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) -> Option<Kept> {
+    use zkw::client::{Client, ClientError};
+    use zkw::proto::{keeper_state, Acl, CreateMode, ErrorCode, EventType};
+    let timeout = Duration::from_millis(crate::ensemble::SESSION_TIMEOUT_MS);
+    let transport = shared.network.transport(client_ip(KEPT_SESSIONS_NET, k));
+    let hosts = &shared.memory_hosts[k % shared.memory_hosts.len()];
+    let mut client = loop {
+        if *stopped.borrow() {
+            return None;
+        }
+        let connect = Client::connect_via(Arc::clone(&transport), hosts, timeout);
+        if let Ok(Ok(client)) = tokio::time::timeout(bound(), connect).await {
+            break client;
+        }
+        tokio::time::sleep(Duration::from_millis(BACKOFF_MS)).await;
+    };
+    let mut events = client.take_events()?;
+    let path = format!("/e/kept-{k}");
+    let acl = Acl::open_unsafe();
+    loop {
+        let created = client.create(&path, b"0", &acl, CreateMode::Ephemeral);
+        match tokio::time::timeout(bound(), created).await {
+            // NodeExists: an earlier try whose answer was lost made it (the name is ours).
+            Ok(Ok(_)) | Ok(Err(ClientError::Server(ErrorCode::NodeExists))) => break,
+            Ok(Err(ClientError::SessionExpired | ClientError::Closed)) => return None,
+            _ if *stopped.borrow() => return None,
+            _ => tokio::time::sleep(Duration::from_millis(BACKOFF_MS)).await,
+        }
+    }
+    let mut kept = Kept {
+        path,
+        session_id: client.session_id(),
+        client,
+        acked: 0,
+        sent: 0,
+        resumed: 0,
+        expired: false,
+    };
+    let mut tick = tokio::time::interval(Duration::from_millis(KEPT_WRITE_MS));
+    loop {
+        tokio::select! {
+            _ = stopped.changed() => return Some(kept),
+            event = events.recv() => match event {
+                Some(event) if event.event_type == EventType::None as i32 => {
+                    match event.state {
+                        keeper_state::SYNC_CONNECTED => kept.resumed += 1,
+                        keeper_state::EXPIRED => kept.expired = true,
+                        _ => {}
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    kept.expired = true;
+                    let _ = stopped.changed().await;
+                    return Some(kept);
+                }
+            },
+            _ = tick.tick(), if !kept.expired => {
+                let count = kept.sent + 1;
+                kept.sent = count;
+                let data = count.to_string();
+                let set = kept.client.set_data(&kept.path, data.as_bytes(), -1);
+                if let Ok(Ok(_)) = tokio::time::timeout(bound(), set).await {
+                    kept.acked = count;
+                }
+            }
+        }
+    }
 }
 
 async fn create_sequential(

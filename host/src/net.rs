@@ -1,8 +1,8 @@
-//! How a server reaches its peers and is reached by them on the quorum port: plain TCP
-//! ([`TcpTransport`]) in production; [`MemoryNetwork`] runs several servers in one process on
-//! an in-memory network that a test partitions at will (both directions or one), slows down
-//! or resets, with no root and no real sockets. TLS and the quorum handshake run on top of
-//! either, unchanged.
+//! `net`: the network seam. How a server reaches its peers on the quorum port, and how
+//! clients reach a server: plain TCP ([`TcpTransport`]) in production; [`MemoryNetwork`] runs
+//! several servers and their clients in one process on an in-memory network that a test
+//! partitions at will (both directions or one), slows down or resets, with no root and no real
+//! sockets. TLS, the quorum handshake and the client protocol run on top of either, unchanged.
 
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
@@ -17,54 +17,54 @@ use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-/// A peer connection's byte stream: TCP, an in-memory link, or TLS over either.
-pub trait PeerIo: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> PeerIo for T {}
-pub type PeerStream = Box<dyn PeerIo>;
+/// A connection's byte stream: TCP, an in-memory link, or TLS over either.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Io for T {}
+pub type Stream = Box<dyn Io>;
 
 /// A future a transport returns.
 pub type Pending<'a, T> = Pin<Box<dyn Future<Output = io::Result<T>> + Send + 'a>>;
 
-/// Dials peers and listens for them.
-pub trait PeerTransport: std::fmt::Debug + Send + Sync + 'static {
+/// Dials servers and listens for connections.
+pub trait Transport: std::fmt::Debug + Send + Sync + 'static {
     /// Opens a stream to `address` (`host:port`).
-    fn dial<'a>(&'a self, address: &'a str) -> Pending<'a, PeerStream>;
+    fn dial<'a>(&'a self, address: &'a str) -> Pending<'a, Stream>;
     /// Listens on `address` (this server's quorum port).
-    fn listen(&self, address: SocketAddr) -> Pending<'_, Box<dyn PeerListener>>;
+    fn listen(&self, address: SocketAddr) -> Pending<'_, Box<dyn Listener>>;
 }
 
-/// Accepted peer connections, with the address each came from.
-pub trait PeerListener: Send {
-    fn accept(&mut self) -> Pending<'_, (PeerStream, SocketAddr)>;
+/// Accepted connections, with the address each came from.
+pub trait Listener: Send {
+    fn accept(&mut self) -> Pending<'_, (Stream, SocketAddr)>;
 }
 
 /// The operating system's TCP.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TcpTransport;
 
-impl PeerTransport for TcpTransport {
-    fn dial<'a>(&'a self, address: &'a str) -> Pending<'a, PeerStream> {
+impl Transport for TcpTransport {
+    fn dial<'a>(&'a self, address: &'a str) -> Pending<'a, Stream> {
         Box::pin(async move {
             let stream = TcpStream::connect(address).await?;
             let _ = stream.set_nodelay(true);
-            Ok(Box::new(stream) as PeerStream)
+            Ok(Box::new(stream) as Stream)
         })
     }
 
-    fn listen(&self, address: SocketAddr) -> Pending<'_, Box<dyn PeerListener>> {
+    fn listen(&self, address: SocketAddr) -> Pending<'_, Box<dyn Listener>> {
         Box::pin(async move {
             let listener = TcpListener::bind(address).await?;
-            Ok(Box::new(listener) as Box<dyn PeerListener>)
+            Ok(Box::new(listener) as Box<dyn Listener>)
         })
     }
 }
 
-impl PeerListener for TcpListener {
-    fn accept(&mut self) -> Pending<'_, (PeerStream, SocketAddr)> {
+impl Listener for TcpListener {
+    fn accept(&mut self) -> Pending<'_, (Stream, SocketAddr)> {
         Box::pin(async move {
             let (stream, peer) = TcpListener::accept(self).await?;
             let _ = stream.set_nodelay(true);
-            Ok((Box::new(stream) as PeerStream, peer))
+            Ok((Box::new(stream) as Stream, peer))
         })
     }
 }
@@ -143,7 +143,7 @@ impl MemoryNetwork {
     }
 
     /// The transport of the server at `ip`.
-    pub fn transport(&self, ip: IpAddr) -> Arc<dyn PeerTransport> {
+    pub fn transport(&self, ip: IpAddr) -> Arc<dyn Transport> {
         Arc::new(MemoryTransport {
             network: self.clone(),
             ip,
@@ -212,8 +212,8 @@ struct MemoryTransport {
     ip: IpAddr,
 }
 
-impl PeerTransport for MemoryTransport {
-    fn dial<'a>(&'a self, address: &'a str) -> Pending<'a, PeerStream> {
+impl Transport for MemoryTransport {
+    fn dial<'a>(&'a self, address: &'a str) -> Pending<'a, Stream> {
         Box::pin(async move {
             let target: SocketAddr = address.parse().map_err(|_| {
                 io::Error::new(
@@ -251,11 +251,11 @@ impl PeerTransport for MemoryTransport {
                 ends,
                 delay: None,
             };
-            Ok(Box::new(link) as PeerStream)
+            Ok(Box::new(link) as Stream)
         })
     }
 
-    fn listen(&self, address: SocketAddr) -> Pending<'_, Box<dyn PeerListener>> {
+    fn listen(&self, address: SocketAddr) -> Pending<'_, Box<dyn Listener>> {
         Box::pin(async move {
             let (sender, incoming) = mpsc::channel(MEMORY_BACKLOG);
             let mut state = self.network.lock();
@@ -270,7 +270,7 @@ impl PeerTransport for MemoryTransport {
             Ok(Box::new(MemoryListener {
                 incoming,
                 network: self.network.clone(),
-            }) as Box<dyn PeerListener>)
+            }) as Box<dyn Listener>)
         })
     }
 }
@@ -280,8 +280,8 @@ struct MemoryListener {
     network: MemoryNetwork,
 }
 
-impl PeerListener for MemoryListener {
-    fn accept(&mut self) -> Pending<'_, (PeerStream, SocketAddr)> {
+impl Listener for MemoryListener {
+    fn accept(&mut self) -> Pending<'_, (Stream, SocketAddr)> {
         Box::pin(async move {
             let (stream, source, ends) = self
                 .incoming
@@ -294,7 +294,7 @@ impl PeerListener for MemoryListener {
                 ends,
                 delay: None,
             };
-            Ok((Box::new(link) as PeerStream, source))
+            Ok((Box::new(link) as Stream, source))
         })
     }
 }
