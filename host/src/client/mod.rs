@@ -196,6 +196,12 @@ impl Client {
         self.state.closed_reason()
     }
 
+    /// Whether the session is over (expired or closed); while it is only between connections
+    /// (see [`Client::closed_reason`]), it is not.
+    pub fn session_over(&self) -> bool {
+        self.state.is_over()
+    }
+
     /// The watch notifications of this session; `None` after the first call.
     pub fn take_events(&mut self) -> Option<mpsc::UnboundedReceiver<WatchedEvent>> {
         self.events.take()
@@ -398,7 +404,7 @@ impl Client {
 
     /// Ends the session (closeSession, waiting for its answer within the session timeout)
     /// and then the connection.
-    pub async fn close(self) -> Result<(), ClientError> {
+    pub async fn close(&self) -> Result<(), ClientError> {
         self.state.start_closing();
         self.submit(Request::CloseSession).await.map(drop)
     }

@@ -272,6 +272,11 @@ impl SessionState {
         }
     }
 
+    /// Whether the session is over (expired, or closed), not just between connections.
+    pub fn is_over(&self) -> bool {
+        matches!(&*lock(&self.status), Status::Ended { .. })
+    }
+
     /// The server this session is (or was last) connected to.
     pub fn server(&self) -> String {
         match &*lock(&self.status) {

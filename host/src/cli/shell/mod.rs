@@ -302,14 +302,17 @@ impl Shell {
         lock(&self.client).clone()
     }
 
+    /// Whether there is a live session (connected, or resuming on another server: zkCli's
+    /// `isAlive`).
     fn connected(&self) -> bool {
-        self.current()
-            .is_some_and(|client| client.closed_reason().is_none())
+        self.current().is_some_and(|client| !client.session_over())
     }
 
     fn state(&self) -> &'static str {
         match self.current() {
             Some(client) if client.closed_reason().is_none() => "CONNECTED",
+            // Between connections: the session resumes on another server (as zkCli shows it).
+            Some(client) if !client.session_over() => "CONNECTING",
             Some(_) => "CLOSED",
             None if self.closed => "CLOSED",
             None => "NOT_CONNECTED",
@@ -372,19 +375,10 @@ impl Shell {
         let Some(client) = lock(&self.client).take() else {
             return false;
         };
-        let alive = client.closed_reason().is_none();
+        let alive = !client.session_over();
         if alive {
-            // The completer may still hold a clone; then close by request.
-            let closing = async move {
-                match Arc::try_unwrap(client) {
-                    Ok(client) => client.close().await,
-                    Err(shared) => shared
-                        .submit(crate::proto::Request::CloseSession)
-                        .await
-                        .map(drop),
-                }
-            };
-            let _ = self.runtime.block_on(closing);
+            // The completer may still hold a clone: close the session, not just this handle.
+            let _ = self.runtime.block_on(client.close());
         }
         alive
     }
