@@ -68,6 +68,8 @@ const EXTRA_FAULT_ODDS: f64 = 0.3;
 const EXTRA_STREAM: u64 = 0x5eed_e87a;
 /// Distinguishes the link resets' stream from the other two.
 const RESET_STREAM: u64 = 0x5eed_4e5e;
+/// Distinguishes the client cuts' stream from the other fault streams.
+const CLIENT_CUT_STREAM: u64 = 0x5eed_c1c7;
 /// Distinguishes the storage settings' stream from the fault streams.
 const STORAGE_STREAM: u64 = 0x5eed_d15c;
 /// snapCount of a run (drawn in this range): a snapshot every this many entries, so runs take
@@ -107,6 +109,9 @@ enum Fault {
     Remove(u8),
     /// Every quorum link this member has breaks at once (a TCP reset); new ones work.
     Reset(u8),
+    /// A kept session's client and this member cannot talk, both ways: the client moves on
+    /// to another member if it was on this one, and cannot come here.
+    CutClient(usize, u8),
 }
 
 fn draw_fault(rng: &mut StdRng, size: u8) -> Fault {
@@ -163,6 +168,14 @@ fn draw_reset(rng: &mut StdRng, size: u8) -> Option<Fault> {
         .then(|| Fault::Reset(rng.random_range(1..=size)))
 }
 
+/// With the extra faults' odds, a kept session's client cut off from a member.
+fn draw_client_cut(rng: &mut StdRng, size: u8) -> Option<Fault> {
+    rng.random_bool(EXTRA_FAULT_ODDS).then(|| {
+        let kept = rng.random_range(0..KEPT_SESSIONS);
+        Fault::CutClient(kept, rng.random_range(1..=size))
+    })
+}
+
 async fn apply_fault(cluster: &mut Cluster, fault: &Fault, hold_ms: u64) {
     let size = u8::try_from(cluster.members.len()).unwrap();
     match fault {
@@ -192,6 +205,9 @@ async fn apply_fault(cluster: &mut Cluster, fault: &Fault, hold_ms: u64) {
         }
         Fault::Pause(id) => cluster.pause(*id, hold_ms),
         Fault::Reset(id) => cluster.network.reset(member_ip(*id)),
+        Fault::CutClient(kept, id) => cluster
+            .network
+            .partition(workload::kept_client_ip(*kept), member_ip(*id)),
         Fault::Remove(id) => {
             // Best effort: refused (another change runs, no quorum) or lost, it did not happen
             // or healing undoes it.
@@ -340,6 +356,7 @@ async fn simulate(seed: u64, size: u8) {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut extra_rng = StdRng::seed_from_u64(seed ^ EXTRA_STREAM);
     let mut reset_rng = StdRng::seed_from_u64(seed ^ RESET_STREAM);
+    let mut client_cut_rng = StdRng::seed_from_u64(seed ^ CLIENT_CUT_STREAM);
     let skews: Vec<i64> = (0..size)
         .map(|_| rng.random_range(-CLOCK_SKEW_MS_MAX..=CLOCK_SKEW_MS_MAX))
         .collect();
@@ -400,6 +417,7 @@ async fn simulate(seed: u64, size: u8) {
         let quiet = rng.random_range(QUIET_TICKS) * TICK_MS;
         let mut extras = draw_extras(&mut extra_rng, size);
         extras.extend(draw_reset(&mut reset_rng, size));
+        extras.extend(draw_client_cut(&mut client_cut_rng, size));
         eprintln!(
             "seed {seed}/{size}: round {round}: {fault:?} {extras:?} for {hold} ms, then {quiet} ms healed"
         );

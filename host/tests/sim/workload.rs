@@ -471,6 +471,11 @@ fn client_ip(net: u8, n: usize) -> std::net::IpAddr {
     std::net::IpAddr::from([127, net, 0, host])
 }
 
+/// Kept session `k`'s address on the simulated network.
+pub fn kept_client_ip(k: usize) -> std::net::IpAddr {
+    client_ip(KEPT_SESSIONS_NET, k)
+}
+
 /// Second address bytes of the abandoning clients and of the kept sessions.
 const ABANDONING_CLIENTS_NET: u8 = 1;
 const KEPT_SESSIONS_NET: u8 = 2;
@@ -502,7 +507,7 @@ pub async fn keep(
     use zkw::client::{Client, ClientError};
     use zkw::proto::{keeper_state, Acl, CreateMode, ErrorCode, EventType};
     let timeout = Duration::from_millis(crate::ensemble::SESSION_TIMEOUT_MS);
-    let transport = shared.network.transport(client_ip(KEPT_SESSIONS_NET, k));
+    let transport = shared.network.transport(kept_client_ip(k));
     let hosts = &shared.memory_hosts[k % shared.memory_hosts.len()];
     let mut client = loop {
         if *stopped.borrow() {
