@@ -126,11 +126,7 @@ async fn session_ephemeral_and_watches_survive_server_kill(on_leader: bool) {
     .await;
     ens.leader().await;
     let admin = Ensemble::client(&ens.live_hosts()).await;
-    bounded("set /gap", admin.set_data("/gap", b"v1", None))
-        .await
-        .unwrap();
-    mk(&admin, "/kids/gap", b"").await;
-    mk(&admin, "/absent", b"").await;
+    change_in_the_gap(&admin).await;
     proxies.iter().for_each(Proxy::resume);
     let now_on = wait_reconnected(&ens, &client, sid).await;
     assert_ne!(now_on, target);
@@ -246,11 +242,7 @@ async fn our_client_resumes_its_session(on_leader: bool) {
     );
     assert!(client.closed_reason().is_some());
     ens.leader().await;
-    bounded("set /gap", admin.set_data("/gap", b"v1", None))
-        .await
-        .unwrap();
-    mk(&admin, "/kids/gap", b"").await;
-    mk(&admin, "/absent", b"").await;
+    change_in_the_gap(&admin).await;
     proxies.iter().for_each(Proxy::resume);
     assert_eq!(
         next_state(&mut events).await,
@@ -291,6 +283,16 @@ async fn our_client_resumes_its_session(on_leader: bool) {
     .collect();
     assert_eq!(fired, expected);
     bounded("close ours", client.close()).await.unwrap();
+}
+
+/// While the client is kept away: the watched `/gap` changes, `/kids` gets a child and
+/// `/absent` appears.
+async fn change_in_the_gap(admin: &zk::Client) {
+    bounded("set /gap", admin.set_data("/gap", b"v1", None))
+        .await
+        .unwrap();
+    mk(admin, "/kids/gap", b"").await;
+    mk(admin, "/absent", b"").await;
 }
 
 /// The watches one client sets before its server dies.

@@ -73,9 +73,9 @@ struct PendingState {
     closed: Option<String>,
 }
 
-/// The queue both tasks share.
+/// The queue the writer and the reader share.
 #[derive(Default)]
-pub struct Pending {
+struct Pending {
     state: Mutex<PendingState>,
 }
 
@@ -89,7 +89,7 @@ impl Pending {
     }
 
     /// Fails every waiter and refuses new ones. Only the first reason is kept.
-    pub fn close(&self, reason: &str) {
+    fn close(&self, reason: &str) {
         let drained: Vec<PendingEntry> = {
             let mut state = self.lock();
             if state.closed.is_none() {

@@ -577,10 +577,7 @@ pub async fn run(
                             connection_tasks.spawn(connection::run(context.clone(), stream, admitted));
                         }
                     }
-                    Err(error) => {
-                        tracing::warn!(%error, "accept failed; backing off");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
+                    Err(error) => back_off_after("clientPort", error).await,
                 },
                 accepted = accept_other(other_port.as_mut()) => match accepted {
                     Ok((stream, peer)) => {
@@ -588,10 +585,7 @@ pub async fn run(
                             connection_tasks.spawn(connection::run_stream(context.clone(), stream, admitted));
                         }
                     }
-                    Err(error) => {
-                        tracing::warn!(%error, "accept failed; backing off");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
+                    Err(error) => back_off_after("clientPort (other network)", error).await,
                 },
                 accepted = accept_secure(secure.as_ref()) => match accepted {
                     Ok((stream, peer)) => if let Some(secure) = &secure {
@@ -608,10 +602,7 @@ pub async fn run(
                             }
                         }
                     },
-                    Err(error) => {
-                        tracing::warn!(%error, "secure accept failed; backing off");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
+                    Err(error) => back_off_after("secureClientPort", error).await,
                 },
                 Some(joined) = connection_tasks.join_next(), if !connection_tasks.is_empty() => {
                     if let Err(error) = joined {
@@ -791,6 +782,14 @@ async fn bind_secure(config: &Config) -> Result<Option<SecureListener>, ServerEr
         handshake_timeout: Duration::from_millis(config.tls.client.handshake_timeout_ms),
         handshakes: Arc::default(),
     }))
+}
+
+/// Pause after a failed accept (out of file descriptors, most likely), in milliseconds.
+const ACCEPT_BACKOFF_MS: u64 = 50;
+
+async fn back_off_after(port: &'static str, error: std::io::Error) {
+    tracing::warn!(port, %error, "accept failed; backing off");
+    tokio::time::sleep(Duration::from_millis(ACCEPT_BACKOFF_MS)).await;
 }
 
 /// Accepts on the client port of another network (`Seams::clients`); never completes when
