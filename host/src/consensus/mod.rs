@@ -112,6 +112,11 @@ pub trait StateMachine: Send + Sync + 'static {
     /// A proposal whose fate this server will not learn (its leader went away), or that was
     /// refused before it reached the log; `reason` says which to the client's log line.
     fn abandon(&self, route: Self::Route, reason: &'static str);
+    /// Whether whoever waits on `route` is gone (its connection closing): its write, not yet
+    /// in the log as far as this server knows, is not re-sent. The client was told its
+    /// connection was lost, so it may read and write again elsewhere; a copy re-sent now could
+    /// land after those, out of its session's order.
+    fn is_gone(&self, route: &Self::Route) -> bool;
     /// Appends the replicated state, as bytes, to `out`.
     fn snapshot(&self, out: &mut Vec<u8>) -> io::Result<()>;
     /// Replaces the replicated state with a snapshot's.

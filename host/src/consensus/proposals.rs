@@ -96,7 +96,9 @@ impl<M: StateMachine> Consensus<M> {
     /// Orders this server's proposals: a batch at a time, to the local log when leading,
     /// forwarded in order otherwise. After a failed submit, a change of leader (or term), or a
     /// batch appended here that did not commit, every command not yet applied here goes
-    /// again, oldest first, before anything newer:
+    /// again, oldest first, before anything newer, except those whose client connection has
+    /// closed (the client was told its connection was lost and may already have read and
+    /// written again through another server: ZooKeeper's followers resend nothing):
     /// the state machine skips the copies it already applied, so each write happens once and
     /// a session's writes keep their order. Only when no leader takes them for
     /// LEADER_WAIT_MS_MAX are they abandoned.
@@ -138,7 +140,12 @@ impl<M: StateMachine> Consensus<M> {
             let batch = if delivered_to.is_some() && delivered_to == current {
                 fresh
             } else {
-                self.pending.unacked()
+                let (resend, gone) = self.pending.resendable(|route| self.machine.is_gone(route));
+                for route in gone {
+                    self.machine
+                        .abandon(route, "connection closed before the write was ordered");
+                }
+                resend
             };
             if batch.is_empty() {
                 continue;

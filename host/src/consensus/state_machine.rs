@@ -76,6 +76,26 @@ impl<R> Pending<R> {
             .unwrap_or_default()
     }
 
+    /// Every command not yet applied here whose requester is still there (`gone` says it is
+    /// not), oldest first; the others are forgotten and their routes handed back.
+    pub fn resendable(&self, gone: impl Fn(&R) -> bool) -> (Vec<Command>, Vec<R>) {
+        let Ok(mut inner) = self.inner.lock() else {
+            return (Vec::new(), Vec::new());
+        };
+        let dropped: Vec<u64> = inner
+            .routes
+            .iter()
+            .filter(|(_, route)| gone(route))
+            .map(|(seq, _)| *seq)
+            .collect();
+        let mut routes = Vec::with_capacity(dropped.len());
+        for seq in dropped {
+            inner.unacked.remove(&seq);
+            routes.extend(inner.routes.remove(&seq));
+        }
+        (inner.unacked.values().cloned().collect(), routes)
+    }
+
     /// Forgets every command at or below `seq` (a snapshot from the leader covered them);
     /// returns their routes.
     pub fn take_through(&self, seq: u64) -> Vec<R> {
@@ -652,6 +672,28 @@ mod tests {
     }
 
     #[test]
+    fn commands_of_requesters_gone_are_not_resent() {
+        let pending: Pending<&str> = Pending::default();
+        for (seq, route) in [
+            (1, Some("gone")),
+            (2, None),
+            (3, Some("here")),
+            (4, Some("gone")),
+        ] {
+            pending.insert(&command(1, 1, seq), route);
+        }
+        let (resend, dropped) = pending.resendable(|route| *route == "gone");
+        let seqs: Vec<u64> = resend.iter().map(|c| c.seq).collect();
+        assert_eq!(
+            seqs,
+            [2, 3],
+            "internal commands and live requesters' go again, in order"
+        );
+        assert_eq!(dropped, ["gone", "gone"]);
+        assert_eq!(pending.unacked().len(), 2);
+    }
+
+    #[test]
     fn a_snapshot_settles_the_pending_commands_it_covers() {
         let pending: Pending<&str> = Pending::default();
         for (seq, route) in [(1, Some("a")), (2, None), (3, Some("c")), (4, Some("d"))] {
@@ -691,6 +733,9 @@ mod tests {
         }
         fn abandon(&self, route: &'static str, _reason: &'static str) {
             self.refused.lock().unwrap().push(route);
+        }
+        fn is_gone(&self, _route: &&'static str) -> bool {
+            false
         }
         fn snapshot(&self, _out: &mut Vec<u8>) -> io::Result<()> {
             Ok(())

@@ -149,6 +149,13 @@ impl Applier {
 impl StateMachine for Applier {
     type Route = Route;
 
+    fn is_gone(&self, route: &Route) -> bool {
+        match route {
+            Route::Reply(reply) => reply.outbound.is_closed(),
+            Route::Session(waiter) => waiter.is_closed(),
+        }
+    }
+
     fn abandon(&self, route: Route, reason: &'static str) {
         match route {
             Route::Reply(reply) => {

@@ -111,6 +111,11 @@ impl Outbound {
         }
     }
 
+    /// Whether the connection is closing (or aborted): nothing more goes out on it.
+    pub fn is_closed(&self) -> bool {
+        self.control.closed.load(Ordering::Relaxed)
+    }
+
     /// Stops the writer at once, nothing flushed; the connection ends with `reason`.
     pub fn abort(&self, reason: String) {
         self.control.closed.store(true, Ordering::Relaxed);
