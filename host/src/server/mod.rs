@@ -957,9 +957,13 @@ const RECIPE_TIMER_POLL_MS: u64 = 50;
 async fn propose_recipe_duties(context: Context, mut stop: tokio::sync::watch::Receiver<bool>) {
     let mut interval = tokio::time::interval(Duration::from_millis(RECIPE_TIMER_POLL_MS));
     let mut checked_in = None;
+    // A new term's check goes as soon as this server serves, ahead of its clients' first
+    // writes, rather than up to a poll later in the middle of them.
+    let mut serving = context.consensus.serving();
     loop {
         tokio::select! {
             _ = interval.tick() => {}
+            changed = serving.changed() => if changed.is_err() { return },
             _ = stop.changed() => return,
         }
         let Some(term) = context.consensus.leader_term() else {
