@@ -19,20 +19,12 @@ use tokio::sync::mpsc;
 use super::conn::{self, Outgoing, WatchedEvent};
 use super::error::ClientError;
 use crate::net::Transport;
-use crate::proto::{keeper_state, AuthPacket, EventType, Request, SetWatches};
+use crate::proto::{
+    keeper_state, AddWatchMode, AuthPacket, EventType, Request, SetWatches, WatcherType,
+};
 
 /// Pause after a pass over the server list in which no server took the session back.
 pub const RECONNECT_PAUSE_MS: u64 = 100;
-
-/// RemoveWatches' watcher types (ZooKeeper's `WatcherType`).
-const WATCHER_TYPE_CHILDREN: i32 = 1;
-const WATCHER_TYPE_DATA: i32 = 2;
-const WATCHER_TYPE_ANY: i32 = 3;
-const WATCHER_TYPE_PERSISTENT: i32 = 4;
-const WATCHER_TYPE_PERSISTENT_RECURSIVE: i32 = 5;
-/// addWatch's modes: persistent, persistent and recursive.
-const ADD_WATCH_PERSISTENT: i32 = 0;
-const ADD_WATCH_PERSISTENT_RECURSIVE: i32 = 1;
 
 /// Where the session stands.
 #[derive(Clone, Debug)]
@@ -177,28 +169,27 @@ impl SessionState {
             Registration::Child(path) if err == 0 => {
                 watches.child.insert(path);
             }
-            Registration::AddWatch { path, mode } if err == 0 => match mode {
-                ADD_WATCH_PERSISTENT => {
-                    watches.persistent.insert(path);
-                }
-                ADD_WATCH_PERSISTENT_RECURSIVE => {
-                    watches.recursive.insert(path);
-                }
-                _ => {}
-            },
+            Registration::AddWatch { path, mode } if err == 0 => {
+                match AddWatchMode::from_code(mode) {
+                    Some(AddWatchMode::Persistent) => watches.persistent.insert(path),
+                    Some(AddWatchMode::PersistentRecursive) => watches.recursive.insert(path),
+                    None => false,
+                };
+            }
             Registration::Remove { path, watcher_type } if err == 0 => {
-                let any = watcher_type == WATCHER_TYPE_ANY;
-                if any || watcher_type == WATCHER_TYPE_CHILDREN {
+                let kind = WatcherType::from_code(watcher_type);
+                let any = kind == Some(WatcherType::Any);
+                if any || kind == Some(WatcherType::Children) {
                     watches.child.remove(&path);
                 }
-                if any || watcher_type == WATCHER_TYPE_DATA {
+                if any || kind == Some(WatcherType::Data) {
                     watches.data.remove(&path);
                     watches.exist.remove(&path);
                 }
-                if any || watcher_type == WATCHER_TYPE_PERSISTENT {
+                if any || kind == Some(WatcherType::Persistent) {
                     watches.persistent.remove(&path);
                 }
-                if any || watcher_type == WATCHER_TYPE_PERSISTENT_RECURSIVE {
+                if any || kind == Some(WatcherType::PersistentRecursive) {
                     watches.recursive.remove(&path);
                 }
             }
@@ -485,8 +476,12 @@ mod tests {
                 mode,
             })
         };
-        register(&state, add("/p", ADD_WATCH_PERSISTENT), 0);
-        register(&state, add("/r", ADD_WATCH_PERSISTENT_RECURSIVE), 0);
+        register(&state, add("/p", AddWatchMode::Persistent as i32), 0);
+        register(
+            &state,
+            add("/r", AddWatchMode::PersistentRecursive as i32),
+            0,
+        );
         assert!(Registration::of(&Request::GetData(PathWatchRequest {
             path: "/d".into(),
             watch: false
@@ -513,7 +508,7 @@ mod tests {
                 watcher_type,
             })
         };
-        register(&state, remove("/x", WATCHER_TYPE_CHILDREN), 0);
+        register(&state, remove("/x", WatcherType::Children as i32), 0);
         let set = set_watches(&state).expect("watches to re-send");
         assert_eq!(
             set.data_watches,
@@ -522,9 +517,9 @@ mod tests {
         );
         assert!(set.exist_watches.is_empty() && set.child_watches.is_empty());
         assert_eq!(set.persistent_watches, ["/p"]);
-        register(&state, remove("/x", WATCHER_TYPE_DATA), 0);
-        register(&state, remove("/p", WATCHER_TYPE_PERSISTENT), 0);
-        register(&state, remove("/r", WATCHER_TYPE_ANY), 0);
+        register(&state, remove("/x", WatcherType::Data as i32), 0);
+        register(&state, remove("/p", WatcherType::Persistent as i32), 0);
+        register(&state, remove("/r", WatcherType::Any as i32), 0);
         assert!(set_watches(&state).is_none(), "nothing left to re-send");
     }
 
